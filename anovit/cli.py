@@ -1,0 +1,157 @@
+"""Command-line interface: ``python -m anovit train|evaluate ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from .augment import AugmentConfig
+from .errors import AnovitError
+from .models import MODELS, PRESETS
+
+
+def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
+    from .data import DATASETS
+
+    default = None if not required else "synthetic"
+    p.add_argument("--dataset", choices=DATASETS, default=default, help="dataset name (default: %(default)s)")
+    p.add_argument("--data-root", help="dataset folder (MVTec layout for mvtec/folder datasets)")
+    p.add_argument("--category", default=None if not required else "weave", help="class / category (default: %(default)s)")
+
+
+def _train_parser(sub: Any) -> None:
+    p = sub.add_parser("train", help="train AnoViT or the l2-CAE on normal images, then evaluate")
+    _add_data_args(p, required=True)
+    p.add_argument("--model", choices=sorted(MODELS), default="anovit")
+    p.add_argument("--preset", choices=sorted(PRESETS["anovit"]), default="cpu-tiny")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", help="run folder (default: checkpoints/<dataset>-<category>-<model>-<preset>-s<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last epoch")
+    p.add_argument("--overwrite", action="store_true", help="start over in an existing run folder")
+    p.add_argument("--no-affine", action="store_true", help="switch off random affine augmentation")
+    p.add_argument("--no-flip", action="store_true", help="switch off horizontal and vertical flips")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: where supported)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--no-pretrained", action="store_true", help="AnoViT: random encoder init even for the paper preset")
+    p.add_argument("--encoder-weights", help="AnoViT: local encoder weights file (safetensors or timm checkpoint)")
+    p.add_argument("--latent-dim", type=int, help="l2-CAE latent size (100 textures / 500 objects in the original)")
+    p.add_argument("--sigma", type=float, default=4.0, help="Gaussian smoothing of score maps for the evaluation")
+    p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation after training")
+    p.set_defaults(func=_cmd_train)
+
+
+def _evaluate_parser(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a run folder on its test split; prints AUROCs, writes JSON")
+    p.add_argument("run_dir", type=Path)
+    _add_data_args(p, required=False)
+    p.add_argument("--sigma", type=float, default=4.0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--output", type=Path, help="JSON file (default: RUN_DIR/evaluation.json)")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    from .train import TrainConfig
+
+    overrides: dict[str, Any] = {}
+    if args.model == "anovit":
+        if args.no_pretrained:
+            overrides["pretrained"] = False
+        if args.encoder_weights:
+            overrides["encoder_weights"] = str(Path(args.encoder_weights).resolve())
+    elif args.latent_dim:
+        overrides["latent_dim"] = args.latent_dim
+    return TrainConfig(
+        dataset=args.dataset, category=args.category, data_root=args.data_root, model=args.model,
+        preset=args.preset, model_overrides=overrides, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, val_fraction=args.val_fraction, seed=args.seed, bf16=args.bf16, device=args.device,
+        augment=AugmentConfig(affine=not args.no_affine, hflip=not args.no_flip, vflip=not args.no_flip),
+    )
+
+
+def _print_eval(result: Any) -> None:
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    print(f"image AUROC {fmt(result.image_auroc)}  pixel AUROC {fmt(result.pixel_auroc)}  "
+          f"({result.n_images} images, {result.n_anomalous} anomalous, {result.images_per_s:.1f} images/s)")
+
+
+def _eval_bar(desc: str) -> tuple[Any, Any]:
+    bar = tqdm(desc=desc, unit="img", leave=False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return bar, progress
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_run
+    from .train import train
+
+    config = _train_config(args)
+    bar = tqdm(desc="train", unit="step")
+
+    def progress(event: dict[str, Any]) -> None:
+        if event["event"] == "step":
+            bar.total = event["epochs"] * event["steps"]
+            bar.set_postfix(epoch=event["epoch"], loss=f"{event['loss']:.4f}", img_s=f"{event['images_per_s']:.0f}")
+            bar.update(1)
+        else:
+            bar.write(f"epoch {event['epoch']}/{event['epochs']}: train {event['train_loss']:.5f} "
+                      f"val {event['val_loss']:.5f} ({event['seconds']:.1f} s, best epoch {event['best_epoch']})")
+
+    result = train(config, args.output, resume=args.resume, overwrite=args.overwrite, progress=progress)
+    bar.close()
+    print(f"best epoch {result.best_epoch} (val loss {result.best_val_loss:.5f}); run folder {result.run_dir}")
+    if not args.no_eval:
+        ebar, eprogress = _eval_bar("evaluate")
+        evaluation = evaluate_run(result.run_dir, sigma=args.sigma, device=args.device, progress=eprogress)
+        ebar.close()
+        _print_eval(evaluation)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_run
+
+    bar, progress = _eval_bar("evaluate")
+    result = evaluate_run(args.run_dir, dataset=args.dataset, category=args.category, data_root=args.data_root,
+                          sigma=args.sigma, batch_size=args.batch_size, device=args.device, progress=progress)
+    bar.close()
+    _print_eval(result)
+    out = args.output or args.run_dir / "evaluation.json"
+    out.write_text(json.dumps({**result.summary(), "rows": result.rows}, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="python -m anovit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    _evaluate_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; anovit's own errors print one line and exit with status 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (AnovitError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,86 @@
+"""Model registry: one name per model type, one name per preset (timm-style explicit configs)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from typing import Any
+
+import torch.nn as nn
+
+from .anovit import AnoViT, AnoViTConfig
+from .cae import L2CAE, L2CAEConfig
+
+MODELS: dict[str, tuple[type, type[nn.Module]]] = {
+    "anovit": (AnoViTConfig, AnoViT),
+    "cae": (L2CAEConfig, L2CAE),
+}
+
+# Presets: the paper's setting is a GPU job; the cpu-* presets are sized for a 2-core CPU.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "anovit": {
+        "cpu-tiny": dict(encoder="vit_tiny_patch16_224", image_size=128),
+        "cpu-small": dict(encoder="vit_small_patch16_224", image_size=224),
+        "paper": dict(encoder="vit_base_patch16_384", image_size=384, pretrained=True),
+    },
+    "cae": {
+        "cpu-tiny": dict(image_size=128),
+        "cpu-small": dict(image_size=224),
+        "paper": dict(image_size=384),
+    },
+}
+
+MODEL_LABELS = {"anovit": "AnoViT", "cae": "l2-CAE"}
+
+
+def _check(name: str, choices: Any, what: str) -> None:
+    if name not in choices:
+        raise ValueError(f"unknown {what} {name!r}; expected one of {sorted(choices)}")
+
+
+def make_config(model: str, preset: str = "cpu-tiny", **overrides: Any) -> Any:
+    """The config dataclass of ``model`` for ``preset``, with ``overrides`` (None values ignored)."""
+    _check(model, MODELS, "model")
+    _check(preset, PRESETS[model], f"preset for {model}")
+    config_cls, _ = MODELS[model]
+    known = {f.name for f in fields(config_cls)}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"{model} config has no field(s) {sorted(unknown)}; fields are {sorted(known)}")
+    return config_cls(**{**PRESETS[model][preset], **overrides})
+
+
+def build_model(model: str, config: Any) -> nn.Module:
+    """Instantiate ``model`` from its config dataclass."""
+    _check(model, MODELS, "model")
+    return MODELS[model][1](config)
+
+
+def create_model(model: str, preset: str = "cpu-tiny", **overrides: Any) -> nn.Module:
+    """Create ``model`` ("anovit" or "cae") from a preset with optional config overrides."""
+    return build_model(model, make_config(model, preset, **overrides))
+
+
+def config_to_dict(model: nn.Module) -> dict[str, Any]:
+    """The serialisable description of a model: its type and config fields."""
+    return {"model_type": model.model_type, **asdict(model.config)}
+
+
+def config_from_dict(data: dict[str, Any]) -> tuple[str, Any]:
+    """Inverse of :func:`config_to_dict`; raises ValueError naming unknown or missing fields."""
+    data = dict(data)
+    model = data.pop("model_type", None)
+    if model not in MODELS:
+        raise ValueError(f"config field 'model_type' must be one of {sorted(MODELS)}, got {model!r}")
+    config_cls = MODELS[model][0]
+    known = {f.name for f in fields(config_cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{model} config has unknown field(s) {sorted(unknown)}")
+    return model, config_cls(**data)
+
+
+__all__ = [
+    "AnoViT", "AnoViTConfig", "L2CAE", "L2CAEConfig", "MODELS", "PRESETS", "MODEL_LABELS",
+    "make_config", "build_model", "create_model", "config_to_dict", "config_from_dict",
+]

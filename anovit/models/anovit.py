@@ -1,0 +1,111 @@
+"""AnoViT: a ViT encoder whose patch embeddings, laid back on their grid, feed a conv decoder.
+
+Paper section 3.1: the [cls] token (here: every prefix token, i.e. cls, distillation and register
+tokens) is dropped, the N patch embeddings of the last encoder layer are rearranged into a
+D x sqrt(N) x sqrt(N) feature map F (no fully connected bottleneck), and six transposed-convolution
++ ReLU blocks followed by an upsampling to the input size reconstruct the image.
+
+Channel plan for a patch size of 16 (``decoder_channels=(256, 128, 64, 32, 16, 16)``), grid g = size/16:
+
+    block  ConvTranspose2d             output
+    1      D   -> 256, k3 s1 p1        256 x g   x g
+    2      256 -> 128, k4 s2 p1        128 x 2g  x 2g
+    3      128 -> 64,  k4 s2 p1        64  x 4g  x 4g
+    4      64  -> 32,  k4 s2 p1        32  x 8g  x 8g
+    5      32  -> 16,  k4 s2 p1        16  x 16g x 16g
+    6      16  -> 16,  k3 s1 p1        16  x 16g x 16g
+    each block: ConvTranspose2d -> BatchNorm2d -> ReLU
+    upsample (bilinear) to the input size (a no-op when 16g equals it), then a linear 3x3 conv to C.
+
+Blocks 2.. are stride 2 as many times as log2(patch size) needs; the rest are stride 1. The last
+layer is linear, not ReLU/Tanh: inputs are images in [0, 1] and the reconstruction is compared with
+them directly, so AnoViT and the l2-CAE produce score maps on the same scale. The encoder sees the
+input normalised with its own (ImageNet) mean and std.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .encoder import create_encoder
+
+
+@dataclass
+class AnoViTConfig:
+    """Configuration of an AnoViT model (serialised to config.json)."""
+
+    encoder: str = "vit_tiny_patch16_224"
+    image_size: int = 128
+    in_channels: int = 3
+    pretrained: bool = False
+    encoder_weights: str | None = None
+    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16, 16)
+
+    def __post_init__(self) -> None:
+        self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
+        if len(self.decoder_channels) != 6:
+            raise ValueError(f"decoder_channels must list 6 widths (six blocks), got {self.decoder_channels}")
+
+
+def decoder_strides(patch_size: int, n_blocks: int = 6) -> list[int]:
+    """Strides of the decoder blocks: the first is 1, then 2 until the patch size is undone."""
+    n_up = min(n_blocks - 1, max(0, round(math.log2(patch_size))))
+    return [1] + [2] * n_up + [1] * (n_blocks - 1 - n_up)
+
+
+class AnoViT(nn.Module):
+    """ViT encoder + transposed-convolution decoder; ``forward`` returns the reconstruction."""
+
+    model_type = "anovit"
+
+    def __init__(self, config: AnoViTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = create_encoder(
+            config.encoder, config.image_size, config.pretrained, config.encoder_weights
+        )
+        if config.in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 or 3, got {config.in_channels}")
+        mean = self.encoder.pretrained_cfg.get("mean", (0.5, 0.5, 0.5))
+        std = self.encoder.pretrained_cfg.get("std", (0.5, 0.5, 0.5))
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        patch = self.encoder.patch_embed.patch_size[0]
+        blocks: list[nn.Module] = []
+        width = self.encoder.embed_dim
+        for out, stride in zip(config.decoder_channels, decoder_strides(patch)):
+            kernel = 4 if stride == 2 else 3
+            blocks += [
+                nn.ConvTranspose2d(width, out, kernel, stride=stride, padding=1),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+            ]
+            width = out
+        self.decoder = nn.Sequential(*blocks)
+        self.head = nn.Conv2d(width, config.in_channels, 3, padding=1)
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        """Tokens before the patch tokens (cls, distillation, registers) that the map drops."""
+        return int(getattr(self.encoder, "num_prefix_tokens", 1))
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The feature map F (B, D, sqrt(N), sqrt(N)): patch embeddings back on their grid."""
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        tokens = self.encoder.forward_features((x - self.mean) / self.std)
+        patches = tokens[:, self.num_prefix_tokens :]
+        h, w = self.encoder.patch_embed.grid_size
+        return patches.transpose(1, 2).reshape(x.shape[0], patches.shape[2], h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x`` (B, C, H, W) with values in [0, 1]."""
+        out = self.decoder(self.feature_map(x))
+        if out.shape[-2:] != x.shape[-2:]:
+            out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return self.head(out)

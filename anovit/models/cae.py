@@ -1,0 +1,100 @@
+"""The l2-CAE baseline: the convolutional autoencoder of Bergmann et al. (2019b, SSIM-AE paper,
+Table 1) trained with the l2 loss, as used for the l2-AE of the MVTec AD paper.
+
+Layer table for 128 px input (d = latent_dim: 100 for textures, 500 for objects in the original):
+
+    encoder                               decoder (mirror)
+    conv 4x4 s2  32   -> 64x64            convT 8x8 (valid) d -> 32   -> 8x8
+    conv 4x4 s2  32   -> 32x32            conv 3x3 s1 64
+    conv 3x3 s1  32                       conv 3x3 s1 128
+    conv 4x4 s2  64   -> 16x16            convT 4x4 s2 64             -> 16x16
+    conv 3x3 s1  64                       conv 3x3 s1 64
+    conv 4x4 s2  128  -> 8x8              convT 4x4 s2 32             -> 32x32
+    conv 3x3 s1  64                       conv 3x3 s1 32
+    conv 3x3 s1  32                       convT 4x4 s2 32             -> 64x64
+    conv 8x8 valid d  -> 1x1 (latent)     convT 4x4 s2 C (linear)     -> 128x128
+
+LeakyReLU(0.2) after every layer but the latent and the output. For larger inputs, as Bergmann et
+al. do for 256 px, an extra ``conv 4x4 s2 32`` stage is added in front (and its mirror at the end)
+while the bottleneck is larger than 8 and even; the latent conv then spans the remaining map
+(224 px: 7x7, 384 px: 6x6). The input size must be a multiple of 16.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class L2CAEConfig:
+    """Configuration of the l2-CAE (serialised to config.json)."""
+
+    image_size: int = 128
+    in_channels: int = 3
+    latent_dim: int = 100
+
+
+def bottleneck_plan(image_size: int) -> tuple[int, int]:
+    """(number of extra 4x4 s2 stages, bottleneck side) for an input of ``image_size`` px."""
+    if image_size % 16 or image_size < 16:
+        raise ValueError(f"l2-CAE image_size must be a multiple of 16, got {image_size}")
+    side, extra = image_size // 16, 0
+    while side > 8 and side % 2 == 0:
+        side, extra = side // 2, extra + 1
+    return extra, side
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(0.2, inplace=True)
+
+
+class L2CAE(nn.Module):
+    """Bergmann et al.'s convolutional autoencoder with a dense latent; ``forward`` reconstructs."""
+
+    model_type = "cae"
+
+    def __init__(self, config: L2CAEConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, d = config.in_channels, config.latent_dim
+        extra, side = bottleneck_plan(config.image_size)
+        enc: list[nn.Module] = []
+        for _ in range(extra):
+            enc += [nn.Conv2d(c if not enc else 32, 32, 4, 2, 1), _act()]
+        enc += [
+            nn.Conv2d(32 if extra else c, 32, 4, 2, 1), _act(),
+            nn.Conv2d(32, 32, 4, 2, 1), _act(),
+            nn.Conv2d(32, 32, 3, 1, 1), _act(),
+            nn.Conv2d(32, 64, 4, 2, 1), _act(),
+            nn.Conv2d(64, 64, 3, 1, 1), _act(),
+            nn.Conv2d(64, 128, 4, 2, 1), _act(),
+            nn.Conv2d(128, 64, 3, 1, 1), _act(),
+            nn.Conv2d(64, 32, 3, 1, 1), _act(),
+            nn.Conv2d(32, d, side),
+        ]
+        dec: list[nn.Module] = [
+            nn.ConvTranspose2d(d, 32, side), _act(),
+            nn.Conv2d(32, 64, 3, 1, 1), _act(),
+            nn.Conv2d(64, 128, 3, 1, 1), _act(),
+            nn.ConvTranspose2d(128, 64, 4, 2, 1), _act(),
+            nn.Conv2d(64, 64, 3, 1, 1), _act(),
+            nn.ConvTranspose2d(64, 32, 4, 2, 1), _act(),
+            nn.Conv2d(32, 32, 3, 1, 1), _act(),
+            nn.ConvTranspose2d(32, 32, 4, 2, 1), _act(),
+        ]
+        for _ in range(extra):
+            dec += [nn.ConvTranspose2d(32, 32, 4, 2, 1), _act()]
+        dec += [nn.ConvTranspose2d(32, c, 4, 2, 1)]
+        self.encoder = nn.Sequential(*enc)
+        self.decoder = nn.Sequential(*dec)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The latent code (B, latent_dim, 1, 1)."""
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x`` (B, C, H, W) with values in [0, 1]."""
+        return self.decoder(self.encoder(x))

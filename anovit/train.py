@@ -1,0 +1,222 @@
+"""One trainer for AnoViT and the l2-CAE: l2 loss (eq. 1) on normal images, Adam, the paper's
+augmentations, a validation split with best-epoch selection, bf16 autocast where supported, a
+progress callback, an atomic checkpoint every epoch and resume after a kill.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+from . import checkpoint as ckpt
+from .augment import AugmentConfig, build_augmentation
+from .data import train_val_datasets
+from .errors import CheckpointError
+from .models import build_model, make_config
+from .runtime import autocast, resolve_device, use_bf16
+from .scoring import reconstruction_loss
+
+TRAINING = "training.json"
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved as training.json in the run folder)."""
+
+    dataset: str = "synthetic"
+    category: str = "weave"
+    data_root: str | None = None
+    model: str = "anovit"
+    preset: str = "cpu-tiny"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 1e-5
+    val_fraction: float = 0.2
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    bf16: bool | None = None
+    device: str = "auto"
+    seed: int = 0
+
+    def run_name(self) -> str:
+        """Default folder name of the run under checkpoints/."""
+        return f"{self.dataset}-{self.category}-{self.model}-{self.preset}-s{self.seed}"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Inverse of ``asdict``."""
+        data = dict(data)
+        data["augment"] = AugmentConfig(**data.get("augment", {}))
+        data["betas"] = tuple(data.get("betas", cls.betas))
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    """Where the run lives and how it went."""
+
+    run_dir: Path
+    best_epoch: int
+    best_val_loss: float
+    history: list[dict[str, float]]
+    stopped: bool = False
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
+    state = opt.state_dict()
+    tensors = {f"optim.{i}.{k}": v for i, s in state["state"].items() for k, v in s.items()}
+    return tensors, json.dumps(state["param_groups"])
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: str) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": json.loads(groups)})
+
+
+def save_resume_point(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
+    """One safetensors file holding model, optimiser and RNG state; epoch and history as metadata."""
+    tensors, groups = _optimizer_tensors(opt)
+    tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
+    tensors["rng.torch"] = torch.get_rng_state()
+    ckpt.save_tensors(run_dir / ckpt.RESUME, tensors, {"param_groups": groups, "meta": json.dumps(meta)})
+
+
+def load_resume_point(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore what :func:`save_resume_point` wrote and return its metadata."""
+    from safetensors import safe_open
+
+    path = run_dir / ckpt.RESUME
+    tensors = ckpt.load_tensors(path)
+    with safe_open(str(path), "pt") as f:
+        metadata = f.metadata() or {}
+    if "meta" not in metadata or "param_groups" not in metadata:
+        raise CheckpointError(f"{path} has no resume metadata (epoch, optimiser groups)")
+    model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    ckpt.load_state_checked(model, model_state, path)
+    _load_optimizer(opt, {k: v for k, v in tensors.items() if k.startswith("optim.")}, metadata["param_groups"])
+    torch.set_rng_state(tensors["rng.torch"])
+    return json.loads(metadata["meta"])
+
+
+def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: bool) -> bool:
+    """Decide whether to resume; refuse to silently overwrite or to resume another config."""
+    has_resume = (run_dir / ckpt.RESUME).is_file()
+    if resume and has_resume:
+        saved = ckpt.read_json(run_dir / TRAINING)
+        mine = json.loads(json.dumps(asdict(config)))
+        diff = sorted(k for k in mine if k != "epochs" and saved.get(k) != mine[k])
+        if diff:
+            raise CheckpointError(f"cannot resume {run_dir}: training.json differs in {diff}")
+        return True
+    if has_resume and not overwrite and not resume:
+        raise CheckpointError(f"{run_dir} already holds a run; pass resume=True (--resume) or overwrite=True (--overwrite)")
+    return False
+
+
+def _val_loss(model: nn.Module, loader: DataLoader, device: torch.device, bf16: bool) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in loader:
+            images = batch["image"].to(device)
+            with autocast(device, bf16):
+                recon = model(images)
+            total += reconstruction_loss(images, recon).item() * len(images)
+            count += len(images)
+    return total / max(count, 1)
+
+
+def train(
+    config: TrainConfig,
+    run_dir: Path | str | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train ``config.model`` on the normal images of ``config.dataset``/``config.category``.
+
+    Writes into ``run_dir`` (default ``checkpoints/<config.run_name()>``): ``config.json``,
+    ``training.json``, ``model.safetensors`` (best validation epoch), ``metrics.json`` (history)
+    and ``resume.safetensors`` (last epoch). ``progress`` receives dicts with ``event`` "step" or
+    "epoch"; ``should_stop`` is polled after each step to cancel cleanly at the next epoch end.
+    """
+    run_dir = Path(run_dir) if run_dir is not None else Path("checkpoints") / config.run_name()
+    resuming = _check_run_dir(run_dir, config, resume, overwrite)
+    notify = progress or (lambda event: None)
+    device = resolve_device(config.device)
+    bf16 = use_bf16(device, config.bf16)
+    torch.manual_seed(config.seed)
+
+    model_config = make_config(config.model, config.preset, **config.model_overrides)
+    model = build_model(config.model, model_config).to(device)
+    train_set, val_set = train_val_datasets(
+        config.dataset, category=config.category, image_size=model_config.image_size,
+        root=config.data_root, transform=build_augmentation(config.augment),
+        val_fraction=config.val_fraction, seed=config.seed,
+    )
+    loader_rng = torch.Generator().manual_seed(config.seed)
+    train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=len(train_set) > config.batch_size, generator=loader_rng)
+    val_loader = DataLoader(val_set, batch_size=config.batch_size)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+
+    history: list[dict[str, float]] = []
+    best_epoch, best_val, start = 0, float("inf"), 1
+    if resuming:
+        meta = load_resume_point(run_dir, model, opt)
+        history, best_epoch, best_val, start = meta["history"], meta["best_epoch"], meta["best_val_loss"], meta["epoch"] + 1
+    else:
+        ckpt.write_json(run_dir / TRAINING, asdict(config))
+        ckpt.save_model(run_dir, model)
+        ckpt.write_json(run_dir / ckpt.METRICS, {})
+
+    stopped = False
+    steps = len(train_loader)
+    for epoch in range(start, config.epochs + 1):
+        model.train()
+        loader_rng.manual_seed(config.seed * 100_003 + epoch)  # per-epoch order: a resumed run repeats it
+        t0, seen, running = time.perf_counter(), 0, 0.0
+        for step, batch in enumerate(train_loader, 1):
+            images = batch["image"].to(device, non_blocking=True)
+            with autocast(device, bf16):
+                recon = model(images)
+            loss = reconstruction_loss(images, recon)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen += len(images)
+            running += loss.item() * len(images)
+            elapsed = time.perf_counter() - t0
+            notify({"event": "step", "epoch": epoch, "epochs": config.epochs, "step": step, "steps": steps,
+                    "loss": loss.item(), "images_per_s": seen / max(elapsed, 1e-9)})
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+        val_loss = _val_loss(model, val_loader, device, bf16)
+        record = {"epoch": epoch, "train_loss": running / max(seen, 1), "val_loss": val_loss,
+                  "seconds": time.perf_counter() - t0, "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
+        history.append(record)
+        if val_loss < best_val:
+            best_val, best_epoch = val_loss, epoch
+            ckpt.save_tensors(run_dir / ckpt.WEIGHTS, model.state_dict())
+        meta = {"epoch": epoch, "history": history, "best_epoch": best_epoch, "best_val_loss": best_val}
+        save_resume_point(run_dir, model, opt, meta)
+        ckpt.update_metrics(run_dir, training={**meta, "bf16": bf16, "device": str(device), "stopped": stopped})
+        notify({"event": "epoch", **record, "epochs": config.epochs, "best_epoch": best_epoch})
+        if stopped:
+            break
+    return TrainResult(run_dir, best_epoch, best_val, history, stopped)

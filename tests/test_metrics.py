@@ -1,0 +1,194 @@
+"""Tests of anovit.metrics against scikit-learn."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import f1_score, roc_auc_score
+
+from anovit.metrics import BinnedROC, f1_max, image_auroc, pixel_auroc
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+# ---------------------------------------------------------------- image_auroc
+def test_image_auroc_matches_sklearn_random(rng):
+    for n in (2, 10, 1000):
+        y = rng.integers(0, 2, n)
+        y[0], y[1] = 0, 1
+        s = rng.normal(size=n) + 0.7 * y
+        assert abs(image_auroc(s, y) - roc_auc_score(y, s)) <= 1e-12
+
+
+def test_image_auroc_matches_sklearn_with_many_ties(rng):
+    y = rng.integers(0, 2, 5000)
+    s = rng.integers(0, 6, 5000) + (rng.random(5000) < 0.3 * y)  # integers 0..6, heavy ties
+    auc = image_auroc(s, y)
+    assert abs(auc - roc_auc_score(y, s)) <= 1e-12
+    assert 0.5 < auc < 1.0
+
+
+def test_image_auroc_all_tied_is_half():
+    assert image_auroc(np.zeros(6), [0, 1, 0, 1, 1, 0]) == 0.5
+
+
+def test_image_auroc_separated_and_inverted():
+    y = np.array([0, 0, 0, 1, 1])
+    s = np.array([0.1, 0.2, 0.3, 5.0, 7.0])
+    assert image_auroc(s, y) == 1.0
+    assert image_auroc(-s, y) == 0.0
+
+
+def test_image_auroc_accepts_torch_and_any_shape(rng):
+    y = rng.integers(0, 2, (4, 25))
+    s = rng.normal(size=(4, 25)) + y
+    expected = roc_auc_score(y.ravel(), s.ravel())
+    assert abs(image_auroc(torch.tensor(s), torch.tensor(y).bool()) - expected) <= 1e-12
+    # bfloat16 has no numpy dtype: must still work (with reduced precision)
+    assert abs(image_auroc(torch.tensor(s).bfloat16(), torch.tensor(y)) - expected) < 0.02
+
+
+def test_image_auroc_errors():
+    with pytest.raises(ValueError, match=r"got only normal \(0\)"):
+        image_auroc([0.1, 0.2, 0.3], [0, 0, 0])
+    with pytest.raises(ValueError, match=r"got only anomalous \(1\)"):
+        image_auroc([0.1, 0.2], [1, 1])
+    with pytest.raises(ValueError, match="labels has 2 elements but scores has 3"):
+        image_auroc([0.1, 0.2, 0.3], [0, 1])
+    with pytest.raises(ValueError, match=r"labels must be 0 \(normal\) or 1"):
+        image_auroc([0.1, 0.2, 0.3], [0, 1, 2])
+    with pytest.raises(ValueError, match="NaN"):
+        image_auroc([0.1, np.nan, 0.3], [0, 1, 0])
+
+
+# ---------------------------------------------------------------- f1_max
+@pytest.mark.parametrize("ties", [False, True])
+def test_f1_max_matches_brute_force(rng, ties):
+    for _ in range(5):
+        n = 200
+        y = rng.integers(0, 2, n)
+        y[0] = 1
+        s = rng.normal(size=n) + y
+        if ties:
+            s = np.round(s)
+        best, thr = f1_max(s, y)
+        brute = max(f1_score(y, s >= t) for t in np.unique(s))
+        assert abs(best - brute) <= 1e-12
+        assert thr in s
+        assert abs(f1_score(y, s >= thr) - best) <= 1e-12
+
+
+def test_f1_max_perfect_and_errors():
+    assert f1_max([0.1, 0.2, 3.0, 4.0], [0, 0, 1, 1]) == (1.0, 3.0)
+    with pytest.raises(ValueError, match=r"at least one anomalous \(1\)"):
+        f1_max([0.1, 0.2], [0, 0])
+
+
+# ---------------------------------------------------------------- BinnedROC
+def test_binned_lognormal_within_bound(rng):
+    n = 1_000_000
+    y = rng.random(n) < 0.05
+    s = rng.lognormal(mean=-4.0, sigma=2.0, size=n) * np.where(y, 3.0, 1.0)  # heavy-tailed
+    acc = BinnedROC()
+    for part in np.array_split(np.arange(n), 4):
+        acc.update(s[part].astype(np.float32), y[part])
+    exact = roc_auc_score(y, s.astype(np.float32))
+    bound = acc.error_bound()
+    assert bound < 1e-4
+    assert abs(acc.auroc() - exact) <= bound
+    assert acc.n_pos == int(y.sum()) and acc.n_neg == n - int(y.sum())
+    # F1 from bins is close to the exact F1
+    f1_exact, _ = f1_max(s.astype(np.float32), y)
+    f1_binned, thr = acc.f1_max()
+    assert abs(f1_binned - f1_exact) < 1e-3
+    assert abs(f1_score(y, s.astype(np.float32) >= thr) - f1_binned) < 1e-3
+
+
+def test_binned_exact_with_integer_ties(rng):
+    y = rng.integers(0, 2, (20, 50, 50))
+    s = rng.integers(0, 6, (20, 50, 50)) + (rng.random(y.shape) < 0.2 * y)
+    exact = roc_auc_score(y.ravel(), s.ravel())
+    assert abs(BinnedROC().update(s, y).auroc() - exact) <= 1e-12
+    assert abs(pixel_auroc(torch.tensor(s).float(), torch.tensor(y).bool()) - exact) <= 1e-12
+    best, thr = BinnedROC().update(s, y).f1_max()
+    assert abs(best - f1_max(s, y)[0]) <= 1e-12
+    assert abs(f1_score(y.ravel(), s.ravel() >= thr) - best) <= 1e-12
+
+
+def test_binned_chunking_does_not_change_counts(rng):
+    y = rng.random(10_000) < 0.3
+    s = rng.lognormal(size=10_000) + y
+    big = BinnedROC(n_bins=4096).update(s, y)
+    small = BinnedROC(n_bins=4096)
+    small.chunk_size = 777
+    small.update(s, y)
+    assert np.array_equal(big._hist, small._hist)
+
+
+def test_binned_merge_equals_single(rng):
+    y = rng.random(200_000) < 0.1
+    s = rng.lognormal(size=200_000) * (1 + y)
+    whole = BinnedROC().update(s, y)
+    a = BinnedROC().update(s[:70_000], y[:70_000])
+    b = BinnedROC().update(s[70_000:], y[70_000:])
+    assert a.merge(b) is a
+    assert np.array_equal(a._hist, whole._hist)
+    assert a.auroc() == whole.auroc() and a.n_pos == whole.n_pos
+    with pytest.raises(ValueError, match="bins must be identical"):
+        a.merge(BinnedROC(n_bins=1024))
+
+
+def test_binned_float_masks_binarised_at_half():
+    s = np.array([1.0, 2.0, 3.0, 4.0])
+    soft = np.array([0.3, 0.7, 0.49, 0.51])  # e.g. JPEG / resampled mask values
+    acc = BinnedROC().update(s, soft)
+    assert (acc.n_pos, acc.n_neg) == (2, 2)
+    assert acc.auroc() == roc_auc_score(soft > 0.5, s)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        BinnedROC().update(s, soft * 255)
+    with pytest.raises(ValueError, match="must be 0 or 1"):
+        BinnedROC().update(s, np.array([0, 255, 0, 255], dtype=np.uint8))
+
+
+def test_binned_zero_and_negative_scores():
+    s = np.array([-5.0, -1.0, 0.0, 0.0, 1e-12, 1e-3, 2.0, 1e9, np.inf])
+    y = np.array([0, 0, 0, 1, 0, 1, 1, 0, 1])
+    acc = BinnedROC().update(s, y)
+    # everything <= low shares bin 0 (counted as ties); everything >= high shares the last bin
+    assert acc._hist[0].sum() == 5 and acc._hist[-1].sum() == 2
+    assert abs(acc.auroc() - roc_auc_score(y, s.clip(1e-10, 1e4))) <= 1e-12
+    finite = np.nan_to_num(s, posinf=1e300)  # sklearn rejects inf
+    assert abs(acc.auroc() - roc_auc_score(y, finite)) <= acc.error_bound()
+    assert acc.auroc() != roc_auc_score(y, finite)  # bin 0 merges distinct scores: bound is needed
+
+
+def test_binned_errors():
+    with pytest.raises(ValueError, match=r"scores shape \(2, 3\) does not match targets shape \(3, 2\)"):
+        BinnedROC().update(np.zeros((2, 3)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"got only normal \(0\)"):
+        BinnedROC().update(np.ones(4), np.zeros(4)).auroc()
+    with pytest.raises(ValueError, match="NaN"):
+        BinnedROC().update(np.array([np.nan]), np.array([1]))
+    with pytest.raises(ValueError, match="low < high"):
+        BinnedROC(low=1.0, high=0.5)
+
+
+def test_roc_curve_monotone_and_decimated(rng):
+    y = rng.random(100_000) < 0.2
+    s = rng.lognormal(size=100_000) * (1 + y)
+    acc = BinnedROC().update(s, y)
+    fpr, tpr, thr = acc.roc_curve(max_points=100)
+    assert 2 <= fpr.size <= 100 and fpr.shape == tpr.shape == thr.shape
+    assert (fpr[0], tpr[0], thr[0]) == (0.0, 0.0, np.inf)
+    assert (fpr[-1], tpr[-1]) == (1.0, 1.0)
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0) and np.all(np.diff(thr) < 0)
+    assert abs(np.trapezoid(tpr, fpr) - acc.auroc()) < 0.01
+    full_fpr, full_tpr, full_thr = acc.roc_curve(max_points=10**7)
+    assert full_fpr.size > 1000  # undecimated: one point per occupied bin
+    assert abs(np.trapezoid(full_tpr, full_fpr) - acc.auroc()) < 1e-9
+    # thresholds are lower edges: the counts at "score >= thr" reproduce the curve's points
+    for k in (10, 50, 90):
+        assert abs(np.mean(s[~y] >= thr[k]) - fpr[k]) < 1e-3
+        assert abs(np.mean(s[y] >= thr[k]) - tpr[k]) < 1e-3
