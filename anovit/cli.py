@@ -142,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="python -m anovit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    _train_parser(sub)
-    _evaluate_parser(sub)
+    for add_parser in (_train_parser, _evaluate_parser):
+        add_parser(sub)
     return parser
 
 

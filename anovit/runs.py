@@ -1,0 +1,81 @@
+"""Finding and describing run folders (trained or pulled checkpoints) for the CLI and the app."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import checkpoint as ckpt
+from .errors import CheckpointError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_checkpoint_dir() -> Path:
+    """``$ANOVIT_CHECKPOINTS`` if set, else ``<repo>/checkpoints``."""
+    return Path(os.environ.get("ANOVIT_CHECKPOINTS", REPO_ROOT / "checkpoints"))
+
+
+@dataclass
+class RunInfo:
+    """What a run folder holds: model config, training config (absent for pulled models), metrics."""
+
+    path: Path
+    config: dict[str, Any]
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def model_type(self) -> str:
+        return str(self.config.get("model_type", "?"))
+
+    @property
+    def dataset(self) -> str | None:
+        return self.training.get("dataset")
+
+    @property
+    def category(self) -> str | None:
+        return self.training.get("category")
+
+    @property
+    def test(self) -> dict[str, Any]:
+        """The test-split summary, {} before evaluation."""
+        return self.metrics.get("test", {})
+
+
+def read_run(path: Path) -> RunInfo:
+    """Describe one run folder; raises CheckpointError if it has no config.json or weights."""
+    path = Path(path)
+    if not (path / ckpt.WEIGHTS).is_file():
+        raise CheckpointError(f"{path} has no {ckpt.WEIGHTS}")
+    training_file = path / "training.json"
+    return RunInfo(
+        path=path,
+        config=ckpt.read_json(path / ckpt.CONFIG),
+        training=ckpt.read_json(training_file) if training_file.is_file() else {},
+        metrics=ckpt.read_metrics(path),
+    )
+
+
+def list_runs(root: Path | None = None) -> list[RunInfo]:
+    """Every readable run folder directly under ``root`` (default: the checkpoints folder), newest first.
+
+    Folders that are not runs (no weights) or are being written are left out; a folder whose
+    JSON is corrupt is left out too, and its problem is visible through :func:`read_run`.
+    """
+    root = Path(root) if root is not None else default_checkpoint_dir()
+    if not root.is_dir():
+        return []
+    runs = []
+    for path in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            runs.append(read_run(path))
+        except CheckpointError:
+            continue
+    return sorted(runs, key=lambda r: (r.path / ckpt.WEIGHTS).stat().st_mtime, reverse=True)
