@@ -31,7 +31,7 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS["anovit"]), default="cpu-tiny")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--lr", type=float, help="Adam learning rate (default: 2e-4 for the paper preset, else 1e-3)")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", help="run folder (default: checkpoints/<dataset>-<category>-<model>-<preset>-s<seed>)")

@@ -24,6 +24,11 @@ from .runtime import autocast, resolve_device, use_bf16
 from .scoring import reconstruction_loss
 
 TRAINING = "training.json"
+# Adam learning rate when none is given: the authors' 2e-4 for fine-tuning ImageNet weights (paper
+# preset); 1e-3 for the cpu-* presets, which train from a random init (measured on synthetic washer,
+# 6 epochs of cpu-tiny AnoViT: image AUROC 0.88 at 2e-4 vs 0.92 at 1e-3).
+DEFAULT_LR = {"paper": 2e-4}
+FALLBACK_LR = 1e-3
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -39,7 +44,7 @@ class TrainConfig:
     model_overrides: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 16
-    lr: float = 2e-4
+    lr: float | None = None
     betas: tuple[float, float] = (0.5, 0.999)
     weight_decay: float = 1e-5
     val_fraction: float = 0.2
@@ -47,6 +52,10 @@ class TrainConfig:
     bf16: bool | None = None
     device: str = "auto"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lr is None:
+            self.lr = DEFAULT_LR.get(self.preset, FALLBACK_LR)
 
     def run_name(self) -> str:
         """Default folder name of the run under checkpoints/."""

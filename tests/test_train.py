@@ -78,15 +78,23 @@ def test_stop_request_ends_the_run_cleanly(synthetic_root, tmp_path):
     assert ckpt.read_metrics(tmp_path / "run")["training"]["stopped"] is True
 
 
+def test_default_learning_rate_depends_on_the_preset():
+    assert TrainConfig(preset="paper").lr == 2e-4
+    assert TrainConfig(preset="cpu-tiny").lr == 1e-3
+    assert TrainConfig(preset="cpu-tiny", lr=5e-4).lr == 5e-4
+
+
 def test_anovit_cpu_tiny_detects_and_localises_synthetic_defects(tmp_path):
-    """The honest end-to-end check: real training, real test split, metrics from scratch."""
+    """The honest end-to-end check: real training, real test split (30 good, 64 defective washers
+    with exact masks), metrics computed from scratch; chance is 0.5 for both AUROCs."""
     from anovit.data.synthetic import generate
 
-    root = generate(tmp_path / "data", categories=["tiles"], n_train=160)
-    config = TrainConfig(dataset="synthetic", category="tiles", data_root=str(root), model="anovit",
-                         preset="cpu-tiny", epochs=6, batch_size=16, lr=1e-3, device="cpu", seed=0)
+    root = generate(tmp_path / "data", categories=["washer"], n_train=160)
+    config = TrainConfig(dataset="synthetic", category="washer", data_root=str(root), model="anovit",
+                         preset="cpu-tiny", epochs=6, batch_size=16, device="cpu", seed=0)
     train(config, tmp_path / "run")
     result = evaluate_run(tmp_path / "run")
+    assert result.n_images == 94 and result.n_anomalous == 64
     assert result.image_auroc > 0.75, result.summary()
-    assert result.pixel_auroc > 0.75, result.summary()
+    assert result.pixel_auroc > 0.9, result.summary()
     assert ckpt.read_metrics(tmp_path / "run")["test"]["image_auroc"] == pytest.approx(result.image_auroc)
