@@ -60,7 +60,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(synthetic_root, 
 def test_resume_refuses_another_configuration(synthetic_root, tmp_path):
     train(_config(synthetic_root, epochs=1), tmp_path / "run")
     with pytest.raises(CheckpointError, match="lr"):
-        train(_config(synthetic_root, epochs=2, lr=1e-3), tmp_path / "run", resume=True)
+        train(_config(synthetic_root, epochs=2, lr=5e-4), tmp_path / "run", resume=True)
 
 
 def test_mismatched_checkpoint_is_refused_naming_the_tensors(synthetic_root, tmp_path):

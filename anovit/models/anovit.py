@@ -14,7 +14,7 @@ Channel plan for a patch size of 16 (``decoder_channels=(256, 128, 64, 32, 16, 1
     4      64  -> 32,  k4 s2 p1        32  x 8g  x 8g
     5      32  -> 16,  k4 s2 p1        16  x 16g x 16g
     6      16  -> 16,  k3 s1 p1        16  x 16g x 16g
-    each block: ConvTranspose2d -> BatchNorm2d -> ReLU
+    each block: ConvTranspose2d -> GroupNorm(8 groups) -> ReLU
     upsample (bilinear) to the input size (a no-op when 16g equals it), then a linear 3x3 conv to C.
 
 Blocks 2.. are stride 2 as many times as log2(patch size) needs; the rest are stride 1. The last
@@ -82,7 +82,7 @@ class AnoViT(nn.Module):
             kernel = 4 if stride == 2 else 3
             blocks += [
                 nn.ConvTranspose2d(width, out, kernel, stride=stride, padding=1),
-                nn.BatchNorm2d(out),
+                nn.GroupNorm(min(8, out), out),
                 nn.ReLU(inplace=True),
             ]
             width = out
