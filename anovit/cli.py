@@ -71,11 +71,15 @@ def _train_config(args: argparse.Namespace) -> Any:
             overrides["encoder_weights"] = str(Path(args.encoder_weights).resolve())
     elif args.latent_dim:
         overrides["latent_dim"] = args.latent_dim
+    from .data import default_augment
+
+    flips = default_augment(args.dataset, args.category)  # per-category flip rules (anovit.data.registry)
     return TrainConfig(
         dataset=args.dataset, category=args.category, data_root=args.data_root, model=args.model,
         preset=args.preset, model_overrides=overrides, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, val_fraction=args.val_fraction, seed=args.seed, bf16=args.bf16, device=args.device,
-        augment=AugmentConfig(affine=not args.no_affine, hflip=not args.no_flip, vflip=not args.no_flip),
+        augment=AugmentConfig(affine=not args.no_affine, hflip=flips.hflip and not args.no_flip,
+                              vflip=flips.vflip and not args.no_flip),
     )
 
 
@@ -142,7 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="python -m anovit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add_parser in (_train_parser, _evaluate_parser):
+    from .benchmark import add_benchmark_parser
+    from .data.cli import add_data_parser
+    from .hub import add_hub_parser
+    from .report import add_report_parser
+
+    for add_parser in (_train_parser, _evaluate_parser, add_data_parser, add_benchmark_parser, add_report_parser,
+                       add_hub_parser):
         add_parser(sub)
     return parser
 

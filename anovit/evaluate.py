@@ -1,5 +1,5 @@
 """Evaluation of a trained model over a test split: score maps, image scores, per-image rows and
-the metrics (image AUROC, pixel AUROC, F1-max), accumulated batch by batch."""
+the metrics (image AUROC, pixel AUROC, AUPRO, F1-max), accumulated batch by batch."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
-from .metrics import BinnedROC, f1_max, image_auroc
+from .metrics import BinnedPRO, BinnedROC, f1_max, image_auroc
 from .runtime import autocast, resolve_device, use_bf16
 from .scoring import DEFAULT_SIGMA, anomaly_maps
 
@@ -32,6 +32,7 @@ class Evaluation:
     sigma: float
     seconds: float
     images_per_s: float
+    aupro: float | None = None  # per-region overlap up to 30% FPR; None without masks
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -84,13 +85,15 @@ def evaluate(
     model = model.to(dev)
     use = use_bf16(dev, bf16)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    pixels = BinnedROC()
+    pixels, regions = BinnedROC(), BinnedPRO()
     scores: list[float] = []
     labels: list[int] = []
     rows: list[dict[str, Any]] = []
     start, done = time.perf_counter(), 0
     for out in predict(model, loader, sigma=sigma, device=dev, bf16=use):
-        pixels.update(out["score_map"].cpu(), out["mask"][:, 0])
+        maps, masks = out["score_map"].cpu(), out["mask"][:, 0]
+        pixels.update(maps, masks)
+        regions.update(maps, masks)
         for path, label, kind, score in zip(out["path"], out["label"].tolist(), out["defect_type"], out["score"].tolist()):
             rows.append({"path": path, "label": int(label), "defect_type": kind, "score": float(score)})
             scores.append(float(score))
@@ -107,6 +110,7 @@ def evaluate(
         image_auroc=image_auroc(scores, labels) if both_classes else None,
         pixel_auroc=pixels.auroc() if has_pixels else None,
         pixel_auroc_error_bound=pixels.error_bound() if has_pixels else None,
+        aupro=regions.aupro() if has_pixels else None,
         image_f1_max=img_f1, image_threshold=img_thr,
         pixel_f1_max=pix_f1, pixel_threshold=pix_thr,
         n_images=len(labels), n_anomalous=int(sum(labels)), sigma=sigma,

@@ -7,6 +7,7 @@ or torch tensors of any shape; they are flattened.
 * :func:`image_auroc`, :func:`f1_max`: exact, for image-level scores (thousands of values).
 * :class:`BinnedROC`, :func:`pixel_auroc`: streaming, for pixel-level scores (hundreds of millions),
   with a guaranteed error bound.
+* :class:`BinnedPRO`, :func:`aupro`: streaming per-region overlap (AUPRO up to 30% FPR), on the same bins.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["image_auroc", "f1_max", "BinnedROC", "pixel_auroc"]
+__all__ = ["image_auroc", "f1_max", "BinnedROC", "pixel_auroc", "BinnedPRO", "aupro"]
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -105,13 +106,80 @@ def f1_max(scores: Any, labels: Any) -> tuple[float, float]:
     return float(2.0 * tp[i] / (n_pos + pp[i])), float(s_desc[last[i]])
 
 
+def _binarise(t: np.ndarray) -> np.ndarray:
+    """Ground truth as bool: bool as is, 0/1 integers, floats in [0, 1] at ``> 0.5``."""
+    if t.dtype == bool:
+        return t
+    if t.dtype.kind == "f":
+        if np.isnan(t).any() or t.min(initial=0.0) < 0 or t.max(initial=0.0) > 1:
+            raise ValueError(
+                "float targets must lie in [0, 1] (binarised at > 0.5); got values in "
+                f"[{t.min()}, {t.max()}]: scale masks to [0, 1], e.g. divide 8-bit masks by 255"
+            )
+        return t > 0.5
+    if t.dtype.kind in "iu":
+        bad = (t != 0) & (t != 1)
+        if bad.any():
+            raise ValueError(
+                f"integer targets must be 0 or 1; got e.g. {t[bad][:3].tolist()}: "
+                "divide 8-bit masks by 255.0 (float masks are binarised at > 0.5)"
+            )
+        return t == 1
+    raise ValueError(f"targets must be bool, 0/1 integers or floats in [0, 1]; got dtype {t.dtype}")
+
+
+class _LogBins:
+    """Log-spaced score bins: bin ``b`` covers ``[low * exp(b / k), low * exp((b + 1) / k))``,
+    ``k = n_bins / ln(high / low)``; scores ``<= low`` fall in bin 0, scores ``>= high`` in the last."""
+
+    def __init__(self, n_bins: int, low: float, high: float) -> None:
+        if int(n_bins) < 2:
+            raise ValueError(f"n_bins must be >= 2; got {n_bins}")
+        if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
+            raise ValueError(f"need finite 0 < low < high for log-spaced bins; got low={low}, high={high}")
+        self.n_bins, self.low, self.high = int(n_bins), float(low), float(high)
+        self._log_low = float(np.log(self.low))
+        self._scale = self.n_bins / float(np.log(self.high / self.low))  # bins per unit of ln(score)
+
+    def index(self, s: np.ndarray, work: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """Bin index (intp) of every score in the 1-D array ``s``.
+
+        ``work`` (float64) and ``out`` (intp) are optional buffers of at least ``s.size`` elements,
+        reused across chunks: fresh large arrays cost a page fault per 4 KiB, more than the arithmetic.
+        """
+        x = np.empty(s.size, np.float64) if work is None else work[: s.size]
+        np.maximum(s, self.low, out=x)
+        np.log(x, out=x)
+        np.subtract(x, self._log_low, out=x)
+        np.multiply(x, self._scale, out=x)
+        np.floor(x, out=x)
+        np.clip(x, 0, self.n_bins - 1, out=x)
+        code = np.empty(s.size, np.intp) if out is None else out[: s.size]
+        code[...] = x
+        return code
+
+    def edges(self, bins: np.ndarray) -> np.ndarray:
+        """Lower edges of ``bins``; bin 0 also holds every score <= low, so its edge is -inf."""
+        edges = self.low * np.exp(bins / self._scale)
+        return np.where(bins == 0, -np.inf, edges)
+
+    def check_same(self, other: "_LogBins", what: str) -> None:
+        """Raise ValueError unless ``other`` has identical bins (needed to merge histograms)."""
+        if (other.n_bins, other.low, other.high) != (self.n_bins, self.low, self.high):
+            raise ValueError(
+                f"cannot merge {what}(n_bins={other.n_bins}, low={other.low}, high={other.high}) into "
+                f"{what}(n_bins={self.n_bins}, low={self.low}, high={self.high}): bins must be identical"
+            )
+
+
 class BinnedROC:
     """Streaming ROC statistics over log-spaced score bins, for pixel-level metrics.
 
     Bin ``b`` covers ``[low * exp(b / k), low * exp((b + 1) / k))`` with ``k = n_bins / ln(high / low)``;
     scores ``<= low`` (including 0 and negatives) go to bin 0 and scores ``>= high`` to the last bin.
     Two int64 histograms (normal / anomalous) are kept; memory is ``16 * n_bins`` bytes (16 MiB by
-    default) however many scores are fed, and each ``update`` works in chunks of ``chunk_size``.
+    default) however many scores are fed, and each ``update`` works in chunks of ``chunk_size``
+    (with work buffers of 16 bytes per score of one chunk, reused from chunk to chunk).
 
     Accuracy: the binning is monotone, so pairs in different bins are ordered exactly; pairs in the
     same bin are counted as ties (1/2). Identical scores always share a bin, so exact ties are treated
@@ -123,13 +191,8 @@ class BinnedROC:
     chunk_size: int = 2**22
 
     def __init__(self, n_bins: int = 2**20, low: float = 1e-10, high: float = 1e4) -> None:
-        if int(n_bins) < 2:
-            raise ValueError(f"n_bins must be >= 2; got {n_bins}")
-        if not (np.isfinite(low) and np.isfinite(high) and 0 < low < high):
-            raise ValueError(f"need finite 0 < low < high for log-spaced bins; got low={low}, high={high}")
-        self.n_bins, self.low, self.high = int(n_bins), float(low), float(high)
-        self._log_low = float(np.log(self.low))
-        self._scale = self.n_bins / float(np.log(self.high / self.low))  # bins per unit of ln(score)
+        self._bins = _LogBins(n_bins, low, high)
+        self.n_bins, self.low, self.high = self._bins.n_bins, self._bins.low, self._bins.high
         self._hist = np.zeros((self.n_bins, 2), dtype=np.int64)  # [:, 0] normal, [:, 1] anomalous
 
     @property
@@ -141,14 +204,6 @@ class BinnedROC:
     def n_neg(self) -> int:
         """Number of normal (negative) scores seen."""
         return int(self._hist[:, 0].sum())
-
-    def _bin_index(self, s: np.ndarray) -> np.ndarray:
-        x = np.log(np.maximum(s.astype(np.float64), self.low))
-        x -= self._log_low
-        x *= self._scale
-        np.floor(x, out=x)
-        np.clip(x, 0, self.n_bins - 1, out=x)
-        return x.astype(np.int64)
 
     def update(self, scores: Any, targets: Any) -> BinnedROC:
         """Add scores with their ground truth (bool, 0/1, or float masks in [0, 1]); returns self.
@@ -163,46 +218,24 @@ class BinnedROC:
                 f"scores shape {tuple(s.shape)} does not match targets shape {tuple(t.shape)}; "
                 "expected one target per score"
             )
-        _check_scores(s, "scores")
         s, t = s.reshape(-1), t.reshape(-1)
         flat = self._hist.reshape(-1)
+        size = min(s.size, self.chunk_size)
+        work, code = np.empty(size, np.float64), np.empty(size, np.intp)
         for i in range(0, s.size, self.chunk_size):
-            tc = self._binarise(t[i : i + self.chunk_size])
-            code = self._bin_index(s[i : i + self.chunk_size])
-            code *= 2
-            code += tc
-            counts = np.bincount(code)
+            chunk = s[i : i + self.chunk_size]
+            _check_scores(chunk, "scores")  # per chunk: a NaN scan of the whole input would need its size in memory
+            self._bins.index(chunk, work, code)
+            c = code[: chunk.size]
+            np.left_shift(c, 1, out=c)
+            np.bitwise_or(c, _binarise(t[i : i + self.chunk_size]), out=c)
+            counts = np.bincount(c)
             flat[: counts.size] += counts
         return self
 
-    @staticmethod
-    def _binarise(t: np.ndarray) -> np.ndarray:
-        if t.dtype == bool:
-            return t
-        if t.dtype.kind == "f":
-            if np.isnan(t).any() or t.min(initial=0.0) < 0 or t.max(initial=0.0) > 1:
-                raise ValueError(
-                    "float targets must lie in [0, 1] (binarised at > 0.5); got values in "
-                    f"[{t.min()}, {t.max()}]: scale masks to [0, 1], e.g. divide 8-bit masks by 255"
-                )
-            return t > 0.5
-        if t.dtype.kind in "iu":
-            bad = (t != 0) & (t != 1)
-            if bad.any():
-                raise ValueError(
-                    f"integer targets must be 0 or 1; got e.g. {t[bad][:3].tolist()}: "
-                    "divide 8-bit masks by 255.0 (float masks are binarised at > 0.5)"
-                )
-            return t == 1
-        raise ValueError(f"targets must be bool, 0/1 integers or floats in [0, 1]; got dtype {t.dtype}")
-
     def merge(self, other: BinnedROC) -> BinnedROC:
         """Add the counts of ``other`` (same ``n_bins``, ``low``, ``high``) into self; returns self."""
-        if (other.n_bins, other.low, other.high) != (self.n_bins, self.low, self.high):
-            raise ValueError(
-                f"cannot merge BinnedROC(n_bins={other.n_bins}, low={other.low}, high={other.high}) into "
-                f"BinnedROC(n_bins={self.n_bins}, low={self.low}, high={self.high}): bins must be identical"
-            )
+        self._bins.check_same(other._bins, "BinnedROC")
         self._hist += other._hist
         return self
 
@@ -233,11 +266,6 @@ class BinnedROC:
         neg, pos, n_neg, n_pos = self._counts()
         return float(0.5 * np.dot(pos.astype(np.float64), neg.astype(np.float64)) / n_pos / n_neg)
 
-    def _edges(self, bins: np.ndarray) -> np.ndarray:
-        """Lower edges of ``bins``; bin 0 also holds every score <= low, so its edge is -inf."""
-        edges = self.low * np.exp(bins / self._scale)
-        return np.where(bins == 0, -np.inf, edges)
-
     def _descending(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
         """Occupied bins from highest to lowest with cumulative TP and FP counts."""
         neg, pos, n_neg, n_pos = self._counts()
@@ -248,7 +276,7 @@ class BinnedROC:
         """Best F1 over bin thresholds and that threshold (a bin lower edge; anomalous iff score >= it)."""
         bins, tp, fp, _, n_pos = self._descending()
         i = _best_f1(tp, tp + fp, n_pos)
-        return float(2.0 * tp[i] / (n_pos + tp[i] + fp[i])), float(self._edges(bins[i : i + 1])[0])
+        return float(2.0 * tp[i] / (n_pos + tp[i] + fp[i])), float(self._bins.edges(bins[i : i + 1])[0])
 
     def roc_curve(self, max_points: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(fpr, tpr, thresholds) from (0, 0) at threshold +inf to (1, 1), at most ``max_points`` points.
@@ -261,7 +289,7 @@ class BinnedROC:
         bins, tp, fp, n_neg, n_pos = self._descending()
         fpr = np.r_[0.0, fp / n_neg]
         tpr = np.r_[0.0, tp / n_pos]
-        thr = np.r_[np.inf, self._edges(bins)]
+        thr = np.r_[np.inf, self._bins.edges(bins)]
         if fpr.size > max_points:
             keep = np.searchsorted(fpr + tpr, np.linspace(0.0, 2.0, max_points))
             keep = np.unique(np.r_[0, np.minimum(keep, fpr.size - 1), fpr.size - 1])
@@ -274,3 +302,106 @@ class BinnedROC:
 def pixel_auroc(score_maps: Any, masks: Any) -> float:
     """Pixel-level ROC AUC of raw score maps against masks of the same shape, via :class:`BinnedROC`."""
     return BinnedROC().update(score_maps, masks).auroc()
+
+
+def _partial_auc(x: np.ndarray, y: np.ndarray, max_x: float) -> float:
+    """Trapezoidal area under the curve ``y(x)`` (x non-decreasing, from 0) up to ``max_x``, divided by ``max_x``.
+
+    The curve is cut at ``max_x`` by linear interpolation on the segment that crosses it.
+    """
+    i = int(np.searchsorted(x, max_x, side="right"))  # x[:i] <= max_x < x[i:]
+    xs, ys = x[:i], y[:i]
+    if i < x.size:
+        w = (max_x - x[i - 1]) / (x[i] - x[i - 1])
+        xs, ys = np.r_[xs, max_x], np.r_[ys, y[i - 1] + w * (y[i] - y[i - 1])]
+    return float(np.sum(np.diff(xs) * (ys[1:] + ys[:-1]) / 2.0) / max_x)
+
+
+class BinnedPRO:
+    """Streaming AUPRO (Bergmann et al. 2021, "The MVTec AD ..." IJCV): the area under the per-region
+    overlap curve up to ``max_fpr`` (default 30%) false positive rate, divided by ``max_fpr``.
+
+    Regions are the connected components (8-connectivity) of each image's ground-truth mask. At a
+    threshold t, PRO(t) is the mean over all regions of the fraction of the region's pixels scoring
+    >= t, and FPR(t) the fraction of all normal pixels (of every image) scoring >= t. Since
+    PRO(t) = sum over pixels p of regions r of [s_p >= t] / |r| / #regions, one histogram of region
+    pixels weighted by 1/|r| and one histogram of normal pixels over the log bins of
+    :class:`BinnedROC` hold everything: memory is ``16 * n_bins`` bytes however many maps are fed.
+    Thresholds are bin edges; scores in one bin count as tied, as in :class:`BinnedROC`.
+    """
+
+    chunk_size: int = 2**22
+
+    def __init__(self, n_bins: int = 2**20, low: float = 1e-10, high: float = 1e4, max_fpr: float = 0.3) -> None:
+        if not 0 < max_fpr <= 1:
+            raise ValueError(f"max_fpr must be in (0, 1]; got {max_fpr}")
+        self._bins = _LogBins(n_bins, low, high)
+        self.max_fpr = float(max_fpr)
+        self._neg = np.zeros(self._bins.n_bins, dtype=np.int64)  # normal pixels per bin
+        self._overlap = np.zeros(self._bins.n_bins, dtype=np.float64)  # sum of 1/|region| per bin
+        self.n_regions = 0
+
+    def update(self, score_maps: Any, masks: Any) -> BinnedPRO:
+        """Add score maps with their masks, both (H, W) or (B, H, W) (any leading dims); returns self.
+
+        Masks are binarised as in :meth:`BinnedROC.update` (floats at > 0.5).
+        """
+        from scipy import ndimage
+
+        s, t = _to_numpy(score_maps), _to_numpy(masks)
+        if s.shape != t.shape or s.ndim < 2:
+            raise ValueError(
+                f"score maps shape {tuple(s.shape)} and masks shape {tuple(t.shape)} must be equal and "
+                "(H, W) or (B, H, W)"
+            )
+        _check_scores(s, "score maps")
+        h, w = s.shape[-2:]
+        s, t = s.reshape(-1, h, w), t.reshape(-1, h, w)
+        per_chunk = max(1, self.chunk_size // (h * w))
+        within_image = np.zeros((3, 3, 3), dtype=bool)
+        within_image[1] = True  # 8-connectivity inside an image, never across the batch axis
+        for i in range(0, len(s), per_chunk):
+            regions, n = ndimage.label(_binarise(t[i : i + per_chunk]), structure=within_image)
+            regions = regions.reshape(-1)
+            code = self._bins.index(s[i : i + per_chunk].reshape(-1))
+            normal = regions == 0
+            counts = np.bincount(code[normal])
+            self._neg[: counts.size] += counts
+            if n:
+                inside = regions[~normal]
+                weight = 1.0 / np.bincount(inside)[inside]
+                sums = np.bincount(code[~normal], weights=weight)
+                self._overlap[: sums.size] += sums
+                self.n_regions += n
+        return self
+
+    def merge(self, other: BinnedPRO) -> BinnedPRO:
+        """Add the histograms of ``other`` (identical bins and ``max_fpr``) into self; returns self."""
+        self._bins.check_same(other._bins, "BinnedPRO")
+        if other.max_fpr != self.max_fpr:
+            raise ValueError(f"cannot merge BinnedPRO with max_fpr {other.max_fpr} into one with {self.max_fpr}")
+        self._neg += other._neg
+        self._overlap += other._overlap
+        self.n_regions += other.n_regions
+        return self
+
+    def pro_curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fpr, pro, thresholds) from (0, 0) at threshold +inf down to fpr 1, one point per occupied bin."""
+        n_neg = int(self._neg.sum())
+        if self.n_regions == 0 or n_neg == 0:
+            missing = "no anomalous region" if self.n_regions == 0 else "no normal pixel"
+            raise ValueError(f"AUPRO needs anomalous regions and normal pixels; got {missing}")
+        bins = np.flatnonzero((self._neg > 0) | (self._overlap > 0))[::-1]
+        fpr = np.r_[0.0, np.cumsum(self._neg[bins]) / n_neg]
+        pro = np.r_[0.0, np.cumsum(self._overlap[bins]) / self.n_regions]
+        return fpr, pro, np.r_[np.inf, self._bins.edges(bins)]
+
+    def aupro(self) -> float:
+        """Area under the PRO curve for FPR in [0, max_fpr], normalised by max_fpr (1.0 is perfect)."""
+        fpr, pro, _ = self.pro_curve()
+        return _partial_auc(fpr, pro, self.max_fpr)
+
+
+def aupro(score_maps: Any, masks: Any, max_fpr: float = 0.3) -> float:
+    """AUPRO of score maps (H, W) or (B, H, W) against masks of the same shape, via :class:`BinnedPRO`."""
+    return BinnedPRO(max_fpr=max_fpr).update(score_maps, masks).aupro()

@@ -16,7 +16,7 @@ from anovit.data import (
 )
 from anovit.data import synthetic
 from anovit.data.digits import digit_pools
-from anovit.data.imageio import read_mask, read_rgb
+from anovit.data.imageio import read_mask, read_rgb, resize_mask
 from anovit.errors import DatasetError
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared beside the repo
@@ -120,11 +120,11 @@ def test_layout_item_contract(synthetic_root: Path) -> None:
 
 
 def test_layout_masks_survive_downscaling(synthetic_root: Path) -> None:
-    for category in CATEGORIES:
+    for category in CATEGORIES:  # the masks alone, resized as the dataset resizes them
         test = MVTecLayoutDataset(synthetic_root, category, "test", image_size=128)
-        for index, label in enumerate(test.labels):
-            if label:
-                assert test[index]["mask"].sum() > 0, test.samples[index][0]
+        for path, _, mask_path in test.samples:
+            if mask_path is not None:
+                assert resize_mask(torch.from_numpy(read_mask(mask_path)), 128).any(), path
 
 
 def _write_layout(root: Path, train: dict[str, Image.Image], test: dict[str, Image.Image],
@@ -278,12 +278,14 @@ def test_digits_splits() -> None:
 
 # ---------------------------------------------------------------- front door
 
-def test_front_door(synthetic_root: Path) -> None:
-    assert DATASETS == ("synthetic", "digits", "mvtec")
+def test_front_door(synthetic_root: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ANOVIT_DATA_DIR", str(tmp_path))  # no downloaded MVTec AD to fall back on
+    assert DATASETS == ("synthetic", "digits", "mvtec", "folder", "mnist", "fashion-mnist", "cifar10")
     assert list_classes("digits") == [str(d) for d in range(10)]
     assert list_classes("synthetic") == list(CATEGORIES)
     assert list_classes("mvtec", root=synthetic_root) == sorted(CATEGORIES)
-    assert [has_masks(n) for n in DATASETS] == [True, False, True]
+    assert len(list_classes("mvtec")) == 15 and list_classes("cifar10") == [str(d) for d in range(10)]
+    assert [has_masks(n) for n in DATASETS] == [True, False, True, False, False, False, False]
     train = get_dataset("synthetic", "train", category="weave", image_size=32, root=synthetic_root)
     val = get_dataset("synthetic", "val", category="weave", image_size=32, root=synthetic_root)
     assert val.samples == train.samples and val.split == "train"

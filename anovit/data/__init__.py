@@ -1,11 +1,13 @@
-"""Datasets for anovit: one front door over the synthetic, digits and MVTec-layout datasets.
+"""Datasets for anovit: one front door over every dataset of the registry (anovit.data.registry).
 
 Every item is a dict: image FloatTensor[3,H,W] in [0,1], mask FloatTensor[1,H,W] in {0,1},
 label int (0 normal, 1 anomalous), defect_type str ("good" for normal), path str.
 
-Layout datasets ("synthetic", "mvtec") have no validation folder: split "val" returns the whole
-train/good set, exactly like "train"; the trainer holds out part of it with
+Folder datasets ("synthetic", "mvtec", "folder") have no validation folder: split "val" returns
+the whole train split, exactly like "train"; the trainer holds out part of it with
 `split_indices(len(dataset), val_fraction, seed)` and builds the val view without augmentation.
+One-class datasets ("digits", "mnist", "fashion-mnist", "cifar10") split train/val by their own
+protocol and ignore `val_fraction`.
 """
 
 from __future__ import annotations
@@ -16,68 +18,93 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Subset
 
+from anovit.data.check import check_category, check_tree, format_report, require_valid
 from anovit.data.digits import DIGIT_CLASSES, digits_one_class
+from anovit.data.folder import ImageFolderDataset, list_folder_categories
 from anovit.data.mvtec import MVTecLayoutDataset, list_categories
+from anovit.data.mvtec_ad import MVTEC_CATEGORIES, download_mvtec
 from anovit.data.one_class import OneClassDataset, one_class_split
+from anovit.data.paths import default_data_dir
+from anovit.data.registry import (
+    DATASETS, FOLDER, LAYOUT, REGISTRY, DatasetSpec, dataset_spec, default_augment, flip_rule,
+)
 from anovit.data.splits import split_indices
 from anovit.data.synthetic import CATEGORIES, CATEGORY_KIND, DEFECT_TYPES, ensure_synthetic
+from anovit.data.torchvision_sets import LABELLED_SETS, one_class
 from anovit.errors import DatasetError
 
-DATASETS = ("synthetic", "digits", "mvtec")
 SPLITS = ("train", "val", "test")
 
 __all__ = [
-    "CATEGORIES", "CATEGORY_KIND", "DATASETS", "DEFECT_TYPES", "DIGIT_CLASSES", "SPLITS", "MVTecLayoutDataset",
-    "OneClassDataset", "digits_one_class", "ensure_synthetic", "get_dataset", "has_masks", "list_categories",
-    "list_classes", "one_class_split", "split_indices", "train_val_datasets",
+    "CATEGORIES", "CATEGORY_KIND", "DATASETS", "DEFECT_TYPES", "DIGIT_CLASSES", "MVTEC_CATEGORIES", "REGISTRY",
+    "SPLITS", "DatasetSpec", "ImageFolderDataset", "MVTecLayoutDataset", "OneClassDataset", "category_kind",
+    "check_category", "check_tree", "dataset_spec", "default_augment", "default_data_dir", "digits_one_class",
+    "download_mvtec", "ensure_synthetic", "flip_rule", "format_report", "get_dataset", "has_masks",
+    "list_categories", "list_classes", "one_class_split", "split_indices", "train_val_datasets",
 ]
 
 
-def _check_name(name: str) -> None:
-    if name not in DATASETS:
-        raise DatasetError(f"dataset '{name}' is unknown (expected one of {', '.join(DATASETS)})")
-
-
-def _layout_root(name: str, root: str | Path | None) -> Path:
+def _folder_root(spec: DatasetSpec, root: str | Path | None) -> Path:
     if root is not None:
         return Path(root)
-    if name == "synthetic":
+    if spec.name == "synthetic":
         return ensure_synthetic()
-    raise DatasetError("dataset 'mvtec' needs root (expected the folder holding <category>/train/good)")
+    default = default_data_dir() / spec.name
+    if spec.name == "mvtec" and default.is_dir() and list_categories(default):
+        return default
+    hint = (f", e.g. after `python -m anovit data download mvtec --root {default}`" if spec.name == "mvtec"
+            else "")
+    layout = "<category>/train/good" if spec.kind == LAYOUT else "<category>/good"
+    raise DatasetError(f"dataset '{spec.name}' needs root (--data-root: the folder holding {layout}){hint}")
 
 
 def get_dataset(name: str, split: str, *, category: str, image_size: int, root: str | Path | None = None,
                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int = 0) -> Dataset:
-    """One split ("train", "val", "test") of a dataset; `category` is the normal class ("0".."9" for digits).
+    """One split ("train", "val", "test") of a dataset; `category` is the normal class or category folder.
 
-    synthetic: `root` defaults to `ensure_synthetic()`; mvtec: `root` is required. For both, "val"
-    returns the train split (see the module docstring). digits: `seed` moves the train/val split.
+    synthetic: `root` defaults to `ensure_synthetic()`; mvtec: `root` defaults to <data dir>/mvtec
+    when a download put it there; folder: `root` is required. For these three, "val" returns the
+    train split (see the module docstring). One-class sets: `seed` moves the train/val split;
+    `root` is where their files are (default: the cache under <data dir>).
     """
-    _check_name(name)
+    spec = dataset_spec(name)
     if split not in SPLITS:
         raise DatasetError(f"split '{split}' is not valid (expected one of {', '.join(SPLITS)})")
     if name == "digits":
         if str(category) not in DIGIT_CLASSES:
             raise DatasetError(f"digits category '{category}' is unknown (expected one of {', '.join(DIGIT_CLASSES)})")
         return digits_one_class(int(category), split, image_size, transform=transform, seed=seed)
-    return MVTecLayoutDataset(_layout_root(name, root), category, "test" if split == "test" else "train",
-                              image_size, transform)
+    if name in LABELLED_SETS:
+        return one_class(name, category, split, image_size, root=root, transform=transform, seed=seed)
+    dataset_class = ImageFolderDataset if spec.kind == FOLDER else MVTecLayoutDataset
+    return dataset_class(_folder_root(spec, root), category, "test" if split == "test" else "train", image_size,
+                         transform)
 
 
 def list_classes(name: str, root: str | Path | None = None) -> list[str]:
-    """Categories (layout datasets) or class names (digits) usable as `category`."""
-    _check_name(name)
-    if name == "digits":
-        return list(DIGIT_CLASSES)
-    if name == "synthetic" and root is None:
-        return list(CATEGORIES)
-    return list_categories(_layout_root(name, root))
+    """Categories usable as `category`: the fixed classes, or the category folders under `root`."""
+    spec = dataset_spec(name)
+    if root is None and spec.classes is not None:
+        return list(spec.classes)
+    if spec.kind == FOLDER:
+        return list_folder_categories(_folder_root(spec, root))
+    if spec.kind == LAYOUT:
+        return list_categories(_folder_root(spec, root))
+    return list(spec.classes or ())
 
 
 def has_masks(name: str) -> bool:
     """Whether the dataset has pixel-level ground truth (else masks are all zero)."""
-    _check_name(name)
-    return name != "digits"
+    return dataset_spec(name).has_masks
+
+
+def category_kind(name: str, category: str) -> str | None:
+    """"texture" or "object" for MVTec AD and synthetic categories (the paper's table groups), else None."""
+    if name == "mvtec" and category in MVTEC_CATEGORIES:
+        return MVTEC_CATEGORIES[category].kind
+    if name == "synthetic":
+        return CATEGORY_KIND.get(category)
+    return None
 
 
 def train_val_datasets(name: str, *, category: str, image_size: int, root: str | Path | None = None,
@@ -85,16 +112,22 @@ def train_val_datasets(name: str, *, category: str, image_size: int, root: str |
                        val_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
     """The training set (with ``transform``) and the validation set (without) of the normal class.
 
-    Layout datasets hold out ``val_fraction`` of train/good by a seeded index split; datasets with a
-    protocol of their own (digits) use their "val" split and ignore ``val_fraction``.
+    Folder datasets are checked first (`anovit.data.check.require_valid`: structure, headers,
+    masks), so a broken folder fails before any training; then ``val_fraction`` of the train split
+    is held out by a seeded index split. One-class sets use their protocol's validation split and
+    ignore ``val_fraction``.
     """
-    if name in ("synthetic", "mvtec"):
+    spec = dataset_spec(name)
+    if spec.kind in (LAYOUT, FOLDER):
+        folder = _folder_root(spec, root) / category
+        if folder.is_dir():
+            require_valid(folder)
         augmented = get_dataset(name, "train", category=category, image_size=image_size, root=root, transform=transform)
         plain = get_dataset(name, "train", category=category, image_size=image_size, root=root)
         train_idx, val_idx = split_indices(len(plain), val_fraction, seed)
         if not val_idx:
             raise DatasetError(f"{name}/{category}: val_fraction {val_fraction} leaves no validation image "
-                               f"out of {len(plain)} in train/good")
+                               f"out of {len(plain)} training images")
         return Subset(augmented, train_idx), Subset(plain, val_idx)
     common = dict(category=category, image_size=image_size, root=root, seed=seed)
     return get_dataset(name, "train", transform=transform, **common), get_dataset(name, "val", **common)

@@ -26,10 +26,11 @@ def list_images(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
 
 
-def _decode(path: Path, convert) -> np.ndarray:
+def _decode(path: Path, convert, load: bool = True):
     try:
         with Image.open(path) as im:
-            im.load()
+            if load:
+                im.load()
             return convert(im)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
@@ -63,6 +64,22 @@ def read_rgb(path: Path) -> np.ndarray:
 def read_mask(path: Path) -> np.ndarray:
     """Decode a mask file to bool (H, W): pixels above half of full scale (any channel) are True."""
     return _decode(path, _to_mask)
+
+
+def image_info(path: Path, decode: bool = False) -> tuple[int, int, str]:
+    """(width, height, mode) of an image file, raising DatasetError when it cannot be read.
+
+    `decode` reads every pixel; otherwise only the header is parsed and the file's structure
+    verified (for PNG: every chunk checksum), which is much faster but misses some damaged JPEGs.
+    """
+    def info(im: Image.Image) -> tuple[int, int, str]:
+        width, height = im.size
+        mode = im.mode
+        if not decode:
+            im.verify()
+        return width, height, mode
+
+    return _decode(path, info, load=decode)
 
 
 def resize_image(image: torch.Tensor, size: int) -> torch.Tensor:

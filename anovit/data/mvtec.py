@@ -11,12 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
-from anovit.data.imageio import IMAGE_EXTENSIONS, list_images, read_mask, read_rgb, resize_image, resize_mask
+from anovit.data.imageio import IMAGE_EXTENSIONS, list_images
+from anovit.data.samples import Sample, SampleListDataset
 from anovit.errors import DatasetError
 
-Sample = tuple[Path, str, Path | None]  # (image path, defect type, mask path or None for "good")
 _EXPECTED_FILES = "/".join(IMAGE_EXTENSIONS)
 
 
@@ -47,7 +46,7 @@ def _images_in(folder: Path, what: str) -> list[Path]:
     return images
 
 
-def _mask_index(folder: Path) -> dict[str, Path]:
+def mask_index(folder: Path) -> dict[str, Path]:
     """Stem -> mask path in `folder`, preferring extensions in IMAGE_EXTENSIONS order."""
     index: dict[str, Path] = {}
     if folder.is_dir():
@@ -74,7 +73,7 @@ def _scan_test(folder: Path) -> list[Sample]:
             samples += [(p, defect, None) for p in images]
             continue
         gt = folder / "ground_truth" / defect
-        masks = _mask_index(gt)
+        masks = mask_index(gt)
         for path in images:
             mask = masks.get(f"{path.stem}_mask")
             if mask is None:
@@ -84,7 +83,7 @@ def _scan_test(folder: Path) -> list[Sample]:
     return samples
 
 
-class MVTecLayoutDataset(Dataset):
+class MVTecLayoutDataset(SampleListDataset):
     """One split of one category in the MVTec AD layout; items follow the anovit item contract.
 
     Structure (folders, listings, mask existence) is checked here; images are decoded on first
@@ -95,49 +94,8 @@ class MVTecLayoutDataset(Dataset):
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         if split not in ("train", "test"):
             raise DatasetError(f"split '{split}' is not valid for a layout dataset (expected 'train' or 'test')")
-        if image_size < 1:
-            raise DatasetError(f"image_size {image_size} is not valid (expected a positive number of pixels)")
         self.root = Path(root)
         self.category = category
         self.split = split
-        self.image_size = image_size
-        self.transform = transform
         folder = _category_dir(self.root, category)
-        self.samples: list[Sample] = _scan_train(folder) if split == "train" else _scan_test(folder)
-        self.labels: list[int] = [int(defect != "good") for _, defect, _ in self.samples]
-        self.defect_types: list[str] = sorted({defect for _, defect, _ in self.samples})
-        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        path, _, mask_path = self.samples[index]
-        rgb = read_rgb(path)
-        image = resize_image(torch.from_numpy(rgb).permute(2, 0, 1), self.image_size)
-        if mask_path is None:
-            return image, None
-        mask = read_mask(mask_path)
-        if mask.shape != rgb.shape[:2]:
-            (mh, mw), (ih, iw) = mask.shape, rgb.shape[:2]
-            raise DatasetError(f"mask '{mask_path}' is {mw}x{mh} px but its image '{path}' is {iw}x{ih} px "
-                               f"(expected equal sizes)")
-        return image, resize_mask(torch.from_numpy(mask), self.image_size)
-
-    def __getitem__(self, index: int) -> dict:
-        index = range(len(self))[index]
-        if index not in self._cache:
-            self._cache[index] = self._load(index)
-        image_u8, mask = self._cache[index]
-        image = image_u8.float().div_(255)
-        if self.transform is not None:
-            image = self.transform(image)
-        size = self.image_size
-        path, defect, _ = self.samples[index]
-        return {
-            "image": image,
-            "mask": torch.zeros(1, size, size) if mask is None else mask.float(),
-            "label": self.labels[index],
-            "defect_type": defect,
-            "path": str(path),
-        }
+        super().__init__(_scan_train(folder) if split == "train" else _scan_test(folder), image_size, transform)

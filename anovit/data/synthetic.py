@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shutil
 import tempfile
 import zlib
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from anovit.data.paths import default_data_dir
 from anovit.errors import DatasetError
 
 VERSION = 1
@@ -282,12 +282,6 @@ def generate(root: str | Path, categories: tuple[str, ...] | list[str] | None = 
         shutil.rmtree(tmp, ignore_errors=True)
     (root / MARKER).write_text(_marker_text(categories, n_train, seed))
     return root
-
-
-def default_data_dir() -> Path:
-    """Environment variable ANOVIT_DATA_DIR if set, else <repo>/data."""
-    env = os.environ.get("ANOVIT_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "data"
 
 
 def ensure_synthetic(root: str | Path | None = None) -> Path:

@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..hub_mixin import HubMixin
 from .encoder import create_encoder
 
 
@@ -58,7 +59,7 @@ def decoder_strides(patch_size: int, n_blocks: int = 6) -> list[int]:
     return [1] + [2] * n_up + [1] * (n_blocks - 1 - n_up)
 
 
-class AnoViT(nn.Module):
+class AnoViT(HubMixin, nn.Module):
     """ViT encoder + transposed-convolution decoder; ``forward`` returns the reconstruction."""
 
     model_type = "anovit"

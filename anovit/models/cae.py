@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ..hub_mixin import HubMixin
+
 
 @dataclass
 class L2CAEConfig:
@@ -51,7 +53,7 @@ def _act() -> nn.Module:
     return nn.LeakyReLU(0.2, inplace=True)
 
 
-class L2CAE(nn.Module):
+class L2CAE(HubMixin, nn.Module):
     """Bergmann et al.'s convolutional autoencoder with a dense latent; ``forward`` reconstructs."""
 
     model_type = "cae"

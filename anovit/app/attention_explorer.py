@@ -1,0 +1,172 @@
+"""Attention page (beyond the paper): where one patch of a test image looks, per encoder layer and
+rolled out through all layers, beside the error map: the global context the paper argues a ViT
+encoder brings over a convolutional one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+
+from ..attention import (
+    HEAD_FUSIONS,
+    attention_maps,
+    attention_rollout,
+    fuse_heads,
+    grid_size,
+    mean_attention_distance,
+    patch_attention,
+    patch_size,
+    upsample_map,
+)
+from ..viz import ATTENTION_COLORSCALE, Panel, Scale, layer_distance_figure, overlay, panel_grid_figure
+from .common import (
+    DataRef,
+    data_picker,
+    load_dataset,
+    load_model_cached,
+    page_header,
+    predict_items,
+    run_picker,
+    show_errors,
+    test_scores,
+    weights_mtime,
+)
+
+ROLLOUT = "rollout"
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing attention…")
+def _attention(run_dir: str, mtime: float, ref: DataRef, index: int, head_fusion: str) -> dict[str, np.ndarray]:
+    model = load_model_cached(Path(run_dir))
+    image = load_dataset(ref, "test", model.config.image_size)[index]["image"][None]
+    layers = attention_maps(model, image)
+    return {
+        "layers": torch.stack([fuse_heads(a, head_fusion)[0] for a in layers]).numpy(),  # (L, T, T)
+        "rollout": attention_rollout(layers, head_fusion)[0].numpy(),  # (T, T)
+        "distance": torch.stack(
+            [
+                mean_attention_distance(a, model.num_prefix_tokens, grid_size(model), patch_size(model))[0]
+                for a in layers
+            ]
+        ).numpy(),  # (L, heads)
+    }
+
+
+def patch_maps(
+    attn: dict[str, np.ndarray], patch: int, num_prefix_tokens: int, grid: tuple[int, int]
+) -> dict[str, np.ndarray]:
+    """Attention of ``patch`` over the patch grid, per layer ("1".."L") and for the rollout."""
+    maps = {
+        ROLLOUT: patch_attention(torch.from_numpy(attn["rollout"])[None], patch, num_prefix_tokens, grid)[0].numpy()
+    }
+    for i, layer in enumerate(attn["layers"], 1):
+        maps[str(i)] = patch_attention(torch.from_numpy(layer)[None], patch, num_prefix_tokens, grid)[0].numpy()
+    return maps
+
+
+def to_pixels(grid_map: np.ndarray, size: int) -> np.ndarray:
+    """A patch-grid map blown up to ``size`` x ``size`` pixels (patches stay visible)."""
+    return upsample_map(torch.from_numpy(grid_map)[None], size)[0].numpy()
+
+
+def patch_box(patch: int, grid: tuple[int, int], patch_px: int) -> tuple[int, int, int, int]:
+    """(y0, x0, y1, x1) pixel box of a row-major patch index."""
+    row, col = divmod(patch, grid[1])
+    return row * patch_px, col * patch_px, (row + 1) * patch_px, (col + 1) * patch_px
+
+
+def _image_choice(run: Any, ref: DataRef, image_size: int) -> int:
+    scores = test_scores(run, ref, image_size).sort_values("score", ascending=False)
+    labels = {int(r.index): f"#{r.index} {r.defect_type} (score {r.score:.3g})" for r in scores.itertuples()}
+    return st.selectbox("Test image (highest anomaly score first)", list(labels), format_func=labels.get)
+
+
+@show_errors
+def render() -> None:
+    """The Attention page."""
+    page_header(
+        "Attention",
+        "Where a patch looks in AnoViT's ViT encoder, per layer and rolled out "
+        "(Abnar & Zuidema 2020), beside the error map.",
+    )
+    run = run_picker("AnoViT checkpoint", model_type="anovit", key="attention-run")
+    if run is None:
+        return
+    ref = data_picker(run, key="attention")
+    if ref is None:
+        return
+    model = load_model_cached(run.path)
+    size, grid, px = model.config.image_size, grid_size(model), patch_size(model)
+    index = _image_choice(run, ref, size)
+    item = predict_items(run, ref, [index])
+    error = item["score_map"][0]
+    peak_y, peak_x = np.unravel_index(int(np.argmax(error)), error.shape)
+    c1, c2, c3, c4 = st.columns(4)
+    row = c1.number_input(
+        f"Patch row (0-{grid[0] - 1})",
+        0,
+        grid[0] - 1,
+        int(min(peak_y // px, grid[0] - 1)),
+        help="Default: the patch holding the largest error",
+    )
+    col = c2.number_input(f"Patch column (0-{grid[1] - 1})", 0, grid[1] - 1, int(min(peak_x // px, grid[1] - 1)))
+    fusion = c3.selectbox("Heads", HEAD_FUSIONS, help="How the heads of a layer are combined")
+    n_layers = len(model.encoder.blocks)
+    layer = c4.select_slider("Layer", [ROLLOUT] + [str(i) for i in range(1, n_layers + 1)], value=ROLLOUT)
+    attn = _attention(str(run.path), weights_mtime(run.path), ref, index, fusion)
+    patch = int(row) * grid[1] + int(col)
+    maps = patch_maps(attn, patch, model.num_prefix_tokens, grid)
+    box = patch_box(patch, grid, px)
+    chosen = to_pixels(maps[layer], size)
+    low, top = float(chosen.min()), float(chosen.max())
+    top = top if top > low else low + 1e-6
+    title = "rollout" if layer == ROLLOUT else f"layer {layer}"
+    panels = [
+        [
+            Panel("input (patch outlined)", item["image"][0], marker=box),
+            Panel(f"attention, {title}", chosen, "attention", marker=box),
+            Panel(
+                "attention over input",
+                overlay(item["image"][0], chosen, low, top, 0.6, ATTENTION_COLORSCALE),
+                marker=box,
+            ),
+            Panel("error map", error, "error", marker=box),
+        ]
+    ]
+    scales = {
+        "attention": Scale(low, top, ATTENTION_COLORSCALE, "attention"),
+        "error": Scale(0.0, float(error.max()) or 1.0, title="squared error"),
+    }
+    st.plotly_chart(panel_grid_figure(panels, scales, cell_px=250), key="attention-panels", theme=None)
+    n_tokens = attn["rollout"].shape[-1]
+    st.caption(
+        f"Attention colours span the smallest to the largest weight shown (uniform attention is 1/{n_tokens} = "
+        f"{1 / n_tokens:.3g} per token). An encoder trained from random weights for a few epochs (cpu-tiny) "
+        "attends almost uniformly; ImageNet weights (the paper preset) give structured maps."
+    )
+    st.subheader("Every layer, for this patch")
+    per_row = 6
+    layer_panels = [
+        Panel(f"layer {i}", to_pixels(maps[str(i)], size), "layers", marker=box) for i in range(1, n_layers + 1)
+    ]
+    layer_low = min(float(p.data.min()) for p in layer_panels)
+    layer_top = max(max(float(p.data.max()) for p in layer_panels), layer_low + 1e-6)
+    grid_rows = [layer_panels[i : i + per_row] for i in range(0, len(layer_panels), per_row)]
+    st.plotly_chart(
+        panel_grid_figure(
+            grid_rows, {"layers": Scale(layer_low, layer_top, ATTENTION_COLORSCALE, "attention")}, cell_px=150
+        ),
+        key="attention-layers",
+        theme=None,
+    )
+    st.subheader("How far the heads look")
+    st.plotly_chart(layer_distance_figure(attn["distance"], px), key="attention-distance")
+    st.caption(
+        "Mean attention distance of each head (pixels between a patch and the patches it attends to, averaged "
+        "over patches). Heads far above one patch gather context from across the image, which a "
+        "convolutional encoder's small receptive field cannot."
+    )

@@ -1,0 +1,91 @@
+"""Gallery page: input / reconstruction / error map of a checkpoint's test images, sorted by anomaly
+score, filtered by defect type, and paged (only the visible page is reconstructed, cached per page)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ..viz import colorize, score_histogram_figure, tile, to_rgb_uint8
+from .common import data_picker, load_model_cached, page_header, predict_items, run_picker, show_errors, test_scores
+
+SORT_ORDERS = {
+    "score, highest first": ("score", False),
+    "score, lowest first": ("score", True),
+    "file order": ("index", True),
+}
+PAGE_SIZES = (12, 24, 48)
+COLUMNS = 3
+
+
+def filter_sort(scores: pd.DataFrame, defect_types: list[str], order: str) -> pd.DataFrame:
+    """The rows of ``scores`` whose defect type is selected, in ``order`` (a key of SORT_ORDERS)."""
+    column, ascending = SORT_ORDERS[order]
+    kept = scores[scores["defect_type"].isin(defect_types)]
+    return kept.sort_values([column, "index"], ascending=[ascending, True], kind="stable")
+
+
+def n_pages(n_items: int, per_page: int) -> int:
+    """Pages needed for ``n_items`` (at least one)."""
+    return max(1, math.ceil(n_items / per_page))
+
+
+def page_rows(rows: pd.DataFrame, page: int, per_page: int) -> pd.DataFrame:
+    """Rows of 1-based ``page``."""
+    start = (page - 1) * per_page
+    return rows.iloc[start : start + per_page]
+
+
+def tile_image(
+    image: np.ndarray, recon: np.ndarray, score_map: np.ndarray, vmax: float, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Input | reconstruction | error map (0..vmax on the error colour scale) [| ground-truth mask] side by side."""
+    parts = [to_rgb_uint8(image), to_rgb_uint8(recon), colorize(score_map, 0.0, vmax)]
+    if mask is not None:
+        parts.append(to_rgb_uint8(mask.astype(np.float32)))
+    return tile(*parts)
+
+
+@show_errors
+def render() -> None:
+    """The Gallery page."""
+    page_header("Gallery", "Input, reconstruction and error map of every test image of a checkpoint's class.")
+    run = run_picker(key="gallery-run")
+    if run is None:
+        return
+    ref = data_picker(run, key="gallery")
+    if ref is None:
+        return
+    model = load_model_cached(run.path)
+    scores = test_scores(run, ref, model.config.image_size)
+    types = sorted(scores["defect_type"].unique(), key=lambda t: (t != "good", t))
+    c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
+    chosen = c1.multiselect("Defect types", types, default=types)
+    order = c2.selectbox("Sort", list(SORT_ORDERS))
+    per_page = c3.selectbox("Per page", PAGE_SIZES, index=1)
+    rows = filter_sort(scores, chosen, order)
+    pages = n_pages(len(rows), per_page)
+    page = c4.number_input(f"Page (of {pages})", 1, pages, 1)
+    show_mask = st.checkbox("Show the ground-truth mask", value=True)
+    vmax = float(scores["score"].max()) or 1.0
+    st.plotly_chart(score_histogram_figure(scores["score"], scores["defect_type"]), key="gallery-hist")
+    st.caption(
+        f"{ref.label}: {len(rows)} of {len(scores)} test images · each tile: input | reconstruction | "
+        f"error map (0 to {vmax:.3g}, the largest image score of the split, on one colour scale)"
+        + (" | ground truth" if show_mask else "")
+    )
+    visible = page_rows(rows, int(page), per_page)
+    if visible.empty:
+        st.info("No image of the selected defect types.")
+        return
+    items = predict_items(run, ref, visible["index"].tolist())
+    cols = st.columns(COLUMNS)
+    for k in range(len(items["index"])):
+        image = tile_image(
+            items["image"][k], items["recon"][k], items["score_map"][k], vmax, items["mask"][k] if show_mask else None
+        )
+        caption = f"#{items['index'][k]} · {items['defect_type'][k]} · score {items['score'][k]:.4g}"
+        cols[k % COLUMNS].image(image, caption=caption, width="stretch")

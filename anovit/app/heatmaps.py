@@ -1,0 +1,228 @@
+"""Heatmaps page (the paper's Fig. 3): l2-CAE and AnoViT error maps of the same test images beside
+the ground-truth mask on one colour scale, binarised at a threshold with the image- and pixel-level
+numbers at that threshold, and the ROC curves of both models."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ..models import MODEL_LABELS
+from ..runs import RunInfo
+from ..viz import Panel, Scale, panel_grid_figure, roc_figure
+from .common import (
+    DataRef,
+    finished_runs,
+    page_header,
+    page_link,
+    predict_items,
+    run_data,
+    run_label,
+    show_errors,
+    test_pass,
+)
+
+MODELS = ("cae", "anovit")  # column order: baseline first, as in the paper's figure
+N_THRESHOLDS = 121
+
+
+def group_runs(runs: list[RunInfo]) -> dict[DataRef, dict[str, list[RunInfo]]]:
+    """Runs grouped by the data they were trained on (dataset, class, folder), then by model type.
+
+    Only groups holding both an l2-CAE and an AnoViT run are returned.
+    """
+    groups: dict[DataRef, dict[str, list[RunInfo]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        ref = run_data(run)
+        if ref is not None and run.model_type in MODELS:
+            groups[DataRef(ref.dataset, ref.category, ref.root)][run.model_type].append(run)
+    return {ref: dict(by_model) for ref, by_model in groups.items() if all(by_model.get(m) for m in MODELS)}
+
+
+def rates_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float | None, float | None]:
+    """(true positive rate, false positive rate) when "anomalous" means score >= threshold; None without that class."""
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels).astype(bool)
+    flagged = scores >= threshold
+    tpr = float(flagged[labels].mean()) if labels.any() else None
+    fpr = float(flagged[~labels].mean()) if (~labels).any() else None
+    return tpr, fpr
+
+
+def roc_point_at(roc: tuple[np.ndarray, np.ndarray, np.ndarray], threshold: float) -> tuple[float, float]:
+    """(fpr, tpr) of a ROC curve (fpr, tpr, decreasing thresholds) at ``threshold``: the last point whose
+    threshold is still >= it (exact up to the curve's binning and point spacing)."""
+    fpr, tpr, thr = roc
+    i = int(np.searchsorted(-np.asarray(thr), -threshold, side="right")) - 1
+    i = min(max(i, 0), len(fpr) - 1)
+    return float(fpr[i]), float(tpr[i])
+
+
+def mask_stats(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float | None]:
+    """Pixel precision, recall, IoU and F1 of a binarised map against a mask (None where undefined)."""
+    predicted, truth = np.asarray(predicted, bool), np.asarray(truth, bool)
+    tp = float((predicted & truth).sum())
+    fp = float((predicted & ~truth).sum())
+    fn = float((~predicted & truth).sum())
+    return {
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "recall": tp / (tp + fn) if tp + fn else None,
+        "iou": tp / (tp + fp + fn) if tp + fp + fn else None,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None,
+    }
+
+
+def threshold_options(rocs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int = N_THRESHOLDS) -> list[float]:
+    """``n`` log-spaced thresholds spanning the finite, positive thresholds of the given ROC curves."""
+    finite = np.concatenate([np.asarray(r[2])[np.isfinite(r[2]) & (np.asarray(r[2]) > 0)] for r in rocs])
+    if finite.size == 0:
+        return [1.0]
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        return [lo]
+    return np.geomspace(lo, hi, n).tolist()
+
+
+def default_images(scores: pd.DataFrame, per_type: int = 1, limit: int = 5) -> list[int]:
+    """Test indices shown first: the first ``per_type`` image(s) of each defect type, normal last, at most ``limit``."""
+    types = sorted(scores["defect_type"].unique(), key=lambda t: (t == "good", t))
+    chosen: list[int] = []
+    for kind in types:
+        chosen += scores[scores["defect_type"] == kind]["index"].head(per_type).tolist()
+    return [int(i) for i in chosen[:limit]]
+
+
+def nearest(options: list[float], value: float | None) -> float:
+    """The option closest to ``value`` in log scale (the middle one when value is None or not positive)."""
+    if value is None or not value > 0:
+        return options[len(options) // 2]
+    return min(options, key=lambda o: abs(np.log(o) - np.log(value)))
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def comparison_rows(
+    items: dict[str, dict[str, Any]], threshold: float
+) -> tuple[list[list[Panel]], list[str], pd.DataFrame]:
+    """Panels (input, GT, each model's map, each model's binarised map) per image, row titles and a numbers table."""
+    base = items["anovit"]
+    rows, titles, table = [], [], []
+    for k, index in enumerate(base["index"]):
+        mask = base["mask"][k]
+        row = [Panel("input", base["image"][k]), Panel("ground truth", mask)]
+        row += [Panel(f"{MODEL_LABELS[m]}<br>error map", items[m]["score_map"][k], "error") for m in MODELS]
+        record: dict[str, Any] = {"image": f"#{index}", "defect type": base["defect_type"][k]}
+        for m in MODELS:
+            binary = items[m]["score_map"][k] >= threshold
+            row.append(Panel(f"{MODEL_LABELS[m]}<br>≥ threshold", binary))
+            stats = mask_stats(binary, items[m]["mask"][k])
+            score = float(items[m]["score"][k])
+            record[f"{MODEL_LABELS[m]} score"] = f"{score:.4g}"
+            record[f"{MODEL_LABELS[m]} decision"] = "anomalous" if score >= threshold else "normal"
+            record[f"{MODEL_LABELS[m]} pixel F1"] = _fmt(stats["f1"])
+            record[f"{MODEL_LABELS[m]} IoU"] = _fmt(stats["iou"])
+        rows.append(row)
+        titles.append(f"#{index} {base['defect_type'][k]}")
+        table.append(record)
+    return rows, titles, pd.DataFrame(table)
+
+
+def summary_at(passes: dict[str, dict[str, Any]], threshold: float) -> pd.DataFrame:
+    """Per model: image TPR/FPR over the whole test split and pixel TPR/FPR (binned ROC) at ``threshold``."""
+    records = []
+    for m in MODELS:
+        p = passes[m]
+        tpr, fpr = rates_at(p["scores"]["score"].to_numpy(), p["scores"]["label"].to_numpy(), threshold)
+        record = {
+            "model": MODEL_LABELS[m],
+            "image AUROC": _fmt(p["image_auroc"]),
+            "pixel AUROC": _fmt(p["pixel_auroc"]),
+            "image TPR": _fmt(tpr),
+            "image FPR": _fmt(fpr),
+            "pixel TPR": "—",
+            "pixel FPR": "—",
+        }
+        if p["pixel_roc"] is not None:
+            pfpr, ptpr = roc_point_at(p["pixel_roc"], threshold)
+            record["pixel TPR"], record["pixel FPR"] = _fmt(ptpr), _fmt(pfpr)
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def _roc_figures(passes: dict[str, dict[str, Any]], threshold: float) -> None:
+    for col, level in zip(st.columns(2), ("image", "pixel")):
+        curves, aucs, marks = {}, {}, {}
+        for m in MODELS:
+            roc = passes[m][f"{level}_roc"]
+            if roc is None:
+                continue
+            label = MODEL_LABELS[m]
+            curves[label], aucs[label] = (roc[0], roc[1]), passes[m][f"{level}_auroc"]
+            marks[label] = roc_point_at(roc, threshold)
+        if curves:
+            col.plotly_chart(roc_figure(curves, aucs, title=f"{level}-level ROC", marks=marks), key=f"roc-{level}")
+        else:
+            col.info(f"No {level}-level ROC: the test split lacks normal or anomalous {level}s.")
+
+
+@show_errors
+def render() -> None:
+    """The Heatmaps page."""
+    page_header(
+        "Heatmaps",
+        "l2-CAE and AnoViT side by side on the same test images (the paper's Fig. 3), "
+        "on one colour scale, with a threshold.",
+    )
+    groups = group_runs(finished_runs())
+    if not groups:
+        st.info(
+            "This page needs an l2-CAE and an AnoViT checkpoint trained on the same class: train both on the Train "
+            "page (e.g. synthetic / weave, preset cpu-tiny)."
+        )
+        page_link("train")
+        return
+    refs = list(groups)
+    ref = st.selectbox("Dataset / class", refs, format_func=lambda r: r.label + (f" ({r.root})" if r.root else ""))
+    cols = st.columns(2)
+    chosen = {
+        m: cols[i].selectbox(f"{MODEL_LABELS[m]} checkpoint", groups[ref][m], format_func=run_label, key=f"hm-{m}")
+        for i, m in enumerate(MODELS)
+    }
+    data = {m: run_data(chosen[m]) for m in MODELS}
+    passes = {m: test_pass(chosen[m], data[m]) for m in MODELS}
+    scores = passes["anovit"]["scores"]
+    labels = {int(r.index): f"#{r.index} {r.defect_type} (AnoViT score {r.score:.3g})" for r in scores.itertuples()}
+    picked = st.multiselect(
+        "Test images", list(labels), default=default_images(scores), format_func=labels.get, max_selections=8
+    )
+    if not picked:
+        st.info("Pick at least one test image.")
+        return
+    items = {m: predict_items(chosen[m], data[m], picked) for m in MODELS}
+    rocs = [passes[m][key] for m in MODELS for key in ("pixel_roc", "image_roc") if passes[m][key] is not None]
+    options = threshold_options(rocs) if rocs else [1.0]
+    default = nearest(options, chosen["anovit"].test.get("pixel_threshold"))
+    threshold = st.select_slider(
+        "Threshold on the squared error (pixels and image scores)",
+        options,
+        value=default,
+        format_func=lambda v: f"{v:.3g}",
+        help="Default: AnoViT's pixel F1-max threshold on the test split, when evaluated",
+    )
+    vmax = max(float(items[m]["score_map"].max()) for m in MODELS) or 1.0
+    rows, titles, table = comparison_rows(items, threshold)
+    figure = panel_grid_figure(rows, {"error": Scale(0.0, vmax)}, row_titles=titles, cell_px=170)
+    st.plotly_chart(figure, key="heatmap-grid", theme=None)
+    st.caption(
+        f"One colour scale for both models: 0 to {vmax:.3g} (the largest value among the maps shown). "
+        "White in the binarised maps: pixels at or above the threshold."
+    )
+    st.subheader("At this threshold")
+    st.dataframe(summary_at(passes, threshold), hide_index=True)
+    st.dataframe(table, hide_index=True)
+    _roc_figures(passes, threshold)

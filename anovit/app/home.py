@@ -1,0 +1,93 @@
+"""Home page: what AnoViT is, where data and checkpoints live, and a first step that works offline."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ..data.paths import default_data_dir
+from ..errors import AnovitError
+from ..jobs import list_jobs, start_job, unique_run_dir
+from ..runs import default_checkpoint_dir, list_runs
+from ..viz import architecture_figure
+from .common import PAGES, page_header, page_link, show_errors, synthetic_ready
+from .training import make_train_config
+
+FIRST_EPOCHS = 5
+PAGE_TEXT = {
+    "train": "fine-tune AnoViT or the l2-CAE as a background job: live loss curve, ETA, cancel",
+    "results": "per-class image and pixel AUROC tables like the paper's Tables 2-5, beside the paper's numbers",
+    "gallery": "input, reconstruction and error map of every test image, sorted by score, filtered by defect",
+    "heatmaps": "l2-CAE and AnoViT maps side by side with the ground truth (Fig. 3), threshold and ROC curves",
+    "inspect": "upload an image and get its reconstruction, heatmap, score and decision",
+    "attention": "where a patch looks in the ViT encoder, per layer and rolled out, beside the error map",
+    "hub": "push checkpoints to, and pull them from, the Hugging Face Hub",
+}
+
+
+def first_step(model: str) -> None:
+    """Start the suggested first run (cpu-tiny, synthetic weave) and open the Train page on it."""
+    config = make_train_config(
+        dataset="synthetic",
+        category="weave",
+        root=None,
+        model=model,
+        preset="cpu-tiny",
+        epochs=FIRST_EPOCHS,
+        batch_size=16,
+        lr=2e-4,
+        seed=0,
+    )
+    run_dir = unique_run_dir(default_checkpoint_dir(), config.run_name())
+    try:
+        start_job(config, run_dir)
+    except AnovitError as err:
+        st.error(str(err))
+        return
+    st.switch_page(PAGES["train"][0], query_params={"job": run_dir.name})
+
+
+@show_errors
+def render() -> None:
+    """The Home page."""
+    page_header(
+        "AnoViT explorer",
+        "Reconstruction-based anomaly detection with a Vision Transformer encoder "
+        "(Lee & Kang 2022) and its l2-CAE baseline (Bergmann et al.).",
+    )
+    st.markdown(
+        "**AnoViT** learns to reconstruct *normal* images only. A ViT encoder turns the image's 16x16 patches into "
+        "embeddings; the [cls] token is dropped and the patch embeddings are laid back on their √N x √N grid, a "
+        "feature map that a transposed-convolution decoder turns back into an image. Trained on defect-free images, "
+        "it reconstructs defects poorly: the squared reconstruction error is the anomaly map (eq. 6) and its maximum "
+        "the image's anomaly score (eq. 7). Self-attention lets every patch see the whole image, the global context "
+        "a convolutional auto-encoder such as the **l2-CAE** lacks."
+    )
+    st.plotly_chart(architecture_figure(), key="architecture")
+    runs, jobs = list_runs(), list_jobs()
+    active = sum(state.active for _, state in jobs)
+    c1, c2 = st.columns(2)
+    ready = synthetic_ready()
+    c1.markdown(
+        f"**Data** · `{default_data_dir()}`  \nEmbedded synthetic dataset (weave, tiles: textures; washer: "
+        f"object): {'ready' if ready else 'generated on first use, about 15 s'}. Set `ANOVIT_DATA_DIR` to move it."
+    )
+    c2.markdown(
+        f"**Checkpoints** · `{default_checkpoint_dir()}`  \n{len(runs)} run folder(s), {active} training now. "
+        "Set `ANOVIT_CHECKPOINTS` to move them."
+    )
+    st.subheader("First step (offline, about a minute)")
+    st.markdown(
+        f"Train a **cpu-tiny AnoViT on the synthetic weave class** ({FIRST_EPOCHS} epochs), then the l2-CAE on "
+        "the same class, and compare them on the Gallery and Heatmaps pages."
+    )
+    b1, b2 = st.columns(2)
+    if b1.button("Train AnoViT (cpu-tiny) on synthetic weave", type="primary"):
+        first_step("anovit")
+    if b2.button("Train the l2-CAE (cpu-tiny) on synthetic weave"):
+        first_step("cae")
+    st.subheader("Pages")
+    for page, text in PAGE_TEXT.items():
+        cols = st.columns([1, 4])
+        with cols[0]:
+            page_link(page)
+        cols[1].markdown(text)

@@ -1,0 +1,149 @@
+"""Inspect page: score one uploaded image (or a test image) with a checkpoint and decide at a threshold
+chosen on the validation split: the largest score among the normal validation images held out
+during training, so an image is called anomalous when it scores above every one of them."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+from PIL import Image
+
+from ..data.imageio import _to_rgb, resize_image
+from ..errors import AnovitError
+from ..evaluate import reconstruct
+from ..scoring import DEFAULT_SIGMA, anomaly_maps
+from ..viz import Panel, Scale, overlay, panel_grid_figure, score_histogram_figure, to_rgb_uint8
+from .common import (
+    data_picker,
+    load_dataset,
+    load_model_cached,
+    page_header,
+    run_picker,
+    show_errors,
+    validation_scores,
+)
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"]
+MAX_UPLOAD_MB = 20
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+MAX_PIXELS = 40_000_000
+
+
+class UploadError(AnovitError):
+    """An uploaded file that cannot be scored."""
+
+
+def decode_upload(
+    data: bytes, name: str, *, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
+    """Decode an uploaded PNG/JPEG/BMP/TIFF to uint8 (H, W, 3); too large or unreadable files raise UploadError."""
+    if len(data) > max_bytes:
+        raise UploadError(
+            f"{name} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB (expected one image)"
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.format not in ("PNG", "JPEG", "BMP", "TIFF", "MPO"):
+                raise UploadError(f"{name} is a {im.format} file; expected PNG, JPEG, BMP or TIFF")
+            width, height = im.size
+            if width * height > max_pixels:
+                raise UploadError(f"{name} is {width}x{height} px; the limit is {max_pixels / 1e6:.0f} megapixels")
+            im.load()
+            return _to_rgb(im)
+    except UploadError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise UploadError(
+            f"{name} is not an image Pillow can read ({' '.join(str(err).split())}); expected PNG, JPEG, BMP or TIFF"
+        ) from None
+
+
+def prepare(rgb: np.ndarray, image_size: int) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float (1, 3, S, S) in [0, 1], resized as the datasets resize."""
+    return resize_image(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1), image_size)[None].float() / 255.0
+
+
+def score_image(model: torch.nn.Module, image: torch.Tensor, sigma: float = DEFAULT_SIGMA) -> dict[str, Any]:
+    """Reconstruction (uint8 H,W,3), smoothed score map (H,W) and image score of one prepared image."""
+    recon = reconstruct(model, image)
+    maps, scores = anomaly_maps(image, recon, sigma)
+    return {"recon": to_rgb_uint8(recon[0].clamp(0, 1)), "score_map": maps[0].numpy(), "score": float(scores[0])}
+
+
+def decision(score: float, threshold: float) -> str:
+    """ "anomalous" when the score exceeds the threshold, else "normal"."""
+    return "anomalous" if score > threshold else "normal"
+
+
+def _source_image(run_key: str, ref: Any, image_size: int) -> tuple[np.ndarray, str] | None:
+    source = st.radio("Image", ["Upload an image", "A test image of the class"], horizontal=True)
+    if source == "Upload an image":
+        upload = st.file_uploader(
+            f"PNG, JPEG, BMP or TIFF, up to {MAX_UPLOAD_MB} MB",
+            type=UPLOAD_TYPES,
+            max_upload_size=MAX_UPLOAD_MB,
+            key=f"upload-{run_key}",
+        )
+        if upload is None:
+            st.info("Upload an image to score it, or pick a test image of the checkpoint's class.")
+            return None
+        try:
+            return decode_upload(upload.getvalue(), upload.name), upload.name
+        except UploadError as err:
+            st.error(str(err))
+            return None
+    dataset = load_dataset(ref, "test", image_size)
+    index = st.number_input(f"Test image index (0 to {len(dataset) - 1})", 0, len(dataset) - 1, 0)
+    item = dataset[int(index)]
+    return to_rgb_uint8(item["image"]), f"test #{index} ({item['defect_type']})"
+
+
+@show_errors
+def render() -> None:
+    """The Inspect page."""
+    page_header("Inspect", "Score one image with a checkpoint: reconstruction, error map, score and decision.")
+    run = run_picker(key="inspect-run")
+    if run is None:
+        return
+    ref = data_picker(run, key="inspect")
+    if ref is None:
+        return
+    model = load_model_cached(run.path)
+    size = model.config.image_size
+    picked = _source_image(run.name, ref, size)
+    if picked is None:
+        return
+    rgb, name = picked
+    val = validation_scores(run, ref)
+    threshold = float(val.max())
+    result = score_image(model, prepare(rgb, size))
+    verdict = decision(result["score"], threshold)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Anomaly score (max of the map, eq. 7)", f"{result['score']:.4g}")
+    c2.metric(
+        "Threshold (validation)",
+        f"{threshold:.4g}",
+        help=f"The largest score among the {len(val)} normal validation images held out during training",
+    )
+    (c3.error if verdict == "anomalous" else c3.success)(f"Decision: **{verdict}**")
+    vmax = max(threshold, float(result["score_map"].max()))
+    shown = to_rgb_uint8(prepare(rgb, size)[0])
+    panels = [
+        [
+            Panel(name, shown),
+            Panel("reconstruction", result["recon"]),
+            Panel("error map", result["score_map"], "error"),
+            Panel("overlay", overlay(shown, result["score_map"], 0.0, vmax)),
+        ]
+    ]
+    st.plotly_chart(
+        panel_grid_figure(panels, {"error": Scale(0.0, vmax)}, cell_px=260), key="inspect-panels", theme=None
+    )
+    st.plotly_chart(
+        score_histogram_figure(np.r_[val, result["score"]], ["normal validation"] * len(val) + [name], threshold),
+        key="inspect-hist",
+    )

@@ -1,0 +1,273 @@
+"""Train page: configure a run, start it as a background job, watch and cancel it.
+
+The page never trains in its own process: :mod:`anovit.jobs` starts a worker and the page only
+reads RUN/job.json (auto-refreshed by a fragment), so reruns, page switches, reloads and several
+tabs all show the same job. The job watched by a tab is kept in its URL (``?job=<run name>``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import streamlit as st
+
+from ..augment import AugmentConfig
+from ..data import DATASETS, dataset_spec, flip_rule, list_classes
+from ..errors import AnovitError
+from ..jobs import LOG_FILE, JobState, cancel_job, list_jobs, read_job, start_job, unique_run_dir
+from ..models import MODEL_LABELS, PRESETS
+from ..network import hub_reachable
+from ..runs import default_checkpoint_dir
+from ..train import TrainConfig
+from ..viz import loss_curve_figure
+from .common import page_header, page_link, show_errors
+
+REFRESH_S = 1.0
+STATUS_ICONS = {
+    "queued": ":material/schedule:",
+    "running": ":material/directions_run:",
+    "done": ":material/check_circle:",
+    "failed": ":material/error:",
+    "cancelled": ":material/cancel:",
+    "stale": ":material/help:",
+}
+
+
+def make_train_config(
+    *,
+    dataset: str,
+    category: str,
+    root: str | None,
+    model: str,
+    preset: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    affine: bool = True,
+    hflip: bool | None = None,
+    vflip: bool | None = None,
+    pretrained: bool | None = None,
+) -> TrainConfig:
+    """The TrainConfig of the form's values. Flips default to the dataset's rule (no flip that makes a
+    normal image look defective); ``pretrained`` only applies to AnoViT (None keeps the preset's)."""
+    rule_h, rule_v, _ = flip_rule(dataset, category)
+    overrides = {"pretrained": pretrained} if model == "anovit" and pretrained is not None else {}
+    augment = AugmentConfig(
+        affine=affine, hflip=rule_h if hflip is None else hflip, vflip=rule_v if vflip is None else vflip
+    )
+    return TrainConfig(
+        dataset=dataset,
+        category=category,
+        data_root=root or None,
+        model=model,
+        preset=preset,
+        model_overrides=overrides,
+        epochs=int(epochs),
+        batch_size=int(batch_size),
+        lr=float(lr),
+        seed=int(seed),
+        augment=augment,
+    )
+
+
+def format_duration(seconds: float | None) -> str:
+    """``1 h 02 min``, ``3 min 05 s``, ``12 s``; an em dash when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    if s >= 60:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s} s"
+
+
+def progress_text(state: JobState) -> str:
+    """One line: phase, epoch/step, loss, speed and ETA."""
+    if state.phase == "data":
+        return "preparing the data and the model…"
+    if state.phase == "evaluate":
+        return f"evaluating on the test split: {state.eval_progress:.0%}"
+    if state.phase == "queued":
+        return "starting the worker process…"
+    parts = [f"epoch {state.epoch}/{state.epochs}", f"step {state.step}/{state.steps}"]
+    if state.loss is not None:
+        parts.append(f"loss {state.loss:.5f}")
+    if state.images_per_s:
+        parts.append(f"{state.images_per_s:.0f} img/s")
+    if state.active:
+        parts.append(f"ETA {format_duration(state.eta_s)}")
+    return " · ".join(parts)
+
+
+def job_label(run_dir: Path, state: JobState) -> str:
+    """How a job is listed: run name, status and progress."""
+    extra = f" {state.progress:.0%}" if state.active else ""
+    return f"{run_dir.name} — {state.status}{extra}"
+
+
+def default_job(jobs: list[tuple[Path, JobState]], wanted: str | None) -> int:
+    """Index of the job to show: the one named in the URL, else the newest active one, else the newest."""
+    names = [path.name for path, _ in jobs]
+    if wanted in names:
+        return names.index(wanted)
+    return next((i for i, (_, state) in enumerate(jobs) if state.active), 0)
+
+
+def _form() -> None:
+    st.subheader("New training run")
+    c1, c2, c3 = st.columns(3)
+    dataset = c1.selectbox("Dataset", DATASETS, format_func=lambda name: f"{name}: {dataset_spec(name).title}")
+    spec = dataset_spec(dataset)
+    root = c1.text_input(
+        "Data folder",
+        placeholder="default" if not spec.needs_root else "required",
+        help=f"{spec.protocol}. Source: {spec.source}",
+    )
+    if spec.classes is None and not root:
+        c1.info("Enter the folder holding the class folders (e.g. ../shared/data/cookies).")
+        return
+    try:
+        classes = list_classes(dataset, root or None)
+    except AnovitError as err:
+        c1.error(str(err))
+        return
+    if not classes:
+        c1.error(f"No class folder under {root}.")
+        return
+    category = c1.selectbox("Class (the normal class)", classes)
+    model = c2.radio("Model", list(MODEL_LABELS), format_func=MODEL_LABELS.get, horizontal=True)
+    preset = c2.selectbox(
+        "Preset", list(PRESETS[model]), help="cpu-tiny: minutes on a CPU; paper: ViT-B/16 at 384 px, a GPU job"
+    )
+    pretrained = None
+    if model == "anovit":
+        pretrained = c2.checkbox(
+            "ImageNet encoder weights",
+            value=bool(PRESETS[model][preset].get("pretrained", False)),
+            help="Downloaded from the Hugging Face Hub (or its local cache)",
+        )
+        if pretrained and not hub_reachable():
+            c2.warning("The Hugging Face Hub is unreachable: the job fails unless the weights are in the local cache.")
+    epochs = c3.number_input("Epochs", 1, 1000, 5)
+    batch_size = c3.number_input("Batch size", 1, 512, 16)
+    lr = c3.number_input("Learning rate", 1e-6, 1e-1, 2e-4, format="%.1e")
+    seed = c3.number_input("Seed", 0, 10_000, 0)
+    affine = c2.checkbox("Random affine augmentation", value=True)
+    rule_h, rule_v, why = flip_rule(dataset, category)
+    hflip = c2.checkbox("Horizontal flips", value=rule_h, help=why, key=f"hflip-{dataset}-{category}")
+    vflip = c2.checkbox("Vertical flips", value=rule_v, help=why, key=f"vflip-{dataset}-{category}")
+    config = make_train_config(
+        dataset=dataset,
+        category=category,
+        root=root,
+        model=model,
+        preset=preset,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        affine=affine,
+        hflip=hflip,
+        vflip=vflip,
+        pretrained=pretrained,
+    )
+    suggested = unique_run_dir(default_checkpoint_dir(), config.run_name()).name
+    name = st.text_input("Run name (folder under checkpoints/)", value=suggested)
+    if st.button("Start training", type="primary"):
+        try:
+            start_job(config, default_checkpoint_dir() / name.strip())
+        except AnovitError as err:
+            st.error(str(err))
+            return
+        st.query_params["job"] = name.strip()
+        st.rerun()
+
+
+def _log_tail(run_dir: Path, lines: int = 30) -> str:
+    log = run_dir / LOG_FILE
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.is_file() else "(no log)"
+
+
+def show_job(run_dir: Path) -> None:
+    """Status, progress, ETA, loss curve and cancel button of one job, re-read from disk on every call."""
+    state = read_job(run_dir)
+    if state is None:
+        st.warning(f"{run_dir} has no job state any more.")
+        return
+    st.markdown(
+        f"**{run_dir.name}** · {STATUS_ICONS.get(state.status, '')} {state.status} · "
+        f"elapsed {format_duration(state.elapsed_s)}"
+    )
+    if state.active:
+        st.progress(min(max(state.progress, 0.0), 1.0), text=progress_text(state))
+        if st.button(
+            "Cancel",
+            key=f"cancel-{run_dir.name}",
+            help="Stops at the end of the current epoch; the best epoch so far is kept",
+        ):
+            cancel_job(run_dir)
+            st.toast(f"Cancelling {run_dir.name} at the end of this epoch…")
+    if state.step_losses or state.history:
+        steps = state.steps or 1
+        st.plotly_chart(loss_curve_figure(state.step_losses, state.history, steps), key=f"loss-{run_dir.name}")
+    if state.status == "done":
+        test = state.test
+        cols = st.columns(4)
+        for col, (label, key) in zip(
+            cols,
+            [
+                ("image AUROC", "image_auroc"),
+                ("pixel AUROC", "pixel_auroc"),
+                ("image F1-max", "image_f1_max"),
+                ("test images", "n_images"),
+            ],
+        ):
+            value = test.get(key)
+            col.metric(label, "n/a" if value is None else (f"{value:.3f}" if isinstance(value, float) else value))
+        st.success("Done: the checkpoint is listed on the Results, Gallery, Heatmaps, Inspect and Attention pages.")
+        for col, (page, label) in zip(
+            st.columns(3),
+            [("gallery", "Open the Gallery"), ("heatmaps", "Compare heatmaps"), ("results", "See the Results table")],
+        ):
+            with col:
+                page_link(page, label)
+    elif state.status in ("failed", "stale"):
+        st.error(state.error or "the job failed")
+        with st.expander("Worker log (job.log)"):
+            st.code(_log_tail(run_dir))
+    elif state.status == "cancelled":
+        st.warning("Cancelled: the best epoch so far is saved in the run folder, without test metrics.")
+    if state.active != st.session_state.get(f"was-active-{run_dir.name}", state.active):
+        st.rerun()  # a job just finished: redraw the page once, without the auto-refresh
+    st.session_state[f"was-active-{run_dir.name}"] = state.active
+
+
+def _monitor() -> None:
+    st.subheader("Jobs")
+    jobs = list_jobs()
+    if not jobs:
+        st.info("No training job yet: start one above.")
+        return
+    index = default_job(jobs, st.query_params.get("job"))
+    chosen = st.selectbox("Job", range(len(jobs)), index=index, format_func=lambda i: job_label(*jobs[i]))
+    run_dir, state = jobs[chosen]
+    if st.query_params.get("job") != run_dir.name:
+        st.query_params["job"] = run_dir.name
+    st.session_state[f"was-active-{run_dir.name}"] = state.active
+    st.fragment(show_job, run_every=REFRESH_S if state.active else None)(run_dir)
+
+
+@show_errors
+def render() -> None:
+    """The Train page."""
+    page_header(
+        "Train",
+        "Fine-tune AnoViT or the l2-CAE on the normal images of one class, as a background job "
+        "that survives reruns, page switches and browser reloads.",
+    )
+    _form()
+    st.divider()
+    _monitor()

@@ -1,0 +1,308 @@
+"""The paper's comparison as one resumable sweep: train and evaluate every (class, model, seed) cell
+and append one row per finished cell to a CSV results table (``results/benchmark.csv``).
+
+A cell is finished when the table holds its row (same epochs) and its run folder still has its
+test metrics; such cells are skipped, so a killed sweep restarts where it stopped. A cell killed
+mid-training continues from its run folder's resume point (``train(..., resume=True)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import platform
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from . import checkpoint as ckpt
+from .data import category_kind, default_augment, list_classes
+from .errors import AnovitError, CheckpointError, DatasetError
+from .evaluate import evaluate_run
+from .models import MODELS, PRESETS
+from .runs import REPO_ROOT, default_checkpoint_dir
+from .train import TrainConfig, train
+
+RESULT_COLUMNS = (
+    "dataset", "class", "type", "model", "preset", "seed", "epochs",
+    "image_auroc", "pixel_auroc", "aupro", "image_f1_max", "pixel_f1_max",
+    "train_seconds", "eval_seconds", "train_images_per_s", "eval_images_per_s",
+    "run_dir", "versions", "finished_at",
+)
+CELL_COLUMNS = ("dataset", "class", "model", "preset", "seed")
+Progress = Callable[[dict[str, Any]], None]
+
+
+def default_results_path() -> Path:
+    """``$ANOVIT_RESULTS`` if set, else ``<repo>/results/benchmark.csv``."""
+    return Path(os.environ.get("ANOVIT_RESULTS", REPO_ROOT / "results" / "benchmark.csv"))
+
+
+def default_bench_dir() -> Path:
+    """Where the sweep's run folders go: ``<checkpoints>/bench``."""
+    return default_checkpoint_dir() / "bench"
+
+
+def default_epochs() -> int:
+    """The trainer's default number of epochs (``TrainConfig.epochs``)."""
+    return next(f.default for f in fields(TrainConfig) if f.name == "epochs")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (dataset, class, model, preset, seed) combination of the sweep."""
+
+    dataset: str
+    category: str
+    model: str
+    preset: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """Its run folder's name."""
+        return f"{self.dataset}-{self.category}-{self.model}-{self.preset}-s{self.seed}"
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        """The values of CELL_COLUMNS as they read back from the CSV table."""
+        return (self.dataset, self.category, self.model, self.preset, str(self.seed))
+
+
+def split_list(spec: str, what: str) -> list[str]:
+    """"a,b" -> ["a", "b"]; an empty list is an error naming ``what``."""
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    if not items:
+        raise AnovitError(f"{what} is empty (expected a comma-separated list)")
+    return items
+
+
+def resolve_classes(dataset: str, spec: str, data_root: str | Path | None = None) -> list[str]:
+    """"all" -> every class of ``dataset``; else the listed classes, each checked against the dataset."""
+    available = list_classes(dataset, data_root)
+    if spec.strip() == "all":
+        return available
+    chosen = split_list(spec, "--classes")
+    unknown = [c for c in chosen if c not in available]
+    if unknown:
+        raise DatasetError(f"{dataset} has no class(es) {', '.join(unknown)} (expected 'all' or some of "
+                           f"{', '.join(available)})")
+    return chosen
+
+
+def plan_cells(dataset: str, classes: list[str], models: list[str], preset: str, seeds: int) -> list[Cell]:
+    """Every cell, class by class (so each class's comparison completes early), then model, then seed."""
+    for model in models:
+        if model not in MODELS:
+            raise AnovitError(f"--models: unknown model '{model}' (expected some of {', '.join(MODELS)})")
+        if preset not in PRESETS[model]:
+            raise AnovitError(f"--preset: {model} has no preset '{preset}' (expected one of "
+                              f"{', '.join(PRESETS[model])})")
+    if seeds < 1:
+        raise AnovitError(f"--seeds must be at least 1; got {seeds}")
+    return [Cell(dataset, c, m, preset, s) for c in classes for m in models for s in range(seeds)]
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    """The rows of the results table ([] when it does not exist); a foreign header is an error."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != RESULT_COLUMNS:
+            raise AnovitError(f"{path} has columns {reader.fieldnames}; expected {list(RESULT_COLUMNS)} "
+                              "(move it aside or pass another results file)")
+        return [row for row in reader if row.get("finished_at")]  # a row cut short by a kill is ignored
+
+
+def append_result(path: Path, row: dict[str, Any]) -> None:
+    """Append one row (writing the header first if the table is new) in a single write."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.is_file() or path.stat().st_size == 0
+    if not new:
+        read_results(path)  # refuse to append to a table with other columns
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+    if new:
+        writer.writeheader()
+    writer.writerow({k: row.get(k, "") for k in RESULT_COLUMNS})
+    with open(path, "a", newline="") as f:
+        f.write(text.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def stored_path(path: Path) -> str:
+    """``path`` relative to the repository when inside it (portable tables), else absolute."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def resolve_stored(path: str) -> Path:
+    """Inverse of :func:`stored_path`."""
+    p = Path(path)
+    return p if p.is_absolute() else REPO_ROOT / p
+
+
+def is_finished(cell: Cell, epochs: int, rows: list[dict[str, str]]) -> bool:
+    """Whether ``rows`` hold ``cell`` trained for ``epochs`` and its run folder still has test metrics."""
+    for row in rows:
+        if tuple(row[c] for c in CELL_COLUMNS) == cell.key and row["epochs"] == str(epochs):
+            if "test" in ckpt.read_metrics(resolve_stored(row["run_dir"])):
+                return True
+    return False
+
+
+def versions() -> str:
+    """The software that produced a row."""
+    import timm
+    import torch
+
+    return f"anovit {__version__}; torch {torch.__version__}; timm {timm.__version__}; python {platform.python_version()}"
+
+
+def train_config(cell: Cell, epochs: int, data_root: str | Path | None, device: str) -> TrainConfig:
+    """The cell's training config: the trainer's defaults plus the dataset's default augmentation."""
+    return TrainConfig(
+        dataset=cell.dataset, category=cell.category, data_root=str(data_root) if data_root is not None else None,
+        model=cell.model, preset=cell.preset, epochs=epochs, seed=cell.seed, device=device,
+        augment=default_augment(cell.dataset, cell.category),
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def run_cell(cell: Cell, *, epochs: int, runs_root: Path, data_root: str | Path | None = None,
+             device: str = "auto", progress: Progress | None = None) -> dict[str, Any]:
+    """Train (resuming a killed run), evaluate on the test split and return the cell's result row."""
+    notify = progress or (lambda event: None)
+    run_dir = Path(runs_root) / cell.name
+    config = train_config(cell, epochs, data_root, device)
+    trained = ckpt.read_metrics(run_dir).get("training", {}).get("epoch", 0) if run_dir.is_dir() else 0
+
+    def forward(event: dict[str, Any]) -> None:
+        notify({**event, "cell": cell})
+
+    try:
+        if trained > epochs:
+            raise CheckpointError(f"{run_dir} was trained for {trained} epochs, more than the {epochs} asked for")
+        result = train(config, run_dir, resume=True, progress=forward)
+    except CheckpointError as err:
+        notify({"event": "restart", "cell": cell, "reason": str(err)})
+        result = train(config, run_dir, overwrite=True, progress=forward)
+    evaluation = evaluate_run(run_dir, device=device, progress=lambda done, total: notify(
+        {"event": "evaluate", "cell": cell, "done": done, "total": total}))
+    history = result.history
+    return {
+        "dataset": cell.dataset, "class": cell.category, "type": category_kind(cell.dataset, cell.category) or "class",
+        "model": cell.model, "preset": cell.preset, "seed": cell.seed, "epochs": epochs,
+        "image_auroc": _fmt(evaluation.image_auroc), "pixel_auroc": _fmt(evaluation.pixel_auroc),
+        "aupro": _fmt(evaluation.aupro), "image_f1_max": _fmt(evaluation.image_f1_max),
+        "pixel_f1_max": _fmt(evaluation.pixel_f1_max),
+        "train_seconds": _fmt(sum(h["seconds"] for h in history)), "eval_seconds": _fmt(evaluation.seconds),
+        "train_images_per_s": _fmt(sum(h["images_per_s"] for h in history) / max(len(history), 1)),
+        "eval_images_per_s": _fmt(evaluation.images_per_s),
+        "run_dir": stored_path(run_dir), "versions": versions(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+@dataclass
+class BenchmarkOutcome:
+    """Which cells ran now and which were already finished."""
+
+    ran: list[Cell]
+    skipped: list[Cell]
+    results: Path
+
+
+def run_benchmark(cells: list[Cell], *, epochs: int | None = None, results: Path | None = None,
+                  runs_root: Path | None = None, data_root: str | Path | None = None, device: str = "auto",
+                  progress: Progress | None = None) -> BenchmarkOutcome:
+    """Run every unfinished cell in order, appending its row to ``results`` as soon as it is done.
+
+    ``progress`` receives dicts with ``event``: "cell" (status "skip" or "run", index, total),
+    the trainer's "step"/"epoch" events, "evaluate", "restart" and "done" (with the row), each
+    carrying the ``cell``.
+    """
+    notify = progress or (lambda event: None)
+    epochs = epochs or default_epochs()
+    results = Path(results) if results is not None else default_results_path()
+    runs_root = Path(runs_root) if runs_root is not None else default_bench_dir()
+    rows = read_results(results)
+    outcome = BenchmarkOutcome([], [], results)
+    for index, cell in enumerate(cells):
+        done = is_finished(cell, epochs, rows)
+        notify({"event": "cell", "cell": cell, "status": "skip" if done else "run", "index": index,
+                "total": len(cells)})
+        if done:
+            outcome.skipped.append(cell)
+            continue
+        row = run_cell(cell, epochs=epochs, runs_root=runs_root, data_root=data_root, device=device, progress=notify)
+        append_result(results, row)
+        rows.append({k: str(v) for k, v in row.items()})
+        outcome.ran.append(cell)
+        notify({"event": "done", "cell": cell, "row": row})
+    return outcome
+
+
+def add_benchmark_parser(sub: Any) -> None:
+    """Register ``python -m anovit benchmark``."""
+    from .data import DATASETS
+
+    p = sub.add_parser("benchmark", help="train and evaluate every (class, model, seed) cell; resumable; "
+                                         "appends one row per cell to a results table")
+    p.add_argument("--dataset", choices=DATASETS, default="synthetic", help="dataset name (default: %(default)s)")
+    p.add_argument("--data-root", help="dataset folder (required for mvtec and folder datasets)")
+    p.add_argument("--classes", default="all", help="'all' or a comma-separated list (default: %(default)s)")
+    p.add_argument("--models", default="anovit,cae", help="comma-separated (default: %(default)s)")
+    p.add_argument("--preset", choices=sorted(PRESETS["anovit"]), default="cpu-tiny")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per class and model (default: %(default)s)")
+    p.add_argument("--epochs", type=int, help=f"epochs per cell (default: the trainer's, now {default_epochs()})")
+    p.add_argument("--results", type=Path, help="results table (default: $ANOVIT_RESULTS or results/benchmark.csv)")
+    p.add_argument("--runs-root", type=Path, help="folder of the cells' run folders (default: checkpoints/bench)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    p.set_defaults(func=_cmd_benchmark)
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    classes = resolve_classes(args.dataset, args.classes, args.data_root)
+    cells = plan_cells(args.dataset, classes, split_list(args.models, "--models"), args.preset, args.seeds)
+    bar = tqdm(total=len(cells), desc="benchmark", unit="cell")
+
+    def progress(event: dict[str, Any]) -> None:
+        kind, cell = event["event"], event["cell"]
+        if kind == "cell":
+            bar.set_description(cell.name)
+            if event["status"] == "skip":
+                bar.write(f"{cell.name}: done already, skipped")
+                bar.update(1)
+        elif kind == "step":
+            bar.set_postfix_str(f"epoch {event['epoch']}/{event['epochs']} step {event['step']}/{event['steps']} "
+                                f"loss {event['loss']:.4f}")
+        elif kind == "evaluate":
+            bar.set_postfix_str(f"evaluate {event['done']}/{event['total']}")
+        elif kind == "restart":
+            bar.write(f"{cell.name}: starting over ({event['reason']})")
+        elif kind == "done":
+            row = event["row"]
+            bar.write(f"{cell.name}: image AUROC {row['image_auroc'] or 'n/a'}, pixel AUROC "
+                      f"{row['pixel_auroc'] or 'n/a'}, AUPRO {row['aupro'] or 'n/a'} "
+                      f"(train {float(row['train_seconds']):.0f} s)")
+            bar.update(1)
+
+    outcome = run_benchmark(cells, epochs=args.epochs, results=args.results, runs_root=args.runs_root,
+                            data_root=args.data_root, device=args.device, progress=progress)
+    bar.close()
+    print(f"{len(outcome.ran)} cell(s) run, {len(outcome.skipped)} done already; results in {outcome.results}")
+    return 0

@@ -1,0 +1,100 @@
+"""The one list of datasets: name, classes, masks, protocol, source and licence, plus the default
+augmentation per dataset and category. The CLI and the app both offer exactly these choices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from anovit.augment import AugmentConfig
+from anovit.data.digits import DIGIT_CLASSES
+from anovit.data.mvtec_ad import HOMEPAGE as MVTEC_HOMEPAGE
+from anovit.data.mvtec_ad import LICENCE as MVTEC_LICENCE
+from anovit.data.mvtec_ad import MVTEC_CATEGORIES
+from anovit.data.synthetic import CATEGORIES as SYNTHETIC_CATEGORIES
+from anovit.data.torchvision_sets import LABELLED_SETS
+from anovit.errors import DatasetError
+
+LAYOUT, FOLDER, ONE_CLASS = "layout", "folder", "one-class"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset is, where it comes from and how it is split."""
+
+    name: str
+    title: str
+    kind: str  # LAYOUT (MVTec AD folders), FOLDER (good/bad images) or ONE_CLASS (a labelled set)
+    classes: tuple[str, ...] | None  # usable as --category; None: the category folders under --data-root
+    has_masks: bool  # pixel ground truth, hence localization metrics
+    protocol: str
+    source: str
+    licence: str
+    needs_root: bool = False  # True: --data-root is required
+    downloadable: bool = False  # `python -m anovit data download <name>` fetches it
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """Readable names aligned with `classes` (the same strings where classes are names already)."""
+        labelled = LABELLED_SETS.get(self.name)
+        return labelled.class_names if labelled is not None else self.classes
+
+
+_ONE_CLASS_PROTOCOL = ("one class normal, the other nine anomalous; {val} of the normal class's training "
+                       "images validate, the rest train; test: all {test} test images; no masks")
+REGISTRY: dict[str, DatasetSpec] = {s.name: s for s in (
+    DatasetSpec("synthetic", "Synthetic textures and washers", LAYOUT, SYNTHETIC_CATEGORIES, True,
+                "MVTec AD layout; 20% of train/good held out (seeded) for validation",
+                "generated on first use by anovit.data.synthetic (no download)", "same licence as the anovit code"),
+    DatasetSpec("digits", "scikit-learn digits (8x8)", ONE_CLASS, DIGIT_CLASSES, False,
+                "one digit normal, the other nine anomalous; stratified 80/20 train/test pools, 20% of the "
+                "normal digit's training images validate; no masks",
+                "scikit-learn's bundled copy of the UCI optical digits (no download)", "CC BY 4.0 (UCI)"),
+    DatasetSpec("mvtec", "MVTec AD", LAYOUT, tuple(MVTEC_CATEGORIES), True,
+                "per category: train/good (20% held out, seeded, for validation), test/good and "
+                "test/<defect> with pixel masks", MVTEC_HOMEPAGE, MVTEC_LICENCE, needs_root=True,
+                downloadable=True),
+    DatasetSpec("folder", "Image folder (good / bad, no masks)", FOLDER, None, False,
+                "<root>/<category>/good and <category>/<defect>/; 20% of good (fixed seed) plus every "
+                "anomalous image test, the rest trains (20% of it validates); detection metrics only",
+                "your own images", "set by the images' owner", needs_root=True),
+    *(DatasetSpec(s.name, s.title, ONE_CLASS, tuple(str(i) for i in range(10)), False,
+                  _ONE_CLASS_PROTOCOL.format(val=f"{s.val:.0%}" if isinstance(s.val, float) else f"{s.val:,}",
+                                             test="10,000"),
+                  f"{s.homepage} (via torchvision)", s.licence, downloadable=True)
+      for s in LABELLED_SETS.values()),
+)}
+DATASETS = tuple(REGISTRY)
+
+# Flip rules outside MVTec AD (MVTec AD categories carry their own: anovit.data.mvtec_ad).
+_FLIP_RULES: dict[str, tuple[bool, bool, str]] = {
+    "digits": (False, False, "a mirrored 2, 3, 4, 7 or 9 is no digit at all"),
+    "mnist": (False, False, "a mirrored 2, 3, 4, 7 or 9 is no digit at all"),
+    "fashion-mnist": (True, False, ("garments are shown upright: mirrored left-right they stay normal, "
+                                    "upside down they do not")),
+    "cifar10": (True, False, ("photographs are upright: mirrored left-right they stay normal, upside down "
+                              "they do not")),
+}
+_PAPER_FLIPS = (True, True, "the paper's default: horizontal and vertical flips (sec. 4.3)")
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    """The registry entry of `name` (DatasetError when unknown)."""
+    if name not in REGISTRY:
+        raise DatasetError(f"dataset '{name}' is unknown (expected one of {', '.join(DATASETS)})")
+    return REGISTRY[name]
+
+
+def flip_rule(dataset: str, category: str) -> tuple[bool, bool, str]:
+    """(horizontal flip, vertical flip, why) for training on `dataset`/`category`."""
+    if dataset == "mvtec" and category in MVTEC_CATEGORIES:
+        c = MVTEC_CATEGORIES[category]
+        return c.hflip, c.vflip, c.flip_reason
+    return _FLIP_RULES.get(dataset, _PAPER_FLIPS)
+
+
+def default_augment(dataset: str, category: str) -> AugmentConfig:
+    """The paper's augmentations (random affine, flips) minus the flips that make a normal image
+    of `category` look defective."""
+    hflip, vflip, _ = flip_rule(dataset, category)
+    return AugmentConfig(affine=True, hflip=hflip, vflip=vflip)

@@ -1,0 +1,67 @@
+"""A dataset over a list of image files with optional masks: the loading shared by the folder datasets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from anovit.data.imageio import read_mask, read_rgb, resize_image, resize_mask
+from anovit.errors import DatasetError
+
+Sample = tuple[Path, str, Path | None]  # (image path, defect type, mask path or None: no defect pixels)
+
+
+class SampleListDataset(Dataset):
+    """Items (anovit item contract) for `samples`; defect type "good" means normal (label 0).
+
+    Images are decoded on first access, resized to `image_size` and cached in memory as uint8;
+    a sample without mask gets an all-zero mask.
+    """
+
+    def __init__(self, samples: list[Sample], image_size: int,
+                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        if image_size < 1:
+            raise DatasetError(f"image_size {image_size} is not valid (expected a positive number of pixels)")
+        self.samples = samples
+        self.image_size = image_size
+        self.transform = transform
+        self.labels: list[int] = [int(defect != "good") for _, defect, _ in samples]
+        self.defect_types: list[str] = sorted({defect for _, defect, _ in samples})
+        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        path, _, mask_path = self.samples[index]
+        rgb = read_rgb(path)
+        image = resize_image(torch.from_numpy(rgb).permute(2, 0, 1), self.image_size)
+        if mask_path is None:
+            return image, None
+        mask = read_mask(mask_path)
+        if mask.shape != rgb.shape[:2]:
+            (mh, mw), (ih, iw) = mask.shape, rgb.shape[:2]
+            raise DatasetError(f"mask '{mask_path}' is {mw}x{mh} px but its image '{path}' is {iw}x{ih} px "
+                               f"(expected equal sizes)")
+        return image, resize_mask(torch.from_numpy(mask), self.image_size)
+
+    def __getitem__(self, index: int) -> dict:
+        index = range(len(self))[index]
+        if index not in self._cache:
+            self._cache[index] = self._load(index)
+        image_u8, mask = self._cache[index]
+        image = image_u8.float().div_(255)
+        if self.transform is not None:
+            image = self.transform(image)
+        size = self.image_size
+        path, defect, _ = self.samples[index]
+        return {
+            "image": image,
+            "mask": torch.zeros(1, size, size) if mask is None else mask.float(),
+            "label": self.labels[index],
+            "defect_type": defect,
+            "path": str(path),
+        }

@@ -1,0 +1,337 @@
+"""Our benchmark results beside the paper's tables: per-class mean ± std over seeds for l2-CAE and
+AnoViT, the relative improvement of AnoViT over l2-CAE as the paper computes it, and the delta to
+the paper's printed value; written as Markdown and CSV, and drawn for the app's Results page.
+
+Results come from the sweep's table (:mod:`anovit.benchmark`) and, optionally, from run folders
+with a "test" section in metrics.json. One result counts per cell (dataset, class, model, preset,
+seed): the table's last row for it, else the newest run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from .benchmark import CELL_COLUMNS, RESULT_COLUMNS, default_results_path, read_results, stored_path
+from .data import category_kind
+from .errors import AnovitError
+from .models import MODEL_LABELS
+from .paper_tables import DETECTION, LOCALIZATION, TABLE_1, PaperTable, paper_row, paper_table
+from .runs import RunInfo, list_runs
+
+METRICS = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO",
+           "image_f1_max": "image F1-max", "pixel_f1_max": "pixel F1-max"}
+REPORT_METRICS = ("image_auroc", "pixel_auroc", "aupro")
+TASKS = {"image_auroc": DETECTION, "pixel_auroc": LOCALIZATION}  # metrics the paper reports
+# Datasets whose per-class rows have no paper counterpart but whose summary rows are compared with a
+# paper dataset: the synthetic set follows MVTec AD's layout and texture/object split.
+PAPER_STAND_IN = {"synthetic": "mvtec"}
+TYPE_ORDER = {"object": 0, "texture": 1}  # the paper lists objects first
+CAE, ANOVIT = "cae", "anovit"
+SUMMARY_ROWS = ("mean", "std")
+COMPARISON_COLUMNS = (
+    "type", "class", "cae_mean", "cae_std", "cae_n", "anovit_mean", "anovit_std", "anovit_n", "relative_pct",
+    "paper_cae", "paper_anovit", "paper_relative_pct", "delta_cae", "delta_anovit",
+)
+
+
+def relative_improvement(cae: float, anovit: float) -> float:
+    """The paper's "Relative Improvement" column: (AnoViT - l2-CAE) / l2-CAE x 100."""
+    return (anovit - cae) / cae * 100.0
+
+
+def _number(value: Any) -> float:
+    """A CSV/JSON value as float; empty or missing -> NaN."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def run_result_row(run: RunInfo) -> dict[str, Any] | None:
+    """A run folder with test metrics as a results-table row (None without a "test" section)."""
+    test, training = run.test, run.training
+    if not test:
+        return None
+    dataset = test.get("dataset") or training.get("dataset")
+    category = str(test.get("category") or training.get("category"))
+    history = run.metrics.get("training", {}).get("history", [])
+    return {
+        "dataset": dataset, "class": category, "type": category_kind(dataset, category) or "class",
+        "model": run.model_type, "preset": training.get("preset", "?"), "seed": training.get("seed", 0),
+        "epochs": len(history) or training.get("epochs"),
+        **{m: test.get(m) for m in METRICS},
+        "train_seconds": sum(h.get("seconds", 0.0) for h in history) or None, "eval_seconds": test.get("seconds"),
+        "train_images_per_s": float(np.mean([h["images_per_s"] for h in history])) if history else None,
+        "eval_images_per_s": test.get("images_per_s"), "run_dir": stored_path(run.path), "versions": "",
+        "finished_at": "",
+    }
+
+
+def collect_results(results: Path | None, runs: Iterable[RunInfo] = ()) -> pd.DataFrame:
+    """One row per cell from the results table (last row per cell wins) and the evaluated ``runs``
+    not in it; metrics and timings as floats (NaN when missing), seed and epochs as integers, plus a
+    "source" column ("benchmark" or "run folder")."""
+    table = pd.DataFrame(read_results(results) if results is not None else [], columns=list(RESULT_COLUMNS))
+    table["source"] = "benchmark"
+    seen = set(table["run_dir"])
+    folders = [row for row in map(run_result_row, runs) if row is not None and row["run_dir"] not in seen]
+    folders.reverse()  # list_runs() is newest first; the newest folder of a cell must come last
+    extra = pd.DataFrame(folders, columns=list(RESULT_COLUMNS)).assign(source="run folder")
+    frames = [f for f in (extra, table) if not f.empty]  # run folders first: the table's row of a cell wins
+    df = pd.concat(frames, ignore_index=True) if frames else table
+    for col in ("seed", "epochs", *METRICS, "train_seconds", "eval_seconds", "train_images_per_s",
+                "eval_images_per_s"):
+        df[col] = df[col].map(_number)
+    for col in ("seed", "epochs"):
+        df[col] = df[col].round().astype("Int64")
+    for col in ("dataset", "class", "type", "model", "preset"):
+        df[col] = df[col].astype(str)
+    return df.drop_duplicates(subset=list(CELL_COLUMNS), keep="last").reset_index(drop=True)
+
+
+def _reference(dataset: str, metric: str) -> tuple[PaperTable | None, bool]:
+    """The paper table to compare ``dataset``/``metric`` with, and whether it is a stand-in dataset."""
+    task = TASKS.get(metric)
+    if task is None:
+        return None, False
+    own = paper_table(dataset, task)
+    if own is not None:
+        return own, False
+    stand_in = PAPER_STAND_IN.get(dataset)
+    return (paper_table(stand_in, task), True) if stand_in else (None, False)
+
+
+def paper_source(dataset: str, metric: str) -> str:
+    """Which paper table the comparison of ``dataset``/``metric`` uses, in words ("" when none)."""
+    table, stand_in = _reference(dataset, metric)
+    if table is None:
+        return ""
+    note = f" (stand-in: {dataset} has no paper table; only its mean and std rows are compared)" if stand_in else ""
+    return f"paper Table {table.number}, {table.title.rstrip('.')}{note}"
+
+
+def _stats(values: pd.Series) -> tuple[float, float, int]:
+    v = values.dropna()
+    return (float(v.mean()) if len(v) else math.nan, float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v))
+
+
+def comparison(df: pd.DataFrame, dataset: str, preset: str, metric: str) -> pd.DataFrame:
+    """The paper-style table of ``metric`` for ``dataset``/``preset``: one row per class (mean, sample
+    std and count over seeds for each model), then the "mean" and "std" rows over classes.
+
+    relative_pct is :func:`relative_improvement` of the two means (per class, and of the class means
+    in the mean row, unrounded). paper_* are the paper's printed values where it has the class (or its
+    mean/std rows, also for a stand-in dataset), delta_* are ours minus the paper's (not in the std row).
+    """
+    part = df[(df["dataset"] == dataset) & (df["preset"] == preset)]
+    reference, stand_in = _reference(dataset, metric)
+    rows = []
+    for (kind, category), group in part.groupby(["type", "class"], sort=False):
+        row: dict[str, Any] = {"type": kind, "class": category}
+        for model in (CAE, ANOVIT):
+            row[f"{model}_mean"], row[f"{model}_std"], row[f"{model}_n"] = _stats(group.loc[group["model"] == model, metric])
+        printed = paper_row(reference, category) if reference is not None and not stand_in else None
+        row["paper_cae"], row["paper_anovit"], row["paper_relative_pct"] = (
+            (printed.cae, printed.anovit, printed.relative) if printed else (math.nan,) * 3)
+        rows.append(row)
+    classes = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+    classes = classes.sort_values(["type", "class"], key=_sort_key, kind="stable").reset_index(drop=True)
+    summary = []
+    for name in SUMMARY_ROWS:
+        row = {"type": "", "class": name}
+        for model in (CAE, ANOVIT):
+            per_class = classes[f"{model}_mean"].dropna()
+            row[f"{model}_mean"] = float(per_class.mean()) if name == "mean" else float(per_class.std(ddof=1))
+            row[f"{model}_n"] = len(per_class)
+        if reference is not None:
+            row["paper_cae"], row["paper_anovit"] = reference.mean[:2] if name == "mean" else reference.std
+            row["paper_relative_pct"] = reference.mean[2] if name == "mean" else math.nan
+        summary.append(row)
+    table = pd.concat([classes, pd.DataFrame(summary, columns=list(COMPARISON_COLUMNS))], ignore_index=True)
+    table = table.astype({c: float for c in COMPARISON_COLUMNS if c not in ("type", "class")})
+    is_mean = table["class"] != "std"
+    table.loc[is_mean, "relative_pct"] = relative_improvement(table.loc[is_mean, "cae_mean"],
+                                                              table.loc[is_mean, "anovit_mean"])
+    table.loc[is_mean, "delta_cae"] = table.loc[is_mean, "cae_mean"] - table.loc[is_mean, "paper_cae"]
+    table.loc[is_mean, "delta_anovit"] = table.loc[is_mean, "anovit_mean"] - table.loc[is_mean, "paper_anovit"]
+    return table
+
+
+def _sort_key(col: pd.Series) -> pd.Series:
+    if col.name == "type":
+        return col.map(lambda t: TYPE_ORDER.get(t, 2))
+    return col.map(lambda c: (0, int(c), "") if str(c).isdigit() else (1, 0, str(c)))
+
+
+def sections(df: pd.DataFrame, metrics: Iterable[str] = REPORT_METRICS) -> list[tuple[str, str, str]]:
+    """(dataset, preset, metric) of every comparison the results support, in a stable order."""
+    out = []
+    for (dataset, preset), part in df.groupby(["dataset", "preset"], sort=True):
+        out += [(dataset, preset, m) for m in metrics if part[m].notna().any()]
+    return out
+
+
+def overall(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 beside ours: the mean rows of every image/pixel AUROC comparison with the paper's overall row."""
+    rows = []
+    for dataset, preset, metric in sections(df, TASKS):
+        mean = comparison(df, dataset, preset, metric).set_index("class").loc["mean"]
+        reference, _ = _reference(dataset, metric)
+        paper = next((r for r in TABLE_1 if reference is not None and r.dataset == reference.dataset
+                      and r.task == reference.task), None)
+        rows.append({
+            "dataset": dataset, "preset": preset, "task": TASKS[metric], "metric": metric,
+            "cae": mean["cae_mean"], "anovit": mean["anovit_mean"], "relative_pct": mean["relative_pct"],
+            "paper_row": paper.printed if paper else "", "paper_cae": paper.cae if paper else math.nan,
+            "paper_anovit": paper.anovit if paper else math.nan, "paper_relative_pct": paper.relative if paper else math.nan,
+        })
+    return pd.DataFrame(rows)
+
+
+def report_tables(df: pd.DataFrame) -> pd.DataFrame:
+    """Every comparison stacked in one long table (the report's CSV), with dataset, preset and metric columns."""
+    frames = [comparison(df, d, p, m).assign(dataset=d, preset=p, metric=m, paper_source=paper_source(d, m))
+              for d, p, m in sections(df)]
+    if not frames:
+        return pd.DataFrame(columns=["dataset", "preset", "metric", *COMPARISON_COLUMNS, "paper_source"])
+    table = pd.concat(frames, ignore_index=True)
+    return table[["dataset", "preset", "metric", *COMPARISON_COLUMNS, "paper_source"]]
+
+
+def _value(x: float, digits: int = 3) -> str:
+    return "" if pd.isna(x) else f"{x:.{digits}f}"
+
+
+def _mean_std(mean: float, std: float, digits: int = 3) -> str:
+    if pd.isna(mean):
+        return ""
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if not pd.isna(std) else f"{mean:.{digits}f}"
+
+
+def _percent(x: float, digits: int = 2) -> str:
+    return "" if pd.isna(x) else f"{x:+.{digits}f}%"
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A comparison as strings for people: "0.912 ± 0.010" (mean ± std over seeds), percentages, deltas."""
+    summary = table["class"].isin(SUMMARY_ROWS)
+    out = pd.DataFrame({
+        "type": table["type"], "class": table["class"],
+        "l2-CAE": [_value(m) if s else _mean_std(m, d) for m, d, s in zip(table["cae_mean"], table["cae_std"], summary)],
+        "AnoViT": [_value(m) if s else _mean_std(m, d) for m, d, s in
+                   zip(table["anovit_mean"], table["anovit_std"], summary)],
+        "rel. impr.": table["relative_pct"].map(_percent),
+        "seeds": [f"{int(a)}/{int(b)}" if not s else "" for a, b, s in zip(table["cae_n"], table["anovit_n"], summary)],
+    })
+    if table["paper_cae"].notna().any():
+        out["paper l2-CAE"] = table["paper_cae"].map(_value)
+        out["paper AnoViT"] = table["paper_anovit"].map(_value)
+        out["paper rel. impr."] = table["paper_relative_pct"].map(lambda x: _percent(x, 3))  # all printed digits
+        out["Δ l2-CAE"] = table["delta_cae"].map(lambda x: "" if pd.isna(x) else f"{x:+.3f}")
+        out["Δ AnoViT"] = table["delta_anovit"].map(lambda x: "" if pd.isna(x) else f"{x:+.3f}")
+    return out
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A DataFrame of strings as a GitHub Markdown table."""
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def markdown_report(df: pd.DataFrame, source: str = "") -> str:
+    """The whole report: Table 1 style overview, then one paper-style table per (dataset, preset, metric)."""
+    lines = ["# AnoViT vs l2-CAE: our results beside the paper's", ""]
+    if source:
+        lines += [f"Source: {source} ({len(df)} cells).", ""]
+    lines += ["Values are AUROC (or AUPRO) as mean ± sample std over seeds; mean and std rows are over the "
+              "class means. Relative improvement = (AnoViT − l2-CAE) / l2-CAE × 100 on the means, as in the "
+              "paper; Δ = ours − paper.", ""]
+    top = overall(df)
+    if not top.empty:
+        lines += ["## Overall (paper Table 1)", "", to_markdown(pd.DataFrame({
+            "dataset": top["dataset"], "preset": top["preset"], "task": top["task"],
+            "l2-CAE": top["cae"].map(_value), "AnoViT": top["anovit"].map(_value),
+            "rel. impr.": top["relative_pct"].map(_percent), "paper row": top["paper_row"],
+            "paper l2-CAE": top["paper_cae"].map(_value), "paper AnoViT": top["paper_anovit"].map(_value),
+            "paper rel. impr.": top["paper_relative_pct"].map(lambda x: _percent(x, 3)),
+        })), ""]
+    for dataset, preset, metric in sections(df):
+        lines += [f"## {dataset} · {preset} · {METRICS[metric]}", ""]
+        where = paper_source(dataset, metric)
+        lines += [f"Paper columns: {where}.", ""] if where else []
+        lines += [to_markdown(display_table(comparison(df, dataset, preset, metric))), ""]
+    lines += ["## Cost per cell (mean)", "", to_markdown(cost_table(df)), ""]
+    return "\n".join(lines)
+
+
+def cost_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean training seconds, training and evaluation images/s per (dataset, preset, model), as strings."""
+    rows = []
+    for (dataset, preset, model), g in df.groupby(["dataset", "preset", "model"], sort=True):
+        rows.append({"dataset": dataset, "preset": preset, "model": MODEL_LABELS.get(model, model), "cells": len(g),
+                     "epochs": _value(g["epochs"].mean(), 0), "train s": _value(g["train_seconds"].mean(), 1),
+                     "train img/s": _value(g["train_images_per_s"].mean(), 1),
+                     "eval img/s": _value(g["eval_images_per_s"].mean(), 1)})
+    return pd.DataFrame(rows, columns=["dataset", "preset", "model", "cells", "epochs", "train s", "train img/s",
+                                       "eval img/s"])
+
+
+def write_report(df: pd.DataFrame, output_dir: Path, source: str = "") -> tuple[Path, Path]:
+    """Write report.md and report.csv into ``output_dir``; returns their paths."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    md, csv = output_dir / "report.md", output_dir / "report.csv"
+    md.write_text(markdown_report(df, source))
+    report_tables(df).to_csv(csv, index=False, float_format="%.6g")
+    return md, csv
+
+
+def comparison_figure(table: pd.DataFrame, metric: str) -> go.Figure:
+    """Grouped bars per class (and the mean): l2-CAE and AnoViT with ± std error bars over seeds, the
+    paper's values as diamonds on their model's bar."""
+    rows = table[table["class"] != "std"]
+    x = rows["class"].tolist()
+    fig = go.Figure()
+    colours = {CAE: "#7f7f7f", ANOVIT: "#d62728"}
+    for model in (CAE, ANOVIT):
+        fig.add_bar(name=MODEL_LABELS[model], x=x, y=rows[f"{model}_mean"], offsetgroup=model,
+                    marker_color=colours[model],
+                    error_y=dict(type="data", array=rows[f"{model}_std"].fillna(0.0), visible=True))
+        if rows[f"paper_{model}"].notna().any():
+            fig.add_scatter(name=f"paper {MODEL_LABELS[model]}", x=x, y=rows[f"paper_{model}"], mode="markers",
+                            offsetgroup=model, marker=dict(symbol="diamond", size=11, color="black",
+                                                           line=dict(color=colours[model], width=2)))
+    fig.update_layout(barmode="group", scattermode="group", yaxis_title=METRICS.get(metric, metric),
+                      xaxis_title="class", legend_orientation="h", margin=dict(t=30, b=10),
+                      yaxis_range=[0, 1.05])
+    return fig
+
+
+def add_report_parser(sub: Any) -> None:
+    """Register ``python -m anovit report``."""
+    p = sub.add_parser("report", help="benchmark results beside the paper's Tables 1-5 (writes report.md, report.csv)")
+    p.add_argument("--results", type=Path, help="results table (default: $ANOVIT_RESULTS or results/benchmark.csv)")
+    p.add_argument("--output-dir", type=Path, help="where report.md and report.csv go (default: the table's folder)")
+    p.add_argument("--with-runs", action="store_true",
+                   help="also include evaluated run folders directly under the checkpoints folder")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    results = args.results or default_results_path()
+    df = collect_results(results, list_runs() if args.with_runs else ())
+    if df.empty:
+        raise AnovitError(f"no results in {results}: run `python -m anovit benchmark` first")
+    md, csv = write_report(df, args.output_dir or results.parent, source=stored_path(results))
+    print(md.read_text())
+    print(f"wrote {md} and {csv}")
+    return 0

@@ -1,0 +1,382 @@
+"""Plotly figures and image helpers for the app (pure functions: arrays in, figures or arrays out).
+
+Conventions: RGB images are numpy uint8 (H, W, 3) or float (H, W, 3) / torch (3, H, W) in [0, 1];
+error and attention maps are float (H, W). Maps that should be compared share one named colour
+scale (:class:`Scale`), so equal colours mean equal values across panels and models.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import plotly.colors as pcolors
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+ERROR_COLORSCALE = "Inferno"
+ATTENTION_COLORSCALE = "Viridis"
+MODEL_COLOURS = {"AnoViT": "#d62728", "l2-CAE": "#1f77b4"}
+
+
+def to_rgb_uint8(image: Any) -> np.ndarray:
+    """An image as uint8 (H, W, 3): accepts torch/numpy (3, H, W) or (H, W, 3) floats in [0, 1], or uint8."""
+    arr = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
+        arr = arr.transpose(1, 2, 0)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[-1] not in (1, 3):
+        raise ValueError(f"expected an image (H, W, 3) or (3, H, W), got shape {arr.shape}")
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    if arr.dtype == np.uint8:
+        return arr
+    return (np.clip(arr.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=8)
+def colour_lut(colorscale: str = ERROR_COLORSCALE, n: int = 256) -> np.ndarray:
+    """``n`` RGB colours (uint8, n x 3) sampled evenly from a named plotly colour scale."""
+    scale = pcolors.get_colorscale(colorscale)
+    colours = pcolors.sample_colorscale(scale, np.linspace(0.0, 1.0, n).tolist(), colortype="tuple")
+    return (np.array(colours) * 255.0).round().astype(np.uint8)
+
+
+def colorize(values: np.ndarray, vmin: float, vmax: float, colorscale: str = ERROR_COLORSCALE) -> np.ndarray:
+    """Map a (H, W) float array to uint8 RGB with a colour scale, linearly from ``vmin`` to ``vmax`` (clipped)."""
+    if not vmax > vmin:
+        raise ValueError(f"colour range needs vmax > vmin, got vmin={vmin}, vmax={vmax}")
+    lut = colour_lut(colorscale)
+    index = np.clip((np.asarray(values, np.float64) - vmin) / (vmax - vmin), 0.0, 1.0) * (len(lut) - 1)
+    return lut[np.round(index).astype(np.intp)]
+
+
+def overlay(
+    image: Any, values: np.ndarray, vmin: float, vmax: float, alpha: float = 0.5, colorscale: str = ERROR_COLORSCALE
+) -> np.ndarray:
+    """Blend a colourised map over an RGB image: ``(1 - alpha) * image + alpha * colours`` (uint8)."""
+    base = to_rgb_uint8(image).astype(np.float32)
+    colours = colorize(values, vmin, vmax, colorscale).astype(np.float32)
+    return ((1.0 - alpha) * base + alpha * colours + 0.5).astype(np.uint8)
+
+
+def tile(*images: np.ndarray, gap: int = 2) -> np.ndarray:
+    """Put uint8 RGB images of one height side by side, separated by ``gap`` white columns."""
+    if not images:
+        raise ValueError("tile needs at least one image")
+    height = images[0].shape[0]
+    if any(im.shape[0] != height for im in images):
+        raise ValueError(f"images to tile must share one height, got {[im.shape[0] for im in images]}")
+    spacer = np.full((height, gap, 3), 255, np.uint8)
+    parts: list[np.ndarray] = []
+    for im in images:
+        parts += [im, spacer]
+    return np.concatenate(parts[:-1], axis=1)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A colour scale shared by every map panel that names it."""
+
+    vmin: float
+    vmax: float
+    colorscale: str = ERROR_COLORSCALE
+    title: str = "squared error"
+
+
+@dataclass
+class Panel:
+    """One cell of :func:`panel_grid_figure`: an RGB image (``scale=None``; bool arrays show white on black)
+    or a float map drawn on the shared colour scale named ``scale``."""
+
+    title: str
+    data: np.ndarray
+    scale: str | None = None
+    marker: tuple[int, int, int, int] | None = None  # (y0, x0, y1, x1) rectangle drawn on top
+
+
+def _panel_trace(panel: Panel, axis_names: dict[str, str]) -> go.BaseTraceType:
+    data = np.asarray(panel.data)
+    if panel.scale is None:
+        rgb = to_rgb_uint8(data.astype(np.float32) if data.dtype == bool else data)
+        return go.Image(z=rgb, hoverinfo="skip")
+    if data.ndim != 2:
+        raise ValueError(f"panel {panel.title!r}: a map on scale {panel.scale!r} must be 2-D, got shape {data.shape}")
+    return go.Heatmap(
+        z=data.astype(np.float32),
+        coloraxis=axis_names[panel.scale],
+        hovertemplate="x %{x}, y %{y}: %{z:.4g}<extra></extra>",
+    )
+
+
+def panel_grid_figure(
+    rows: Sequence[Sequence[Panel]],
+    scales: dict[str, Scale] | None = None,
+    *,
+    row_titles: Sequence[str] | None = None,
+    cell_px: int = 190,
+) -> go.Figure:
+    """A grid of image / map panels (rows x columns) with one colour bar per shared scale.
+
+    When every row has the same panel titles, they are written once, above the first row.
+    """
+    scales = scales or {}
+    n_rows, n_cols = len(rows), max((len(r) for r in rows), default=0)
+    if n_rows == 0 or n_cols == 0:
+        raise ValueError("panel_grid_figure needs at least one panel")
+    titles = [[p.title for p in r] + [""] * (n_cols - len(r)) for r in rows]
+    if all(t == titles[0] for t in titles):
+        titles = [titles[0]] + [[""] * n_cols] * (n_rows - 1)
+    fig = make_subplots(
+        rows=n_rows,
+        cols=n_cols,
+        subplot_titles=[t for row in titles for t in row],
+        row_titles=list(row_titles) if row_titles else None,
+        horizontal_spacing=0.02,
+        vertical_spacing=0.04 if n_rows > 1 else 0.0,
+    )
+    axis_names = {name: "coloraxis" if i == 0 else f"coloraxis{i + 1}" for i, name in enumerate(scales)}
+    for r, row in enumerate(rows, 1):
+        for c, panel in enumerate(row, 1):
+            if panel.scale is not None and panel.scale not in scales:
+                raise ValueError(f"panel {panel.title!r} uses scale {panel.scale!r}, not among {sorted(scales)}")
+            fig.add_trace(_panel_trace(panel, axis_names), row=r, col=c)
+            if panel.marker is not None:
+                y0, x0, y1, x1 = panel.marker
+                fig.add_shape(
+                    type="rect",
+                    x0=x0 - 0.5,
+                    y0=y0 - 0.5,
+                    x1=x1 - 0.5,
+                    y1=y1 - 0.5,
+                    line=dict(color="#00e5ff", width=2),
+                    row=r,
+                    col=c,
+                )
+    for i, (name, scale) in enumerate(scales.items()):
+        fig.update_layout(
+            {
+                axis_names[name]: dict(
+                    cmin=scale.vmin,
+                    cmax=scale.vmax,
+                    colorscale=scale.colorscale,
+                    colorbar=dict(
+                        title=dict(text=scale.title, side="top"),
+                        x=1.02 + 0.12 * i,
+                        xanchor="left",
+                        thickness=14,
+                        len=min(1.0, 0.5 + 0.15 * n_rows),
+                    ),
+                )
+            }
+        )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed")
+    for i in range(1, n_rows * n_cols + 1):  # square pixels in every cell
+        fig.layout[f"yaxis{'' if i == 1 else i}"].scaleanchor = f"x{'' if i == 1 else i}"
+    fig.update_layout(
+        height=cell_px * n_rows + 60, margin=dict(l=10, r=20 + 100 * len(scales), t=40, b=10), plot_bgcolor="white"
+    )
+    return fig
+
+
+def loss_curve_figure(
+    step_losses: Sequence[Sequence[float]], history: Sequence[dict[str, float]], steps_per_epoch: int
+) -> go.Figure:
+    """Training loss per step (thin line) and train / validation loss per epoch, over epochs."""
+    fig = go.Figure()
+    if step_losses:
+        steps = np.asarray(step_losses, np.float64)
+        fig.add_trace(
+            go.Scatter(
+                x=steps[:, 0] / max(steps_per_epoch, 1),
+                y=steps[:, 1],
+                mode="lines",
+                name="train loss (step)",
+                line=dict(width=1, color="rgba(31,119,180,0.45)"),
+            )
+        )
+    if history:
+        epochs = [h["epoch"] for h in history]
+        fig.add_trace(
+            go.Scatter(
+                x=epochs,
+                y=[h["train_loss"] for h in history],
+                mode="lines+markers",
+                name="train loss (epoch)",
+                line=dict(color="#1f77b4"),
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=epochs,
+                y=[h["val_loss"] for h in history],
+                mode="lines+markers",
+                name="validation loss",
+                line=dict(color="#ff7f0e"),
+            )
+        )
+    fig.update_layout(
+        xaxis_title="epoch",
+        yaxis_title="reconstruction loss (MSE, eq. 1)",
+        yaxis_type="log",
+        height=320,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", y=1.12),
+    )
+    return fig
+
+
+def roc_figure(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    aucs: dict[str, float | None] | None = None,
+    *,
+    title: str = "ROC",
+    marks: dict[str, tuple[float, float]] | None = None,
+) -> go.Figure:
+    """ROC curves (name -> (fpr, tpr)) with the chance diagonal; ``marks`` puts a point (fpr, tpr) on a curve."""
+    aucs, marks = aucs or {}, marks or {}
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(dash="dot", color="grey")))
+    for name, (fpr, tpr) in curves.items():
+        auc = aucs.get(name)
+        label = f"{name} (AUROC {auc:.3f})" if auc is not None else name
+        colour = MODEL_COLOURS.get(name.split(" ")[0])
+        fig.add_trace(
+            go.Scatter(x=np.asarray(fpr), y=np.asarray(tpr), mode="lines", name=label, line=dict(color=colour))
+        )
+        if name in marks:
+            x, y = marks[name]
+            fig.add_trace(
+                go.Scatter(
+                    x=[x],
+                    y=[y],
+                    mode="markers",
+                    name=f"{name} at threshold",
+                    showlegend=False,
+                    marker=dict(size=10, color=colour, line=dict(color="black", width=1)),
+                )
+            )
+    fig.update_layout(
+        title=title,
+        xaxis_title="false positive rate",
+        yaxis_title="true positive rate",
+        xaxis_range=[0, 1],
+        yaxis_range=[0, 1.02],
+        height=380,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(x=0.98, xanchor="right", y=0.02, yanchor="bottom"),
+    )
+    return fig
+
+
+def score_histogram_figure(scores: Sequence[float], kinds: Sequence[str], threshold: float | None = None) -> go.Figure:
+    """Overlaid histograms of image scores per group (e.g. defect type), with an optional threshold line."""
+    fig = go.Figure()
+    scores, kinds = np.asarray(scores, np.float64), np.asarray(kinds)
+    for kind in sorted(set(kinds.tolist()), key=lambda k: (k != "good", k)):
+        fig.add_trace(go.Histogram(x=scores[kinds == kind], name=kind, opacity=0.65, nbinsx=30))
+    if threshold is not None:
+        fig.add_vline(x=threshold, line=dict(color="black", dash="dash"), annotation_text="threshold")
+    fig.update_layout(
+        barmode="overlay",
+        xaxis_title="image anomaly score (eq. 7)",
+        yaxis_title="images",
+        height=280,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", y=1.15),
+    )
+    return fig
+
+
+def layer_distance_figure(distances: np.ndarray, patch_px: int) -> go.Figure:
+    """Mean attention distance (pixels) per layer, one point per head, mean line across heads."""
+    distances = np.asarray(distances, np.float64)
+    layers = np.arange(1, distances.shape[0] + 1)
+    fig = go.Figure()
+    for h in range(distances.shape[1]):
+        fig.add_trace(
+            go.Scatter(
+                x=layers, y=distances[:, h], mode="markers", name=f"head {h + 1}", marker=dict(size=7, opacity=0.7)
+            )
+        )
+    fig.add_trace(
+        go.Scatter(x=layers, y=distances.mean(axis=1), mode="lines", name="mean of heads", line=dict(color="black"))
+    )
+    fig.add_hline(y=patch_px, line=dict(dash="dot", color="grey"), annotation_text="one patch")
+    fig.update_layout(
+        xaxis_title="encoder layer",
+        yaxis_title="mean attention distance (px)",
+        height=300,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", y=1.2),
+    )
+    return fig
+
+
+def architecture_figure(model_name: str = "AnoViT") -> go.Figure:
+    """The AnoViT encoder-decoder as a block diagram (paper Fig. 2): image -> patches -> ViT -> grid F -> decoder."""
+    boxes = [
+        ("input image<br>H x W x 3", "#e8e8e8"),
+        ("16 x 16 patches<br>+ position emb.", "#dbe9f6"),
+        ("ViT encoder<br>(L self-attention<br>layers)", "#9ecae1"),
+        ("patch tokens,<br>[cls] dropped,<br>√N x √N grid: F", "#c6dbef"),
+        ("6 ConvT blocks<br>(+ norm, ReLU),<br>upsample, conv", "#fdd0a2"),
+        ("reconstruction<br>H x W x 3", "#e8e8e8"),
+        ("error map (eq. 6)<br>score = max (eq. 7)", "#fcbba1"),
+    ]
+    fig = go.Figure()
+    width, gap = 1.0, 0.35
+    for i, (text, colour) in enumerate(boxes):
+        x0 = i * (width + gap)
+        fig.add_shape(type="rect", x0=x0, x1=x0 + width, y0=0, y1=1, fillcolor=colour, line=dict(color="#555"))
+        fig.add_annotation(x=x0 + width / 2, y=0.5, text=text, showarrow=False, font=dict(size=11, color="#111"))
+        if i:
+            fig.add_annotation(
+                x=x0,
+                y=0.5,
+                ax=x0 - gap,
+                ay=0.5,
+                xref="x",
+                yref="y",
+                axref="x",
+                ayref="y",
+                showarrow=True,
+                arrowhead=2,
+                arrowwidth=1.5,
+                text="",
+            )
+    total = len(boxes) * (width + gap) - gap
+    fig.add_annotation(
+        x=(2 * (width + gap) + width / 2), y=1.18, text="encoder E", showarrow=False, font=dict(size=12, color="#111")
+    )
+    fig.add_annotation(
+        x=(4 * (width + gap) + width / 2), y=1.18, text="decoder D", showarrow=False, font=dict(size=12, color="#111")
+    )
+    fig.update_xaxes(visible=False, range=[-0.05, total + 0.05])
+    fig.update_yaxes(visible=False, range=[-0.1, 1.3])
+    fig.update_layout(height=170, margin=dict(l=0, r=0, t=0, b=0), plot_bgcolor="white", title=None)
+    return fig
+
+
+__all__ = [
+    "ATTENTION_COLORSCALE",
+    "ERROR_COLORSCALE",
+    "MODEL_COLOURS",
+    "Panel",
+    "Scale",
+    "architecture_figure",
+    "colorize",
+    "colour_lut",
+    "layer_distance_figure",
+    "loss_curve_figure",
+    "overlay",
+    "panel_grid_figure",
+    "roc_figure",
+    "score_histogram_figure",
+    "tile",
+    "to_rgb_uint8",
+]

@@ -1,0 +1,109 @@
+"""Scoring pipeline throughput divided by the bare model forward on the same batches (target >= 0.9).
+
+Pipeline = ``anovit.evaluate.evaluate``: data loading, model forward (bf16 autocast where the CPU
+supports it, as evaluation does), score maps (eq. 6 + Gaussian smoothing, eq. 7), image scores and
+the streaming pixel metrics (BinnedROC and BinnedPRO). Bare = ``reconstruct(model, batch)`` over
+the same batches, already in memory. "warm": the dataset's decoded-image cache is filled (repeat
+evaluations in one process); "cold": a fresh dataset decodes every PNG (a first evaluation).
+A per-stage breakdown of one warm pass says where the rest of the time goes.
+
+    python benchmarks/scoring_throughput.py [--models anovit cae] [--category washer] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from _common import interleaved, machine, median, write_result
+from torch.utils.data import DataLoader
+
+from anovit.data import get_dataset
+from anovit.evaluate import evaluate, reconstruct
+from anovit.metrics import BinnedPRO, BinnedROC
+from anovit.models import create_model
+from anovit.runtime import use_bf16
+from anovit.scoring import anomaly_maps
+
+
+def breakdown(model: torch.nn.Module, dataset, batch_size: int, bf16: bool) -> dict[str, float]:
+    """Seconds per stage of one pass over ``dataset`` (the stages of evaluate(), timed one by one)."""
+    stages = dict.fromkeys(("load", "forward", "score_maps", "pixel_auroc", "aupro"), 0.0)
+    rocs, pros = BinnedROC(), BinnedPRO()
+    loader = iter(DataLoader(dataset, batch_size=batch_size))
+    while True:
+        t0 = time.perf_counter()
+        batch = next(loader, None)
+        if batch is None:
+            break
+        t1 = time.perf_counter()
+        recon = reconstruct(model, batch["image"], bf16)
+        t2 = time.perf_counter()
+        maps, _ = anomaly_maps(batch["image"], recon)
+        t3 = time.perf_counter()
+        rocs.update(maps, batch["mask"][:, 0])
+        t4 = time.perf_counter()
+        pros.update(maps, batch["mask"][:, 0])
+        t5 = time.perf_counter()
+        for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            stages[key] += dt
+    return stages
+
+
+def measure(name: str, category: str, batch_size: int, repeats: int) -> dict:
+    model = create_model(name, "cpu-tiny").eval()
+    size = model.config.image_size
+    bf16 = use_bf16(torch.device("cpu"), None)
+    dataset = get_dataset("synthetic", "test", category=category, image_size=size)
+    batches = [b["image"] for b in DataLoader(dataset, batch_size=batch_size)]  # also fills the decode cache
+    n = len(dataset)
+
+    def bare() -> None:
+        for images in batches:
+            reconstruct(model, images, bf16)
+
+    def warm() -> None:
+        evaluate(model, dataset, batch_size=batch_size, device="cpu")
+
+    def cold() -> None:
+        evaluate(model, get_dataset("synthetic", "test", category=category, image_size=size),
+                 batch_size=batch_size, device="cpu")
+
+    times = interleaved({"bare": bare, "warm": warm, "cold": cold}, repeats)
+    stages = breakdown(model, dataset, batch_size, bf16)
+    result = {
+        "model": name, "images": n, "batch_size": batch_size, "image_size": size, "bf16": bf16,
+        "bare_images_per_s": n / median(times["bare"]),
+        "pipeline_warm_images_per_s": n / median(times["warm"]),
+        "pipeline_cold_images_per_s": n / median(times["cold"]),
+        "ratio_warm": median(times["bare"]) / median(times["warm"]),
+        "ratio_cold": median(times["bare"]) / median(times["cold"]),
+        "stage_share": {k: v / sum(stages.values()) for k, v in stages.items()},
+        "seconds": times,
+    }
+    print(f"{name}: bare {result['bare_images_per_s']:.1f} img/s, pipeline {result['pipeline_warm_images_per_s']:.1f} "
+          f"img/s warm (ratio {result['ratio_warm']:.2f}), {result['pipeline_cold_images_per_s']:.1f} img/s cold "
+          f"(ratio {result['ratio_cold']:.2f}); stages "
+          + ", ".join(f"{k} {v:.0%}" for k, v in result["stage_share"].items()))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["anovit", "cae"])
+    parser.add_argument("--category", default="washer")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    start = machine()
+    results = [measure(m, args.category, args.batch_size, args.repeats) for m in args.models]
+    write_result("scoring_throughput", {
+        "what": "evaluate() (load + forward + score maps + metrics) vs bare forward on the same batches, "
+                f"synthetic/{args.category} test split, cpu-tiny",
+        "target": "ratio >= 0.9", "models": results, "machine": start,
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Every page of the Streamlit app through streamlit.testing.v1.AppTest, on tiny synthetic runs.
+
+Two one-epoch runs (l2-CAE and AnoViT, via the job worker) are trained once into a temporary
+checkpoints folder; ANOVIT_CHECKPOINTS / ANOVIT_DATA_DIR point the app there.
+"""
+
+import io
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from anovit.jobs import JobState, read_job, run_worker, write_state
+from anovit.runs import list_runs
+from anovit.train import TrainConfig
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory, synthetic_root):
+    """A checkpoints folder holding a finished l2-CAE and AnoViT job on synthetic weave (12 train images)."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ANOVIT_CHECKPOINTS", str(root))
+        mp.setenv("ANOVIT_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+        for model in ("cae", "anovit"):
+            config = TrainConfig(
+                dataset="synthetic",
+                category="weave",
+                data_root=str(synthetic_root),
+                model=model,
+                epochs=1,
+                batch_size=4,
+                val_fraction=0.25,
+            )
+            run_dir = root / f"weave-{model}"
+            run_dir.mkdir()
+            write_state(run_dir, JobState(config=asdict(config)))
+            assert run_worker(run_dir).status == "done"
+        yield root
+
+
+def page(path: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    if path is not None:
+        at.switch_page(path).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_home_explains_and_names_every_page(checkpoints):
+    at = page()
+    assert at.title[0].value == "AnoViT explorer"
+    text = " ".join(m.value for m in at.markdown)
+    for name in ("Train", "Results", "Gallery", "Heatmaps", "Inspect", "Attention", "Hub"):
+        assert name in text or any(link.label == name for link in at.get("page_link"))
+    assert str(checkpoints) in text and f"{len(list_runs())} run folder(s)" in text
+    assert [b.label for b in at.button][:2] == [
+        "Train AnoViT (cpu-tiny) on synthetic weave",
+        "Train the l2-CAE (cpu-tiny) on synthetic weave",
+    ]
+
+
+def test_home_first_step_starts_the_suggested_job(checkpoints, monkeypatch):
+    started = []
+    monkeypatch.setattr("anovit.app.home.start_job", lambda config, run_dir: started.append((config, run_dir)))
+    at = page()
+    at.button[0].click().run()
+    config, run_dir = started[0]
+    assert (config.dataset, config.category, config.model, config.preset) == (
+        "synthetic",
+        "weave",
+        "anovit",
+        "cpu-tiny",
+    )
+    assert run_dir.parent == checkpoints and not run_dir.exists()
+
+
+def test_train_page_runs_a_tiny_job_to_completion(checkpoints, synthetic_root):
+    at = page("pages/1_Train.py")
+    at.text_input[0].input(str(synthetic_root)).run()
+    at.radio[0].set_value("cae").run()
+    at.number_input[0].set_value(1).run()  # epochs
+    at.number_input[1].set_value(4).run()  # batch size
+    at.text_input[1].input("ui-job").run()
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params["job"] == "ui-job"
+    run_dir = checkpoints / "ui-job"
+    deadline = time.monotonic() + 90
+    while read_job(run_dir).active and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert read_job(run_dir).status == "done", read_job(run_dir).error
+    at.run()
+    assert not at.exception
+    assert "ui-job" in [r.name for r in list_runs()]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["test images"] == "78" and 0.0 <= float(metrics["image AUROC"]) <= 1.0
+    assert any("Done" in s.value for s in at.success)
+    gallery = page("pages/3_Gallery.py")
+    assert gallery.selectbox[0].value.name == "ui-job"  # the newest run comes first
+    assert any(o.startswith("ui-job (l2-CAE") for o in gallery.selectbox[0].options)
+
+
+def test_gallery_pages_sorts_and_filters(checkpoints):
+    at = page("pages/3_Gallery.py")
+    assert len(at.get("image")) == 24  # one tile per image of the first page
+    captions = [c.value for c in at.caption]
+    assert any("78 of 78 test images" in c for c in captions)
+    at.multiselect[0].set_value(["good"]).run()
+    assert not at.exception
+    assert any("30 of 78 test images" in c.value for c in at.caption)
+    at.selectbox[1].set_value("score, lowest first").run()
+    at.number_input[0].set_value(2).run()
+    assert not at.exception
+    assert any("30 of 78" in c.value for c in at.caption)
+    assert len(at.get("image")) == 30 - 24  # the rest of the normal images on page 2
+
+
+def test_heatmaps_compare_both_models_at_a_threshold(checkpoints):
+    at = page("pages/4_Heatmaps.py")
+    assert len(at.get("plotly_chart")) == 3  # the map grid and two ROC figures
+    tables = at.dataframe
+    assert list(tables[0].value["model"]) == ["l2-CAE", "AnoViT"]
+    slider = at.select_slider[0]
+    slider.set_value(float(slider.options[0])).run()  # the lowest threshold, far below every image score
+    assert not at.exception
+    summary, per_image = at.dataframe[0].value, at.dataframe[1].value
+    assert set(summary["image TPR"]) == set(summary["image FPR"]) == {"1.000"}
+    assert set(per_image["AnoViT decision"]) == set(per_image["l2-CAE decision"]) == {"anomalous"}
+
+
+def test_inspect_scores_a_test_image_and_an_upload_and_rejects_non_images(checkpoints):
+    at = page("pages/5_Inspect.py")
+    assert any("Upload an image" in i.value for i in at.info)
+    at.radio[0].set_value("A test image of the class").run()
+    assert not at.exception
+    labels = [m.label for m in at.metric]
+    assert labels == ["Anomaly score (max of the map, eq. 7)", "Threshold (validation)"]
+    buf = io.BytesIO()
+    Image.new("RGB", (300, 200), (200, 180, 140)).save(buf, "PNG")
+    at.radio[0].set_value("Upload an image").run()
+    at.get("file_uploader")[0].upload("plain.png", buf.getvalue(), "image/png")
+    at.run()
+    assert not at.exception
+    assert len(at.metric) == 2 and len(at.get("plotly_chart")) == 2
+    at.get("file_uploader")[0].set_value(("notes.png", b"not an image at all", "image/png"))
+    at.run()
+    assert not at.exception
+    assert any("notes.png is not an image" in e.value for e in at.error)
+
+
+def test_attention_page_for_the_anovit_run(checkpoints):
+    at = page("pages/6_Attention.py")
+    assert at.selectbox[0].value.model_type == "anovit"
+    assert len(at.get("plotly_chart")) == 3
+    at.select_slider[0].set_value("3").run()
+    at.selectbox[2].set_value("max").run()
+    assert not at.exception

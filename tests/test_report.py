@@ -1,0 +1,169 @@
+"""The report: joining results to the paper's tables, mean ± std over seeds, relative improvement,
+deltas, the Markdown/CSV output, the CLI and the Results page."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anovit.benchmark import RESULT_COLUMNS, append_result
+from anovit.report import (
+    collect_results, comparison, comparison_figure, display_table, markdown_report, overall, relative_improvement,
+    report_tables, run_result_row,
+)
+from anovit.runs import RunInfo
+
+PAGE = Path(__file__).resolve().parents[1] / "pages" / "2_Results.py"
+# (dataset, class, model) -> image AUROC of seeds 0, 1, 2 (pixel AUROC = image AUROC - 0.1)
+VALUES = {
+    ("mvtec", "bottle", "cae"): (0.70, 0.80, 0.90),
+    ("mvtec", "bottle", "anovit"): (0.85, 0.88, 0.91),
+    ("mvtec", "carpet", "cae"): (0.50, 0.60, 0.70),
+    ("mvtec", "carpet", "anovit"): (0.55, 0.60, 0.65),
+    ("synthetic", "weave", "cae"): (0.60, 0.62, 0.64),
+    ("synthetic", "weave", "anovit"): (0.70, 0.72, 0.74),
+}
+
+
+def _row(dataset, category, model, seed, auroc, **extra):
+    kind = {"bottle": "object", "carpet": "texture", "weave": "texture"}[category]
+    return {"dataset": dataset, "class": category, "type": kind, "model": model, "preset": "cpu-tiny",
+            "seed": seed, "epochs": 2, "image_auroc": auroc, "pixel_auroc": round(auroc - 0.1, 6), "aupro": 0.3,
+            "image_f1_max": 0.8, "pixel_f1_max": 0.2, "train_seconds": 10.0, "eval_seconds": 2.0,
+            "train_images_per_s": 20.0, "eval_images_per_s": 50.0, "run_dir": f"/runs/{dataset}-{category}-{model}-s{seed}",
+            "versions": "test", "finished_at": "2026-11-29T00:00:00", **extra}
+
+
+@pytest.fixture
+def results_csv(tmp_path) -> Path:
+    path = tmp_path / "benchmark.csv"
+    for (dataset, category, model), values in VALUES.items():
+        for seed, auroc in enumerate(values):
+            append_result(path, _row(dataset, category, model, seed, auroc))
+    return path
+
+
+def test_comparison_against_paper_table_4(results_csv):
+    df = collect_results(results_csv)
+    assert len(df) == 18 and set(df["source"]) == {"benchmark"}
+    table = comparison(df, "mvtec", "cpu-tiny", "image_auroc").set_index("class")
+    assert list(table.index) == ["bottle", "carpet", "mean", "std"]  # objects before textures, as the paper
+    bottle = table.loc["bottle"]
+    assert bottle["cae_mean"] == pytest.approx(0.8) and bottle["cae_std"] == pytest.approx(0.1)  # sample std
+    assert bottle["anovit_mean"] == pytest.approx(0.88) and bottle["anovit_n"] == 3
+    assert bottle["relative_pct"] == pytest.approx(10.0)  # (0.88 - 0.80) / 0.80
+    assert (bottle["paper_cae"], bottle["paper_anovit"], bottle["paper_relative_pct"]) == (0.77, 0.83, 7.79)
+    assert bottle["delta_anovit"] == pytest.approx(0.88 - 0.83)
+    mean = table.loc["mean"]
+    assert mean["cae_mean"] == pytest.approx(0.7) and mean["anovit_mean"] == pytest.approx(0.74)
+    assert mean["relative_pct"] == pytest.approx(relative_improvement(0.7, 0.74))
+    assert (mean["paper_cae"], mean["paper_anovit"], mean["paper_relative_pct"]) == (0.73, 0.78, 6.85)
+    assert mean["delta_cae"] == pytest.approx(0.7 - 0.73)
+    std = table.loc["std"]
+    assert std["cae_mean"] == pytest.approx(np.std([0.8, 0.6], ddof=1))
+    assert (std["paper_cae"], std["paper_anovit"]) == (0.18, 0.14)
+    assert np.isnan(std["delta_cae"]) and np.isnan(std["relative_pct"])
+    pixel = comparison(df, "mvtec", "cpu-tiny", "pixel_auroc").set_index("class")
+    assert pixel.loc["bottle", "paper_cae"] == 0.83 and pixel.loc["bottle", "cae_mean"] == pytest.approx(0.7)
+    aupro = comparison(df, "mvtec", "cpu-tiny", "aupro")
+    assert aupro["paper_cae"].isna().all()  # the paper reports no AUPRO
+
+
+def test_synthetic_compares_only_its_summary_rows_with_mvtec(results_csv):
+    table = comparison(collect_results(results_csv), "synthetic", "cpu-tiny", "image_auroc").set_index("class")
+    assert np.isnan(table.loc["weave", "paper_cae"])
+    assert table.loc["mean", "paper_anovit"] == 0.78 and table.loc["weave", "anovit_mean"] == pytest.approx(0.72)
+
+
+def test_last_row_of_a_cell_wins_and_run_folders_join(results_csv, tmp_path):
+    append_result(results_csv, _row("mvtec", "bottle", "cae", 0, 0.75))  # a rerun of seed 0
+    run = RunInfo(path=tmp_path / "mvtec-cable-anovit", config={"model_type": "anovit"},
+                  training={"dataset": "mvtec", "category": "cable", "preset": "cpu-tiny", "seed": 0},
+                  metrics={"training": {"history": [{"seconds": 4.0, "images_per_s": 30.0}] * 2},
+                           "test": {"image_auroc": 0.66, "pixel_auroc": 0.8, "aupro": 0.4, "seconds": 1.0,
+                                    "images_per_s": 80.0, "dataset": "mvtec", "category": "cable"}})
+    unevaluated = RunInfo(path=tmp_path / "x", config={"model_type": "cae"}, training={"dataset": "mvtec"})
+    assert run_result_row(unevaluated) is None
+    df = collect_results(results_csv, [run, unevaluated])
+    assert len(df) == 19
+    bottle0 = df[(df["class"] == "bottle") & (df["model"] == "cae") & (df["seed"] == 0)]
+    assert bottle0["image_auroc"].tolist() == [0.75]
+    cable = df[df["class"] == "cable"].iloc[0]
+    assert (cable["source"], cable["type"], cable["train_seconds"], cable["epochs"]) == ("run folder", "object", 8.0, 2)
+    table = comparison(df, "mvtec", "cpu-tiny", "image_auroc").set_index("class")
+    assert table.loc["cable", "anovit_mean"] == 0.66 and np.isnan(table.loc["cable", "cae_mean"])
+    assert table.loc["cable", "paper_anovit"] == 0.74
+
+
+def test_markdown_and_csv_report(results_csv, tmp_path):
+    from anovit.cli import main
+
+    assert main(["report", "--results", str(results_csv), "--output-dir", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Overall (paper Table 1)" in md and "MVTecAD (Det)" in md
+    assert "## mvtec · cpu-tiny · image AUROC" in md and "paper Table 4" in md and "paper Table 5" in md
+    assert "| object | bottle | 0.800 ± 0.100 | 0.880 ± 0.030 | +10.00% |" in md
+    assert "0.770 | 0.830 | +7.790% |" in md  # the paper's bottle row beside ours
+    csv = pd.read_csv(tmp_path / "out" / "report.csv")
+    assert set(csv["metric"]) == {"image_auroc", "pixel_auroc", "aupro"}
+    row = csv[(csv["dataset"] == "mvtec") & (csv["metric"] == "image_auroc") & (csv["class"] == "carpet")].iloc[0]
+    assert row["paper_cae"] == 0.54 and row["cae_mean"] == pytest.approx(0.6)
+    assert len(report_tables(collect_results(results_csv))) == len(csv)
+    top = overall(collect_results(results_csv)).set_index(["dataset", "task"])
+    assert top.loc[("mvtec", "localization"), "paper_cae"] == 0.81
+    assert top.loc[("synthetic", "detection"), "paper_row"] == "MVTecAD (Det)"
+
+
+def test_report_refuses_an_empty_or_foreign_table(tmp_path, capsys):
+    from anovit.cli import main
+
+    assert main(["report", "--results", str(tmp_path / "none.csv")]) == 2
+    assert "run `python -m anovit benchmark` first" in capsys.readouterr().err
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    assert main(["report", "--results", str(tmp_path / "other.csv")]) == 2
+    assert "expected" in capsys.readouterr().err
+
+
+def test_display_and_figure(results_csv):
+    table = comparison(collect_results(results_csv), "mvtec", "cpu-tiny", "image_auroc")
+    shown = display_table(table)
+    assert list(shown.columns[-5:]) == ["paper l2-CAE", "paper AnoViT", "paper rel. impr.", "Δ l2-CAE", "Δ AnoViT"]
+    assert shown.iloc[0]["seeds"] == "3/3" and shown.iloc[2]["l2-CAE"] == "0.700"
+    fig = comparison_figure(table, "image_auroc")
+    names = [t.name for t in fig.data]
+    assert names == ["l2-CAE", "paper l2-CAE", "AnoViT", "paper AnoViT"]
+    assert list(fig.data[0].x) == ["bottle", "carpet", "mean"]
+
+
+def test_results_page_renders_tables_with_the_paper_column(results_csv, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("ANOVIT_RESULTS", str(results_csv))
+    monkeypatch.setenv("ANOVIT_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
+    app = AppTest.from_file(str(PAGE), default_timeout=60).run()
+    assert not app.exception
+    assert app.selectbox[0].value == "mvtec"
+    frames = [d.value for d in app.dataframe]
+    assert any("paper AnoViT" in f.columns and "0.830" in f["paper AnoViT"].tolist() for f in frames)
+    assert [t.label for t in app.tabs] == ["image AUROC", "pixel AUROC", "AUPRO"]
+    app.selectbox[0].select("synthetic").run()
+    assert not app.exception
+    assert any("paper AnoViT" in f.columns and "0.780" in f["paper AnoViT"].tolist() for f in
+               (d.value for d in app.dataframe))
+
+
+def test_results_page_without_results_says_how_to_get_them(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("ANOVIT_RESULTS", str(tmp_path / "none.csv"))
+    monkeypatch.setenv("ANOVIT_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
+    app = AppTest.from_file(str(PAGE), default_timeout=60).run()
+    assert not app.exception
+    assert "python -m anovit benchmark" in app.info[0].value
+
+
+def test_result_columns_are_the_issue_s():
+    for column in ("dataset", "class", "type", "model", "preset", "seed", "image_auroc", "pixel_auroc", "aupro",
+                   "image_f1_max", "train_seconds", "eval_seconds", "eval_images_per_s", "run_dir", "versions"):
+        assert column in RESULT_COLUMNS

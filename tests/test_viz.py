@@ -1,0 +1,119 @@
+"""Figure builders and image helpers (anovit.viz)."""
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from anovit.viz import (
+    Panel,
+    Scale,
+    architecture_figure,
+    colorize,
+    colour_lut,
+    layer_distance_figure,
+    loss_curve_figure,
+    overlay,
+    panel_grid_figure,
+    roc_figure,
+    score_histogram_figure,
+    tile,
+    to_rgb_uint8,
+)
+
+
+def test_to_rgb_uint8_accepts_chw_hwc_grey_and_clips():
+    chw = torch.zeros(3, 4, 5)
+    chw[0] = 1.0
+    out = to_rgb_uint8(chw)
+    assert out.shape == (4, 5, 3) and out.dtype == np.uint8
+    assert (out[..., 0] == 255).all() and (out[..., 1] == 0).all()
+    assert to_rgb_uint8(np.full((2, 2), 2.0))[0, 0].tolist() == [255, 255, 255]
+    assert to_rgb_uint8(np.zeros((2, 2), bool)).shape == (2, 2, 3)
+    with pytest.raises(ValueError, match="expected an image"):
+        to_rgb_uint8(np.zeros((2, 2, 5)))
+
+
+def test_colorize_maps_range_ends_to_scale_ends_and_clips():
+    lut = colour_lut("Inferno")
+    out = colorize(np.array([[-1.0, 0.0, 0.5, 1.0, 9.0]]), 0.0, 1.0)
+    assert out.shape == (1, 5, 3)
+    assert (out[0, 0] == lut[0]).all() and (out[0, 1] == lut[0]).all()
+    assert (out[0, 3] == lut[-1]).all() and (out[0, 4] == lut[-1]).all()
+    assert lut[0].sum() < 30 and lut[-1].sum() > 600  # inferno: black to pale yellow
+    with pytest.raises(ValueError, match="vmax > vmin"):
+        colorize(np.zeros((2, 2)), 1.0, 1.0)
+
+
+def test_overlay_and_tile():
+    image = np.zeros((4, 4, 3), np.uint8)
+    blended = overlay(image, np.ones((4, 4)), 0.0, 1.0, alpha=1.0)
+    assert (blended == colour_lut("Inferno")[-1]).all()
+    assert (overlay(image, np.ones((4, 4)), 0.0, 1.0, alpha=0.0) == 0).all()
+    assert tile(image, image, image, gap=2).shape == (4, 4 * 3 + 2 * 2, 3)
+    with pytest.raises(ValueError, match="one height"):
+        tile(image, np.zeros((5, 4, 3), np.uint8))
+
+
+def test_panel_grid_shares_one_colour_axis_per_scale():
+    maps = np.random.default_rng(0).random((3, 8, 8))
+    rows = [
+        [
+            Panel("input", np.zeros((8, 8, 3))),
+            Panel("mask", maps[0] > 0.5),
+            Panel("cae", maps[1], "error"),
+            Panel("anovit", maps[2], "error"),
+        ],
+        [Panel("input", np.zeros((8, 8, 3))), Panel("attention", maps[0], "attention", marker=(0, 0, 4, 4))],
+    ]
+    fig = panel_grid_figure(
+        rows, {"error": Scale(0.0, 2.0), "attention": Scale(0.1, 0.9, "Viridis", "attention")}, row_titles=["a", "b"]
+    )
+    heatmaps = [t for t in fig.data if isinstance(t, go.Heatmap)]
+    images = [t for t in fig.data if isinstance(t, go.Image)]
+    assert len(heatmaps) == 3 and len(images) == 3
+    assert [h.coloraxis for h in heatmaps] == ["coloraxis", "coloraxis", "coloraxis2"]
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, 2.0)
+    assert fig.layout.coloraxis2.cmax == 0.9
+    assert len(fig.layout.shapes) == 1
+    titles = [a.text for a in fig.layout.annotations if a.text in ("input", "mask", "cae", "anovit", "attention")]
+    assert titles == ["input", "mask", "cae", "anovit", "input", "attention"]  # rows differ: every cell titled
+    same = panel_grid_figure([[Panel("in", maps[0], "error")], [Panel("in", maps[1], "error")]], {"error": Scale(0, 1)})
+    assert [a.text for a in same.layout.annotations].count("in") == 1  # identical rows: titled once, on top
+    with pytest.raises(ValueError, match="not among"):
+        panel_grid_figure([[Panel("x", maps[0], "nope")]], {"error": Scale(0, 1)})
+    with pytest.raises(ValueError, match="must be 2-D"):
+        panel_grid_figure([[Panel("x", np.zeros((4, 4, 3)), "error")]], {"error": Scale(0, 1)})
+
+
+def test_loss_curve_roc_histogram_and_distance_figures():
+    fig = loss_curve_figure(
+        [[1, 0.5], [2, 0.4], [3, 0.3], [4, 0.2]],
+        [{"epoch": 1, "train_loss": 0.45, "val_loss": 0.5}, {"epoch": 2, "train_loss": 0.25, "val_loss": 0.3}],
+        2,
+    )
+    assert [t.name for t in fig.data] == ["train loss (step)", "train loss (epoch)", "validation loss"]
+    assert list(fig.data[0].x) == [0.5, 1.0, 1.5, 2.0]
+
+    roc = roc_figure(
+        {"AnoViT": (np.array([0, 0.5, 1]), np.array([0, 0.9, 1])), "l2-CAE": (np.array([0, 1]), np.array([0, 1]))},
+        {"AnoViT": 0.85, "l2-CAE": None},
+        marks={"AnoViT": (0.5, 0.9)},
+    )
+    names = [t.name for t in roc.data]
+    assert names[0] == "chance" and "AnoViT (AUROC 0.850)" in names and "l2-CAE" in names
+    assert len(roc.data) == 4  # chance, two curves, one threshold marker
+
+    hist = score_histogram_figure([1, 2, 3, 4], ["good", "hole", "good", "hole"], threshold=2.5)
+    assert [t.name for t in hist.data] == ["good", "hole"]
+    assert len(hist.layout.shapes) == 1
+
+    dist = layer_distance_figure(np.ones((12, 3)), 16)
+    assert len(dist.data) == 3 + 1
+
+
+def test_architecture_figure_has_the_seven_stages():
+    fig = architecture_figure()
+    assert len([s for s in fig.layout.shapes if s.type == "rect"]) == 7
+    texts = " ".join(a.text for a in fig.layout.annotations)
+    assert "ViT encoder" in texts and "decoder" in texts and "eq. 7" in texts
