@@ -87,7 +87,7 @@ def _print_eval(result: Any) -> None:
     def fmt(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.4f}"
 
-    print(f"image AUROC {fmt(result.image_auroc)}  pixel AUROC {fmt(result.pixel_auroc)}  "
+    print(f"image AUROC {fmt(result.image_auroc)}  pixel AUROC {fmt(result.pixel_auroc)}  AUPRO {fmt(result.aupro)}  "
           f"({result.n_images} images, {result.n_anomalous} anomalous, {result.images_per_s:.1f} images/s)")
 
 
