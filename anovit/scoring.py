@@ -45,21 +45,38 @@ def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> torch.Tensor:
     return kernel / kernel.sum()
 
 
+def blur_matrix(n: int, kernel: torch.Tensor) -> torch.Tensor:
+    """The (n, n) matrix of a 1-D convolution with ``kernel`` under reflect padding (replicate
+    when the kernel radius reaches the size), so that blurring is a matrix product."""
+    radius = kernel.numel() // 2
+    rows = torch.arange(n).repeat_interleave(kernel.numel())
+    cols = (torch.arange(n).unsqueeze(1) + torch.arange(-radius, radius + 1)).flatten()
+    if n > radius:
+        cols = cols.abs()
+        cols = torch.where(cols > n - 1, 2 * (n - 1) - cols, cols)
+    else:
+        cols = cols.clamp(0, n - 1)
+    matrix = torch.zeros(n, n)
+    matrix.index_put_((rows, cols), kernel.repeat(n), accumulate=True)
+    return matrix
+
+
 def gaussian_smooth(maps: torch.Tensor, sigma: float = DEFAULT_SIGMA) -> torch.Tensor:
-    """Separable Gaussian blur of score maps (B, H, W) with reflect padding; sigma 0 is identity."""
+    """Separable Gaussian blur of score maps (B, H, W) with reflect padding; sigma 0 is identity.
+
+    Computed as ``K_h @ M @ K_w^T`` with banded blur matrices: the same result as two padded
+    convolutions, several times faster on CPUs at these sizes.
+    """
     if maps.dim() != 3:
         raise ValueError(f"expected score maps of shape (B, H, W), got {tuple(maps.shape)}")
     if sigma < 0 or not math.isfinite(sigma):
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
     if sigma == 0:
         return maps
-    kernel = gaussian_kernel1d(sigma).to(maps.device)
-    radius = kernel.numel() // 2
-    x = maps.float().unsqueeze(1)
-    mode = "reflect" if min(maps.shape[-2:]) > radius else "replicate"
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode=mode), kernel.view(1, 1, 1, -1))
-    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode=mode), kernel.view(1, 1, -1, 1))
-    return x.squeeze(1)
+    kernel = gaussian_kernel1d(sigma)
+    rows = blur_matrix(maps.shape[-2], kernel).to(maps.device)
+    cols = blur_matrix(maps.shape[-1], kernel).to(maps.device)
+    return rows @ maps.float() @ cols.T
 
 
 def image_score(maps: torch.Tensor) -> torch.Tensor:

@@ -60,3 +60,11 @@ def test_anomaly_maps_combines_eq6_smoothing_eq7():
 def test_shape_errors_name_the_shapes(bad):
     with pytest.raises(ValueError, match="shape"):
         score_map(bad, torch.zeros(1, 3, 8, 8))
+
+
+def test_smoothing_matches_scipy_gaussian_filter_with_mirror_edges():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    maps = torch.rand(2, 40, 52)
+    ours = gaussian_smooth(maps, sigma=3.0).numpy()
+    ref = [ndimage.gaussian_filter(m, 3.0, mode="mirror", truncate=4.0) for m in maps.numpy()]
+    assert abs(ours - ref).max() < 1e-5
