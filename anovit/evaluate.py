@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
-from .metrics import BinnedPRO, BinnedROC, f1_max, image_auroc
+from .metrics import BinnedPRO, f1_max, image_auroc
 from .runtime import autocast, resolve_device, use_bf16
 from .scoring import DEFAULT_SIGMA, anomaly_maps
 
@@ -85,14 +85,14 @@ def evaluate(
     model = model.to(dev)
     use = use_bf16(dev, bf16)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    pixels, regions = BinnedROC(), BinnedPRO()
+    regions = BinnedPRO()  # AUPRO, and pixel AUROC / F1-max from its .roc: the maps are binned once
+    pixels = regions.roc
     scores: list[float] = []
     labels: list[int] = []
     rows: list[dict[str, Any]] = []
     start, done = time.perf_counter(), 0
     for out in predict(model, loader, sigma=sigma, device=dev, bf16=use):
         maps, masks = out["score_map"].cpu(), out["mask"][:, 0]
-        pixels.update(maps, masks)
         regions.update(maps, masks)
         for path, label, kind, score in zip(out["path"], out["label"].tolist(), out["defect_type"], out["score"].tolist()):
             rows.append({"path": path, "label": int(label), "defect_type": kind, "score": float(score)})

@@ -208,10 +208,23 @@ def pull(spec: str, output: Path | None = None, progress: Progress | None = None
     return dest
 
 
+def public_json(data: Any) -> Any:
+    """``data`` without this machine's paths: ``data_root`` becomes null (a puller gives their own
+    copy of the data) and any other absolute path its file name (e.g. ``encoder_weights``)."""
+    if isinstance(data, dict):
+        return {k: None if k == "data_root" else public_json(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [public_json(v) for v in data]
+    if isinstance(data, str) and os.path.isabs(data):
+        return Path(data).name
+    return data
+
+
 def stage_repo(run_dir: Path, folder: Path, *, repo_id: str | None = None, license: str = "other") -> list[str]:
     """Copy what a repo publishes of ``run_dir`` into ``folder`` and write its model card; the file names.
 
-    The run is loaded first, so an inconsistent run (config vs weights) is never published.
+    The run is loaded first, so an inconsistent run (config vs weights) is never published; the JSON
+    files go through :func:`public_json`, so no local path is published.
     """
     run_dir, folder = Path(run_dir), Path(folder)
     if not run_dir.is_dir():
@@ -220,7 +233,9 @@ def stage_repo(run_dir: Path, folder: Path, *, repo_id: str | None = None, licen
     ckpt.load_model(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     for name in REPO_FILES:
-        if name != CARD and (run_dir / name).is_file():
+        if name.endswith(".json") and (run_dir / name).is_file():
+            ckpt.write_json(folder / name, public_json(ckpt.read_json(run_dir / name)))
+        elif name != CARD and (run_dir / name).is_file():
             shutil.copyfile(run_dir / name, folder / name)
     (folder / CARD).write_text(model_card_for(run_dir, repo_id=repo_id, license=license), encoding="utf-8")
     return sorted(os.listdir(folder))

@@ -15,7 +15,6 @@ when the worker's process is gone without having written a final status.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -27,7 +26,6 @@ from typing import Any
 
 from . import checkpoint as ckpt
 from .data import ensure_synthetic
-from .data.paths import default_data_dir
 from .errors import AnovitError, CheckpointError
 from .runs import REPO_ROOT, default_checkpoint_dir
 from .train import TrainConfig
@@ -270,14 +268,9 @@ def _finish(reporter: _Reporter, status: str, error: str | None = None) -> None:
 
 
 def prepare_embedded_data(config: TrainConfig) -> None:
-    """Generate the embedded synthetic dataset first, under a file lock, when the job uses it: two jobs
-    started together (e.g. AnoViT and the l2-CAE from Home) must not both write it."""
-    if config.dataset != "synthetic" or config.data_root is not None:
-        return
-    lock = default_data_dir() / ".synthetic.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+    """Generate the embedded synthetic dataset first (in the job's "data" phase) when the job uses it;
+    :func:`~anovit.data.synthetic.ensure_synthetic` locks, so jobs started together write it once."""
+    if config.dataset == "synthetic" and config.data_root is None:
         ensure_synthetic()
 
 

@@ -140,21 +140,24 @@ class _LogBins:
         self.n_bins, self.low, self.high = int(n_bins), float(low), float(high)
         self._log_low = float(np.log(self.low))
         self._scale = self.n_bins / float(np.log(self.high / self.low))  # bins per unit of ln(score)
+        self._buffers = (np.empty(0, np.float64), np.empty(0, np.intp))
 
-    def index(self, s: np.ndarray, work: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
-        """Bin index (intp) of every score in the 1-D array ``s``.
+    def index(self, s: np.ndarray) -> np.ndarray:
+        """Bin index (intp) of every score in the 1-D array ``s``, in a buffer reused by the next call.
 
-        ``work`` (float64) and ``out`` (intp) are optional buffers of at least ``s.size`` elements,
-        reused across chunks: fresh large arrays cost a page fault per 4 KiB, more than the arithmetic.
+        The float64 and intp work buffers (16 bytes per score of the largest input so far) are kept:
+        fresh large arrays cost a page fault per 4 KiB, more than the arithmetic.
         """
-        x = np.empty(s.size, np.float64) if work is None else work[: s.size]
+        if self._buffers[0].size < s.size:
+            self._buffers = (np.empty(s.size, np.float64), np.empty(s.size, np.intp))
+        x = self._buffers[0][: s.size]
         np.maximum(s, self.low, out=x)
         np.log(x, out=x)
         np.subtract(x, self._log_low, out=x)
         np.multiply(x, self._scale, out=x)
         np.floor(x, out=x)
         np.clip(x, 0, self.n_bins - 1, out=x)
-        code = np.empty(s.size, np.intp) if out is None else out[: s.size]
+        code = self._buffers[1][: s.size]
         code[...] = x
         return code
 
@@ -179,7 +182,7 @@ class BinnedROC:
     scores ``<= low`` (including 0 and negatives) go to bin 0 and scores ``>= high`` to the last bin.
     Two int64 histograms (normal / anomalous) are kept; memory is ``16 * n_bins`` bytes (16 MiB by
     default) however many scores are fed, and each ``update`` works in chunks of ``chunk_size``
-    (with work buffers of 16 bytes per score of one chunk, reused from chunk to chunk).
+    (with work buffers of 16 bytes per score of one chunk, kept for the next update).
 
     Accuracy: the binning is monotone, so pairs in different bins are ordered exactly; pairs in the
     same bin are counted as ties (1/2). Identical scores always share a bin, so exact ties are treated
@@ -219,19 +222,17 @@ class BinnedROC:
                 "expected one target per score"
             )
         s, t = s.reshape(-1), t.reshape(-1)
-        flat = self._hist.reshape(-1)
-        size = min(s.size, self.chunk_size)
-        work, code = np.empty(size, np.float64), np.empty(size, np.intp)
         for i in range(0, s.size, self.chunk_size):
             chunk = s[i : i + self.chunk_size]
             _check_scores(chunk, "scores")  # per chunk: a NaN scan of the whole input would need its size in memory
-            self._bins.index(chunk, work, code)
-            c = code[: chunk.size]
-            np.left_shift(c, 1, out=c)
-            np.bitwise_or(c, _binarise(t[i : i + self.chunk_size]), out=c)
-            counts = np.bincount(c)
-            flat[: counts.size] += counts
+            self._add_codes(self._bins.index(chunk), _binarise(t[i : i + self.chunk_size]))
         return self
+
+    def _add_codes(self, code: np.ndarray, positive: np.ndarray) -> None:
+        """Count bin indices ``code`` (intp, overwritten) as anomalous where ``positive`` else normal."""
+        np.left_shift(code, 1, out=code)
+        np.bitwise_or(code, positive, out=code)
+        np.add.at(self._hist.reshape(-1), code, 1)  # unbuffered: no bin-sized temporary, unlike bincount
 
     def merge(self, other: BinnedROC) -> BinnedROC:
         """Add the counts of ``other`` (same ``n_bins``, ``low``, ``high``) into self; returns self."""
@@ -325,9 +326,10 @@ class BinnedPRO:
     threshold t, PRO(t) is the mean over all regions of the fraction of the region's pixels scoring
     >= t, and FPR(t) the fraction of all normal pixels (of every image) scoring >= t. Since
     PRO(t) = sum over pixels p of regions r of [s_p >= t] / |r| / #regions, one histogram of region
-    pixels weighted by 1/|r| and one histogram of normal pixels over the log bins of
-    :class:`BinnedROC` hold everything: memory is ``16 * n_bins`` bytes however many maps are fed.
-    Thresholds are bin edges; scores in one bin count as tied, as in :class:`BinnedROC`.
+    pixels weighted by 1/|r| and the normal/anomalous histograms of a :class:`BinnedROC` (``.roc``,
+    on the same bins) hold everything: memory is ``24 * n_bins`` bytes however many maps are fed.
+    One ``update`` thus also gives the pixel AUROC and F1-max (``pro.roc.auroc()``), with the score
+    maps binned once. Thresholds are bin edges; scores in one bin count as tied, as in :class:`BinnedROC`.
     """
 
     chunk_size: int = 2**22
@@ -335,9 +337,9 @@ class BinnedPRO:
     def __init__(self, n_bins: int = 2**20, low: float = 1e-10, high: float = 1e4, max_fpr: float = 0.3) -> None:
         if not 0 < max_fpr <= 1:
             raise ValueError(f"max_fpr must be in (0, 1]; got {max_fpr}")
-        self._bins = _LogBins(n_bins, low, high)
+        self.roc = BinnedROC(n_bins, low, high)
+        self._bins = self.roc._bins
         self.max_fpr = float(max_fpr)
-        self._neg = np.zeros(self._bins.n_bins, dtype=np.int64)  # normal pixels per bin
         self._overlap = np.zeros(self._bins.n_bins, dtype=np.float64)  # sum of 1/|region| per bin
         self.n_regions = 0
 
@@ -363,16 +365,13 @@ class BinnedPRO:
         for i in range(0, len(s), per_chunk):
             regions, n = ndimage.label(_binarise(t[i : i + per_chunk]), structure=within_image)
             regions = regions.reshape(-1)
-            code = self._bins.index(s[i : i + per_chunk].reshape(-1))
-            normal = regions == 0
-            counts = np.bincount(code[normal])
-            self._neg[: counts.size] += counts
+            c = self._bins.index(s[i : i + per_chunk].reshape(-1))
+            inside = regions != 0
             if n:
-                inside = regions[~normal]
-                weight = 1.0 / np.bincount(inside)[inside]
-                sums = np.bincount(code[~normal], weights=weight)
-                self._overlap[: sums.size] += sums
+                region = regions[inside]
+                np.add.at(self._overlap, c[inside], 1.0 / np.bincount(region)[region])
                 self.n_regions += n
+            self.roc._add_codes(c, inside)
         return self
 
     def merge(self, other: BinnedPRO) -> BinnedPRO:
@@ -380,19 +379,20 @@ class BinnedPRO:
         self._bins.check_same(other._bins, "BinnedPRO")
         if other.max_fpr != self.max_fpr:
             raise ValueError(f"cannot merge BinnedPRO with max_fpr {other.max_fpr} into one with {self.max_fpr}")
-        self._neg += other._neg
+        self.roc.merge(other.roc)
         self._overlap += other._overlap
         self.n_regions += other.n_regions
         return self
 
     def pro_curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(fpr, pro, thresholds) from (0, 0) at threshold +inf down to fpr 1, one point per occupied bin."""
-        n_neg = int(self._neg.sum())
+        neg = self.roc._hist[:, 0]  # normal pixels per bin
+        n_neg = int(neg.sum())
         if self.n_regions == 0 or n_neg == 0:
             missing = "no anomalous region" if self.n_regions == 0 else "no normal pixel"
             raise ValueError(f"AUPRO needs anomalous regions and normal pixels; got {missing}")
-        bins = np.flatnonzero((self._neg > 0) | (self._overlap > 0))[::-1]
-        fpr = np.r_[0.0, np.cumsum(self._neg[bins]) / n_neg]
+        bins = np.flatnonzero((neg > 0) | (self._overlap > 0))[::-1]
+        fpr = np.r_[0.0, np.cumsum(neg[bins]) / n_neg]
         pro = np.r_[0.0, np.cumsum(self._overlap[bins]) / self.n_regions]
         return fpr, pro, np.r_[np.inf, self._bins.edges(bins)]
 

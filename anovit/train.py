@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
 from .augment import AugmentConfig, build_augmentation
-from .data import train_val_datasets
+from .data import default_augment, train_val_datasets
 from .errors import CheckpointError
 from .models import build_model, make_config
 from .runtime import autocast, resolve_device, use_bf16
@@ -48,7 +48,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     weight_decay: float = 1e-5
     val_fraction: float = 0.2
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: AugmentConfig | None = None  # None: the dataset's rule (no flip that makes a normal image look defective)
     bf16: bool | None = None
     device: str = "auto"
     seed: int = 0
@@ -56,6 +56,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.lr is None:
             self.lr = DEFAULT_LR.get(self.preset, FALLBACK_LR)
+        if self.augment is None:
+            self.augment = default_augment(self.dataset, self.category)
 
     def run_name(self) -> str:
         """Default folder name of the run under checkpoints/."""
@@ -65,7 +67,7 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """Inverse of ``asdict``."""
         data = dict(data)
-        data["augment"] = AugmentConfig(**data.get("augment", {}))
+        data["augment"] = AugmentConfig(**data["augment"]) if data.get("augment") else None
         data["betas"] = tuple(data.get("betas", cls.betas))
         return cls(**data)
 
@@ -175,12 +177,12 @@ def train(
     model = build_model(config.model, model_config).to(device)
     train_set, val_set = train_val_datasets(
         config.dataset, category=config.category, image_size=model_config.image_size,
-        root=config.data_root, transform=build_augmentation(config.augment),
-        val_fraction=config.val_fraction, seed=config.seed,
+        root=config.data_root, val_fraction=config.val_fraction, seed=config.seed,
     )
     loader_rng = torch.Generator().manual_seed(config.seed)
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=len(train_set) > config.batch_size, generator=loader_rng)
     val_loader = DataLoader(val_set, batch_size=config.batch_size)
+    augment = build_augmentation(config.augment)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
 
     history: list[dict[str, float]] = []
@@ -189,8 +191,10 @@ def train(
         meta = load_resume_point(run_dir, model, opt)
         history, best_epoch, best_val, start = meta["history"], meta["best_epoch"], meta["best_val_loss"], meta["epoch"] + 1
     else:
+        for stale in (ckpt.WEIGHTS, ckpt.RESUME):  # of an overwritten run
+            (run_dir / stale).unlink(missing_ok=True)
         ckpt.write_json(run_dir / TRAINING, asdict(config))
-        ckpt.save_model(run_dir, model)
+        ckpt.write_json(run_dir / ckpt.CONFIG, ckpt.config_to_dict(model))  # weights come with the first epoch
         ckpt.write_json(run_dir / ckpt.METRICS, {})
 
     stopped = False
@@ -201,6 +205,8 @@ def train(
         t0, seen, running = time.perf_counter(), 0, 0.0
         for step, batch in enumerate(train_loader, 1):
             images = batch["image"].to(device, non_blocking=True)
+            if augment is not None:
+                images = augment(images)
             with autocast(device, bf16):
                 recon = model(images)
             loss = reconstruction_loss(images, recon)

@@ -2,7 +2,7 @@
 
 Pipeline = ``anovit.evaluate.evaluate``: data loading, model forward (bf16 autocast where the CPU
 supports it, as evaluation does), score maps (eq. 6 + Gaussian smoothing, eq. 7), image scores and
-the streaming pixel metrics (BinnedROC and BinnedPRO). Bare = ``reconstruct(model, batch)`` over
+the streaming pixel metrics (one BinnedPRO update per batch, which also feeds the pixel AUROC). Bare = ``reconstruct(model, batch)`` over
 the same batches, already in memory. "warm": the dataset's decoded-image cache is filled (repeat
 evaluations in one process); "cold": a fresh dataset decodes every PNG (a first evaluation).
 A per-stage breakdown of one warm pass says where the rest of the time goes.
@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from anovit.data import get_dataset
 from anovit.evaluate import evaluate, reconstruct
-from anovit.metrics import BinnedPRO, BinnedROC
+from anovit.metrics import BinnedPRO
 from anovit.models import create_model
 from anovit.runtime import use_bf16
 from anovit.scoring import anomaly_maps
@@ -29,8 +29,8 @@ from anovit.scoring import anomaly_maps
 
 def breakdown(model: torch.nn.Module, dataset, batch_size: int, bf16: bool) -> dict[str, float]:
     """Seconds per stage of one pass over ``dataset`` (the stages of evaluate(), timed one by one)."""
-    stages = dict.fromkeys(("load", "forward", "score_maps", "pixel_auroc", "aupro"), 0.0)
-    rocs, pros = BinnedROC(), BinnedPRO()
+    stages = dict.fromkeys(("load", "forward", "score_maps", "pixel_metrics"), 0.0)
+    pixels = BinnedPRO()
     loader = iter(DataLoader(dataset, batch_size=batch_size))
     while True:
         t0 = time.perf_counter()
@@ -42,11 +42,9 @@ def breakdown(model: torch.nn.Module, dataset, batch_size: int, bf16: bool) -> d
         t2 = time.perf_counter()
         maps, _ = anomaly_maps(batch["image"], recon)
         t3 = time.perf_counter()
-        rocs.update(maps, batch["mask"][:, 0])
+        pixels.update(maps, batch["mask"][:, 0])
         t4 = time.perf_counter()
-        pros.update(maps, batch["mask"][:, 0])
-        t5 = time.perf_counter()
-        for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+        for key, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             stages[key] += dt
     return stages
 

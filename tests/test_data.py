@@ -86,6 +86,29 @@ def test_ensure_synthetic_uses_marker_and_redoes_interrupted(tmp_path: Path, mon
     assert synthetic.default_data_dir() == tmp_path / "elsewhere"
 
 
+def test_ensure_synthetic_generates_under_a_lock_and_once(tmp_path: Path, monkeypatch) -> None:
+    import fcntl
+
+    monkeypatch.setattr(synthetic, "N_TRAIN", 2)
+    monkeypatch.setattr(synthetic, "CATEGORIES", ("washer",))
+    root, held = tmp_path / "syn", []
+    real_generate = synthetic.generate
+
+    def generate(*args, **kwargs):
+        with open(synthetic.lock_path(root)) as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append(False)
+            except BlockingIOError:  # another process (here: the caller) holds it
+                held.append(True)
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "generate", generate)
+    synthetic.ensure_synthetic(root)
+    synthetic.ensure_synthetic(root)  # complete: no second generation
+    assert held == [True]
+
+
 def test_synthetic_rejects_unknown_names(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="marble"):
         synthetic.generate(tmp_path, categories=["marble"])

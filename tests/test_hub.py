@@ -235,6 +235,9 @@ def test_push_uploads_the_run_files_and_card_without_network(evaluated_run, monk
     assert created == [("someorg/cae-tiles", {"private": True, "exist_ok": True})]
     assert set(uploaded) == set(hub.REPO_FILES)  # no resume.safetensors, no test_scores.csv
     assert uploaded["model.safetensors"] == (evaluated_run / "model.safetensors").read_bytes()
+    training = json.loads(uploaded["training.json"])
+    assert training["data_root"] is None and training["category"] == "tiles"  # no local path is published
+    assert not any(str(evaluated_run.parents[1]) in uploaded[name].decode() for name in uploaded if name.endswith(".json"))
     image_auroc = ckpt.read_metrics(evaluated_run)["test"]["image_auroc"]
     assert format_value(image_auroc) in uploaded["README.md"].decode()
 
@@ -288,3 +291,11 @@ def test_hub_page_says_an_uncached_repo_cannot_be_loaded_offline(hub_cache):
     app.text_input[0].input("someorg/uncached").run()
     app.button[0].click().run()
     assert [e.value for e in app.error] == [hub.not_cached_message("someorg/uncached")]
+
+
+def test_published_json_holds_no_local_path():
+    training = {"data_root": "/home/me/mvtec", "model_overrides": {"encoder_weights": "/home/me/w/vit.safetensors"},
+                "augment": {"scale": [0.95, 1.05]}, "category": "cookie", "runs": ["relative/ok"]}
+    assert hub.public_json(training) == {"data_root": None, "model_overrides": {"encoder_weights": "vit.safetensors"},
+                                         "augment": {"scale": [0.95, 1.05]}, "category": "cookie",
+                                         "runs": ["relative/ok"]}

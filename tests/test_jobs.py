@@ -160,24 +160,10 @@ def test_unique_run_dir_thin_points_and_eta(tmp_path):
     assert eta_seconds(10.0, 0, 20) is None
 
 
-def test_embedded_data_is_generated_under_a_lock(tmp_path, monkeypatch, synthetic_root):
-    import fcntl
-
-    monkeypatch.setenv("ANOVIT_DATA_DIR", str(tmp_path))
-    held = []
-
-    def fake_ensure() -> Path:
-        with open(tmp_path / ".synthetic.lock") as other:
-            try:
-                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                held.append(False)
-            except BlockingIOError:
-                held.append(True)
-        return tmp_path / "synthetic"
-
-    monkeypatch.setattr(jobs, "ensure_synthetic", fake_ensure)
+def test_embedded_data_is_prepared_only_for_the_embedded_set(monkeypatch, synthetic_root):
+    calls = []
+    monkeypatch.setattr(jobs, "ensure_synthetic", lambda: calls.append(1))
     jobs.prepare_embedded_data(TrainConfig(dataset="synthetic", data_root=None))
-    assert held == [True]
     jobs.prepare_embedded_data(tiny_config(synthetic_root))  # an explicit folder: nothing to generate
     jobs.prepare_embedded_data(TrainConfig(dataset="digits", category="3"))
-    assert held == [True]
+    assert calls == [1]

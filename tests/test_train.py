@@ -78,6 +78,31 @@ def test_stop_request_ends_the_run_cleanly(synthetic_root, tmp_path):
     assert ckpt.read_metrics(tmp_path / "run")["training"]["stopped"] is True
 
 
+def test_weights_appear_only_after_an_epoch_and_overwrite_drops_stale_ones(synthetic_root, tmp_path):
+    from anovit.runs import list_runs
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_first_step(event):
+        raise Killed
+
+    train(_config(synthetic_root, epochs=1), tmp_path / "run")
+    assert [r.path.name for r in list_runs(tmp_path)] == ["run"]
+    with pytest.raises(Killed):
+        train(_config(synthetic_root, epochs=1, seed=1), tmp_path / "run", overwrite=True, progress=kill_at_first_step)
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert "config.json" in files and not {"model.safetensors", "resume.safetensors"} & files
+    assert list_runs(tmp_path) == []  # an untrained model is never offered as a checkpoint
+
+
+def test_augmentation_defaults_to_the_dataset_flip_rule():
+    assert not TrainConfig(dataset="mvtec", category="transistor").augment.hflip
+    assert TrainConfig(dataset="mvtec", category="carpet").augment.vflip
+    assert TrainConfig.from_dict({"dataset": "digits", "category": "3"}).augment.hflip is False
+    assert TrainConfig(augment=AugmentConfig(hflip=False)).augment.vflip
+
+
 def test_default_learning_rate_depends_on_the_preset():
     assert TrainConfig(preset="paper").lr == 2e-4
     assert TrainConfig(preset="cpu-tiny").lr == 1e-3

@@ -108,9 +108,8 @@ def category_kind(name: str, category: str) -> str | None:
 
 
 def train_val_datasets(name: str, *, category: str, image_size: int, root: str | Path | None = None,
-                       transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
                        val_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
-    """The training set (with ``transform``) and the validation set (without) of the normal class.
+    """The training and validation sets of the normal class (augmentation is the trainer's, per batch).
 
     Folder datasets are checked first (`anovit.data.check.require_valid`: structure, headers,
     masks), so a broken folder fails before any training; then ``val_fraction`` of the train split
@@ -122,12 +121,11 @@ def train_val_datasets(name: str, *, category: str, image_size: int, root: str |
         folder = _folder_root(spec, root) / category
         if folder.is_dir():
             require_valid(folder)
-        augmented = get_dataset(name, "train", category=category, image_size=image_size, root=root, transform=transform)
-        plain = get_dataset(name, "train", category=category, image_size=image_size, root=root)
-        train_idx, val_idx = split_indices(len(plain), val_fraction, seed)
+        normal = get_dataset(name, "train", category=category, image_size=image_size, root=root)
+        train_idx, val_idx = split_indices(len(normal), val_fraction, seed)
         if not val_idx:
             raise DatasetError(f"{name}/{category}: val_fraction {val_fraction} leaves no validation image "
-                               f"out of {len(plain)} training images")
-        return Subset(augmented, train_idx), Subset(plain, val_idx)
+                               f"out of {len(normal)} training images")
+        return Subset(normal, train_idx), Subset(normal, val_idx)  # one dataset: each image decoded once
     common = dict(category=category, image_size=image_size, root=root, seed=seed)
-    return get_dataset(name, "train", transform=transform, **common), get_dataset(name, "val", **common)
+    return get_dataset(name, "train", **common), get_dataset(name, "val", **common)

@@ -8,6 +8,7 @@ the set of pixels whose colour differs from the defect-free base image.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import math
 import shutil
@@ -284,11 +285,29 @@ def generate(root: str | Path, categories: tuple[str, ...] | list[str] | None = 
     return root
 
 
+def lock_path(root: Path) -> Path:
+    """The lock file that serialises generation into ``root`` (beside it: ``.<name>.lock``)."""
+    return root.parent / f".{root.name}.lock"
+
+
 def ensure_synthetic(root: str | Path | None = None) -> Path:
-    """Return the synthetic dataset root (default <data dir>/synthetic), generating it if incomplete."""
+    """Return the synthetic dataset root (default <data dir>/synthetic), generating it if incomplete.
+
+    Safe across processes (app jobs, tests, CLI started together): generation holds an exclusive
+    lock on :func:`lock_path`, and whoever waited finds the marker written and generates nothing.
+    """
     root = Path(root) if root is not None else default_data_dir() / "synthetic"
     marker = root / MARKER
-    if marker.is_file() and marker.read_text() == _marker_text(CATEGORIES, N_TRAIN, 0):
+
+    def complete() -> bool:
+        return marker.is_file() and marker.read_text() == _marker_text(CATEGORIES, N_TRAIN, 0)
+
+    if complete():
         return root
-    _LOG.info("generating the synthetic dataset into %s (one-off)", root)
-    return generate(root, CATEGORIES, N_TRAIN, seed=0)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path(root), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        if complete():
+            return root
+        _LOG.info("generating the synthetic dataset into %s (one-off)", root)
+        return generate(root, CATEGORIES, N_TRAIN, seed=0)
