@@ -33,6 +33,7 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, help="Adam learning rate (default: 2e-4 for the paper preset, else 1e-3)")
     p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--grad-clip", type=float, default=1.0, help="max l2 norm of the gradients (0: no clipping)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", help="run folder (default: checkpoints/<dataset>-<category>-<model>-<preset>-s<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last epoch")
@@ -77,7 +78,8 @@ def _train_config(args: argparse.Namespace) -> Any:
     return TrainConfig(
         dataset=args.dataset, category=args.category, data_root=args.data_root, model=args.model,
         preset=args.preset, model_overrides=overrides, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, val_fraction=args.val_fraction, seed=args.seed, bf16=args.bf16, device=args.device,
+        lr=args.lr, val_fraction=args.val_fraction, grad_clip=args.grad_clip or None, seed=args.seed,
+        bf16=args.bf16, device=args.device,
         augment=AugmentConfig(affine=not args.no_affine, hflip=flips.hflip and not args.no_flip,
                               vflip=flips.vflip and not args.no_flip),
     )
@@ -91,50 +93,63 @@ def _print_eval(result: Any) -> None:
           f"({result.n_images} images, {result.n_anomalous} anomalous, {result.images_per_s:.1f} images/s)")
 
 
-def _eval_bar(desc: str) -> tuple[Any, Any]:
-    bar = tqdm(desc=desc, unit="img", leave=False)
+class _Bar:
+    """A tqdm bar opened at the first update, so an error raised before any progress prints no empty bar."""
 
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+    def __init__(self, desc: str, unit: str, leave: bool = True) -> None:
+        self.options, self.bar = {"desc": desc, "unit": unit, "leave": leave}, None
 
-    return bar, progress
+    def update(self, done: int, total: int, **postfix: Any) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=total, **self.options)
+        self.bar.total = total
+        if postfix:
+            self.bar.set_postfix(**postfix)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_run
     from .train import train
 
     config = _train_config(args)
-    bar = tqdm(desc="train", unit="step")
+    bar = _Bar("train", "step")
 
     def progress(event: dict[str, Any]) -> None:
         if event["event"] == "step":
-            bar.total = event["epochs"] * event["steps"]
-            bar.set_postfix(epoch=event["epoch"], loss=f"{event['loss']:.4f}", img_s=f"{event['images_per_s']:.0f}")
-            bar.update(1)
+            bar.update((event["epoch"] - 1) * event["steps"] + event["step"], event["epochs"] * event["steps"],
+                       epoch=event["epoch"], loss=f"{event['loss']:.4f}", img_s=f"{event['images_per_s']:.0f}")
         else:
-            bar.write(f"epoch {event['epoch']}/{event['epochs']}: train {event['train_loss']:.5f} "
-                      f"val {event['val_loss']:.5f} ({event['seconds']:.1f} s, best epoch {event['best_epoch']})")
+            tqdm.write(f"epoch {event['epoch']}/{event['epochs']}: train {event['train_loss']:.5f} "
+                       f"val {event['val_loss']:.5f} ({event['seconds']:.1f} s, best epoch {event['best_epoch']})")
 
-    result = train(config, args.output, resume=args.resume, overwrite=args.overwrite, progress=progress)
-    bar.close()
+    try:
+        result = train(config, args.output, resume=args.resume, overwrite=args.overwrite, progress=progress)
+    finally:
+        bar.close()
     print(f"best epoch {result.best_epoch} (val loss {result.best_val_loss:.5f}); run folder {result.run_dir}")
     if not args.no_eval:
-        ebar, eprogress = _eval_bar("evaluate")
-        evaluation = evaluate_run(result.run_dir, sigma=args.sigma, device=args.device, progress=eprogress)
-        ebar.close()
-        _print_eval(evaluation)
+        _print_eval(_evaluate_with_bar(result.run_dir, sigma=args.sigma, device=args.device))
     return 0
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
+def _evaluate_with_bar(run_dir: Path, **kwargs: Any) -> Any:
+    """``evaluate_run`` with a progress bar on the terminal."""
     from .evaluate import evaluate_run
 
-    bar, progress = _eval_bar("evaluate")
-    result = evaluate_run(args.run_dir, dataset=args.dataset, category=args.category, data_root=args.data_root,
-                          sigma=args.sigma, batch_size=args.batch_size, device=args.device, progress=progress)
-    bar.close()
+    bar = _Bar("evaluate", "img", leave=False)
+    try:
+        return evaluate_run(run_dir, progress=bar.update, **kwargs)
+    finally:
+        bar.close()
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    result = _evaluate_with_bar(args.run_dir, dataset=args.dataset, category=args.category, data_root=args.data_root,
+                                sigma=args.sigma, batch_size=args.batch_size, device=args.device)
     _print_eval(result)
     out = args.output or args.run_dir / "evaluation.json"
     out.write_text(json.dumps({**result.summary(), "rows": result.rows}, indent=2))

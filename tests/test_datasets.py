@@ -421,6 +421,15 @@ def test_registry_is_the_single_list(capsys) -> None:
     assert all(f"{name}: {REGISTRY[name].title}" in out for name in DATASETS)
 
 
+def test_cli_error_before_training_is_one_line(tmp_path, capsys) -> None:
+    code = main(["train", "--dataset", "mvtec", "--data-root", str(tmp_path / "absent"), "--category", "cookie",
+                 "--output", str(tmp_path / "run")])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert captured.err.splitlines() == [f"error: dataset root '{tmp_path / 'absent'}' does not exist or is not a "
+                                         "folder (expected <root>/<category>/train/good)"]  # no empty progress bar
+
+
 def test_flip_rules_reach_the_training_config() -> None:
     def augment(*argv: str):
         return _train_config(build_parser().parse_args(["train", *argv])).augment

@@ -11,6 +11,7 @@ from anovit import checkpoint as ckpt
 from anovit.augment import AugmentConfig
 from anovit.errors import CheckpointError
 from anovit.evaluate import evaluate_run
+from anovit.models import build_model, make_config
 from anovit.train import TrainConfig, train
 
 
@@ -101,6 +102,18 @@ def test_augmentation_defaults_to_the_dataset_flip_rule():
     assert TrainConfig(dataset="mvtec", category="carpet").augment.vflip
     assert TrainConfig.from_dict({"dataset": "digits", "category": "3"}).augment.hflip is False
     assert TrainConfig(augment=AugmentConfig(hflip=False)).augment.vflip
+
+
+def test_gradient_clipping_bounds_the_update(synthetic_root, tmp_path):
+    def moved(**kw):
+        train(_config(synthetic_root, epochs=1, seed=3, weight_decay=0.0, **kw), tmp_path / str(kw), overwrite=True)
+        torch.manual_seed(3)  # the trainer's seeded initialisation
+        before = build_model("cae", make_config("cae", "cpu-tiny"))
+        after = ckpt.load_model(tmp_path / str(kw))
+        return sum((a - b).abs().sum() for a, b in zip(after.state_dict().values(), before.state_dict().values()))
+
+    clipped, free = moved(grad_clip=1e-12), moved(grad_clip=None)
+    assert clipped < 0.01 * free, (clipped, free)  # Adam's eps dominates clipped gradients (no decay term)
 
 
 def test_default_learning_rate_depends_on_the_preset():
