@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from anovit.metrics import BinnedPRO, aupro
+from anovit.metrics import BinnedPRO, BinnedROC, aupro
 
 
 def _regions(mask: np.ndarray) -> list[np.ndarray]:
@@ -127,6 +127,9 @@ def test_streaming_batches_chunks_and_merge_agree():
     assert whole.n_regions == parts.n_regions == small.n_regions
     assert whole.aupro() == pytest.approx(parts.aupro(), abs=1e-12) == pytest.approx(small.aupro(), abs=1e-12)
     assert whole.aupro() == pytest.approx(direct_aupro(maps.astype(np.float32), masks), abs=1e-4)
+    roc = BinnedROC().update(maps.astype(np.float32), masks)  # the pixel ROC fed by the same update
+    for acc in (whole, parts, small):
+        assert acc.roc.auroc() == roc.auroc() and acc.roc.f1_max() == roc.f1_max()
 
 
 def test_errors_name_the_problem():
