@@ -33,6 +33,11 @@ FALLBACK_LR = 1e-3
 Progress = Callable[[dict[str, Any]], None]
 
 
+def default_lr(preset: str) -> float:
+    """The Adam learning rate used when none is given for ``preset``."""
+    return DEFAULT_LR.get(preset, FALLBACK_LR)
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run depends on (saved as training.json in the run folder)."""
@@ -59,7 +64,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.lr is None:
-            self.lr = DEFAULT_LR.get(self.preset, FALLBACK_LR)
+            self.lr = default_lr(self.preset)
         if self.augment is None:
             self.augment = default_augment(self.dataset, self.category)
 

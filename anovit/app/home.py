@@ -8,6 +8,7 @@ from ..data.paths import default_data_dir
 from ..errors import AnovitError
 from ..jobs import list_jobs, start_job, unique_run_dir
 from ..runs import default_checkpoint_dir, list_runs
+from ..train import default_lr
 from ..viz import architecture_figure
 from .common import PAGES, page_header, page_link, show_errors, synthetic_ready
 from .training import make_train_config
@@ -34,7 +35,7 @@ def first_step(model: str) -> None:
         preset="cpu-tiny",
         epochs=FIRST_EPOCHS,
         batch_size=16,
-        lr=2e-4,
+        lr=default_lr("cpu-tiny"),
         seed=0,
     )
     run_dir = unique_run_dir(default_checkpoint_dir(), config.run_name())

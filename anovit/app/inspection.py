@@ -12,7 +12,7 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from ..data.imageio import _to_rgb, resize_image
+from ..data.imageio import resize_image, to_rgb
 from ..errors import AnovitError
 from ..evaluate import reconstruct
 from ..scoring import DEFAULT_SIGMA, anomaly_maps
@@ -53,7 +53,7 @@ def decode_upload(
             if width * height > max_pixels:
                 raise UploadError(f"{name} is {width}x{height} px; the limit is {max_pixels / 1e6:.0f} megapixels")
             im.load()
-            return _to_rgb(im)
+            return to_rgb(im)
     except UploadError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:

@@ -37,7 +37,8 @@ def _decode(path: Path, convert, load: bool = True):
         raise DatasetError(f"cannot read image file '{path}': {reason} (expected a valid image)") from None
 
 
-def _to_rgb(im: Image.Image) -> np.ndarray:
+def to_rgb(im: Image.Image) -> np.ndarray:
+    """A decoded PIL image as uint8 (H, W, 3): grey, palette, alpha and 16-bit modes converted."""
     if im.mode in _HIGH_BIT_MODES:
         grey = np.asarray(im).astype(np.float64).clip(0, 65535) / 257.0
         return np.repeat(grey.round().astype(np.uint8)[..., None], 3, axis=-1)
@@ -58,7 +59,7 @@ def _to_mask(im: Image.Image) -> np.ndarray:
 
 def read_rgb(path: Path) -> np.ndarray:
     """Decode an image file to uint8 (H, W, 3); grey, palette, alpha and 16-bit modes converted."""
-    return _decode(path, _to_rgb)
+    return _decode(path, to_rgb)
 
 
 def read_mask(path: Path) -> np.ndarray:
