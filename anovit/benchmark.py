@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from . import __version__
 from . import checkpoint as ckpt
-from .data import category_kind, default_augment, list_classes
+from .data import category_kind, list_classes
 from .errors import AnovitError, CheckpointError, DatasetError
 from .evaluate import evaluate_run
 from .models import MODELS, PRESETS
@@ -64,8 +64,9 @@ class Cell:
 
     @property
     def name(self) -> str:
-        """Its run folder's name."""
-        return f"{self.dataset}-{self.category}-{self.model}-{self.preset}-s{self.seed}"
+        """Its run folder's name (the trainer's default run name)."""
+        return TrainConfig(dataset=self.dataset, category=self.category, model=self.model, preset=self.preset,
+                           seed=self.seed).run_name()
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -168,11 +169,10 @@ def versions() -> str:
 
 
 def train_config(cell: Cell, epochs: int, data_root: str | Path | None, device: str) -> TrainConfig:
-    """The cell's training config: the trainer's defaults plus the dataset's default augmentation."""
+    """The cell's training config: the trainer's defaults (augmentation: the dataset's flip rule)."""
     return TrainConfig(
         dataset=cell.dataset, category=cell.category, data_root=str(data_root) if data_root is not None else None,
         model=cell.model, preset=cell.preset, epochs=epochs, seed=cell.seed, device=device,
-        augment=default_augment(cell.dataset, cell.category),
     )
 
 
