@@ -25,12 +25,11 @@ from ..attention import (
 from ..viz import ATTENTION_COLORSCALE, Panel, Scale, layer_distance_figure, overlay, panel_grid_figure
 from .common import (
     DataRef,
-    data_picker,
+    checkpoint_picker,
     load_dataset,
     load_model_cached,
     page_header,
     predict_items,
-    run_picker,
     show_errors,
     test_scores,
     weights_mtime,
@@ -93,13 +92,10 @@ def render() -> None:
         "Where a patch looks in AnoViT's ViT encoder, per layer and rolled out "
         "(Abnar & Zuidema 2020), beside the error map.",
     )
-    run = run_picker("AnoViT checkpoint", model_type="anovit", key="attention-run")
-    if run is None:
+    checkpoint = checkpoint_picker("attention", "AnoViT checkpoint", model_type="anovit")
+    if checkpoint is None:
         return
-    ref = data_picker(run, key="attention")
-    if ref is None:
-        return
-    model = load_model_cached(run.path)
+    run, ref, model = checkpoint
     size, grid, px = model.config.image_size, grid_size(model), patch_size(model)
     index = _image_choice(run, ref, size)
     item = predict_items(run, ref, [index])

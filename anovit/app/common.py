@@ -123,6 +123,20 @@ def data_picker(run: RunInfo, *, key: str) -> DataRef | None:
     return DataRef(name, st.selectbox("Class", classes, key=f"{key}-class"), root)
 
 
+def checkpoint_picker(
+    key: str, label: str = "Checkpoint", *, model_type: str | None = None
+) -> tuple[RunInfo, DataRef, nn.Module] | None:
+    """The run, its data and its model for a page that scores one checkpoint: :func:`run_picker` (key
+    ``{key}-run``), then :func:`data_picker`; None, with a hint, when either has nothing to offer."""
+    run = run_picker(label, model_type=model_type, key=f"{key}-run")
+    if run is None:
+        return None
+    ref = data_picker(run, key=key)
+    if ref is None:
+        return None
+    return run, ref, load_model_cached(run.path)
+
+
 def synthetic_ready() -> bool:
     """Whether the embedded synthetic dataset has been generated already (it takes ~15 s once)."""
     return (default_data_dir() / "synthetic" / MARKER).is_file()

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from ..viz import colorize, score_histogram_figure, tile, to_rgb_uint8
-from .common import data_picker, load_model_cached, page_header, predict_items, run_picker, show_errors, test_scores
+from .common import checkpoint_picker, page_header, predict_items, show_errors, test_scores
 
 SORT_ORDERS = {
     "score, highest first": ("score", False),
@@ -53,13 +53,10 @@ def tile_image(
 def render() -> None:
     """The Gallery page."""
     page_header("Gallery", "Input, reconstruction and error map of every test image of a checkpoint's class.")
-    run = run_picker(key="gallery-run")
-    if run is None:
+    checkpoint = checkpoint_picker("gallery")
+    if checkpoint is None:
         return
-    ref = data_picker(run, key="gallery")
-    if ref is None:
-        return
-    model = load_model_cached(run.path)
+    run, ref, model = checkpoint
     scores = test_scores(run, ref, model.config.image_size)
     types = sorted(scores["defect_type"].unique(), key=lambda t: (t != "good", t))
     c1, c2, c3, c4 = st.columns([3, 2, 1, 1])

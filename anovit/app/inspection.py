@@ -18,11 +18,9 @@ from ..evaluate import reconstruct
 from ..scoring import DEFAULT_SIGMA, anomaly_maps
 from ..viz import Panel, Scale, overlay, panel_grid_figure, score_histogram_figure, to_rgb_uint8
 from .common import (
-    data_picker,
+    checkpoint_picker,
     load_dataset,
-    load_model_cached,
     page_header,
-    run_picker,
     show_errors,
     validation_scores,
 )
@@ -106,13 +104,10 @@ def _source_image(run_key: str, ref: Any, image_size: int) -> tuple[np.ndarray, 
 def render() -> None:
     """The Inspect page."""
     page_header("Inspect", "Score one image with a checkpoint: reconstruction, error map, score and decision.")
-    run = run_picker(key="inspect-run")
-    if run is None:
+    checkpoint = checkpoint_picker("inspect")
+    if checkpoint is None:
         return
-    ref = data_picker(run, key="inspect")
-    if ref is None:
-        return
-    model = load_model_cached(run.path)
+    run, ref, model = checkpoint
     size = model.config.image_size
     picked = _source_image(run.name, ref, size)
     if picked is None:
