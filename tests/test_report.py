@@ -9,7 +9,7 @@ import pytest
 
 from anovit.benchmark import RESULT_COLUMNS, append_result
 from anovit.report import (
-    collect_results, comparison, comparison_figure, display_table, markdown_report, overall, relative_improvement,
+    collect_results, comparison, comparison_figure, display_table, overall, relative_improvement,
     report_tables, run_result_row,
 )
 from anovit.runs import RunInfo
