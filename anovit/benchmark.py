@@ -24,7 +24,7 @@ from .data import category_kind, list_classes
 from .errors import AnovitError, CheckpointError, DatasetError
 from .evaluate import evaluate_run
 from .models import MODELS, PRESETS
-from .runs import REPO_ROOT, default_checkpoint_dir
+from .runs import REPO_ROOT, RunInfo, default_checkpoint_dir, read_run
 from .train import TrainConfig, train
 
 RESULT_COLUMNS = (
@@ -34,6 +34,7 @@ RESULT_COLUMNS = (
     "run_dir", "versions", "finished_at",
 )
 CELL_COLUMNS = ("dataset", "class", "model", "preset", "seed")
+METRIC_COLUMNS = ("image_auroc", "pixel_auroc", "aupro", "image_f1_max", "pixel_f1_max")
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -151,6 +152,27 @@ def resolve_stored(path: str) -> Path:
     return p if p.is_absolute() else REPO_ROOT / p
 
 
+def run_result_row(run: RunInfo) -> dict[str, Any] | None:
+    """A run folder with test metrics as a results-table row (None without a "test" section): the
+    benchmark's rows (with versions and finish time added) and the report's rows of loose run folders."""
+    test, training = run.test, run.training
+    if not test:
+        return None
+    dataset = test.get("dataset") or training.get("dataset")
+    category = str(test.get("category") or training.get("category"))
+    history = run.metrics.get("training", {}).get("history", [])
+    return {
+        "dataset": dataset, "class": category, "type": category_kind(dataset, category) or "class",
+        "model": run.model_type, "preset": training.get("preset", "?"), "seed": training.get("seed", 0),
+        "epochs": len(history) or training.get("epochs"),
+        **{m: test.get(m) for m in METRIC_COLUMNS},
+        "train_seconds": sum(h.get("seconds", 0.0) for h in history) or None, "eval_seconds": test.get("seconds"),
+        "train_images_per_s": sum(h["images_per_s"] for h in history) / len(history) if history else None,
+        "eval_images_per_s": test.get("images_per_s"), "run_dir": stored_path(run.path), "versions": "",
+        "finished_at": "",
+    }
+
+
 def is_finished(cell: Cell, epochs: int, rows: list[dict[str, str]]) -> bool:
     """Whether ``rows`` hold ``cell`` trained for ``epochs`` and its run folder still has test metrics."""
     for row in rows:
@@ -194,25 +216,16 @@ def run_cell(cell: Cell, *, epochs: int, runs_root: Path, data_root: str | Path 
     try:
         if trained > epochs:
             raise CheckpointError(f"{run_dir} was trained for {trained} epochs, more than the {epochs} asked for")
-        result = train(config, run_dir, resume=True, progress=forward)
+        train(config, run_dir, resume=True, progress=forward)
     except CheckpointError as err:
         notify({"event": "restart", "cell": cell, "reason": str(err)})
-        result = train(config, run_dir, overwrite=True, progress=forward)
-    evaluation = evaluate_run(run_dir, device=device, progress=lambda done, total: notify(
+        train(config, run_dir, overwrite=True, progress=forward)
+    evaluate_run(run_dir, device=device, progress=lambda done, total: notify(
         {"event": "evaluate", "cell": cell, "done": done, "total": total}))
-    history = result.history
-    return {
-        "dataset": cell.dataset, "class": cell.category, "type": category_kind(cell.dataset, cell.category) or "class",
-        "model": cell.model, "preset": cell.preset, "seed": cell.seed, "epochs": epochs,
-        "image_auroc": _fmt(evaluation.image_auroc), "pixel_auroc": _fmt(evaluation.pixel_auroc),
-        "aupro": _fmt(evaluation.aupro), "image_f1_max": _fmt(evaluation.image_f1_max),
-        "pixel_f1_max": _fmt(evaluation.pixel_f1_max),
-        "train_seconds": _fmt(sum(h["seconds"] for h in history)), "eval_seconds": _fmt(evaluation.seconds),
-        "train_images_per_s": _fmt(sum(h["images_per_s"] for h in history) / max(len(history), 1)),
-        "eval_images_per_s": _fmt(evaluation.images_per_s),
-        "run_dir": stored_path(run_dir), "versions": versions(),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    row = run_result_row(read_run(run_dir))
+    assert row is not None  # evaluate_run has just written the test metrics
+    return {**{k: _fmt(v) if isinstance(v, float) else v for k, v in row.items()},
+            "epochs": epochs, "versions": versions(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 @dataclass

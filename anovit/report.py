@@ -14,12 +14,10 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .benchmark import CELL_COLUMNS, RESULT_COLUMNS, default_results_path, read_results, stored_path
-from .data import category_kind
+from .benchmark import CELL_COLUMNS, RESULT_COLUMNS, default_results_path, read_results, run_result_row, stored_path
 from .errors import AnovitError
 from .models import MODEL_LABELS
 from .paper_tables import DETECTION, LOCALIZATION, TABLE_1, PaperTable, paper_row, paper_table
@@ -52,26 +50,6 @@ def _number(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
-
-
-def run_result_row(run: RunInfo) -> dict[str, Any] | None:
-    """A run folder with test metrics as a results-table row (None without a "test" section)."""
-    test, training = run.test, run.training
-    if not test:
-        return None
-    dataset = test.get("dataset") or training.get("dataset")
-    category = str(test.get("category") or training.get("category"))
-    history = run.metrics.get("training", {}).get("history", [])
-    return {
-        "dataset": dataset, "class": category, "type": category_kind(dataset, category) or "class",
-        "model": run.model_type, "preset": training.get("preset", "?"), "seed": training.get("seed", 0),
-        "epochs": len(history) or training.get("epochs"),
-        **{m: test.get(m) for m in METRICS},
-        "train_seconds": sum(h.get("seconds", 0.0) for h in history) or None, "eval_seconds": test.get("seconds"),
-        "train_images_per_s": float(np.mean([h["images_per_s"] for h in history])) if history else None,
-        "eval_images_per_s": test.get("images_per_s"), "run_dir": stored_path(run.path), "versions": "",
-        "finished_at": "",
-    }
 
 
 def collect_results(results: Path | None, runs: Iterable[RunInfo] = ()) -> pd.DataFrame:
