@@ -13,6 +13,7 @@ from tqdm import tqdm
 from .augment import AugmentConfig
 from .errors import AnovitError
 from .models import MODELS, PRESETS
+from .progress import TerminalBar
 
 
 def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
@@ -93,34 +94,15 @@ def _print_eval(result: Any) -> None:
           f"({result.n_images} images, {result.n_anomalous} anomalous, {result.images_per_s:.1f} images/s)")
 
 
-class _Bar:
-    """A tqdm bar opened at the first update, so an error raised before any progress prints no empty bar."""
-
-    def __init__(self, desc: str, unit: str, leave: bool = True) -> None:
-        self.options, self.bar = {"desc": desc, "unit": unit, "leave": leave}, None
-
-    def update(self, done: int, total: int, **postfix: Any) -> None:
-        if self.bar is None:
-            self.bar = tqdm(total=total, **self.options)
-        self.bar.total = total
-        if postfix:
-            self.bar.set_postfix(**postfix)
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
     config = _train_config(args)
-    bar = _Bar("train", "step")
+    bar = TerminalBar("train", "step", leave=True)
 
     def progress(event: dict[str, Any]) -> None:
         if event["event"] == "step":
-            bar.update((event["epoch"] - 1) * event["steps"] + event["step"], event["epochs"] * event["steps"],
+            bar((event["epoch"] - 1) * event["steps"] + event["step"], event["epochs"] * event["steps"],
                        epoch=event["epoch"], loss=f"{event['loss']:.4f}", img_s=f"{event['images_per_s']:.0f}")
         else:
             tqdm.write(f"epoch {event['epoch']}/{event['epochs']}: train {event['train_loss']:.5f} "
@@ -140,9 +122,9 @@ def _evaluate_with_bar(run_dir: Path, **kwargs: Any) -> Any:
     """``evaluate_run`` with a progress bar on the terminal."""
     from .evaluate import evaluate_run
 
-    bar = _Bar("evaluate", "img", leave=False)
+    bar = TerminalBar("evaluate")
     try:
-        return evaluate_run(run_dir, progress=bar.update, **kwargs)
+        return evaluate_run(run_dir, progress=bar, **kwargs)
     finally:
         bar.close()
 

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from anovit.data.paths import default_data_dir
 from anovit.data.registry import REGISTRY
+from anovit.progress import TerminalBar
 
 
 def add_data_parser(sub: Any) -> None:
@@ -62,30 +61,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Bar:
-    """A tqdm bar that appears on the first progress report (so a quick failure prints no empty bar)."""
-
-    def __init__(self, desc: str, unit: str = "img", scale: bool = False) -> None:
-        self.options = {"desc": desc, "unit": unit, "unit_scale": scale, "unit_divisor": 1024 if scale else 1000,
-                        "leave": False}
-        self.bar: Any = None
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if self.bar is None:
-            self.bar = tqdm(**self.options)
-        if total is not None:
-            self.bar.total = total
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _cmd_check(args: argparse.Namespace) -> int:
     from anovit.data.check import check_tree, format_report
 
-    bar = _Bar("check")
+    bar = TerminalBar("check")
     report = check_tree(args.root, decode=not args.quick, progress=bar)
     bar.close()
     print(format_report(report))
@@ -101,7 +80,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
         from anovit.data.mvtec_ad import LICENCE, download_mvtec
 
         print(f"MVTec AD is licensed {LICENCE}.")
-        bar, ebar = _Bar("download", "B", scale=True), _Bar("extract", "file")
+        bar, ebar = TerminalBar("download", "B", scale=True), TerminalBar("extract", "file")
         try:
             installed = download_mvtec(root, args.category, url=args.url, keep_archive=args.keep_archive,
                                        progress=bar, extract_progress=ebar)
