@@ -71,11 +71,16 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
 
 
-def save_model(run_dir: Path, model: nn.Module) -> None:
-    """Write the model's weights and config.json into ``run_dir``."""
+def save_model(run_dir: Path, model: nn.Module) -> Path:
+    """Write the model's weights and config.json into ``run_dir`` (created if needed); ``run_dir``.
+
+    That is a run folder without training record, and the layout of a Hub repo: :func:`anovit.hub.load_pretrained`
+    reads it back, :func:`anovit.hub.push_model` publishes it.
+    """
     run_dir = Path(run_dir)
     write_json(run_dir / CONFIG, config_to_dict(model))
     save_tensors(run_dir / WEIGHTS, model.state_dict())
+    return run_dir
 
 
 def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:

@@ -267,6 +267,14 @@ def push(run_dir: Path, repo_id: str, *, private: bool = False, license: str = "
     return str(commit.commit_url)
 
 
+def push_model(model: nn.Module, repo_id: str, *, private: bool = False, license: str = "other",
+               commit_message: str | None = None) -> str:
+    """Publish a bare model (config, weights and a generated model card, no metrics) as ``repo_id``; the commit URL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return push(ckpt.save_model(Path(tmp), model), repo_id, private=private, license=license,
+                    commit_message=commit_message or f"Upload {type(model).__name__} with anovit")
+
+
 @dataclass(frozen=True)
 class CuratedModel:
     """An entry of the curated list (anovit/hub_models.json)."""

@@ -210,9 +210,8 @@ def render_model_card(config: dict[str, Any], training: dict[str, Any], metrics:
     parts += [
         "## Use",
         f"```bash\npython -m anovit hub pull {name}   # into checkpoints/, then Gallery, Heatmaps and Inspect\n```",
-        f"```python\nfrom anovit.models import {'AnoViT' if model_type == 'anovit' else 'L2CAE'}\n\n"
-        f"model = {'AnoViT' if model_type == 'anovit' else 'L2CAE'}.from_pretrained(\"{name}\")  "
-        "# safetensors only, eval mode\n```",
+        f"```python\nfrom anovit.hub import load_pretrained\n\n"
+        f"model = load_pretrained(\"{name}\", model_type=\"{model_type}\")  # safetensors only, eval mode\n```",
         "## Reference",
         f"- {PAPER}" + (f"\n- l2-CAE baseline: {CAE_PAPER}" if model_type == "cae" else ""),
         f"```bibtex\n{BIBTEX}\n```",

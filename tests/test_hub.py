@@ -25,6 +25,14 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def load_anovit(spec, revision=None):
+    return hub.load_pretrained(spec, revision, model_type="anovit")
+
+
+def load_cae(spec, revision=None):
+    return hub.load_pretrained(spec, revision, model_type="cae")
+
+
 def _cae(**kw):
     torch.manual_seed(0)
     return L2CAE(L2CAEConfig(image_size=64, **kw)).eval()
@@ -89,19 +97,19 @@ def test_save_pretrained_then_from_pretrained_gives_identical_outputs(tmp_path):
     torch.manual_seed(0)
     vit = AnoViT(AnoViTConfig(image_size=64)).eval()
     cae = _cae()
-    assert {p.name for p in vit.save_pretrained(tmp_path / "vit").iterdir()} == {"config.json", "model.safetensors"}
-    cae.save_pretrained(tmp_path / "cae")
-    vit2, cae2 = AnoViT.from_pretrained(tmp_path / "vit"), L2CAE.from_pretrained(str(tmp_path / "cae"))
+    assert {p.name for p in ckpt.save_model(tmp_path / "vit", vit).iterdir()} == {"config.json", "model.safetensors"}
+    ckpt.save_model(tmp_path / "cae", cae)
+    vit2, cae2 = load_anovit(tmp_path / "vit"), load_cae(str(tmp_path / "cae"))
     assert isinstance(vit2, AnoViT) and isinstance(cae2, L2CAE) and not vit2.training
     assert _same_outputs(vit, vit2, 64) and _same_outputs(cae, cae2, 64)
     with pytest.raises(CheckpointError, match="describes a 'cae' model, not 'anovit'"):
-        AnoViT.from_pretrained(tmp_path / "cae")
+        load_anovit(tmp_path / "cae")
     with pytest.raises(CheckpointError, match="folder .*missing does not exist"):
-        L2CAE.from_pretrained(tmp_path / "missing")
+        load_cae(tmp_path / "missing")
 
 
 def test_a_trainer_run_folder_loads_as_is(evaluated_run):
-    model = L2CAE.from_pretrained(evaluated_run)
+    model = load_cae(evaluated_run)
     assert _same_outputs(model, ckpt.load_model(evaluated_run), model.config.image_size)
 
 
@@ -112,13 +120,13 @@ def test_loads_and_pulls_from_a_hub_cache_folder_offline(hub_cache, tmp_path, mo
         monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
         monkeypatch.setattr(hub, "hub_reachable", lambda: False)
     cae = _cae()
-    cae.save_pretrained(tmp_path / "src")
+    ckpt.save_model(tmp_path / "src", cae)
     (tmp_path / "src" / "pytorch_model.bin").write_bytes(b"never read")
     _cache_repo(hub_cache, "someorg/cae-tiles", tmp_path / "src")
 
-    loaded = L2CAE.from_pretrained("someorg/cae-tiles")
+    loaded = load_cae("someorg/cae-tiles")
     assert _same_outputs(cae, loaded, 64)
-    assert _same_outputs(cae, L2CAE.from_pretrained("someorg/cae-tiles", revision=SHA), 64)
+    assert _same_outputs(cae, load_cae("someorg/cae-tiles", SHA), 64)
 
     dest = hub.pull(f"someorg/cae-tiles@{SHA}")
     assert dest.name == f"someorg--cae-tiles@{SHA}"
@@ -140,11 +148,11 @@ def test_uncached_repo_offline_fails_with_one_sentence(hub_cache):
 
 
 def test_pickle_only_repos_are_refused_offline_and_online(hub_cache, tmp_path, monkeypatch):
-    _cae().save_pretrained(tmp_path / "src")
+    ckpt.save_model(tmp_path / "src", _cae())
     torch.save({"w": torch.zeros(1)}, tmp_path / "src" / "pytorch_model.bin")
     _cache_repo(hub_cache, "someorg/pickled", tmp_path / "src", names={"config.json", "pytorch_model.bin"})
     with pytest.raises(CheckpointError, match=r"only has pickled weights \(pytorch_model.bin\).*never unpickles"):
-        L2CAE.from_pretrained("someorg/pickled")
+        load_cae("someorg/pickled")
 
     # online: the repo's file list is checked before anything is downloaded
     monkeypatch.setattr(hub, "hub_reachable", lambda: True)
@@ -155,7 +163,7 @@ def test_pickle_only_repos_are_refused_offline_and_online(hub_cache, tmp_path, m
 
 
 def test_online_download_is_limited_to_the_repo_files(hub_cache, tmp_path, monkeypatch):
-    _cae().save_pretrained(tmp_path / "src")
+    ckpt.save_model(tmp_path / "src", _cae())
     snapshot = _cache_repo(hub_cache, "someorg/online", tmp_path / "src")
     calls = []
 
@@ -178,7 +186,7 @@ def test_online_download_is_limited_to_the_repo_files(hub_cache, tmp_path, monke
     ({"image_size": 128}, "shape mismatch|missing"),
 ])
 def test_configs_that_do_not_match_the_weights_are_refused(hub_cache, tmp_path, edit, expected):
-    _cae().save_pretrained(tmp_path / "src")
+    ckpt.save_model(tmp_path / "src", _cae())
     config = json.loads((tmp_path / "src" / "config.json").read_text())
     config.update(edit)
     (tmp_path / "src" / "config.json").write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
@@ -198,10 +206,10 @@ def test_repo_ids_are_validated_before_any_request(monkeypatch, spec):
 
 
 def test_a_pull_never_overwrites_a_trained_run(hub_cache, tmp_path):
-    _cae().save_pretrained(tmp_path / "src")
+    ckpt.save_model(tmp_path / "src", _cae())
     _cache_repo(hub_cache, "someorg/cae", tmp_path / "src")
     trained = tmp_path / "mine"
-    _cae().save_pretrained(trained)
+    ckpt.save_model(trained, _cae())
     with pytest.raises(CheckpointError, match="was not pulled from the Hub"):
         hub.pull("someorg/cae", output=trained)
     assert hub.pull("someorg/cae") == hub.pull("someorg/cae")  # a pulled folder is refreshed in place
@@ -242,7 +250,7 @@ def test_push_uploads_the_run_files_and_card_without_network(evaluated_run, monk
     assert format_value(image_auroc) in uploaded["README.md"].decode()
 
     uploaded.clear()
-    _cae().push_to_hub("someorg/bare")
+    hub.push_model(_cae(), "someorg/bare")
     assert set(uploaded) == {"config.json", "model.safetensors", "README.md"}
     assert "Not evaluated" in uploaded["README.md"].decode()
 

@@ -32,7 +32,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..hub_mixin import HubMixin
 from .encoder import create_encoder
 
 
@@ -59,7 +58,7 @@ def decoder_strides(patch_size: int, n_blocks: int = 6) -> list[int]:
     return [1] + [2] * n_up + [1] * (n_blocks - 1 - n_up)
 
 
-class AnoViT(HubMixin, nn.Module):
+class AnoViT(nn.Module):
     """ViT encoder + transposed-convolution decoder; ``forward`` returns the reconstruction."""
 
     model_type = "anovit"

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ..hub_mixin import HubMixin
 
 
 @dataclass
@@ -53,7 +52,7 @@ def _act() -> nn.Module:
     return nn.LeakyReLU(0.2, inplace=True)
 
 
-class L2CAE(HubMixin, nn.Module):
+class L2CAE(nn.Module):
     """Bergmann et al.'s convolutional autoencoder with a dense latent; ``forward`` reconstructs."""
 
     model_type = "cae"
