@@ -8,6 +8,12 @@ or torch tensors of any shape; they are flattened.
 * :class:`BinnedROC`, :func:`pixel_auroc`: streaming, for pixel-level scores (hundreds of millions),
   with a guaranteed error bound.
 * :class:`BinnedPRO`, :func:`aupro`: streaming per-region overlap (AUPRO up to 30% FPR), on the same bins.
+
+Range: the streaming classes bin scores in ``[0, high)`` (default ``high = 1e4``; reconstruction errors
+are >= 0) and raise ValueError naming that range for any score outside it, rather than counting all
+such scores as one tie. :func:`pixel_auroc` and :func:`aupro` take any finite real scores (negative
+values, logits): they read the scores twice, first for their minimum and maximum, then to bin
+``score - minimum`` on bins fitted to that span.
 """
 
 from __future__ import annotations
@@ -34,6 +40,22 @@ def _check_scores(s: np.ndarray, name: str) -> None:
         raise ValueError(f"{name} must be real numbers; got dtype {s.dtype}")
     if s.dtype.kind == "f" and np.isnan(s).any():
         raise ValueError(f"{name} contains NaN; expected real-valued anomaly scores")
+
+
+def _fitted(scores: np.ndarray, name: str) -> tuple[np.ndarray, dict[str, float]]:
+    """``scores - min`` (float64) and the ``low``/``high`` of log bins spanning it (first of two passes).
+
+    ``high`` lies just above the span, ``low`` is 1e-12 of it: scores within 1e-12 x span of the
+    minimum share bin 0 (counted in the error bound). A constant input gets bins over [0, 1).
+    """
+    s = scores.reshape(-1)
+    _check_scores(s, name)
+    if s.size and not np.isfinite(s).all():
+        raise ValueError(f"{name} contains +-inf; expected finite anomaly scores")
+    low = float(s.min()) if s.size else 0.0
+    span = float(s.max()) - low if s.size else 0.0
+    high = span * (1.0 + 1e-9) if span > 0 else 1.0
+    return s.astype(np.float64) - low, {"low": high * 1e-12, "high": high}
 
 
 def _binary_labels(labels: Any, n: int, name: str = "labels") -> np.ndarray:
@@ -161,6 +183,18 @@ class _LogBins:
         code[...] = x
         return code
 
+    def check_range(self, s: np.ndarray, name: str) -> None:
+        """Raise ValueError unless every score of ``s`` lies in ``[0, high)`` (bin 0 holds ``[0, low]``)."""
+        if s.size == 0:
+            return
+        smallest, largest = float(s.min()), float(s.max())
+        if smallest < 0 or largest >= self.high:
+            raise ValueError(
+                f"{name} must lie in [0, {self.high:g}) for these log-spaced bins; got values in "
+                f"[{smallest:g}, {largest:g}]: pass a larger high= for large scores, or use pixel_auroc() / "
+                "aupro(), which fit the bins to any finite scores (negative ones and logits included)"
+            )
+
     def edges(self, bins: np.ndarray) -> np.ndarray:
         """Lower edges of ``bins``; bin 0 also holds every score <= low, so its edge is -inf."""
         edges = self.low * np.exp(bins / self._scale)
@@ -179,7 +213,8 @@ class BinnedROC:
     """Streaming ROC statistics over log-spaced score bins, for pixel-level metrics.
 
     Bin ``b`` covers ``[low * exp(b / k), low * exp((b + 1) / k))`` with ``k = n_bins / ln(high / low)``;
-    scores ``<= low`` (including 0 and negatives) go to bin 0 and scores ``>= high`` to the last bin.
+    scores in ``[0, low]`` go to bin 0. Scores must lie in ``[0, high)``: a negative score or one
+    ``>= high`` raises ValueError naming the range (see :func:`pixel_auroc` for any real scores).
     Two int64 histograms (normal / anomalous) are kept; memory is ``16 * n_bins`` bytes (16 MiB by
     default) however many scores are fed, and each ``update`` works in chunks of ``chunk_size``
     (with work buffers of 16 bytes per score of one chunk, kept for the next update).
@@ -225,6 +260,7 @@ class BinnedROC:
         for i in range(0, s.size, self.chunk_size):
             chunk = s[i : i + self.chunk_size]
             _check_scores(chunk, "scores")  # per chunk: a NaN scan of the whole input would need its size in memory
+            self._bins.check_range(chunk, "scores")
             self._add_codes(self._bins.index(chunk), _binarise(t[i : i + self.chunk_size]))
         return self
 
@@ -301,8 +337,14 @@ class BinnedROC:
 
 
 def pixel_auroc(score_maps: Any, masks: Any) -> float:
-    """Pixel-level ROC AUC of raw score maps against masks of the same shape, via :class:`BinnedROC`."""
-    return BinnedROC().update(score_maps, masks).auroc()
+    """Pixel-level ROC AUC of any finite score maps against masks of the same shape.
+
+    Two passes: the scores' minimum and maximum fix log-spaced bins over ``score - minimum``, then a
+    :class:`BinnedROC` on those bins counts them (within its ``error_bound()`` of sklearn's value).
+    """
+    maps = _to_numpy(score_maps)
+    shifted, bins = _fitted(maps, "score maps")
+    return BinnedROC(**bins).update(shifted.reshape(maps.shape), masks).auroc()
 
 
 def _partial_auc(x: np.ndarray, y: np.ndarray, max_x: float) -> float:
@@ -357,6 +399,7 @@ class BinnedPRO:
                 "(H, W) or (B, H, W)"
             )
         _check_scores(s, "score maps")
+        self._bins.check_range(s, "score maps")
         h, w = s.shape[-2:]
         s, t = s.reshape(-1, h, w), t.reshape(-1, h, w)
         per_chunk = max(1, self.chunk_size // (h * w))
@@ -403,5 +446,10 @@ class BinnedPRO:
 
 
 def aupro(score_maps: Any, masks: Any, max_fpr: float = 0.3) -> float:
-    """AUPRO of score maps (H, W) or (B, H, W) against masks of the same shape, via :class:`BinnedPRO`."""
-    return BinnedPRO(max_fpr=max_fpr).update(score_maps, masks).aupro()
+    """AUPRO of any finite score maps (H, W) or (B, H, W) against masks of the same shape.
+
+    Two passes as in :func:`pixel_auroc`: bins fitted to the scores' range, then a :class:`BinnedPRO`.
+    """
+    maps = _to_numpy(score_maps)
+    shifted, bins = _fitted(maps, "score maps")
+    return BinnedPRO(max_fpr=max_fpr, **bins).update(shifted.reshape(maps.shape), masks).aupro()

@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn.metrics import f1_score, roc_auc_score
 
-from anovit.metrics import BinnedROC, f1_max, image_auroc, pixel_auroc
+from anovit.metrics import BinnedPRO, BinnedROC, aupro, f1_max, image_auroc, pixel_auroc
 
 
 @pytest.fixture
@@ -152,16 +152,45 @@ def test_binned_float_masks_binarised_at_half():
         BinnedROC().update(s, np.array([0, 255, 0, 255], dtype=np.uint8))
 
 
-def test_binned_zero_and_negative_scores():
-    s = np.array([-5.0, -1.0, 0.0, 0.0, 1e-12, 1e-3, 2.0, 1e9, np.inf])
-    y = np.array([0, 0, 0, 1, 0, 1, 1, 0, 1])
+def test_binned_zero_scores_share_bin_0_and_out_of_range_scores_are_refused():
+    s = np.array([0.0, 0.0, 1e-12, 1e-3, 2.0, 9e3])
+    y = np.array([0, 1, 0, 1, 1, 0])
     acc = BinnedROC().update(s, y)
-    # everything <= low shares bin 0 (counted as ties); everything >= high shares the last bin
-    assert acc._hist[0].sum() == 5 and acc._hist[-1].sum() == 2
-    assert abs(acc.auroc() - roc_auc_score(y, s.clip(1e-10, 1e4))) <= 1e-12
-    finite = np.nan_to_num(s, posinf=1e300)  # sklearn rejects inf
-    assert abs(acc.auroc() - roc_auc_score(y, finite)) <= acc.error_bound()
-    assert acc.auroc() != roc_auc_score(y, finite)  # bin 0 merges distinct scores: bound is needed
+    assert acc._hist[0].sum() == 3  # [0, low] is bin 0: counted as ties, within the error bound
+    assert abs(acc.auroc() - roc_auc_score(y, s)) <= acc.error_bound()
+    for bad in (np.array([-5.0, 1.0]), np.array([1.0, 1e9]), np.array([1.0, np.inf])):
+        with pytest.raises(ValueError, match=r"must lie in \[0, 10000\).*got values in"):
+            BinnedROC().update(bad, np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"\[0, 10000\)"):
+        BinnedPRO().update(np.full((1, 2, 2), -1.0), np.eye(2)[None])
+
+
+@pytest.mark.parametrize("transform", [lambda s: s - 10.0, lambda s: 1e6 * s, lambda s: np.log(s / (1 - s))],
+                         ids=["negative", "huge", "logits"])
+def test_pixel_metrics_take_any_finite_scores(rng, transform):
+    """Negative scores, scores >= 1e4 and logits: bins fitted to the range, sklearn / direct AUPRO agree."""
+    from test_aupro import direct_aupro
+
+    y = rng.random((3, 12, 12)) < 0.2
+    y[:, 2:5, 2:5] = True
+    p = np.clip(rng.beta(2, 5, y.shape) + 0.35 * y, 1e-6, 1 - 1e-6)  # a probability per pixel
+    s = transform(p)
+    exact = roc_auc_score(y.ravel(), s.ravel())
+    assert 0.7 < exact < 0.999
+    assert pixel_auroc(s, y) == pytest.approx(exact, abs=1e-6)
+    assert aupro(s, y) == pytest.approx(direct_aupro(s, y), abs=1e-6)
+    assert pixel_auroc(-s, y) == pytest.approx(1 - exact, abs=1e-6)
+
+
+def test_pixel_metrics_on_negative_scores_ranked_perfectly():
+    """The issue's case: all-negative scores that rank every anomalous pixel first give 1.0, not 0.82."""
+    y = np.zeros((2, 8, 8), dtype=bool)
+    y[1, 2:5, 2:5] = True
+    s = np.where(y, -0.5, -3.0) + np.linspace(0, 0.1, y.size).reshape(y.shape)
+    assert roc_auc_score(y.ravel(), s.ravel()) == 1.0
+    assert pixel_auroc(s, y) == 1.0 and aupro(s, y) == pytest.approx(1.0, abs=1e-12)
+    with pytest.raises(ValueError, match="inf"):
+        pixel_auroc(np.r_[s.ravel()[:-1], np.inf], y.ravel())
 
 
 def test_binned_errors():
