@@ -92,6 +92,8 @@ def _print_eval(result: Any) -> None:
 
     print(f"image AUROC {fmt(result.image_auroc)}  pixel AUROC {fmt(result.pixel_auroc)}  AUPRO {fmt(result.aupro)}  "
           f"({result.n_images} images, {result.n_anomalous} anomalous, {result.images_per_s:.1f} images/s)")
+    for kind, reason in result.unavailable.items():
+        print(f"{kind} metrics n/a: {reason}")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

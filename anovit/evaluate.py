@@ -34,6 +34,7 @@ class Evaluation:
     images_per_s: float
     aupro: float | None = None  # per-region overlap up to 30% FPR; None without masks
     rows: list[dict[str, Any]] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)  # "image" / "pixel" -> why those metrics are None
 
     def summary(self) -> dict[str, Any]:
         """The metrics without the per-image rows."""
@@ -79,7 +80,9 @@ def evaluate(
     """Score every image of ``dataset`` and compute the metrics.
 
     Pixel metrics are None when the split has no anomalous pixel (e.g. one-class digits), image
-    metrics None when it holds only one class. ``progress(done, total)`` is called per batch.
+    metrics None when it holds only one class; ``unavailable`` says why in one phrase each. A
+    dataset whose ``has_masks`` attribute is False has no pixel ground truth at all.
+    ``progress(done, total)`` is called per batch.
     """
     dev = resolve_device(device)
     model = model.to(dev)
@@ -115,7 +118,26 @@ def evaluate(
         pixel_f1_max=pix_f1, pixel_threshold=pix_thr,
         n_images=len(labels), n_anomalous=int(sum(labels)), sigma=sigma,
         seconds=seconds, images_per_s=len(labels) / max(seconds, 1e-9), rows=rows,
+        unavailable=_unavailable(labels, getattr(dataset, "has_masks", True), pixels.n_pos, pixels.n_neg),
     )
+
+
+def _unavailable(labels: list[int], has_masks: bool, n_pos: int, n_neg: int) -> dict[str, str]:
+    """Why the image metrics ("image") and the pixel metrics ("pixel") cannot be computed, where they cannot."""
+    n_anomalous, reasons = sum(labels), {}
+    if n_anomalous == 0:
+        reasons["image"] = "the test split holds no anomalous images"
+    elif n_anomalous == len(labels):
+        reasons["image"] = "the test split holds no normal images"
+    if not has_masks:
+        reasons["pixel"] = "the test split has no masks (image labels only: localization unavailable)"
+    elif n_anomalous == 0:
+        reasons["pixel"] = "the test split holds no anomalous images"
+    elif n_pos == 0:
+        reasons["pixel"] = "no mask of an anomalous test image marks a defect pixel"
+    elif n_neg == 0:
+        reasons["pixel"] = "the masks mark every pixel as defective"
+    return reasons
 
 
 def evaluate_run(

@@ -178,11 +178,11 @@ def test_decode_upload_accepts_images_and_rejects_the_rest():
         rgb = decode_upload(png_bytes(fmt=fmt), f"x.{fmt.lower()}")
         assert rgb.shape == (10, 20, 3) and rgb.dtype == np.uint8
     assert decode_upload(png_bytes("L"), "grey.png").shape == (10, 20, 3)
-    with pytest.raises(UploadError, match="notes.png is not an image Pillow can read"):
+    with pytest.raises(UploadError, match="cannot read image file 'notes.png': not an image format Pillow recognises"):
         decode_upload(b"hello, not an image", "notes.png")
     with pytest.raises(UploadError, match="big.png is .* MB; the limit is"):
         decode_upload(b"0" * 2000, "big.png", max_bytes=1000)
-    with pytest.raises(UploadError, match="huge.png is 20x10 px; the limit is"):
+    with pytest.raises(UploadError, match="image file 'huge.png' is 20x10 px .*more than the 0.0001 megapixels"):
         decode_upload(png_bytes(), "huge.png", max_pixels=100)
     gif = io.BytesIO()
     Image.new("RGB", (4, 4)).save(gif, "GIF")

@@ -12,8 +12,8 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from ..data.imageio import resize_image, to_rgb
-from ..errors import AnovitError
+from ..data.imageio import ImageInfo, decode, resize_image, to_rgb
+from ..errors import AnovitError, DatasetError
 from ..evaluate import reconstruct
 from ..scoring import DEFAULT_SIGMA, anomaly_maps
 from ..viz import Panel, Scale, overlay, panel_grid_figure, score_histogram_figure, to_rgb_uint8
@@ -26,6 +26,7 @@ from .common import (
 )
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"]
+UPLOAD_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "MPO")  # as Pillow names them (MPO: multi-picture JPEG)
 MAX_UPLOAD_MB = 20
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 MAX_PIXELS = 40_000_000
@@ -38,26 +39,22 @@ class UploadError(AnovitError):
 def decode_upload(
     data: bytes, name: str, *, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS
 ) -> np.ndarray:
-    """Decode an uploaded PNG/JPEG/BMP/TIFF to uint8 (H, W, 3); too large or unreadable files raise UploadError."""
+    """Decode an uploaded PNG/JPEG/BMP/TIFF to uint8 (H, W, 3), upright, as the datasets decode files
+    (anovit.data.imageio); too large, unreadable or other files raise UploadError in one sentence."""
     if len(data) > max_bytes:
         raise UploadError(
             f"{name} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB (expected one image)"
         )
+
+    def rgb(im: Image.Image, info: ImageInfo) -> np.ndarray:
+        if info.format not in UPLOAD_FORMATS:
+            raise UploadError(f"{name} is a {info.format} file; expected PNG, JPEG, BMP or TIFF")
+        return to_rgb(im)
+
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format not in ("PNG", "JPEG", "BMP", "TIFF", "MPO"):
-                raise UploadError(f"{name} is a {im.format} file; expected PNG, JPEG, BMP or TIFF")
-            width, height = im.size
-            if width * height > max_pixels:
-                raise UploadError(f"{name} is {width}x{height} px; the limit is {max_pixels / 1e6:.0f} megapixels")
-            im.load()
-            return to_rgb(im)
-    except UploadError:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        raise UploadError(
-            f"{name} is not an image Pillow can read ({' '.join(str(err).split())}); expected PNG, JPEG, BMP or TIFF"
-        ) from None
+        return decode(io.BytesIO(data), rgb, name=name, max_pixels=max_pixels)
+    except DatasetError as err:
+        raise UploadError(str(err)) from None
 
 
 def prepare(rgb: np.ndarray, image_size: int) -> torch.Tensor:

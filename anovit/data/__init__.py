@@ -12,6 +12,7 @@ protocol and ignore `val_fraction`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from torch.utils.data import Dataset, Subset
 from anovit.data.check import check_category, check_tree, format_report, require_valid
 from anovit.data.digits import DIGIT_CLASSES, digits_one_class
 from anovit.data.folder import ImageFolderDataset, list_folder_categories
+from anovit.data.imageio import unreadable
 from anovit.data.mvtec import MVTecLayoutDataset, list_categories
 from anovit.data.mvtec_ad import MVTEC_CATEGORIES, download_mvtec
 from anovit.data.one_class import OneClassDataset, one_class_split
@@ -67,6 +69,15 @@ def get_dataset(name: str, split: str, *, category: str, image_size: int, root: 
     train split (see the module docstring). One-class sets: `seed` moves the train/val split;
     `root` is where their files are (default: the cache under <data dir>).
     """
+    try:
+        return _get_dataset(name, split, category=category, image_size=image_size, root=root, transform=transform,
+                            seed=seed)
+    except OSError as err:  # a folder the system refuses to enter (stat of a path below it)
+        raise unreadable(err, Path(root or "."), "folder") from None
+
+
+def _get_dataset(name: str, split: str, *, category: str, image_size: int, root: str | Path | None,
+                 transform: Callable[[torch.Tensor], torch.Tensor] | None, seed: int) -> Dataset:
     spec = dataset_spec(name)
     if split not in SPLITS:
         raise DatasetError(f"split '{split}' is not valid (expected one of {', '.join(SPLITS)})")
@@ -86,10 +97,13 @@ def list_classes(name: str, root: str | Path | None = None) -> list[str]:
     spec = dataset_spec(name)
     if root is None and spec.classes is not None:
         return list(spec.classes)
-    if spec.kind == FOLDER:
-        return list_folder_categories(_folder_root(spec, root))
-    if spec.kind == LAYOUT:
-        return list_categories(_folder_root(spec, root))
+    try:
+        if spec.kind == FOLDER:
+            return list_folder_categories(_folder_root(spec, root))
+        if spec.kind == LAYOUT:
+            return list_categories(_folder_root(spec, root))
+    except OSError as err:
+        raise unreadable(err, Path(root or "."), "folder") from None
     return list(spec.classes or ())
 
 
@@ -119,7 +133,7 @@ def train_val_datasets(name: str, *, category: str, image_size: int, root: str |
     spec = dataset_spec(name)
     if spec.kind in (LAYOUT, FOLDER):
         folder = _folder_root(spec, root) / category
-        if folder.is_dir():
+        if os.path.isdir(folder):
             require_valid(folder)
         normal = get_dataset(name, "train", category=category, image_size=image_size, root=root)
         train_idx, val_idx = split_indices(len(normal), val_fraction, seed)

@@ -5,18 +5,22 @@
 
 A fixed share of the good images (TEST_FRACTION, drawn with TEST_SEED so that it never depends on
 the training seed) joins every anomalous image in the test split; the rest is the train split, of
-which the trainer holds out a validation part. Masks are all zero and the dataset is registered
-without masks, so evaluation reports detection metrics only and marks localization unavailable.
+which the trainer holds out a validation part. A category in the MVTec AD layout (train/good,
+test/<type>) is read with its own train/test split and its masks, if any, ignored. Masks are all
+zero and the dataset is registered without masks, so evaluation reports detection metrics only
+and marks localization unavailable.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from anovit.data.imageio import IMAGE_EXTENSIONS, list_images
+from anovit.data.imageio import IMAGE_EXTENSIONS, list_images, list_subfolders
+from anovit.data.mvtec import scan_layout
 from anovit.data.samples import Sample, SampleListDataset
 from anovit.data.splits import split_indices
 from anovit.errors import DatasetError
@@ -27,12 +31,12 @@ MIN_GOOD = 3  # at least one image each for train, validation and test
 
 
 def list_folder_categories(root: str | Path) -> list[str]:
-    """Sorted names of the subfolders of `root` that contain good/."""
+    """Sorted names of the subfolders of `root` that contain good/ (or train/good: the MVTec AD layout)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset root '{root}' does not exist or is not a folder "
                            f"(expected <root>/<category>/good and <root>/<category>/<defect>)")
-    return sorted(p.name for p in root.iterdir() if (p / "good").is_dir() and not p.name.startswith("."))
+    return [p.name for p in list_subfolders(root) if os.path.isdir(p / "good") or os.path.isdir(p / "train" / "good")]
 
 
 def scan_folder(folder: Path) -> tuple[list[Path], dict[str, list[Path]]]:
@@ -44,9 +48,16 @@ def scan_folder(folder: Path) -> tuple[list[Path], dict[str, list[Path]]]:
     if len(good) < MIN_GOOD:
         raise DatasetError(f"folder '{good_dir}' holds {len(good)} images (expected at least {MIN_GOOD} "
                            f"{'/'.join(IMAGE_EXTENSIONS)} files: for training, validation and test)")
-    bad = {d.name: list_images(d) for d in sorted(folder.iterdir())
-           if d.is_dir() and d.name != "good" and not d.name.startswith(".")}
+    bad = {d.name: list_images(d) for d in list_subfolders(folder) if d.name != "good"}
     return good, {k: v for k, v in bad.items() if v}
+
+
+def _good_bad_split(folder: Path, split: str) -> list[Sample]:
+    good, bad = scan_folder(folder)
+    train_idx, test_idx = split_indices(len(good), TEST_FRACTION, TEST_SEED)
+    if split == "train":
+        return [(good[i], "good", None) for i in train_idx]
+    return [(good[i], "good", None) for i in test_idx] + [(p, defect, None) for defect, ps in bad.items() for p in ps]
 
 
 class ImageFolderDataset(SampleListDataset):
@@ -61,12 +72,6 @@ class ImageFolderDataset(SampleListDataset):
         if not folder.is_dir():
             raise DatasetError(f"category folder '{folder}' not found; available categories in '{self.root}': "
                                f"{', '.join(list_folder_categories(self.root)) or 'none'}")
-        good, bad = scan_folder(folder)
-        train_idx, test_idx = split_indices(len(good), TEST_FRACTION, TEST_SEED)
-        samples: list[Sample]
-        if split == "train":
-            samples = [(good[i], "good", None) for i in train_idx]
-        else:
-            samples = [(good[i], "good", None) for i in test_idx]
-            samples += [(path, defect, None) for defect, paths in bad.items() for path in paths]
-        super().__init__(samples, image_size, transform)
+        layout = (folder / "train" / "good").is_dir()
+        samples = scan_layout(folder, split, with_masks=False) if layout else _good_bad_split(folder, split)
+        super().__init__(samples, image_size, transform, has_masks=False)

@@ -1,40 +1,172 @@
-"""Reading images and masks from disk into normalised arrays, and resizing them as tensors."""
+"""Reading images and masks as a person sees them: the one decode path of the datasets, `data check`
+and the app's upload, and resizing them as tensors.
+
+Rules, applied to every file (see docs/datasets.md):
+
+- **Orientation**: the EXIF Orientation tag is applied (``PIL.ImageOps.exif_transpose``), so pixels,
+  sizes and masks are those of the image as displayed, not as the sensor stored it.
+- **Size**: up to LARGE_PIXELS (PIL's own warning threshold) an image is read silently; up to
+  MAX_PIXELS it is read, and `data check` and the trainer warn with its name; a larger one is
+  refused with its name (a guard against decompression bombs). PIL's anonymous
+  DecompressionBombWarning is never shown.
+- **Masks**: decided per file. A mask whose largest value is 1 is a 0/1 mask (1 = defect); any other
+  mask marks the pixels above half of full scale (any channel), so 0/255 masks, JPEG-compressed
+  ones included, and 0/65535 masks keep working.
+- **Unreadable files** (a dangling symbolic link, no permission, a corrupt file) are errors naming
+  the file, never skipped.
+"""
 
 from __future__ import annotations
 
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from anovit.errors import DatasetError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+LARGE_PIXELS = 89_478_485  # PIL's default Image.MAX_IMAGE_PIXELS: above it PIL warns of a decompression bomb
+MAX_PIXELS = 2 * LARGE_PIXELS  # above it PIL refuses the file, and so does anovit
 _HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # read as 16-bit full scale
 _COLOUR_MODES = ("RGB", "RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+_ROTATING = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """An image file's size as displayed (EXIF orientation applied), PIL mode, orientation and format."""
+
+    width: int
+    height: int
+    mode: str
+    orientation: int = 1  # EXIF Orientation tag (1 = upright, 6 = stored turned 90 degrees, ...)
+    format: str | None = None  # as Pillow names it: "PNG", "JPEG", ...
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels, as displayed."""
+        return self.width, self.height
+
+    @property
+    def stored_size(self) -> tuple[int, int]:
+        """(width, height) in the orientation the file stores, before the EXIF tag is applied."""
+        return (self.height, self.width) if self.orientation in _ROTATING else self.size
+
+    @property
+    def megapixels(self) -> float:
+        return self.width * self.height / 1e6
 
 
 def is_image_file(path: Path) -> bool:
-    """True for a visible regular file whose extension is one of IMAGE_EXTENSIONS (any case)."""
-    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+    """True for a visible entry with an image extension (any case) that is not a folder.
+
+    Dangling symbolic links and unreadable files count: reading them fails with their name.
+    """
+    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS and not os.path.isdir(path)
+
+
+def list_dir(folder: Path) -> list[Path]:
+    """The entries of `folder`, sorted by name; DatasetError naming the folder when it cannot be listed."""
+    try:
+        return sorted(folder.iterdir(), key=lambda p: p.name)
+    except OSError as err:
+        raise unreadable(err, folder, "folder") from None
+
+
+def list_subfolders(folder: Path) -> list[Path]:
+    """The visible folders directly inside `folder`, sorted by name."""
+    return [p for p in list_dir(folder) if not p.name.startswith(".") and os.path.isdir(p)]
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside `folder`, sorted by name."""
-    return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
+    """Image files directly inside `folder`, sorted by name (see :func:`is_image_file`)."""
+    return [p for p in list_dir(folder) if is_image_file(p)]
 
 
-def _decode(path: Path, convert, load: bool = True):
+def unreadable(err: OSError, path: Path, kind: str = "file") -> DatasetError:
+    """One sentence for a `kind` ("file" or "folder") the system refuses to open or list.
+
+    When a folder above the path cannot be entered, that folder is named instead.
+    """
+    path = Path(err.filename) if err.filename else path
+    blocked = [p for p in reversed(path.parents) if os.path.isdir(p) and not os.access(p, os.R_OK | os.X_OK)]
+    if blocked:
+        path, kind = blocked[0], "folder"
+    if os.path.islink(path) and not os.path.exists(path):
+        reason = f"it is a symbolic link to '{os.readlink(path)}', which does not exist"
+    else:
+        reason = (err.strerror or type(err).__name__).lower()
+    return DatasetError(f"cannot read {kind} '{path}': {reason} (expected a {kind} anovit can read)")
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, UnidentifiedImageError):
+        return "not an image format Pillow recognises"
+    text = " ".join(str(err).split())  # Pillow sometimes names the internal file object: drop it
+    return text.split(" <_io.")[0] or type(err).__name__
+
+
+def _info(im: Image.Image, loaded: bool) -> ImageInfo:
+    if im.format == "PNG" and not loaded and "exif" not in im.info:
+        orientation = 1  # an eXIf chunk after the pixel data is only seen by decoding them (PNG exports rarely rotate)
+    else:
+        orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
+        orientation = orientation if orientation in range(1, 9) else 1
+    width, height = im.size
+    if orientation in _ROTATING:
+        width, height = height, width
+    return ImageInfo(width, height, im.mode, orientation, im.format)
+
+
+def decode(source: Path | BinaryIO, convert: Callable[[Image.Image, ImageInfo], T], *, name: str | None = None,
+           load: bool = True, max_pixels: int | None = None) -> T:
+    """``convert(image, info)`` of an image file or binary stream, under the rules of the module docstring.
+
+    With `load`, the image is decoded and turned upright; without, only its header is parsed and
+    the file's structure verified (for PNG: every chunk checksum). `name` (default: the path) names
+    the file in errors; `max_pixels` defaults to MAX_PIXELS. Raises DatasetError in one sentence.
+    """
+    name = name or str(source)
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
     try:
-        with Image.open(path) as im:
-            if load:
-                im.load()
-            return convert(im)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise DatasetError(f"cannot read image file '{path}': {reason} (expected a valid image)") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # replaced by the size rule
+            if not load:
+                with Image.open(source) as im:
+                    im.verify()  # must come first; the file is opened again for its header
+                if hasattr(source, "seek"):
+                    source.seek(0)
+            with Image.open(source) as im:
+                width, height = im.size
+                if width * height > limit:
+                    raise DatasetError(f"image file '{name}' is {width}x{height} px ({width * height / 1e6:.3g} "
+                                       f"megapixels), more than the {limit / 1e6:.3g} megapixels anovit reads "
+                                       f"(expected a smaller image: downscale it)")
+                if load:
+                    im.load()
+                info = _info(im, load)
+                upright = ImageOps.exif_transpose(im) if load and info.orientation != 1 else im
+                return convert(upright, info)
+    except DatasetError:
+        raise
+    except Image.DecompressionBombError:
+        raise DatasetError(f"image file '{name}' has more than {limit / 1e6:.3g} megapixels, the most anovit "
+                           f"reads (expected a smaller image: downscale it)") from None
+    except OSError as err:
+        if err.filename is not None and not hasattr(source, "read"):
+            raise unreadable(err, Path(source)) from None
+        raise DatasetError(f"cannot read image file '{name}': {_reason(err)} (expected a valid image)") from None
+    except (ValueError, SyntaxError) as err:
+        raise DatasetError(f"cannot read image file '{name}': {_reason(err)} (expected a valid image)") from None
 
 
 def to_rgb(im: Image.Image) -> np.ndarray:
@@ -47,40 +179,41 @@ def to_rgb(im: Image.Image) -> np.ndarray:
     return np.array(im.convert("RGB"), dtype=np.uint8)  # alpha is dropped, colours kept
 
 
-def _to_mask(im: Image.Image) -> np.ndarray:
+def to_mask(im: Image.Image) -> np.ndarray:
+    """A decoded mask as bool (H, W), by the per-file rule of the module docstring."""
     if im.mode in _HIGH_BIT_MODES:
-        return np.asarray(im) > 32767
-    if im.mode == "1":
-        return np.asarray(im, dtype=bool)
-    if im.mode in _COLOUR_MODES:
-        return np.asarray(im.convert("RGB")).max(axis=-1) > 127
-    return np.asarray(im.convert("L")) > 127
+        values, full = np.asarray(im), 65535
+    elif im.mode in _COLOUR_MODES:
+        values, full = np.asarray(im.convert("RGB")).max(axis=-1), 255
+    else:  # "1", "L", "LA", "F", ...: grey
+        values, full = np.asarray(im.convert("L")) if im.mode != "1" else np.asarray(im, np.uint8), 255
+    if values.size and values.max() == 1:
+        return values == 1
+    return values > full // 2
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to uint8 (H, W, 3); grey, palette, alpha and 16-bit modes converted."""
-    return _decode(path, to_rgb)
+    """Decode an image file to uint8 (H, W, 3), upright; grey, palette, alpha and 16-bit modes converted."""
+    return decode(path, lambda im, _: to_rgb(im))
 
 
 def read_mask(path: Path) -> np.ndarray:
-    """Decode a mask file to bool (H, W): pixels above half of full scale (any channel) are True."""
-    return _decode(path, _to_mask)
+    """Decode a mask file to bool (H, W), upright, by the per-file rule of the module docstring."""
+    return decode(path, lambda im, _: to_mask(im))
 
 
-def image_info(path: Path, decode: bool = False) -> tuple[int, int, str]:
-    """(width, height, mode) of an image file, raising DatasetError when it cannot be read.
+def read_mask_info(path: Path) -> tuple[np.ndarray, ImageInfo]:
+    """:func:`read_mask` and the file's :class:`ImageInfo` from one decode."""
+    return decode(path, lambda im, info: (to_mask(im), info))
 
-    `decode` reads every pixel; otherwise only the header is parsed and the file's structure
+
+def image_info(path: Path, decode_pixels: bool = False) -> ImageInfo:
+    """Size as displayed, mode and orientation of an image file; DatasetError when it cannot be read.
+
+    `decode_pixels` reads every pixel; otherwise only the header is parsed and the file's structure
     verified (for PNG: every chunk checksum), which is much faster but misses some damaged JPEGs.
     """
-    def info(im: Image.Image) -> tuple[int, int, str]:
-        width, height = im.size
-        mode = im.mode
-        if not decode:
-            im.verify()
-        return width, height, mode
-
-    return _decode(path, info, load=decode)
+    return decode(path, lambda _, info: info, load=decode_pixels)
 
 
 def resize_image(image: torch.Tensor, size: int) -> torch.Tensor:

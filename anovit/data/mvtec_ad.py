@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from anovit.data.download import Archive, Progress, install_archive, require_online
-from anovit.data.imageio import list_images
+from anovit.data.imageio import list_images, list_subfolders
 from anovit.errors import DatasetError
 
 HOMEPAGE = "https://www.mvtec.com/company/research/datasets/mvtec-ad"
@@ -103,7 +103,7 @@ def count_mismatch(folder: Path, category: MVTecCategory) -> str | None:
     train = folder / "train" / "good"
     test = folder / "test"
     n_train = len(list_images(train)) if train.is_dir() else 0
-    n_test = sum(len(list_images(d)) for d in test.iterdir() if d.is_dir()) if test.is_dir() else 0
+    n_test = sum(len(list_images(d)) for d in list_subfolders(test)) if test.is_dir() else 0
     if (n_train, n_test) == (category.n_train, category.n_test):
         return None
     return (f"{n_train} train / {n_test} test images, the official release has "

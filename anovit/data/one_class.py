@@ -39,6 +39,8 @@ def _as_labels(labels: Array, n: int, n_classes: int, what: str) -> np.ndarray:
 class OneClassDataset(Dataset):
     """A view of some images of one pool; items follow the anovit item contract (masks all zero)."""
 
+    has_masks = False  # image labels only: localization is unavailable
+
     def __init__(self, images: torch.Tensor, labels: np.ndarray, indices: Sequence[int], *, normal_class: int,
                  class_names: Sequence[str], image_size: int, path_prefix: str,
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:

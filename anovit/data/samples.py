@@ -17,17 +17,19 @@ Sample = tuple[Path, str, Path | None]  # (image path, defect type, mask path or
 class SampleListDataset(Dataset):
     """Items (anovit item contract) for `samples`; defect type "good" means normal (label 0).
 
-    Images are decoded on first access, resized to `image_size` and cached in memory as uint8;
-    a sample without mask gets an all-zero mask.
+    Images are decoded on first access (upright, see anovit.data.imageio), resized to `image_size`
+    and cached in memory as uint8; a sample without mask gets an all-zero mask. `has_masks` says
+    whether the split has pixel ground truth at all (False: localization is unavailable).
     """
 
     def __init__(self, samples: list[Sample], image_size: int,
-                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None, *, has_masks: bool = True) -> None:
         if image_size < 1:
             raise DatasetError(f"image_size {image_size} is not valid (expected a positive number of pixels)")
         self.samples = samples
         self.image_size = image_size
         self.transform = transform
+        self.has_masks = has_masks
         self.labels: list[int] = [int(defect != "good") for _, defect, _ in samples]
         self.defect_types: list[str] = sorted({defect for _, defect, _ in samples})
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
