@@ -23,7 +23,7 @@ from anovit.data import (
 )
 from anovit.data import download as dl
 from anovit.data import torchvision_sets as tvs
-from anovit.data.check import ERROR, WARNING, format_report
+from anovit.data.check_report import ERROR, WARNING, format_report
 from anovit.data.mvtec_ad import HOMEPAGE, MVTEC_CATEGORIES, OBJECTS, TEXTURES, download_mvtec
 from anovit.errors import DatasetError, OfflineError
 

@@ -19,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 from anovit.cli import main
 from anovit.data import MVTecLayoutDataset, check_tree, get_dataset, train_val_datasets
-from anovit.data.check import ERROR, WARNING, format_report
+from anovit.data.check_report import ERROR, WARNING, format_report
 from anovit.data.imageio import read_mask, read_rgb
 from anovit.errors import DatasetError
 from anovit.evaluate import evaluate

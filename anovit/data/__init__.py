@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Subset
 
-from anovit.data.check import check_category, check_tree, format_report, require_valid
+from anovit.data.check import check_category, check_tree, require_valid
+from anovit.data.check_report import format_report
 from anovit.data.digits import DIGIT_CLASSES, digits_one_class
 from anovit.data.folder import ImageFolderDataset, list_folder_categories
 from anovit.data.imageio import unreadable

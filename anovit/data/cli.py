@@ -62,7 +62,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from anovit.data.check import check_tree, format_report
+    from anovit.data.check import check_tree
+    from anovit.data.check_report import format_report
 
     bar = TerminalBar("check")
     report = check_tree(args.root, decode=not args.quick, progress=bar)
