@@ -21,10 +21,11 @@ from typing import Any, Callable
 from . import __version__
 from . import checkpoint as ckpt
 from .data import category_kind, list_classes
+from .data.paths import workspace_dir
 from .errors import AnovitError, CheckpointError, DatasetError
 from .evaluate import evaluate_run
 from .models import MODELS, PRESETS
-from .runs import REPO_ROOT, RunInfo, default_checkpoint_dir, read_run
+from .runs import RunInfo, default_checkpoint_dir, read_run
 from .train import TrainConfig, train
 
 RESULT_COLUMNS = (
@@ -39,8 +40,8 @@ Progress = Callable[[dict[str, Any]], None]
 
 
 def default_results_path() -> Path:
-    """``$ANOVIT_RESULTS`` if set, else ``<repo>/results/benchmark.csv``."""
-    return Path(os.environ.get("ANOVIT_RESULTS", REPO_ROOT / "results" / "benchmark.csv"))
+    """``$ANOVIT_RESULTS`` if set, else results/benchmark.csv in the workspace (checkout or current directory)."""
+    return Path(os.environ.get("ANOVIT_RESULTS", workspace_dir() / "results" / "benchmark.csv"))
 
 
 def default_bench_dir() -> Path:
@@ -141,15 +142,15 @@ def append_result(path: Path, row: dict[str, Any]) -> None:
 
 
 def stored_path(path: Path) -> str:
-    """``path`` relative to the repository when inside it (portable tables), else absolute."""
-    path = Path(path).resolve()
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+    """``path`` relative to the workspace when inside it (portable tables), else absolute."""
+    path, root = Path(path).resolve(), workspace_dir()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def resolve_stored(path: str) -> Path:
     """Inverse of :func:`stored_path`."""
     p = Path(path)
-    return p if p.is_absolute() else REPO_ROOT / p
+    return p if p.is_absolute() else workspace_dir() / p
 
 
 def run_result_row(run: RunInfo) -> dict[str, Any] | None:

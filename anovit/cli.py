@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m anovit train|evaluate ...``."""
+"""Command-line interface: ``anovit`` (or ``python -m anovit``) ``train|evaluate|export|score ...``."""
 
 from __future__ import annotations
 
@@ -143,15 +143,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="python -m anovit", description=__doc__)
+    parser = argparse.ArgumentParser(prog="anovit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     from .benchmark import add_benchmark_parser
     from .data.cli import add_data_parser
+    from .export import add_export_parser
     from .hub import add_hub_parser
     from .report import add_report_parser
+    from .score import add_score_parser
 
     for add_parser in (_train_parser, _evaluate_parser, add_data_parser, add_benchmark_parser, add_report_parser,
-                       add_hub_parser):
+                       add_hub_parser, add_export_parser, add_score_parser):
         add_parser(sub)
     return parser
 

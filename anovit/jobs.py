@@ -26,6 +26,7 @@ from typing import Any
 
 from . import checkpoint as ckpt
 from .data import ensure_synthetic
+from .data.paths import workspace_dir
 from .errors import AnovitError, CheckpointError
 from .runs import REPO_ROOT, default_checkpoint_dir
 from .train import TrainConfig
@@ -181,7 +182,7 @@ def start_job(config: TrainConfig, run_dir: Path) -> JobState:
     with open(run_dir / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "anovit.jobs", str(run_dir)],
-            cwd=REPO_ROOT,
+            cwd=workspace_dir(),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -12,16 +12,18 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from .benchmark import CELL_COLUMNS, RESULT_COLUMNS, default_results_path, read_results, run_result_row, stored_path
 from .errors import AnovitError
 from .models import MODEL_LABELS
 from .paper_tables import DETECTION, LOCALIZATION, TABLE_1, PaperTable, paper_row, paper_table
 from .runs import RunInfo, list_runs
+
+if TYPE_CHECKING:  # plotly comes with the app extra; the report CLI does without it
+    import plotly.graph_objects as go
 
 METRICS = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO",
            "image_f1_max": "image F1-max", "pixel_f1_max": "pixel F1-max"}
@@ -276,6 +278,8 @@ def write_report(df: pd.DataFrame, output_dir: Path, source: str = "") -> tuple[
 def comparison_figure(table: pd.DataFrame, metric: str) -> go.Figure:
     """Grouped bars per class (and the mean): l2-CAE and AnoViT with ± std error bars over seeds, the
     paper's values as diamonds on their model's bar."""
+    import plotly.graph_objects as go
+
     rows = table[table["class"] != "std"]
     x = rows["class"].tolist()
     fig = go.Figure()

@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint as ckpt
+from .data.paths import workspace_dir
 from .errors import CheckpointError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def default_checkpoint_dir() -> Path:
-    """``$ANOVIT_CHECKPOINTS`` if set, else ``<repo>/checkpoints``."""
-    return Path(os.environ.get("ANOVIT_CHECKPOINTS", REPO_ROOT / "checkpoints"))
+    """``$ANOVIT_CHECKPOINTS`` if set, else checkpoints/ in the workspace (the checkout, or the current directory)."""
+    return Path(os.environ.get("ANOVIT_CHECKPOINTS", workspace_dir() / "checkpoints"))
 
 
 @dataclass

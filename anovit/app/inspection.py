@@ -1,6 +1,7 @@
 """Inspect page: score one uploaded image (or a test image) with a checkpoint and decide at a threshold
 chosen on the validation split: the largest score among the normal validation images held out
-during training, so an image is called anomalous when it scores above every one of them."""
+during training, so an image is called anomalous when it scores above every one of them. The scoring
+is :mod:`anovit.inference`'s, which ``anovit score`` uses too."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from ..data.imageio import ImageInfo, decode, resize_image, to_rgb
+from ..data.imageio import ImageInfo, decode, to_rgb
 from ..errors import AnovitError, DatasetError
-from ..evaluate import reconstruct
-from ..scoring import DEFAULT_SIGMA, anomaly_maps
+from ..inference import decision, prepare, score_batch
+from ..scoring import DEFAULT_SIGMA
 from ..viz import Panel, Scale, overlay, panel_grid_figure, score_histogram_figure, to_rgb_uint8
 from .common import (
     checkpoint_picker,
@@ -57,21 +58,10 @@ def decode_upload(
         raise UploadError(str(err)) from None
 
 
-def prepare(rgb: np.ndarray, image_size: int) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float (1, 3, S, S) in [0, 1], resized as the datasets resize."""
-    return resize_image(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1), image_size)[None].float() / 255.0
-
-
 def score_image(model: torch.nn.Module, image: torch.Tensor, sigma: float = DEFAULT_SIGMA) -> dict[str, Any]:
-    """Reconstruction (uint8 H,W,3), smoothed score map (H,W) and image score of one prepared image."""
-    recon = reconstruct(model, image)
-    maps, scores = anomaly_maps(image, recon, sigma)
+    """Reconstruction (uint8 H,W,3), smoothed anomaly map (H,W) and anomaly score of one prepared image."""
+    recon, maps, scores = score_batch(model, image, sigma)
     return {"recon": to_rgb_uint8(recon[0].clamp(0, 1)), "score_map": maps[0].numpy(), "score": float(scores[0])}
-
-
-def decision(score: float, threshold: float) -> str:
-    """ "anomalous" when the score exceeds the threshold, else "normal"."""
-    return "anomalous" if score > threshold else "normal"
 
 
 def _source_image(run_key: str, ref: Any, image_size: int) -> tuple[np.ndarray, str] | None:

@@ -1,0 +1,129 @@
+"""``anovit export RUN --format onnx``: the whole scoring path of a run as one ONNX graph, beside the
+config a deployment needs to feed it and decide.
+
+The graph takes ``image`` float32 (batch, C, S, S), RGB in [0, 1] after resizing to S (the run's
+image size); normalisation (AnoViT: its encoder's mean/std) happens inside. It returns
+``anomaly_map`` (batch, S, S): eq. (6) smoothed with the run's Gaussian sigma, and ``anomaly_score``
+(batch,): eq. (7). The batch dimension is dynamic; the opset is :data:`OPSET` (torch's dynamo
+exporter, which needs onnxscript). Everything is in one file (no external weights; ONNX caps a
+single file at 2 GB, far above the paper preset's ViT-B/16). The decision, ``anomaly_score >
+threshold``, is left to the caller, with the threshold from ``config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from . import __version__
+from . import checkpoint as ckpt
+from .errors import AnovitError
+from .inference import validation_threshold
+from .scoring import DEFAULT_SIGMA, anomaly_maps
+
+OPSET = 18
+ONNX_FILE = "model.onnx"
+EXPORT_DIR = "onnx"  # default output folder inside the run folder
+INPUT, OUTPUTS = "image", ("anomaly_map", "anomaly_score")
+THRESHOLD_RULE = "the largest anomaly score among the normal validation images held out during training"
+
+
+class ExportError(AnovitError):
+    """An export that cannot be done (missing extra, unsupported format)."""
+
+
+class ScoringGraph(nn.Module):
+    """A model followed by eq. (6), Gaussian smoothing and eq. (7): images -> (anomaly maps, anomaly scores)."""
+
+    def __init__(self, model: nn.Module, sigma: float) -> None:
+        super().__init__()
+        self.model, self.sigma = model, sigma
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return anomaly_maps(images, self.model(images).float(), self.sigma)
+
+
+def require_onnx_extra(*modules: str) -> None:
+    """Raise ExportError naming the extra when one of ``modules`` is not installed."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ExportError(f"{', '.join(missing)} is not installed; install the onnx extra: pip install 'anovit[onnx]'")
+
+
+def normalisation(model: nn.Module) -> dict[str, Any]:
+    """The normalisation the graph applies to its [0, 1] input (AnoViT: the encoder's mean/std; l2-CAE: none)."""
+    if hasattr(model, "mean") and hasattr(model, "std"):
+        return {"mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(), "applied": "inside the graph"}
+    return {"mean": None, "std": None, "applied": "none: the model takes [0, 1] pixels"}
+
+
+def export_config(model: nn.Module, sigma: float, threshold: float, threshold_source: str, run_dir: Path) -> dict[str, Any]:
+    """The config.json written beside model.onnx: everything needed to score an image as anovit does."""
+    size, channels = model.config.image_size, model.config.in_channels
+    return {
+        "format": "onnx", "file": ONNX_FILE, "opset": OPSET, "anovit_version": __version__,
+        "model": ckpt.read_json(run_dir / ckpt.CONFIG), "source_run": str(run_dir.resolve()),
+        "image_size": size,
+        "input": {"name": INPUT, "shape": ["batch", channels, size, size], "dtype": "float32",
+                  "layout": "NCHW, RGB", "range": [0.0, 1.0],
+                  "resize": "to image_size x image_size, bilinear with antialiasing, rounded to uint8, then / 255"},
+        "normalisation": normalisation(model),
+        "outputs": {OUTPUTS[0]: ["batch", size, size], OUTPUTS[1]: ["batch"]},
+        "sigma": sigma, "threshold": threshold, "threshold_source": threshold_source,
+        "decision": "anomalous when anomaly_score > threshold, else normal",
+    }
+
+
+def export_onnx(
+    run_dir: Path, output: Path | None = None, *, sigma: float = DEFAULT_SIGMA, threshold: float | None = None
+) -> Path:
+    """Write ``model.onnx`` and ``config.json`` of ``run_dir`` into ``output`` (default RUN/onnx); the folder.
+
+    Without ``threshold``, the validation threshold (:func:`anovit.inference.validation_threshold`)
+    is computed on the run's training data. Raises ExportError without the onnx extra.
+    """
+    require_onnx_extra("onnx", "onnxscript")
+    run_dir = Path(run_dir)
+    model = ckpt.load_model(run_dir)
+    if threshold is None:
+        threshold, n_val = validation_threshold(run_dir, sigma)
+        source = f"{THRESHOLD_RULE} ({n_val} images)"
+    else:
+        source = "given on the command line"
+    output = Path(output) if output is not None else run_dir / EXPORT_DIR
+    output.mkdir(parents=True, exist_ok=True)
+    size = model.config.image_size
+    example = torch.rand(2, model.config.in_channels, size, size)  # batch 2: a batch of 1 would be specialised
+    logging.getLogger("onnx_ir").setLevel(logging.ERROR)  # "Attribute type is ambiguous" notes of the translator
+    with torch.no_grad():
+        torch.onnx.export(
+            ScoringGraph(model, sigma).eval(), (example,), output / ONNX_FILE, dynamo=True, opset_version=OPSET,
+            input_names=[INPUT], output_names=list(OUTPUTS), dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1)}},
+            external_data=False, verbose=False,
+        )
+    ckpt.write_json(output / ckpt.CONFIG, export_config(model, sigma, float(threshold), source, run_dir))
+    return output
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    out = export_onnx(args.run_dir, args.output, sigma=args.sigma, threshold=args.threshold)
+    print(f"wrote {out / ONNX_FILE} and {out / ckpt.CONFIG}")
+    return 0
+
+
+def add_export_parser(sub: Any) -> None:
+    """Register ``anovit export``."""
+    p = sub.add_parser("export", help="export a run's scoring path (model, anomaly map, score) to ONNX")
+    p.add_argument("run_dir", type=Path, help="run folder (model.safetensors + config.json)")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: %(default)s)")
+    p.add_argument("--output", type=Path, help=f"folder for {ONNX_FILE} and config.json (default: RUN_DIR/{EXPORT_DIR})")
+    p.add_argument("--sigma", type=float, default=DEFAULT_SIGMA, help="Gaussian smoothing baked into the graph")
+    p.add_argument("--threshold", type=float,
+                   help="decision threshold (default: computed on the run's validation images, which must be present)")
+    p.set_defaults(func=_cmd_export)
