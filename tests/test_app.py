@@ -153,7 +153,7 @@ def test_inspect_scores_a_test_image_and_an_upload_and_rejects_non_images(checkp
     at.get("file_uploader")[0].set_value(("notes.png", b"not an image at all", "image/png"))
     at.run()
     assert not at.exception
-    assert any("notes.png is not an image" in e.value for e in at.error)
+    assert any("cannot read image file 'notes.png': not an image format" in e.value for e in at.error)
 
 
 def test_attention_page_for_the_anovit_run(checkpoints):

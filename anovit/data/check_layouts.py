@@ -3,6 +3,7 @@ what each problem is and how serious is listed in anovit.data.check."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from anovit.data.check_report import ERROR, MVTEC_LAYOUT, WARNING, CategoryReport
@@ -31,7 +32,7 @@ class Inspector:
             self.report.add(folder, str(err))
             return []
         for path in entries:
-            if path.is_file() and not path.name.startswith(".") and not is_image_file(path):
+            if os.path.isfile(path) and not path.name.startswith(".") and not is_image_file(path):
                 self.report.add(path, f"'{path}' is not an image file and is ignored "
                                       f"(expected {'/'.join(IMAGE_EXTENSIONS)})", WARNING)
         images = [p for p in entries if is_image_file(p)]

@@ -66,8 +66,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from anovit.data.check_report import format_report
 
     bar = TerminalBar("check")
-    report = check_tree(args.root, decode=not args.quick, progress=bar)
-    bar.close()
+    try:
+        report = check_tree(args.root, decode=not args.quick, progress=bar)
+    finally:
+        bar.close()
     print(format_report(report))
     if args.json:
         args.json.write_text(json.dumps(report.to_dict(), indent=2))
