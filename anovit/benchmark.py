@@ -14,7 +14,7 @@ import io
 import os
 import platform
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,11 +47,6 @@ def default_results_path() -> Path:
 def default_bench_dir() -> Path:
     """Where the sweep's run folders go: ``<checkpoints>/bench``."""
     return default_checkpoint_dir() / "bench"
-
-
-def default_epochs() -> int:
-    """The trainer's default number of epochs (``TrainConfig.epochs``)."""
-    return next(f.default for f in fields(TrainConfig) if f.name == "epochs")
 
 
 @dataclass(frozen=True)
@@ -191,8 +186,9 @@ def versions() -> str:
     return f"anovit {__version__}; torch {torch.__version__}; timm {timm.__version__}; python {platform.python_version()}"
 
 
-def train_config(cell: Cell, epochs: int, data_root: str | Path | None, device: str) -> TrainConfig:
-    """The cell's training config: the trainer's defaults (augmentation: the dataset's flip rule)."""
+def train_config(cell: Cell, epochs: int | None, data_root: str | Path | None, device: str) -> TrainConfig:
+    """The cell's training config: the trainer's defaults (epochs None: the model's; augmentation: the
+    dataset's flip rule)."""
     return TrainConfig(
         dataset=cell.dataset, category=cell.category, data_root=str(data_root) if data_root is not None else None,
         model=cell.model, preset=cell.preset, epochs=epochs, seed=cell.seed, device=device,
@@ -203,12 +199,13 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
-def run_cell(cell: Cell, *, epochs: int, runs_root: Path, data_root: str | Path | None = None,
+def run_cell(cell: Cell, *, epochs: int | None, runs_root: Path, data_root: str | Path | None = None,
              device: str = "auto", progress: Progress | None = None) -> dict[str, Any]:
     """Train (resuming a killed run), evaluate on the test split and return the cell's result row."""
     notify = progress or (lambda event: None)
     run_dir = Path(runs_root) / cell.name
     config = train_config(cell, epochs, data_root, device)
+    epochs = config.epochs
     trained = ckpt.read_metrics(run_dir).get("training", {}).get("epoch", 0) if run_dir.is_dir() else 0
 
     def forward(event: dict[str, Any]) -> None:
@@ -248,13 +245,12 @@ def run_benchmark(cells: list[Cell], *, epochs: int | None = None, results: Path
     carrying the ``cell``.
     """
     notify = progress or (lambda event: None)
-    epochs = epochs or default_epochs()
     results = Path(results) if results is not None else default_results_path()
     runs_root = Path(runs_root) if runs_root is not None else default_bench_dir()
     rows = read_results(results)
     outcome = BenchmarkOutcome([], [], results)
     for index, cell in enumerate(cells):
-        done = is_finished(cell, epochs, rows)
+        done = is_finished(cell, train_config(cell, epochs, data_root, device).epochs, rows)
         notify({"event": "cell", "cell": cell, "status": "skip" if done else "run", "index": index,
                 "total": len(cells)})
         if done:
@@ -280,7 +276,8 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--models", default="anovit,cae", help="comma-separated (default: %(default)s)")
     p.add_argument("--preset", choices=sorted(PRESETS["anovit"]), default="cpu-tiny")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per class and model (default: %(default)s)")
-    p.add_argument("--epochs", type=int, help=f"epochs per cell (default: the trainer's, now {default_epochs()})")
+    p.add_argument("--epochs", type=int, help="epochs per cell (default: the model's, 200 for the l2-CAE "
+                                                 "and 10 for AnoViT)")
     p.add_argument("--results", type=Path, help="results table (default: $ANOVIT_RESULTS or results/benchmark.csv)")
     p.add_argument("--runs-root", type=Path, help="folder of the cells' run folders (default: checkpoints/bench)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")

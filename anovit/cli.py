@@ -30,9 +30,10 @@ def _train_parser(sub: Any) -> None:
     _add_data_args(p, required=True)
     p.add_argument("--model", choices=sorted(MODELS), default="anovit")
     p.add_argument("--preset", choices=sorted(PRESETS["anovit"]), default="cpu-tiny")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, help="epochs (default: 200 for the l2-CAE, its published recipe; else 10)")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, help="Adam learning rate (default: 2e-4 for the paper preset, else 1e-3)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default: 2e-4 for the l2-CAE and for AnoViT's "
+                                            "paper preset, else 1e-3)")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--grad-clip", type=float, default=1.0, help="max l2 norm of the gradients (0: no clipping)")
     p.add_argument("--seed", type=int, default=0)
@@ -45,7 +46,10 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--no-pretrained", action="store_true", help="AnoViT: random encoder init even for the paper preset")
     p.add_argument("--encoder-weights", help="AnoViT: local encoder weights file (safetensors or timm checkpoint)")
-    p.add_argument("--latent-dim", type=int, help="l2-CAE latent size (100 textures / 500 objects in the original)")
+    p.add_argument("--decoder", choices=("stable", "paper"), help="AnoViT decoder: stable (GroupNorm, conv head; "
+                   "the default) or paper (six plain ConvT + ReLU blocks, upsampling last)")
+    p.add_argument("--latent-dim", type=int, help="l2-CAE latent size (default: the category's kind, 100 for "
+                                                  "textures and 500 for objects, as Bergmann et al.)")
     p.add_argument("--sigma", type=float, default=4.0, help="Gaussian smoothing of score maps for the evaluation")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation after training")
     p.set_defaults(func=_cmd_train)
@@ -71,6 +75,8 @@ def _train_config(args: argparse.Namespace) -> Any:
             overrides["pretrained"] = False
         if args.encoder_weights:
             overrides["encoder_weights"] = str(Path(args.encoder_weights).resolve())
+        if args.decoder:
+            overrides["decoder"] = args.decoder
     elif args.latent_dim:
         overrides["latent_dim"] = args.latent_dim
     from .data import default_augment

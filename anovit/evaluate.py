@@ -149,15 +149,18 @@ def evaluate_run(
     sigma: float = DEFAULT_SIGMA,
     batch_size: int = 32,
     device: str = "auto",
+    max_images: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
     """Evaluate a run folder's best model on the test split it was trained for (or another one),
-    and record the summary under "test" in its metrics.json and the rows in test_scores.csv."""
+    and record the summary under "test" in its metrics.json and the rows in test_scores.csv.
+    ``max_images``: a seeded subsample of the test split (recorded as "max_images"); None: all of it."""
     import csv
     from pathlib import Path
 
     from . import checkpoint as ckpt
     from .data import get_dataset
+    from .data.splits import subsample
 
     run_dir = Path(run_dir)
     training = ckpt.read_json(run_dir / "training.json")
@@ -167,8 +170,9 @@ def evaluate_run(
         name, "test", category=category or training["category"], image_size=model.config.image_size,
         root=data_root if data_root is not None else training.get("data_root"), seed=training.get("seed", 0),
     )
+    test_set = subsample(test_set, max_images, training.get("seed", 0))
     result = evaluate(model, test_set, batch_size=batch_size, sigma=sigma, device=device, progress=progress)
-    ckpt.update_metrics(run_dir, test={**result.summary(), "dataset": name, "category": category or training["category"]})
+    ckpt.update_metrics(run_dir, test={**result.summary(), "max_images": max_images, "dataset": name, "category": category or training["category"]})
     with open(run_dir / "test_scores.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["path", "label", "defect_type", "score"])
         writer.writeheader()

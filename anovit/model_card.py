@@ -75,17 +75,25 @@ def _encoder_init(config: dict[str, Any]) -> tuple[str, str | None]:
             else "timm's ImageNet weights"), repo
 
 
+def _decoder_text(config: dict[str, Any]) -> str:
+    """Which AnoViT decoder a run used, in words (config.json without "decoder": the stable one)."""
+    widths = [str(c) for c in config.get("decoder_channels", ())]
+    if config.get("decoder", "stable") == "paper":
+        return ("`paper`: the paper's decoder as written, 6 plain transposed-convolution blocks (ConvTranspose2d → "
+                f"ReLU; widths {', '.join(widths[:5])}, then the image channels), bilinear upsampling last")
+    return ("`stable` (ours): 6 transposed-convolution blocks (ConvTranspose2d → GroupNorm → ReLU; widths "
+            f"{', '.join(widths)}), bilinear upsampling to the input size, linear 3 × 3 output convolution")
+
+
 def _architecture(config: dict[str, Any]) -> list[tuple[str, str]]:
     size, channels = config.get("image_size"), config.get("in_channels", 3)
     rows = [("input", f"{size} × {size} px, {channels} channel{'s' if channels != 1 else ''}, values in [0, 1]")]
     if config.get("model_type") == "anovit":
         init, _ = _encoder_init(config)
-        widths = ", ".join(str(c) for c in config.get("decoder_channels", ()))
         rows += [
             ("encoder", f"timm `{config.get('encoder')}`, {init}; the [cls]/prefix tokens are dropped and the "
                         "patch embeddings are laid back on their √N × √N grid (no bottleneck layer)"),
-            ("decoder", f"6 transposed-convolution blocks (ConvTranspose2d → GroupNorm → ReLU; widths {widths}), "
-                        "bilinear upsampling to the input size, linear 3 × 3 output convolution"),
+            ("decoder", _decoder_text(config)),
         ]
     else:
         rows += [("network", f"Bergmann et al.'s convolutional autoencoder with a dense latent of "

@@ -16,7 +16,7 @@ from anovit import hub
 from anovit.augment import AugmentConfig
 from anovit.errors import CheckpointError, OfflineError
 from anovit.evaluate import evaluate_run
-from anovit.model_card import TEST_METRICS, format_value, model_card_for
+from anovit.model_card import TEST_METRICS, format_value, model_card_for, render_model_card
 from anovit.models import L2CAE, AnoViT, AnoViTConfig, L2CAEConfig
 from anovit.runs import list_runs
 from anovit.train import TrainConfig, train
@@ -224,7 +224,7 @@ def test_model_card_holds_the_metrics_of_metrics_json(evaluated_run):
             assert format_value(test[key]) in card.text, key
     results = {r.metric_name: r.metric_value for r in card.data.eval_results}
     assert results["image AUROC"] == test["image_auroc"] and results["pixel AUROC"] == test["pixel_auroc"]
-    for fact in ("l2-CAE", "`cpu-tiny`", "`tiles`", "Synthetic textures", "Adam, lr 0.001", "arXiv:2203.10808"):
+    for fact in ("l2-CAE", "`cpu-tiny`", "`tiles`", "Synthetic textures", "Adam, lr 0.0002", "arXiv:2203.10808"):
         assert fact in card.text, fact
 
 
@@ -307,3 +307,11 @@ def test_published_json_holds_no_local_path():
     assert hub.public_json(training) == {"data_root": None, "model_overrides": {"encoder_weights": "vit.safetensors"},
                                          "augment": {"scale": [0.95, 1.05]}, "category": "cookie",
                                          "runs": ["relative/ok"]}
+
+
+@pytest.mark.parametrize("decoder, says", [("paper", "`paper`: the paper's decoder"), (None, "`stable` (ours)")])
+def test_model_card_says_which_decoder_the_run_used(decoder, says):
+    config = {"model_type": "anovit", "encoder": "vit_tiny_patch16_224", "image_size": 128,
+              "decoder_channels": [256, 128, 64, 32, 16, 16], **({"decoder": decoder} if decoder else {})}
+    card = render_model_card(config, {"preset": "cpu-tiny", "dataset": "synthetic", "category": "weave"}, {})
+    assert says in card

@@ -6,7 +6,7 @@ from safetensors.torch import save_file
 
 from anovit.errors import OfflineError
 from anovit.models import PRESETS, AnoViT, AnoViTConfig, L2CAE, L2CAEConfig, create_model
-from anovit.models.anovit import decoder_strides
+from anovit.models.anovit import decoder_strides, paper_decoder
 from anovit.models.cae import bottleneck_plan
 
 
@@ -74,12 +74,47 @@ def test_decoder_has_six_transposed_conv_relu_blocks():
     assert net.head.out_channels == 3
 
 
+def test_paper_decoder_is_the_authors_plan_without_norm_or_head():
+    # The authors' code at 384 px: 24 -> 26, 28, 30 (k3 s1 p0), 59, 117, 233 (k3 s2 p1), then upsampled.
+    blocks, head = paper_decoder(768, (256, 128, 64, 32, 16, 16), 3)
+    x, sides = torch.rand(1, 768, 24, 24), []
+    for layer in blocks:
+        x = layer(x)
+        sides += [x.shape[-1]] if isinstance(layer, torch.nn.ConvTranspose2d) else []
+    assert sides == [26, 28, 30, 59, 117, 233] and x.shape[1] == 3
+    assert isinstance(head, torch.nn.Identity)
+    assert [type(m).__name__ for m in blocks] == ["ConvTranspose2d", "ReLU"] * 6
+
+
+def test_decoder_choice_is_validated_and_stable_by_default():
+    assert AnoViTConfig().decoder == "stable"
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        AnoViTConfig(decoder="plain")
+    net = AnoViT(AnoViTConfig(decoder="paper"))
+    out = net(torch.rand(2, 3, 128, 128))
+    assert out.shape == (2, 3, 128, 128) and out.min() >= 0  # ReLU last, then bilinear upsampling
+
+
 def test_cae_follows_bergmann_layer_table_at_128():
     net = L2CAE(L2CAEConfig(image_size=128, latent_dim=100))
     convs = [m for m in net.encoder if isinstance(m, torch.nn.Conv2d)]
     assert [(c.kernel_size[0], c.stride[0], c.out_channels) for c in convs] == [
         (4, 2, 32), (4, 2, 32), (3, 1, 32), (4, 2, 64), (3, 1, 64), (4, 2, 128), (3, 1, 64), (3, 1, 32), (8, 1, 100)]
     assert net.encode(torch.rand(2, 3, 128, 128)).shape == (2, 100, 1, 1)
+    layers = [m for m in net.decoder if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert [(type(c).__name__[4:], c.kernel_size[0], c.stride[0], c.out_channels) for c in layers] == [
+        ("Transpose2d", 8, 1, 32), ("2d", 3, 1, 64), ("2d", 3, 1, 128), ("Transpose2d", 4, 2, 64), ("2d", 3, 1, 64),
+        ("Transpose2d", 4, 2, 32), ("2d", 3, 1, 32), ("Transpose2d", 4, 2, 32), ("Transpose2d", 4, 2, 3)]
+
+
+def test_cae_at_256_adds_bergmanns_extra_stage_on_each_side():
+    net = L2CAE(L2CAEConfig(image_size=256, latent_dim=500))
+    enc = [(c.in_channels, c.kernel_size[0], c.stride[0], c.out_channels) for c in net.encoder
+           if isinstance(c, torch.nn.Conv2d)]
+    assert enc[:4] == [(3, 4, 2, 32), (32, 4, 2, 32), (32, 4, 2, 32), (32, 3, 1, 32)]  # three 4x4 s2 32, then 3x3
+    dec = [(c.kernel_size[0], c.stride[0], c.out_channels) for c in net.decoder if isinstance(c, torch.nn.ConvTranspose2d)]
+    assert dec[-3:] == [(4, 2, 32), (4, 2, 32), (4, 2, 3)]
+    assert net.encode(torch.rand(1, 3, 256, 256)).shape == (1, 500, 1, 1)
 
 
 def test_cae_bottleneck_plan_and_size_check():

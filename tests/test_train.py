@@ -12,7 +12,7 @@ from anovit.augment import AugmentConfig
 from anovit.errors import CheckpointError
 from anovit.evaluate import evaluate_run
 from anovit.models import build_model, make_config
-from anovit.train import TrainConfig, train
+from anovit.train import TrainConfig, model_config, train
 
 
 def _config(root, **kw):
@@ -120,6 +120,41 @@ def test_default_learning_rate_depends_on_the_preset():
     assert TrainConfig(preset="paper").lr == 2e-4
     assert TrainConfig(preset="cpu-tiny").lr == 1e-3
     assert TrainConfig(preset="cpu-tiny", lr=5e-4).lr == 5e-4
+
+
+@pytest.mark.parametrize("preset", ["cpu-tiny", "paper"])
+def test_cae_trains_with_bergmanns_published_recipe_by_default(preset):
+    # Bergmann et al. (2019b): Adam, learning rate 2e-4, weight decay 1e-5, 200 epochs.
+    config = TrainConfig(model="cae", preset=preset)
+    assert (config.lr, config.weight_decay, config.epochs) == (2e-4, 1e-5, 200)
+    assert TrainConfig(model="anovit").epochs == 10
+    assert TrainConfig(model="cae", epochs=3, lr=1e-3).epochs == 3
+
+
+@pytest.mark.parametrize("dataset, category, latent", [
+    ("synthetic", "washer", 500), ("synthetic", "weave", 100), ("mvtec", "bottle", 500), ("mvtec", "grid", 100),
+    ("mnist", "3", 100),
+])
+def test_cae_latent_size_follows_the_category_kind(dataset, category, latent):
+    # Bergmann et al.: d = 100 for textures, 500 for objects (100 where the kind is unknown).
+    assert model_config(TrainConfig(dataset=dataset, category=category, model="cae")).latent_dim == latent
+    forced = TrainConfig(dataset=dataset, category=category, model="cae", model_overrides={"latent_dim": 7})
+    assert model_config(forced).latent_dim == 7
+
+
+def test_training_split_can_be_capped(synthetic_root, tmp_path):
+    steps = []
+    config = _config(synthetic_root, epochs=1, max_train_images=4, val_fraction=0.5)
+    train(config, tmp_path / "run", progress=lambda e: steps.append(e.get("steps")))
+    assert steps[0] == 1  # 4 images, batch size 4 (without the cap: 6 training images)
+    assert TrainConfig.from_dict(json.loads((tmp_path / "run" / "training.json").read_text())).max_train_images == 4
+
+
+def test_the_papers_decoder_trains(synthetic_root, tmp_path):
+    config = _config(synthetic_root, model="anovit", epochs=1, model_overrides={"decoder": "paper"})
+    train(config, tmp_path / "run")
+    model = ckpt.load_model(tmp_path / "run")
+    assert model.config.decoder == "paper" and not any(isinstance(m, torch.nn.GroupNorm) for m in model.modules())
 
 
 def test_anovit_cpu_tiny_detects_and_localises_synthetic_defects(tmp_path):

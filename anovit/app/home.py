@@ -35,7 +35,7 @@ def first_step(model: str) -> None:
         preset="cpu-tiny",
         epochs=FIRST_EPOCHS,
         batch_size=16,
-        lr=default_lr("cpu-tiny"),
+        lr=default_lr(model, "cpu-tiny"),
         seed=0,
     )
     run_dir = unique_run_dir(default_checkpoint_dir(), config.run_name())

@@ -19,7 +19,7 @@ from ..jobs import LOG_FILE, JobState, cancel_job, list_jobs, read_job, start_jo
 from ..models import MODEL_LABELS, PRESETS
 from ..network import hub_reachable
 from ..runs import default_checkpoint_dir
-from ..train import TrainConfig, default_lr
+from ..train import TrainConfig, default_epochs, default_lr
 from ..viz import loss_curve_figure
 from .common import page_header, page_link, show_errors
 
@@ -151,10 +151,12 @@ def _form() -> None:
         )
         if pretrained and not hub_reachable():
             c2.warning("The Hugging Face Hub is unreachable: the job fails unless the weights are in the local cache.")
-    epochs = c3.number_input("Epochs", 1, 1000, 5)
+    epochs = c3.number_input("Epochs", 1, 1000, default_epochs(model), key=f"epochs-{model}",
+                             help="the default is the model's: 200 for the l2-CAE (its published recipe), else 10")
     batch_size = c3.number_input("Batch size", 1, 512, 16)
-    lr = c3.number_input("Learning rate", 1e-6, 1e-1, default_lr(preset), format="%.1e", key=f"lr-{preset}",
-                         help="Adam; the default is the preset's: 1e-3 from scratch, 2e-4 to fine-tune ImageNet weights")
+    lr = c3.number_input("Learning rate", 1e-6, 1e-1, default_lr(model, preset), format="%.1e",
+                         key=f"lr-{model}-{preset}", help="Adam; the default is the model's and preset's: l2-CAE 2e-4 "
+                         "(its recipe); AnoViT 1e-3 from scratch, 2e-4 to fine-tune ImageNet weights")
     seed = c3.number_input("Seed", 0, 10_000, 0)
     affine = c2.checkbox("Random affine augmentation", value=True)
     rule_h, rule_v, why = flip_rule(dataset, category)

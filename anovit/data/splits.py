@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from torch.utils.data import Dataset, Subset
 
 from anovit.errors import DatasetError
 
@@ -28,3 +29,16 @@ def split_indices(n: int, val_fraction: float | int, seed: int) -> tuple[list[in
                            f"(expected at least one training image left)")
     order = np.random.default_rng(seed).permutation(n)
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+def subsample(dataset: Dataset, limit: int | None, seed: int) -> Dataset:
+    """At most ``limit`` items of ``dataset``, a seeded random choice kept in index order (None: all).
+
+    Used to size a CPU run (e.g. the offline MNIST Table 2); the run records the limit it used.
+    """
+    if limit is None or len(dataset) <= limit:
+        return dataset
+    if limit < 1:
+        raise DatasetError(f"subsample limit {limit} is not valid (expected at least one image)")
+    chosen = np.random.default_rng(seed).permutation(len(dataset))[:limit]
+    return Subset(dataset, sorted(chosen.tolist()))

@@ -19,8 +19,22 @@ Channel plan for a patch size of 16 (``decoder_channels=(256, 128, 64, 32, 16, 1
 
 Blocks 2.. are stride 2 as many times as log2(patch size) needs; the rest are stride 1. The last
 layer is linear, not ReLU/Tanh: inputs are images in [0, 1] and the reconstruction is compared with
-them directly, so AnoViT and the l2-CAE produce score maps on the same scale. The encoder sees the
-input normalised with its own (ImageNet) mean and std.
+them directly, so AnoViT and the l2-CAE produce score maps on the same scale. The output is
+unbounded (a linear layer; it is not clipped to [0, 1]). The encoder sees the input normalised with
+the mean and std of its own ``pretrained_cfg`` (timm's; ImageNet's for most ViTs, (0.5, 0.5, 0.5)
+for some).
+
+That is ``decoder="stable"`` (the default): GroupNorm keeps training and evaluation consistent on
+tiny training sets, where batch statistics are noisy. ``decoder="paper"`` is the decoder as the
+paper writes it (sec. 4.2: "six blocks composed of transposed convolutional layer and ReLU
+activation", then "an upsampling layer ... to the final layer"), with the authors' code's kernel
+plan: no normalisation, no head; the sixth block outputs the image channels (so the output, after
+its ReLU, lies in [0, inf)); bilinear upsampling to the input size comes last::
+
+    block  ConvTranspose2d + ReLU      output (g = grid side)
+    1-3    D -> 256 -> 128 -> 64, k3 s1 p0      g+2, g+4, g+6
+    4-6    64 -> 32 -> 16 -> C,  k3 s2 p1       2(g+6)-1, ...  (24 -> 233 at 384 px)
+    upsample (bilinear) to the input size
 """
 
 from __future__ import annotations
@@ -45,17 +59,49 @@ class AnoViTConfig:
     pretrained: bool = False
     encoder_weights: str | None = None
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16, 16)
+    decoder: str = "stable"  # "stable" (GroupNorm, linear 3x3 head) or "paper" (sec. 4.2 as written)
 
     def __post_init__(self) -> None:
         self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
         if len(self.decoder_channels) != 6:
             raise ValueError(f"decoder_channels must list 6 widths (six blocks), got {self.decoder_channels}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {list(DECODERS)}, got {self.decoder!r}")
+
+
+DECODERS = ("stable", "paper")
 
 
 def decoder_strides(patch_size: int, n_blocks: int = 6) -> list[int]:
     """Strides of the decoder blocks: the first is 1, then 2 until the patch size is undone."""
     n_up = min(n_blocks - 1, max(0, round(math.log2(patch_size))))
     return [1] + [2] * n_up + [1] * (n_blocks - 1 - n_up)
+
+
+def stable_decoder(width: int, channels: tuple[int, ...], patch_size: int, out_channels: int
+                   ) -> tuple[nn.Sequential, nn.Module]:
+    """(blocks, head) of the default decoder: ConvT -> GroupNorm -> ReLU blocks, linear 3x3 head."""
+    blocks: list[nn.Module] = []
+    for out, stride in zip(channels, decoder_strides(patch_size)):
+        kernel = 4 if stride == 2 else 3
+        blocks += [
+            nn.ConvTranspose2d(width, out, kernel, stride=stride, padding=1),
+            nn.GroupNorm(min(8, out), out),
+            nn.ReLU(inplace=True),
+        ]
+        width = out
+    return nn.Sequential(*blocks), nn.Conv2d(width, out_channels, 3, padding=1)
+
+
+def paper_decoder(width: int, channels: tuple[int, ...], out_channels: int) -> tuple[nn.Sequential, nn.Module]:
+    """(blocks, identity head) of the paper's decoder: six plain ConvT -> ReLU blocks, the last one
+    giving ``out_channels``; three k3 s1 p0, then three k3 s2 p1 (the authors' code)."""
+    blocks: list[nn.Module] = []
+    for i, out in enumerate((*channels[:5], out_channels)):
+        stride, padding = (1, 0) if i < 3 else (2, 1)
+        blocks += [nn.ConvTranspose2d(width, out, 3, stride=stride, padding=padding), nn.ReLU(inplace=True)]
+        width = out
+    return nn.Sequential(*blocks), nn.Identity()
 
 
 class AnoViT(nn.Module):
@@ -75,19 +121,12 @@ class AnoViT(nn.Module):
         std = self.encoder.pretrained_cfg.get("std", (0.5, 0.5, 0.5))
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-        patch = self.encoder.patch_embed.patch_size[0]
-        blocks: list[nn.Module] = []
-        width = self.encoder.embed_dim
-        for out, stride in zip(config.decoder_channels, decoder_strides(patch)):
-            kernel = 4 if stride == 2 else 3
-            blocks += [
-                nn.ConvTranspose2d(width, out, kernel, stride=stride, padding=1),
-                nn.GroupNorm(min(8, out), out),
-                nn.ReLU(inplace=True),
-            ]
-            width = out
-        self.decoder = nn.Sequential(*blocks)
-        self.head = nn.Conv2d(width, config.in_channels, 3, padding=1)
+        width, channels = self.encoder.embed_dim, config.decoder_channels
+        if config.decoder == "paper":
+            self.decoder, self.head = paper_decoder(width, channels, config.in_channels)
+        else:
+            self.decoder, self.head = stable_decoder(width, channels, self.encoder.patch_embed.patch_size[0],
+                                                     config.in_channels)
 
     @property
     def num_prefix_tokens(self) -> int:
@@ -104,7 +143,8 @@ class AnoViT(nn.Module):
         return patches.transpose(1, 2).reshape(x.shape[0], patches.shape[2], h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruct ``x`` (B, C, H, W) with values in [0, 1]."""
+        """Reconstruct ``x`` (B, C, H, W), pixel values in [0, 1], as (B, C, H, W): unbounded for the
+        stable decoder (linear head), in [0, inf) for the paper's (ReLU last)."""
         out = self.decoder(self.feature_map(x))
         if out.shape[-2:] != x.shape[-2:]:
             out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)

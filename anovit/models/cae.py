@@ -14,10 +14,19 @@ Layer table for 128 px input (d = latent_dim: 100 for textures, 500 for objects 
     conv 3x3 s1  32                       convT 4x4 s2 32             -> 64x64
     conv 8x8 valid d  -> 1x1 (latent)     convT 4x4 s2 C (linear)     -> 128x128
 
-LeakyReLU(0.2) after every layer but the latent and the output. For larger inputs, as Bergmann et
-al. do for 256 px, an extra ``conv 4x4 s2 32`` stage is added in front (and its mirror at the end)
-while the bottleneck is larger than 8 and even; the latent conv then spans the remaining map
-(224 px: 7x7, 384 px: 6x6). The input size must be a multiple of 16.
+LeakyReLU(0.2) after every layer but the latent and the output. The output layer is linear
+(unbounded; a faithful TF2 port of the original ends in a sigmoid): inputs are images in [0, 1],
+compared with the reconstruction directly, as for AnoViT.
+
+Larger inputs: Bergmann et al. add, for 256 px, one more ``conv 4x4 s2 32`` right after the first
+two (and one more ``convT 4x4 s2 32`` before the output layer). Here such a stage is added while the
+bottleneck is larger than 8 and even (256 px: one, 8x8 bottleneck as published; 224 px: one, 7x7;
+384 px: two, 6x6), and the latent conv spans the remaining map. The encoder's extra stages are
+placed first; since the leading convolutions are all ``4x4 s2 32``, the layer sequence is exactly
+Bergmann et al.'s. The input size must be a multiple of 16.
+
+Latent size d: ``latent_dim_for(kind)`` gives Bergmann et al.'s 100 for textures and 500 for
+objects; the trainer applies it per category kind (MVTec AD and synthetic know theirs).
 """
 
 from __future__ import annotations
@@ -36,6 +45,14 @@ class L2CAEConfig:
     image_size: int = 128
     in_channels: int = 3
     latent_dim: int = 100
+
+
+LATENT_BY_KIND = {"texture": 100, "object": 500}  # Bergmann et al. (2019b)
+
+
+def latent_dim_for(kind: str | None) -> int:
+    """Bergmann et al.'s latent size for a category ``kind`` ("texture" or "object"); 100 otherwise."""
+    return LATENT_BY_KIND.get(kind or "", LATENT_BY_KIND["texture"])
 
 
 def bottleneck_plan(image_size: int) -> tuple[int, int]:
@@ -97,5 +114,5 @@ class L2CAE(nn.Module):
         return self.encoder(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruct ``x`` (B, C, H, W) with values in [0, 1]."""
+        """Reconstruct ``x`` (B, C, H, W), pixel values in [0, 1]; the output is unbounded (linear layer)."""
         return self.decoder(self.encoder(x))
