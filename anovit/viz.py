@@ -45,6 +45,19 @@ def colour_lut(colorscale: str = ERROR_COLORSCALE, n: int = 256) -> np.ndarray:
     return (np.array(colours) * 255.0).round().astype(np.uint8)
 
 
+@functools.lru_cache(maxsize=8)
+def plotly_colorscale(colorscale: str = ERROR_COLORSCALE) -> tuple[tuple[float, str], ...]:
+    """A named plotly colour scale as explicit ``(position, "rgb(r, g, b)")`` stops.
+
+    Never hex: Streamlit's chart element rewrites the hex strings ``#000000``-``#000040`` of a figure
+    (its theme's colour placeholders) whatever its ``theme``, and Inferno's low end is ``#000004``,
+    which it turned lavender (pink under the Streamlit theme): near-zero error looked bright.
+    """
+    stops = pcolors.get_colorscale(colorscale)
+    rgb = pcolors.convert_colors_to_same_type([c for _, c in stops], colortype="rgb")[0]
+    return tuple((float(pos), colour) for (pos, _), colour in zip(stops, rgb))
+
+
 def colorize(values: np.ndarray, vmin: float, vmax: float, colorscale: str = ERROR_COLORSCALE) -> np.ndarray:
     """Map a (H, W) float array to uint8 RGB with a colour scale, linearly from ``vmin`` to ``vmax`` (clipped)."""
     if not vmax > vmin:
@@ -162,7 +175,7 @@ def panel_grid_figure(
                 axis_names[name]: dict(
                     cmin=scale.vmin,
                     cmax=scale.vmax,
-                    colorscale=scale.colorscale,
+                    colorscale=plotly_colorscale(scale.colorscale),
                     colorbar=dict(
                         title=dict(text=scale.title, side="top"),
                         x=1.02 + 0.12 * i,

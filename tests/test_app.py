@@ -1,47 +1,32 @@
 """Every page of the Streamlit app through streamlit.testing.v1.AppTest, on tiny synthetic runs.
 
-Two one-epoch runs (l2-CAE and AnoViT, via the job worker) are trained once into a temporary
-checkpoints folder; ANOVIT_CHECKPOINTS / ANOVIT_DATA_DIR point the app there.
+The module works on a copy of the session's two one-epoch runs (l2-CAE and AnoViT, conftest's
+trained_runs); ANOVIT_CHECKPOINTS / ANOVIT_DATA_DIR point the app there.
 """
 
 import io
+import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from anovit.jobs import JobState, read_job, run_worker, write_state
+from anovit.jobs import read_job
 from anovit.runs import list_runs
-from anovit.train import TrainConfig
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory, synthetic_root):
-    """A checkpoints folder holding a finished l2-CAE and AnoViT job on synthetic weave (12 train images)."""
-    root = tmp_path_factory.mktemp("checkpoints")
+def checkpoints(tmp_path_factory, trained_runs):
+    """A copy of the trained l2-CAE and AnoViT runs; ANOVIT_CHECKPOINTS / ANOVIT_DATA_DIR point the app there."""
+    root = shutil.copytree(trained_runs, tmp_path_factory.mktemp("app") / "checkpoints")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ANOVIT_CHECKPOINTS", str(root))
         mp.setenv("ANOVIT_DATA_DIR", str(tmp_path_factory.mktemp("data")))
-        for model in ("cae", "anovit"):
-            config = TrainConfig(
-                dataset="synthetic",
-                category="weave",
-                data_root=str(synthetic_root),
-                model=model,
-                epochs=1,
-                batch_size=4,
-                val_fraction=0.25,
-            )
-            run_dir = root / f"weave-{model}"
-            run_dir.mkdir()
-            write_state(run_dir, JobState(config=asdict(config)))
-            assert run_worker(run_dir).status == "done"
         yield root
 
 

@@ -1,10 +1,14 @@
-"""Real-browser smoke test: `streamlit run app.py` on 127.0.0.1, driven by Debian's chromium through playwright.
+"""Real-browser tests: `streamlit run app.py` on 127.0.0.1, driven by Debian's chromium through playwright.
 
-Loads Home, the Train page (through the sidebar) and the Gallery (by URL) and fails on any exception
-box. Skips (with the reason) where chromium or playwright are not installed; `.ci/run` installs both.
+An empty app: Home, the Train page (through the sidebar) and the Gallery (by URL) load without an
+exception box. An app with the session's two trained runs: the pixels of an anomaly map, as the
+browser paints them, carry the colour scale's colours (its low end where the error is lowest).
+Skips (with the reason) where chromium or playwright are not installed; `.ci/run` installs both.
 """
 
+import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,7 +16,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from anovit.viz import ERROR_COLORSCALE, colorize, colour_lut
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[1]
@@ -52,15 +60,10 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 60.0) -> N
     raise AssertionError(f"streamlit did not answer {url}/_stcore/health within {timeout} s")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def start_app(checkpoints: Path, data: Path, log_dir: Path):
+    """A ``streamlit run app.py`` process on a free port (the app's URL and the process)."""
     port = free_port()
-    env = {
-        **os.environ,
-        "ANOVIT_DATA_DIR": str(tmp_path_factory.mktemp("data")),
-        "ANOVIT_CHECKPOINTS": str(tmp_path_factory.mktemp("checkpoints")),
-    }
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "wb")
+    env = {**os.environ, "ANOVIT_DATA_DIR": str(data), "ANOVIT_CHECKPOINTS": str(checkpoints)}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -79,28 +82,60 @@ def server(tmp_path_factory):
         ],
         cwd=REPO,
         env=env,
-        stdout=log,
+        stdout=open(log_dir / "streamlit.log", "wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    except AssertionError:
+        stop(proc)
+        raise
+    return url, proc
 
 
-def settle(page, heading: str) -> None:
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.stdout and proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app over an empty checkpoints folder."""
+    url, proc = start_app(
+        tmp_path_factory.mktemp("checkpoints"), tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("log")
+    )
+    yield url
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def trained_server(tmp_path_factory, trained_runs):
+    """The app over a copy of the session's trained l2-CAE and AnoViT runs."""
+    checkpoints = shutil.copytree(trained_runs, tmp_path_factory.mktemp("trained") / "checkpoints")
+    url, proc = start_app(Path(checkpoints), tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("log"))
+    yield url
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def settle(page, heading: str, timeout_s: float = 60) -> None:
     """Wait for ``heading`` and for the page's script run to finish; fail on any exception box."""
-    page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
-    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=60_000)
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=timeout_s * 1000)
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=timeout_s * 1000)
     errors = page.locator('[data-testid="stException"]')
     assert errors.count() == 0, errors.all_inner_texts()
 
@@ -121,3 +156,63 @@ def test_home_and_train_pages_render_in_chromium(server):
             assert page.get_by_text("No checkpoint yet").is_visible()
         finally:
             browser.close()
+
+
+# Where plotly drew each heatmap of a figure: its z, colour range, and the page position of its first and last cell.
+HEATMAP_GEOMETRY = """gd => {
+  const box = gd.getBoundingClientRect();
+  return gd._fullData.filter(t => t.type === "heatmap").map(t => {
+    const xa = gd._fullLayout[t.xaxis.replace("x", "xaxis")], ya = gd._fullLayout[t.yaxis.replace("y", "yaxis")];
+    const ca = gd._fullLayout[t.coloraxis];
+    const z = Array.from(t.z, row => Array.from(row));
+    const at = (i, j) => [box.left + xa._offset + xa.l2p(j), box.top + ya._offset + ya.l2p(i)];
+    return {z: z, cmin: ca.cmin, cmax: ca.cmax, first: at(0, 0), last: at(z.length - 1, z[0].length - 1)};
+  });
+}"""
+COLOURBAR_BOTTOM = """gd => {
+  const r = gd.querySelector(".colorbar .cbfill").getBoundingClientRect();
+  return [r.left + r.width / 2, r.bottom - 2];
+}"""
+TOLERANCE = 30  # per RGB channel: plotly's interpolation and the browser's resampling differ a little
+
+
+def extreme_patches(z: np.ndarray, size: int = 5) -> list[tuple[int, int]]:
+    """Centres (row, column) of the ``size`` x ``size`` patches of ``z`` with the smallest largest value and
+    the largest smallest value: flat regions at the two ends of the map's range."""
+    windows = np.lib.stride_tricks.sliding_window_view(z, (size, size))
+    low, high = windows.max(axis=(2, 3)), windows.min(axis=(2, 3))
+    return [
+        (int(i) + size // 2, int(j) + size // 2)
+        for i, j in (np.unravel_index(np.argmin(low), low.shape), np.unravel_index(np.argmax(high), high.shape))
+    ]
+
+
+def test_anomaly_maps_are_painted_with_their_colour_scale(trained_server, browser):
+    """On Heatmaps, the colour bar's zero is painted in the colour scale's low end (Inferno's near-black, from
+    plotly.py's definition: under Streamlit it was lavender), and the lowest- and highest-error patches of
+    every error map in the scale's colours for their values."""
+    page = browser.new_page(viewport={"width": 1600, "height": 4000})
+    try:
+        page.goto(f"{trained_server}/Heatmaps")
+        settle(page, "Heatmaps", timeout_s=300)  # both models score the test split first
+        grid = page.locator(".js-plotly-plot").first
+        grid.wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)  # plotly paints heatmaps asynchronously
+        maps = grid.evaluate(HEATMAP_GEOMETRY)
+        bar = grid.evaluate(COLOURBAR_BOTTOM)
+        shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB")).astype(int)
+    finally:
+        page.close()
+    low_end = colour_lut(ERROR_COLORSCALE)[0].astype(int)
+    painted = shot[round(bar[1]), round(bar[0])]
+    assert np.abs(painted - low_end).max() <= TOLERANCE, f"zero is painted {painted}, the scale's low end is {low_end}"
+    assert len(maps) >= 2  # the l2-CAE's and AnoViT's error maps of at least one image
+    for m in maps:
+        z = np.asarray(m["z"], np.float64)
+        (x0, y0), (x1, y1) = m["first"], m["last"]
+        for i, j in extreme_patches(z):
+            x = x0 + (x1 - x0) * j / (z.shape[1] - 1)
+            y = y0 + (y1 - y0) * i / (z.shape[0] - 1)
+            painted = shot[round(y), round(x)]
+            expected = colorize(z[i, j], m["cmin"], m["cmax"]).astype(int)
+            assert np.abs(painted - expected).max() <= TOLERANCE, (painted, expected, z[i, j])

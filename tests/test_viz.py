@@ -15,6 +15,7 @@ from anovit.viz import (
     loss_curve_figure,
     overlay,
     panel_grid_figure,
+    plotly_colorscale,
     roc_figure,
     score_histogram_figure,
     tile,
@@ -84,6 +85,22 @@ def test_panel_grid_shares_one_colour_axis_per_scale():
         panel_grid_figure([[Panel("x", maps[0], "nope")]], {"error": Scale(0, 1)})
     with pytest.raises(ValueError, match="must be 2-D"):
         panel_grid_figure([[Panel("x", np.zeros((4, 4, 3)), "error")]], {"error": Scale(0, 1)})
+
+
+def test_map_colours_survive_streamlits_placeholder_rewrite():
+    """Streamlit's chart element replaces the hex strings #000000-#000040 of a figure's JSON by theme colours;
+    Inferno's low end is #000004. The map figures carry their scales as rgb() stops equal to plotly's."""
+    import re
+
+    import plotly.colors as pcolors
+
+    fig = panel_grid_figure([[Panel("map", np.zeros((4, 4)), "error")]], {"error": Scale(0.0, 1.0)})
+    assert not re.search(r"#0000[0-3][0-9]|#000040", fig.to_json(), re.IGNORECASE)
+    for name in ("Inferno", "Viridis"):
+        reference = pcolors.get_colorscale(name)
+        ours = plotly_colorscale(name)
+        assert [p for p, _ in ours] == [p for p, _ in reference]
+        assert [pcolors.hex_to_rgb(c) for _, c in reference] == [pcolors.unlabel_rgb(c) for _, c in ours]
 
 
 def test_loss_curve_roc_histogram_and_distance_figures():
