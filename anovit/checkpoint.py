@@ -1,5 +1,5 @@
 """Run folders on disk: model.safetensors + config.json + metrics.json (the Hub's layout), plus
-resume.safetensors with the optimiser state. Every file is written atomically (temp + rename)
+training.json, test_scores.csv and resume.safetensors with the optimiser state. Every file is written atomically (temp + rename)
 and nothing is ever unpickled.
 """
 
@@ -23,6 +23,8 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 METRICS = "metrics.json"
 RESUME = "resume.safetensors"
+TRAINING = "training.json"  # the TrainConfig of the run (absent for a bare or pulled model)
+TEST_SCORES = "test_scores.csv"  # one row per test image, written by anovit.evaluate.evaluate_run
 
 
 def _atomic(path: Path, write: Any) -> None:

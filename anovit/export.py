@@ -6,8 +6,9 @@ image size); normalisation (AnoViT: its encoder's mean/std) happens inside. It r
 ``anomaly_map`` (batch, S, S): eq. (6) smoothed with the run's Gaussian sigma, and ``anomaly_score``
 (batch,): eq. (7). The batch dimension is dynamic; the opset is :data:`OPSET` (torch's dynamo
 exporter, which needs onnxscript). Everything is in one file (no external weights; ONNX caps a
-single file at 2 GB, far above the paper preset's ViT-B/16). The decision, ``anomaly_score >
-threshold``, is left to the caller, with the threshold from ``config.json``.
+single file at 2 GB, far above the paper preset's ViT-B/16). The decision, ``anomaly_score >=
+threshold`` (:func:`anovit.detector.is_anomalous`), is left to the caller, with the threshold from
+``config.json``.
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ import torch.nn as nn
 from . import __version__
 from . import checkpoint as ckpt
 from .errors import AnovitError
-from .inference import validation_threshold
+from .inference import run_detector
 from .scoring import DEFAULT_SIGMA, anomaly_maps
 
 OPSET = 18
 ONNX_FILE = "model.onnx"
 EXPORT_DIR = "onnx"  # default output folder inside the run folder
 INPUT, OUTPUTS = "image", ("anomaly_map", "anomaly_score")
-THRESHOLD_RULE = "the largest anomaly score among the normal validation images held out during training"
+THRESHOLD_RULE = ("the smallest float32 above every anomaly score of the normal validation images held out "
+                  "during training (anovit.Detector.fit_threshold)")
 
 
 class ExportError(AnovitError):
@@ -76,7 +78,7 @@ def export_config(model: nn.Module, sigma: float, threshold: float, threshold_so
         "normalisation": normalisation(model),
         "outputs": {OUTPUTS[0]: ["batch", size, size], OUTPUTS[1]: ["batch"]},
         "sigma": sigma, "threshold": threshold, "threshold_source": threshold_source,
-        "decision": "anomalous when anomaly_score > threshold, else normal",
+        "decision": "anomalous when anomaly_score >= threshold, else normal",
     }
 
 
@@ -85,15 +87,15 @@ def export_onnx(
 ) -> Path:
     """Write ``model.onnx`` and ``config.json`` of ``run_dir`` into ``output`` (default RUN/onnx); the folder.
 
-    Without ``threshold``, the validation threshold (:func:`anovit.inference.validation_threshold`)
-    is computed on the run's training data. Raises ExportError without the onnx extra.
+    Without ``threshold``, the run's float32 detector fits one on the run's validation images
+    (:func:`anovit.inference.run_detector`). Raises ExportError without the onnx extra.
     """
     require_onnx_extra("onnx", "onnxscript")
     run_dir = Path(run_dir)
-    model = ckpt.load_model(run_dir)
-    if threshold is None:
-        threshold, n_val = validation_threshold(run_dir, sigma)
-        source = f"{THRESHOLD_RULE} ({n_val} images)"
+    detector = run_detector(run_dir, sigma, threshold)
+    model, threshold = detector.model.cpu(), detector.threshold
+    if detector.validation_scores_ is not None:
+        source = f"{THRESHOLD_RULE} ({len(detector.validation_scores_)} images)"
     else:
         source = "given on the command line"
     output = Path(output) if output is not None else run_dir / EXPORT_DIR

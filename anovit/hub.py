@@ -24,14 +24,15 @@ from typing import Any
 import torch.nn as nn
 
 from . import checkpoint as ckpt
+from .detector import Detector
 from .errors import AnovitError, CheckpointError, OfflineError
-from .model_card import TRAINING, model_card_for
+from .model_card import model_card_for
 from .models import MODELS
 from .network import hub_offline_forced, hub_reachable
 from .runs import RunInfo, default_checkpoint_dir, list_runs
 
 CARD = "README.md"
-REPO_FILES = (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.METRICS, TRAINING, CARD)
+REPO_FILES = (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.METRICS, ckpt.TRAINING, CARD)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 SOURCE = "hub.json"  # written next to a pulled run: repo id, revision and commit it came from
 CURATED_FILE = Path(__file__).with_name("hub_models.json")
@@ -190,8 +191,8 @@ def pull(spec: str, output: Path | None = None, progress: Progress | None = None
     """Download ``ORG/NAME[@revision]`` (or take it from the cache) into a run folder and return it.
 
     The folder (default ``checkpoints/org--name``) appears in :func:`anovit.runs.list_runs`, hence in
-    the app's Gallery, Heatmaps and Inspect. The checkpoint is loaded once before it is placed, so a
-    config that does not match its weights never lands there.
+    the app's Gallery, Heatmaps and Inspect. Its :class:`~anovit.detector.Detector` is built once before
+    it is placed, so a config that does not match its weights never lands there.
     """
     notify = progress or (lambda fraction, message: None)
     repo_id, revision = parse_repo_spec(spec)
@@ -201,7 +202,7 @@ def pull(spec: str, output: Path | None = None, progress: Progress | None = None
     notify(0.0, f"Looking up {repo_id}…")
     snapshot = fetch(repo_id, revision)
     notify(0.6, "Checking that the config matches the weights…")
-    ckpt.load_model(snapshot)
+    Detector.from_run(snapshot, device="cpu")  # what Gallery, Heatmaps and Inspect will build from it
     notify(0.85, f"Copying into {dest}…")
     _place(snapshot, dest, {"repo_id": repo_id, "revision": revision, "commit": snapshot.name})
     notify(1.0, f"Ready: {dest.name}")

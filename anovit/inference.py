@@ -1,7 +1,8 @@
-"""Scoring single images with a run, as the app's Inspect page and ``anovit score`` do: resize an RGB
-image to the model's size, reconstruct it, anomaly map (eq. 6 + smoothing) and anomaly score (eq. 7),
-and the decision at the validation threshold (the largest anomaly score among the normal validation
-images held out during training, so an image is anomalous when it scores above every one of them)."""
+"""Scoring images with a run outside the app, as ``anovit score`` and ``anovit export`` do: resize an
+RGB image to the model's size, and build the run's :class:`~anovit.detector.Detector` with the
+threshold it fits on the normal validation images held out during training (see
+:meth:`~anovit.detector.Detector.fit_threshold` for the rule, :func:`~anovit.detector.is_anomalous`
+for the decision)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
-from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
+from .data import train_val_datasets
 from .data.imageio import resize_image
+from .data.splits import DEFAULT_VAL_FRACTION
+from .detector import Detector
 from .errors import CheckpointError
-from .evaluate import predict, reconstruct
-from .scoring import DEFAULT_SIGMA, anomaly_maps
+from .scoring import DEFAULT_SIGMA
 
 
 def prepare(rgb: np.ndarray, image_size: int) -> torch.Tensor:
@@ -24,41 +25,28 @@ def prepare(rgb: np.ndarray, image_size: int) -> torch.Tensor:
     return resize_image(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1), image_size)[None].float() / 255.0
 
 
-def score_batch(
-    model: nn.Module, images: torch.Tensor, sigma: float = DEFAULT_SIGMA
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Reconstruction (B, C, S, S), anomaly maps (B, S, S) and anomaly scores (B,) of prepared images, in float32."""
-    recon = reconstruct(model, images)
-    maps, scores = anomaly_maps(images, recon, sigma)
-    return recon, maps, scores
+def run_detector(run_dir: Path, sigma: float = DEFAULT_SIGMA, threshold: float | None = None, *,
+                 bf16: bool | None = False, batch_size: int = 16) -> Detector:
+    """The run's detector (fp32 by default, as an ONNX export computes) with ``threshold``, or, when None,
+    the threshold fitted on the normal validation images of the run's training (its training.json:
+    dataset, class, folder, seed, fraction); their number is ``len(detector.validation_scores_)``.
 
-
-def decision(score: float, threshold: float) -> str:
-    """ "anomalous" when the score exceeds the threshold, else "normal"."""
-    return "anomalous" if score > threshold else "normal"
-
-
-def validation_threshold(run_dir: Path, sigma: float = DEFAULT_SIGMA, batch_size: int = 16) -> tuple[float, int]:
-    """(threshold, number of validation images): the largest float32 anomaly score among the normal
-    validation images of the run's training (its training.json: dataset, class, folder, seed, fraction).
-
-    Raises CheckpointError when the run has no training.json (e.g. pulled from the Hub): then the
-    images its threshold should come from are unknown and the caller must be given a threshold.
+    Raises CheckpointError when a threshold must be fitted but the run has no training.json (e.g.
+    pulled from the Hub): then its validation images are unknown and the caller must give one.
     """
-    from .data import train_val_datasets
-
     run_dir = Path(run_dir)
-    if not (run_dir / "training.json").is_file():
+    detector = Detector.from_run(run_dir, sigma=sigma, threshold=threshold, bf16=bf16)
+    if threshold is not None:
+        return detector
+    if not (run_dir / ckpt.TRAINING).is_file():
         raise CheckpointError(
-            f"{run_dir} has no training.json, so its validation images (and threshold) are unknown; "
+            f"{run_dir} has no {ckpt.TRAINING}, so its validation images (and threshold) are unknown; "
             "pass --threshold"
         )
-    training = ckpt.read_json(run_dir / "training.json")
-    model = ckpt.load_model(run_dir)
+    training = ckpt.read_json(run_dir / ckpt.TRAINING)
     _, val_set = train_val_datasets(
-        training["dataset"], category=training["category"], image_size=model.config.image_size,
-        root=training.get("data_root"), val_fraction=float(training.get("val_fraction", 0.2)),
+        training["dataset"], category=training["category"], image_size=detector.image_size,
+        root=training.get("data_root"), val_fraction=float(training.get("val_fraction", DEFAULT_VAL_FRACTION)),
         seed=int(training.get("seed", 0)),
     )
-    scores = [batch["score"] for batch in predict(model, DataLoader(val_set, batch_size=batch_size), sigma=sigma)]
-    return float(torch.cat(scores).max()), len(val_set)
+    return detector.fit_threshold(val_set, batch_size)

@@ -11,7 +11,6 @@ from typing import Any
 from . import checkpoint as ckpt
 from .models import MODEL_LABELS
 
-TRAINING = "training.json"
 TAGS = ("anomaly-detection", "anovit", "reconstruction", "safetensors")
 MODEL_TAGS = {"anovit": ("vision-transformer", "timm"), "cae": ("autoencoder", "l2-cae")}
 
@@ -244,7 +243,7 @@ def count_parameters(weights: Path) -> int:
 def model_card_for(run_dir: Path, *, repo_id: str | None = None, license: str = "other") -> str:
     """The model card of a run folder (config.json, optional training.json and metrics.json)."""
     run_dir = Path(run_dir)
-    training_file = run_dir / TRAINING
+    training_file = run_dir / ckpt.TRAINING
     return render_model_card(
         ckpt.read_json(run_dir / ckpt.CONFIG),
         ckpt.read_json(training_file) if training_file.is_file() else {},

@@ -55,7 +55,7 @@ def read_run(path: Path) -> RunInfo:
     path = Path(path)
     if not (path / ckpt.WEIGHTS).is_file():
         raise CheckpointError(f"{path} has no {ckpt.WEIGHTS}")
-    training_file = path / "training.json"
+    training_file = path / ckpt.TRAINING
     return RunInfo(
         path=path,
         config=ckpt.read_json(path / ckpt.CONFIG),

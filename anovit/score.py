@@ -1,6 +1,6 @@
 """``anovit score RUN IMAGE_OR_FOLDER``: the anomaly score and decision of each image, by the run's
-PyTorch model through :mod:`anovit.inference` (as the app's Inspect page) or, with ``--onnx``, by its
-exported graph through onnxruntime. Optionally a CSV of the results and the anomaly maps as PNGs."""
+:class:`~anovit.detector.Detector` in float32 (as the app's Inspect page decides) or, with ``--onnx``,
+by its exported graph through onnxruntime; both decide with :func:`~anovit.detector.decision`. Optionally a CSV of the results and the anomaly maps as PNGs."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from .data.imageio import is_image_file, read_rgb
+from .detector import decision
 from .errors import AnovitError
-from .inference import decision, prepare, score_batch, validation_threshold
+from .inference import prepare, run_detector
 from .progress import TerminalBar
 from .scoring import DEFAULT_SIGMA
 
@@ -36,13 +37,10 @@ class Scorer:
 
 
 def torch_scorer(run_dir: Path, sigma: float, threshold: float | None) -> Scorer:
-    """The run's PyTorch model in float32; without ``threshold``, the validation threshold of its training data."""
-    from . import checkpoint as ckpt
-
-    model = ckpt.load_model(run_dir)
-    if threshold is None:
-        threshold, _ = validation_threshold(run_dir, sigma)
-    return Scorer(model.config.image_size, threshold, lambda images: score_batch(model, images, sigma)[1:], "pytorch")
+    """The run's detector in float32; without ``threshold``, the one it fits on its validation images."""
+    detector = run_detector(run_dir, sigma, threshold)
+    assert detector.threshold is not None  # given or fitted
+    return Scorer(detector.image_size, detector.threshold, lambda images: detector.outputs(images)[1:], "pytorch")
 
 
 def onnx_scorer(run_dir: Path, sigma: float | None, threshold: float | None) -> Scorer:

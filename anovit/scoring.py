@@ -60,6 +60,17 @@ def blur_matrix(n: int, kernel: torch.Tensor) -> torch.Tensor:
     return matrix
 
 
+def check_sigma(sigma: float) -> float:
+    """``sigma`` as a float if it is a finite number >= 0 (0: no smoothing); ValueError otherwise."""
+    try:
+        value = float(sigma)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not value >= 0 or not math.isfinite(value):
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
+    return value
+
+
 def gaussian_smooth(maps: torch.Tensor, sigma: float = DEFAULT_SIGMA) -> torch.Tensor:
     """Separable Gaussian blur of score maps (B, H, W) with reflect padding; sigma 0 is identity.
 
@@ -68,9 +79,7 @@ def gaussian_smooth(maps: torch.Tensor, sigma: float = DEFAULT_SIGMA) -> torch.T
     """
     if maps.dim() != 3:
         raise ValueError(f"expected score maps of shape (B, H, W), got {tuple(maps.shape)}")
-    if sigma < 0 or not math.isfinite(sigma):
-        raise ValueError(f"sigma must be a finite number >= 0, got {sigma}")
-    if sigma == 0:
+    if check_sigma(sigma) == 0:
         return maps
     kernel = gaussian_kernel1d(sigma)
     rows = blur_matrix(maps.shape[-2], kernel).to(maps.device)

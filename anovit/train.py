@@ -20,14 +20,13 @@ from torch.utils.data import DataLoader
 from . import checkpoint as ckpt
 from .augment import AugmentConfig, build_augmentation
 from .data import category_kind, default_augment, train_val_datasets
-from .data.splits import subsample
+from .data.splits import DEFAULT_VAL_FRACTION, subsample
 from .errors import CheckpointError
 from .models import build_model, make_config
 from .models.cae import latent_dim_for
 from .runtime import autocast, resolve_device, use_bf16
 from .scoring import reconstruction_loss
 
-TRAINING = "training.json"
 # Adam learning rate when none is given. AnoViT: the authors' 2e-4 for fine-tuning ImageNet weights
 # (paper preset); 1e-3 for the cpu-* presets, which train from a random init (measured on synthetic
 # washer, 6 epochs of cpu-tiny AnoViT: image AUROC 0.88 at 2e-4 vs 0.92 at 1e-3). The l2-CAE: the
@@ -64,7 +63,7 @@ class TrainConfig:
     lr: float | None = None  # None: default_lr(model, preset)
     betas: tuple[float, float] = (0.5, 0.999)
     weight_decay: float = 1e-5
-    val_fraction: float = 0.2
+    val_fraction: float = DEFAULT_VAL_FRACTION
     # Max l2 norm of all gradients (None: off). Typical norms are 0.1-0.5, so it only acts on spikes;
     # without it one of nine 10-epoch l2-CAE runs on synthetic (weave, seed 1) blew up in epoch 2.
     grad_clip: float | None = 1.0
@@ -161,7 +160,7 @@ def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: 
     """Decide whether to resume; refuse to silently overwrite or to resume another config."""
     has_resume = (run_dir / ckpt.RESUME).is_file()
     if resume and has_resume:
-        saved = ckpt.read_json(run_dir / TRAINING)
+        saved = ckpt.read_json(run_dir / ckpt.TRAINING)
         mine = json.loads(json.dumps(asdict(config)))
         diff = sorted(k for k in mine if k != "epochs" and saved.get(k) != mine[k])
         if diff:
@@ -232,7 +231,7 @@ def train(
     else:
         for stale in (ckpt.WEIGHTS, ckpt.RESUME):  # of an overwritten run
             (run_dir / stale).unlink(missing_ok=True)
-        ckpt.write_json(run_dir / TRAINING, asdict(config))
+        ckpt.write_json(run_dir / ckpt.TRAINING, asdict(config))
         ckpt.write_json(run_dir / ckpt.CONFIG, ckpt.config_to_dict(model))  # weights come with the first epoch
         ckpt.write_json(run_dir / ckpt.METRICS, {})
 

@@ -22,7 +22,9 @@ from anovit.app.heatmaps import (
     summary_at,
     threshold_options,
 )
-from anovit.app.inspection import UploadError, decision, decode_upload, prepare
+from anovit.app.inspection import UploadError, decode_upload
+from anovit.inference import prepare
+from anovit.detector import decision
 from anovit.app.training import default_job, format_duration, make_train_config, progress_text
 from anovit.jobs import JobState
 from anovit.metrics import BinnedROC
@@ -193,7 +195,8 @@ def test_decode_upload_accepts_images_and_rejects_the_rest():
 def test_prepare_and_decision():
     tensor = prepare(np.full((10, 20, 3), 255, np.uint8), 16)
     assert tensor.shape == (1, 3, 16, 16) and float(tensor.max()) == 1.0
-    assert decision(2.0, 1.0) == "anomalous" and decision(1.0, 1.0) == "normal"
+    assert decision(2.0, 1.0) == "anomalous" and decision(0.5, 1.0) == "normal"
+    assert decision(1.0, 1.0) == "anomalous"  # one rule everywhere: anomalous means score >= threshold
 
 
 # Train

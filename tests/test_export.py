@@ -15,9 +15,16 @@ from anovit import checkpoint as ckpt  # noqa: E402
 from anovit.cli import main  # noqa: E402
 from anovit.data import train_val_datasets  # noqa: E402
 from anovit.data.imageio import read_rgb  # noqa: E402
-from anovit.inference import prepare, score_batch  # noqa: E402
+from anovit.detector import Detector  # noqa: E402
+from anovit.inference import prepare  # noqa: E402
 from anovit.onnx_scorer import OnnxScorer  # noqa: E402
 from anovit.train import TrainConfig, train  # noqa: E402
+
+
+def score_batch(model, images, sigma):
+    """(reconstruction, anomaly maps, anomaly scores) of the model in float32, as anovit score computes them."""
+    return Detector(model, sigma=sigma, bf16=False).outputs(images)
+
 
 # ONNX vs PyTorch, both float32 on the CPU: anomaly maps and scores agree to float32 rounding of a
 # different operation order. Measured max |diff| ~5e-7 on maps of magnitude ~0.5.
@@ -37,7 +44,6 @@ def exported(synthetic_root, tmp_path_factory):
         assert main(["export", str(run), "--format", "onnx", "--sigma", str(SIGMA)]) == 0
         runs[model] = run
     return runs
-
 
 def _test_images(synthetic_root, n=5):
     files = sorted((synthetic_root / "tiles" / "test").rglob("*.png"))[:n]

@@ -18,19 +18,20 @@ import streamlit as st
 import torch
 import torch.nn as nn
 from streamlit.errors import StreamlitPageNotFoundError
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from .. import checkpoint as ckpt
 from ..data import DATASETS, get_dataset, list_classes, train_val_datasets
 from ..data.paths import default_data_dir
+from ..data.splits import DEFAULT_VAL_FRACTION
 from ..data.synthetic import MARKER
 from ..errors import AnovitError
-from ..evaluate import predict
+from ..detector import Detector, Progress
+from ..evaluate import ROW_FIELDS, evaluate_detector
 from ..jobs import list_jobs
-from ..metrics import BinnedROC, image_auroc
+from ..metrics import BinnedROC
 from ..models import MODEL_LABELS
 from ..runs import REPO_ROOT, RunInfo, list_runs
-from ..runtime import use_bf16
 from ..scoring import DEFAULT_SIGMA
 
 
@@ -87,7 +88,7 @@ class DataRef:
     category: str
     root: str | None = None
     seed: int = 0
-    val_fraction: float = 0.2
+    val_fraction: float = DEFAULT_VAL_FRACTION
 
     @property
     def label(self) -> str:
@@ -100,7 +101,7 @@ def run_data(run: RunInfo) -> DataRef | None:
     if not t.get("dataset") or t.get("category") is None:
         return None
     return DataRef(
-        t["dataset"], str(t["category"]), t.get("data_root"), int(t.get("seed", 0)), float(t.get("val_fraction", 0.2))
+        t["dataset"], str(t["category"]), t.get("data_root"), int(t.get("seed", 0)), float(t.get("val_fraction", DEFAULT_VAL_FRACTION))
     )
 
 
@@ -166,59 +167,62 @@ def describe_items(dataset: Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["index", "label", "defect_type", "path"])
 
 
-def _bf16() -> bool:
-    return use_bf16(torch.device("cpu"), None)
-
-
 class _Bar:
-    """A progress bar created inside a cached function (so cache hits replay it) and removed at the end."""
+    """A progress bar created inside a cached function (so cache hits replay it) and removed at the end;
+    called as ``bar(done, total)`` like the detector's progress callback."""
 
-    def __init__(self, text: str, total: int) -> None:
-        self.text, self.total, self.done = text, max(total, 1), 0
+    def __init__(self, text: str) -> None:
+        self.text = text
         self.bar = st.progress(0.0, text=text)
 
-    def advance(self, n: int) -> None:
-        self.done += n
-        self.bar.progress(min(self.done / self.total, 1.0), text=f"{self.text} {self.done}/{self.total}")
+    def __call__(self, done: int, total: int) -> None:
+        self.bar.progress(min(done / max(total, 1), 1.0), text=f"{self.text} {done}/{total}")
 
     def close(self) -> None:
         self.bar.empty()
 
 
-def _loader(dataset: Dataset, indices: list[int] | None, batch_size: int) -> DataLoader:
-    subset = dataset if indices is None else Subset(dataset, indices)
-    return DataLoader(subset, batch_size=batch_size, shuffle=False)
+def detector_for(run_dir: Path, sigma: float = DEFAULT_SIGMA) -> Detector:
+    """The run's :class:`~anovit.detector.Detector` (cached model; bf16 where the CPU supports it), no threshold."""
+    return Detector(load_model_cached(Path(run_dir)), sigma=sigma)
+
+
+def _uint8(images: torch.Tensor) -> np.ndarray:
+    return (images.clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).numpy()
+
+
+def scored_items(detector: Detector, dataset: Dataset, progress: Progress | None = None) -> dict[str, Any]:
+    """Every item of ``dataset`` through ``detector``, as arrays for the pages: image and recon (uint8 N,H,W,3),
+    score_map (anomaly maps, N,H,W), score (anomaly scores, N), mask (N,H,W bool), label, defect_type, path."""
+    batches = list(detector.iter_scored(dataset, 16, progress))
+    return {
+        "image": np.concatenate([_uint8(b.image) for b in batches]),
+        "recon": np.concatenate([_uint8(b.reconstruction) for b in batches]),
+        "score_map": np.concatenate([b.anomaly_map.numpy() for b in batches]),
+        "score": np.concatenate([b.pred_score.numpy() for b in batches]),
+        "mask": np.concatenate([b.gt_mask.numpy() for b in batches]),
+        "label": np.concatenate([b.gt_label.numpy() for b in batches]),
+        "defect_type": [t for b in batches for t in b.defect_type],
+        "path": [p for b in batches for p in b.image_path],
+    }
 
 
 @st.cache_data(max_entries=48, show_spinner=False)
 def _predict_items(
     run_dir: str, mtime: float, ref: DataRef, split: str, indices: tuple[int, ...], sigma: float
 ) -> dict[str, Any]:
-    model = load_model_cached(Path(run_dir))
-    dataset = load_dataset(ref, split, model.config.image_size)
-    out: dict[str, list] = {
-        k: [] for k in ("image", "recon", "score_map", "score", "mask", "label", "defect_type", "path")
-    }
-    bar = _Bar("Reconstructing", len(indices))
-    for batch in predict(model, _loader(dataset, list(indices), 16), sigma=sigma, bf16=_bf16()):
-        out["image"].append((batch["image"].clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).numpy())
-        out["recon"].append((batch["recon"].clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).numpy())
-        out["score_map"].append(batch["score_map"].numpy().astype(np.float32))
-        out["score"].append(batch["score"].numpy())
-        out["mask"].append(batch["mask"][:, 0].numpy() > 0.5)
-        out["label"].append(np.asarray(batch["label"]))
-        out["defect_type"] += list(batch["defect_type"])
-        out["path"] += list(batch["path"])
-        bar.advance(len(batch["score"]))
+    detector = detector_for(Path(run_dir), sigma)
+    bar = _Bar("Reconstructing")
+    items = scored_items(detector, Subset(load_dataset(ref, split, detector.image_size), list(indices)), bar)
     bar.close()
-    arrays = {k: np.concatenate(v) for k, v in out.items() if k not in ("defect_type", "path")}
-    return {**arrays, "defect_type": out["defect_type"], "path": out["path"], "index": np.asarray(indices)}
+    return {**items, "index": np.asarray(indices)}
 
 
 def predict_items(
     run: RunInfo, ref: DataRef, indices: list[int], split: str = "test", sigma: float = DEFAULT_SIGMA
 ) -> dict[str, Any]:
-    """Inputs, reconstructions (uint8 N,H,W,3), score maps (N,H,W), scores, masks, labels of ``indices`` of a split.
+    """Inputs, reconstructions (uint8 N,H,W,3), anomaly maps (N,H,W), anomaly scores, masks, labels of
+    ``indices`` of a split, through the run's :func:`detector_for`.
 
     Cached per checkpoint (path and weights time), data, split, indices and sigma: a gallery page
     is computed once.
@@ -228,42 +232,28 @@ def predict_items(
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _test_pass(run_dir: str, mtime: float, ref: DataRef, sigma: float, roc_points: int) -> dict[str, Any]:
-    model = load_model_cached(Path(run_dir))
-    dataset = load_dataset(ref, "test", model.config.image_size)
-    pixels, images = BinnedROC(), BinnedROC()
-    rows = []
-    bar = _Bar("Scoring the test split", len(dataset))
-    for batch in predict(model, _loader(dataset, None, 16), sigma=sigma, bf16=_bf16()):
-        pixels.update(batch["score_map"], batch["mask"][:, 0])
-        images.update(batch["score"], batch["label"])
-        for path, label, kind, score in zip(
-            batch["path"], batch["label"].tolist(), batch["defect_type"], batch["score"].tolist()
-        ):
-            rows.append(
-                {"index": len(rows), "path": path, "label": int(label), "defect_type": kind, "score": float(score)}
-            )
-        bar.advance(len(batch["score"]))
+    detector = detector_for(Path(run_dir), sigma)
+    bar = _Bar("Scoring the test split")
+    result = evaluate_detector(detector, load_dataset(ref, "test", detector.image_size), batch_size=16, progress=bar)
     bar.close()
-    scores = pd.DataFrame(rows, columns=["index", "path", "label", "defect_type", "score"])
-    result: dict[str, Any] = {
+    scores = pd.DataFrame(result.rows, columns=list(ROW_FIELDS))
+    scores.insert(0, "index", range(len(scores)))
+    images = BinnedROC().update(scores["score"].to_numpy(), scores["label"].to_numpy())
+    pixels = result.pixel_roc
+    has_pixels = pixels is not None and pixels.n_pos and pixels.n_neg
+    return {
         "scores": scores,
-        "pixel_roc": None,
-        "image_roc": None,
-        "pixel_auroc": None,
-        "image_auroc": None,
+        "pixel_roc": pixels.roc_curve(roc_points) if has_pixels else None,
+        "image_roc": images.roc_curve(roc_points) if result.image_auroc is not None else None,
+        "pixel_auroc": result.pixel_auroc,
+        "image_auroc": result.image_auroc,
     }
-    if pixels.n_pos and pixels.n_neg:
-        result["pixel_roc"] = pixels.roc_curve(roc_points)
-        result["pixel_auroc"] = pixels.auroc()
-    if images.n_pos and images.n_neg:
-        result["image_roc"] = images.roc_curve(roc_points)
-        result["image_auroc"] = image_auroc(scores["score"].to_numpy(), scores["label"].to_numpy())
-    return result
 
 
 def test_pass(run: RunInfo, ref: DataRef, sigma: float = DEFAULT_SIGMA, roc_points: int = 2048) -> dict[str, Any]:
-    """One pass over the test split: per-image scores (DataFrame), image and pixel ROC (fpr, tpr, thresholds)
-    from :class:`~anovit.metrics.BinnedROC`, and both AUROCs (None when the split lacks a class)."""
+    """One :func:`anovit.evaluate.evaluate_detector` pass over the test split: per-image anomaly scores (DataFrame),
+    image and pixel ROC (fpr, tpr, thresholds) from :class:`~anovit.metrics.BinnedROC`, and both AUROCs
+    (None when the split lacks a class)."""
     return _test_pass(str(run.path), weights_mtime(run.path), ref, sigma, roc_points)
 
 
@@ -278,7 +268,7 @@ def _test_scores(
     if csv_mtime is None:
         return None
     items = describe_items(load_dataset(ref, "test", image_size))
-    scores = pd.read_csv(Path(run_dir) / "test_scores.csv")
+    scores = pd.read_csv(Path(run_dir) / ckpt.TEST_SCORES)
     if not {"path", "score"} <= set(scores.columns) or not _scores_file_matches(scores, items):
         return None
     return items.assign(score=scores["score"].astype(float).to_numpy())
@@ -287,28 +277,30 @@ def _test_scores(
 def test_scores(run: RunInfo, ref: DataRef, image_size: int, sigma: float = DEFAULT_SIGMA) -> pd.DataFrame:
     """index, path, label, defect_type, score of every test image: from the run's test_scores.csv when it
     covers exactly this split (written by the evaluation at the default sigma), else computed."""
-    csv = run.path / "test_scores.csv"
+    csv = run.path / ckpt.TEST_SCORES
     csv_mtime = csv.stat().st_mtime if csv.is_file() and sigma == DEFAULT_SIGMA else None
     scores = _test_scores(str(run.path), weights_mtime(run.path), csv_mtime, ref, image_size)
     return scores if scores is not None else test_pass(run, ref, sigma)["scores"]
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _validation_scores(run_dir: str, mtime: float, ref: DataRef, sigma: float) -> np.ndarray:
-    model = load_model_cached(Path(run_dir))
-    dataset = load_dataset(ref, "val", model.config.image_size)
-    bar = _Bar("Scoring the validation images", len(dataset))
-    scores = []
-    for batch in predict(model, _loader(dataset, None, 16), sigma=sigma, bf16=_bf16()):
-        scores.append(batch["score"].numpy())
-        bar.advance(len(batch["score"]))
+def _fitted_threshold(run_dir: str, mtime: float, ref: DataRef, sigma: float) -> tuple[float, np.ndarray]:
+    detector = detector_for(Path(run_dir), sigma)
+    bar = _Bar("Scoring the validation images")
+    detector.fit_threshold(load_dataset(ref, "val", detector.image_size), progress=bar)
     bar.close()
-    return np.concatenate(scores)
+    assert detector.threshold is not None and detector.validation_scores_ is not None
+    return detector.threshold, detector.validation_scores_
 
 
-def validation_scores(run: RunInfo, ref: DataRef, sigma: float = DEFAULT_SIGMA) -> np.ndarray:
-    """Image scores of the normal validation images held out during training (same seed and fraction)."""
-    return _validation_scores(str(run.path), weights_mtime(run.path), ref, sigma)
+def fitted_detector(run: RunInfo, ref: DataRef, sigma: float = DEFAULT_SIGMA) -> Detector:
+    """The run's detector with its threshold fitted (:meth:`~anovit.detector.Detector.fit_threshold`) on the
+    normal validation images held out during training (same seed and fraction); cached per weights."""
+    detector = detector_for(run.path, sigma)
+    detector.threshold, detector.validation_scores_ = _fitted_threshold(
+        str(run.path), weights_mtime(run.path), ref, sigma
+    )
+    return detector
 
 
 def show_errors(render: Callable[[], None]) -> Callable[[], None]:

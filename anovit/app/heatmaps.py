@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from ..detector import decision, is_anomalous
 from ..models import MODEL_LABELS
 from ..runs import RunInfo
 from ..viz import Panel, Scale, panel_grid_figure, roc_figure
@@ -46,7 +47,7 @@ def group_runs(runs: list[RunInfo]) -> dict[DataRef, dict[str, list[RunInfo]]]:
 def rates_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float | None, float | None]:
     """(true positive rate, false positive rate) when "anomalous" means score >= threshold; None without that class."""
     scores, labels = np.asarray(scores, np.float64), np.asarray(labels).astype(bool)
-    flagged = scores >= threshold
+    flagged = is_anomalous(scores, threshold)
     tpr = float(flagged[labels].mean()) if labels.any() else None
     fpr = float(flagged[~labels].mean()) if (~labels).any() else None
     return tpr, fpr
@@ -118,12 +119,12 @@ def comparison_rows(
         row += [Panel(f"{MODEL_LABELS[m]}<br>error map", items[m]["score_map"][k], "error") for m in MODELS]
         record: dict[str, Any] = {"image": f"#{index}", "defect type": base["defect_type"][k]}
         for m in MODELS:
-            binary = items[m]["score_map"][k] >= threshold
+            binary = is_anomalous(items[m]["score_map"][k], threshold)
             row.append(Panel(f"{MODEL_LABELS[m]}<br>≥ threshold", binary))
             stats = mask_stats(binary, items[m]["mask"][k])
             score = float(items[m]["score"][k])
             record[f"{MODEL_LABELS[m]} score"] = f"{score:.4g}"
-            record[f"{MODEL_LABELS[m]} decision"] = "anomalous" if score >= threshold else "normal"
+            record[f"{MODEL_LABELS[m]} decision"] = decision(score, threshold)
             record[f"{MODEL_LABELS[m]} pixel F1"] = _fmt(stats["f1"])
             record[f"{MODEL_LABELS[m]} IoU"] = _fmt(stats["iou"])
         rows.append(row)

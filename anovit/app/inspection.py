@@ -1,7 +1,7 @@
-"""Inspect page: score one uploaded image (or a test image) with a checkpoint and decide at a threshold
-chosen on the validation split: the largest score among the normal validation images held out
-during training, so an image is called anomalous when it scores above every one of them. The scoring
-is :mod:`anovit.inference`'s, which ``anovit score`` uses too."""
+"""Inspect page: score one uploaded image (or a test image) with a checkpoint's
+:class:`~anovit.detector.Detector` and decide at the threshold it fitted on the normal validation
+images held out during training: an image is anomalous when it scores above every one of them.
+``anovit score`` goes through the same detector."""
 
 from __future__ import annotations
 
@@ -14,17 +14,11 @@ import torch
 from PIL import Image
 
 from ..data.imageio import ImageInfo, decode, to_rgb
+from ..detector import Detector, decision
 from ..errors import AnovitError, DatasetError
-from ..inference import decision, prepare, score_batch
-from ..scoring import DEFAULT_SIGMA
+from ..inference import prepare
 from ..viz import Panel, Scale, overlay, panel_grid_figure, score_histogram_figure, to_rgb_uint8
-from .common import (
-    checkpoint_picker,
-    load_dataset,
-    page_header,
-    show_errors,
-    validation_scores,
-)
+from .common import checkpoint_picker, fitted_detector, load_dataset, page_header, show_errors
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"]
 UPLOAD_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "MPO")  # as Pillow names them (MPO: multi-picture JPEG)
@@ -58,13 +52,18 @@ def decode_upload(
         raise UploadError(str(err)) from None
 
 
-def score_image(model: torch.nn.Module, image: torch.Tensor, sigma: float = DEFAULT_SIGMA) -> dict[str, Any]:
-    """Reconstruction (uint8 H,W,3), smoothed anomaly map (H,W) and anomaly score of one prepared image."""
-    recon, maps, scores = score_batch(model, image, sigma)
-    return {"recon": to_rgb_uint8(recon[0].clamp(0, 1)), "score_map": maps[0].numpy(), "score": float(scores[0])}
+def inspect_image(detector: Detector, image: torch.Tensor) -> dict[str, Any]:
+    """Reconstruction (uint8 H,W,3), anomaly map (H,W), anomaly score and decision of one prepared image
+    (1, C, S, S), all from ``detector`` (which must have a threshold)."""
+    recon, maps, scores = detector.outputs(image)
+    score = float(scores[0])
+    return {"recon": to_rgb_uint8(recon[0].clamp(0, 1)), "score_map": maps[0].numpy(), "score": score,
+            "decision": decision(score, detector.threshold)}
 
 
-def _source_image(run_key: str, ref: Any, image_size: int) -> tuple[np.ndarray, str] | None:
+def _source_image(run_key: str, ref: Any, image_size: int) -> tuple[torch.Tensor, str] | None:
+    """The image to score, (1, C, S, S) in [0, 1], and its name: an upload resized as the datasets resize,
+    or a test image exactly as the evaluation scores it."""
     source = st.radio("Image", ["Upload an image", "A test image of the class"], horizontal=True)
     if source == "Upload an image":
         upload = st.file_uploader(
@@ -77,14 +76,14 @@ def _source_image(run_key: str, ref: Any, image_size: int) -> tuple[np.ndarray, 
             st.info("Upload an image to score it, or pick a test image of the checkpoint's class.")
             return None
         try:
-            return decode_upload(upload.getvalue(), upload.name), upload.name
+            return prepare(decode_upload(upload.getvalue(), upload.name), image_size), upload.name
         except UploadError as err:
             st.error(str(err))
             return None
     dataset = load_dataset(ref, "test", image_size)
     index = st.number_input(f"Test image index (0 to {len(dataset) - 1})", 0, len(dataset) - 1, 0)
     item = dataset[int(index)]
-    return to_rgb_uint8(item["image"]), f"test #{index} ({item['defect_type']})"
+    return item["image"][None], f"test #{index} ({item['defect_type']})"
 
 
 @show_errors
@@ -99,21 +98,22 @@ def render() -> None:
     picked = _source_image(run.name, ref, size)
     if picked is None:
         return
-    rgb, name = picked
-    val = validation_scores(run, ref)
-    threshold = float(val.max())
-    result = score_image(model, prepare(rgb, size))
-    verdict = decision(result["score"], threshold)
+    image, name = picked
+    detector = fitted_detector(run, ref)
+    threshold, val = detector.threshold, detector.validation_scores_
+    result = inspect_image(detector, image)
+    verdict = result["decision"]
     c1, c2, c3 = st.columns(3)
     c1.metric("Anomaly score (max of the map, eq. 7)", f"{result['score']:.4g}")
     c2.metric(
         "Threshold (validation)",
         f"{threshold:.4g}",
-        help=f"The largest score among the {len(val)} normal validation images held out during training",
+        help=f"Just above the largest score among the {len(val)} normal validation images held out during "
+        "training; anomalous means score >= threshold",
     )
     (c3.error if verdict == "anomalous" else c3.success)(f"Decision: **{verdict}**")
     vmax = max(threshold, float(result["score_map"].max()))
-    shown = to_rgb_uint8(prepare(rgb, size)[0])
+    shown = to_rgb_uint8(image[0])
     panels = [
         [
             Panel(name, shown),

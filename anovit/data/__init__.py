@@ -31,7 +31,7 @@ from anovit.data.paths import default_data_dir
 from anovit.data.registry import (
     DATASETS, FOLDER, LAYOUT, REGISTRY, DatasetSpec, dataset_spec, default_augment, flip_rule,
 )
-from anovit.data.splits import split_indices
+from anovit.data.splits import DEFAULT_VAL_FRACTION, split_indices
 from anovit.data.synthetic import CATEGORIES, CATEGORY_KIND, DEFECT_TYPES, ensure_synthetic
 from anovit.data.torchvision_sets import LABELLED_SETS, one_class
 from anovit.errors import DatasetError
@@ -123,7 +123,7 @@ def category_kind(name: str, category: str) -> str | None:
 
 
 def train_val_datasets(name: str, *, category: str, image_size: int, root: str | Path | None = None,
-                       val_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
+                       val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0) -> tuple[Dataset, Dataset]:
     """The training and validation sets of the normal class (augmentation is the trainer's, per batch).
 
     Folder datasets are checked first (`anovit.data.check.require_valid`: structure, headers,

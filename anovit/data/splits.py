@@ -9,6 +9,8 @@ from torch.utils.data import Dataset, Subset
 
 from anovit.errors import DatasetError
 
+DEFAULT_VAL_FRACTION = 0.2  # share of a folder dataset's normal training images held out for validation
+
 
 def split_indices(n: int, val_fraction: float | int, seed: int) -> tuple[list[int], list[int]]:
     """Split range(n) into sorted (train, val) index lists, deterministically from `seed`.

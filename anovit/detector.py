@@ -1,0 +1,143 @@
+"""``Detector``: the one path from a trained model to a decision, shaped like scikit-learn's outlier
+detectors (``fit_threshold`` then ``score`` / ``predict``).
+
+A detector holds a model, the smoothing sigma of its anomaly maps, one precision and a threshold:
+
+- anomaly map (eq. 6 + the Gaussian smoothing of sec. 4.3) and anomaly score (eq. 7), see
+  :mod:`anovit.scoring`;
+- precision: the model runs under bf16 autocast or not, decided once when the detector is built;
+  maps and scores are float32 either way, and the threshold fitted by the same detector comes from
+  scores of that same precision;
+- decision: an image (or pixel) is anomalous when its score is ``>=`` the threshold
+  (:func:`is_anomalous`), the comparison the metrics' ROC curves use;
+- threshold rule (:meth:`Detector.fit_threshold`): the smallest float32 above every anomaly score of
+  the normal validation images, so no normal validation image is called anomalous and any image
+  scoring above all of them is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
+
+from . import checkpoint as ckpt
+from .errors import AnovitError
+from .items import ImageBatch
+from .runtime import autocast, resolve_device, use_bf16
+from .scoring import DEFAULT_SIGMA, anomaly_maps, check_sigma
+
+Progress = Callable[[int, int], None]  # (images done, images in all)
+
+
+def is_anomalous(scores: Any, threshold: float) -> Any:
+    """The decision rule, for anomaly scores or anomaly-map pixels alike: ``scores >= threshold``
+    (tensor, array or number in, booleans of the same shape out)."""
+    return scores >= threshold
+
+
+def decision(score: float, threshold: float | None) -> str:
+    """ "anomalous" when :func:`is_anomalous` (score >= threshold), else "normal"; AnovitError without a threshold."""
+    if threshold is None:
+        raise AnovitError("no threshold to decide at: fit the detector on validation images or set one")
+    return "anomalous" if is_anomalous(score, threshold) else "normal"
+
+
+def threshold_above(scores: Any) -> float:
+    """The smallest float32 above every one of ``scores``: under :func:`is_anomalous` it flags none of them."""
+    values = np.asarray(scores, dtype=np.float32)
+    if values.size == 0 or not np.isfinite(values).all():
+        raise ValueError(f"a threshold needs at least one finite score; got {values.size} score(s)")
+    return float(np.nextafter(values.max(), np.float32(np.inf)))
+
+
+class Detector:
+    """A model, its sigma, its precision and a threshold; ``score_maps`` / ``score`` / ``predict`` images.
+
+    ``images`` are float tensors (B, C, H, W) in [0, 1] at the model's ``image_size``; results are
+    CPU tensors. ``bf16=None`` means bf16 autocast where the model's device supports it (see
+    :func:`anovit.runtime.use_bf16`; True on a device without it is a ValueError).
+    """
+
+    def __init__(self, model: nn.Module, *, sigma: float = DEFAULT_SIGMA, threshold: float | None = None,
+                 bf16: bool | None = None) -> None:
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self.sigma = check_sigma(sigma)
+        self.bf16 = use_bf16(self.device, bf16)
+        self.threshold = threshold
+        self.validation_scores_: np.ndarray | None = None  # set by fit_threshold
+
+    @classmethod
+    def from_run(cls, run_dir: Path | str, *, sigma: float = DEFAULT_SIGMA, threshold: float | None = None,
+                 bf16: bool | None = None, device: str = "auto") -> Self:
+        """The detector of a run folder's model (see :func:`anovit.checkpoint.load_model`)."""
+        return cls(ckpt.load_model(Path(run_dir), resolve_device(device)), sigma=sigma, threshold=threshold, bf16=bf16)
+
+    @property
+    def image_size(self) -> int:
+        """Side in pixels of the images the model takes."""
+        return int(self.model.config.image_size)
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """The model's reconstruction (B, C, H, W), float32, on the model's device."""
+        images = images.to(self.device)
+        with autocast(self.device, self.bf16):
+            return self.model(images).float()
+
+    @torch.no_grad()
+    def outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(reconstruction (B, C, H, W), anomaly maps (B, H, W), anomaly scores (B,)) from one forward pass."""
+        images = images.to(self.device)
+        recon = self.reconstruct(images)
+        maps, scores = anomaly_maps(images, recon, self.sigma)
+        return recon.cpu(), maps.cpu(), scores.cpu()
+
+    def score_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """Anomaly maps (B, H, W): per-pixel squared error averaged over channels, Gaussian-smoothed."""
+        return self.outputs(images)[1]
+
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """Anomaly scores (B,): the maximum of each anomaly map."""
+        return self.outputs(images)[2]
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Decisions (B,) bool: True where the image is anomalous (:func:`is_anomalous` at the threshold);
+        AnovitError before a threshold is fitted or set."""
+        if self.threshold is None:
+            raise AnovitError("this Detector has no threshold yet: call fit_threshold(validation images) or set one")
+        return is_anomalous(self.score(images), self.threshold)
+
+    def score_batch(self, batch: ImageBatch) -> ImageBatch:
+        """``batch`` with its reconstruction, anomaly maps and anomaly scores filled in."""
+        return batch.scored(*self.outputs(batch.image))
+
+    def iter_scored(self, dataset: Dataset, batch_size: int = 16, progress: Progress | None = None) -> Iterator[ImageBatch]:
+        """Score a dataset in order, batch by batch; ``progress(done, total)`` after each batch."""
+        done = 0
+        for collated in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            batch = self.score_batch(ImageBatch.from_collated(collated))
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(dataset))
+            yield batch
+
+    def fit_threshold(self, validation: Dataset | torch.Tensor, batch_size: int = 16,
+                      progress: Progress | None = None) -> Self:
+        """Set ``threshold`` from normal validation images (a dataset, or a tensor (B, C, H, W)): the
+        smallest float32 above all their anomaly scores (:func:`threshold_above`); keeps the scores
+        in ``validation_scores_``. Returns self."""
+        if isinstance(validation, torch.Tensor):
+            scores = self.score(validation)
+        else:
+            batches = [b.pred_score for b in self.iter_scored(validation, batch_size, progress)]
+            scores = torch.cat(batches) if batches else torch.empty(0)
+        self.validation_scores_ = scores.numpy()
+        self.threshold = threshold_above(self.validation_scores_)
+        return self
