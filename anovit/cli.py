@@ -10,33 +10,38 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .augment import AugmentConfig
 from .errors import AnovitError
-from .models import MODELS, PRESETS
+from .models import MODELS, PRESETS, describe_training_default
 from .progress import TerminalBar
+from .scoring import DEFAULT_SIGMA
 
 
 def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     from .data import DATASETS
+    from .train import TrainConfig
 
-    default = None if not required else "synthetic"
-    p.add_argument("--dataset", choices=DATASETS, default=default, help="dataset name (default: %(default)s)")
+    dataset, category = (TrainConfig.default("dataset"), TrainConfig.default("category")) if required else (None, None)
+    p.add_argument("--dataset", choices=DATASETS, default=dataset, help="dataset name (default: %(default)s)")
     p.add_argument("--data-root", help="dataset folder (MVTec layout for mvtec/folder datasets)")
-    p.add_argument("--category", default=None if not required else "weave", help="class / category (default: %(default)s)")
+    p.add_argument("--category", default=category, help="class / category (default: %(default)s)")
 
 
 def _train_parser(sub: Any) -> None:
+    from .train import TrainConfig
+
+    default = TrainConfig.default
     p = sub.add_parser("train", help="train AnoViT or the l2-CAE on normal images, then evaluate")
     _add_data_args(p, required=True)
-    p.add_argument("--model", choices=sorted(MODELS), default="anovit")
-    p.add_argument("--preset", choices=sorted(PRESETS["anovit"]), default="cpu-tiny")
-    p.add_argument("--epochs", type=int, help="epochs (default: 200 for the l2-CAE, its published recipe; else 10)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, help="Adam learning rate (default: 2e-4 for the l2-CAE and for AnoViT's "
-                                            "paper preset, else 1e-3)")
-    p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--grad-clip", type=float, default=1.0, help="max l2 norm of the gradients (0: no clipping)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", choices=sorted(MODELS), default=default("model"))
+    p.add_argument("--preset", choices=sorted(PRESETS["anovit"]), default=default("preset"))
+    p.add_argument("--epochs", type=int, help=f"epochs (default: the preset's; {describe_training_default('epochs')})")
+    p.add_argument("--batch-size", type=int, default=default("batch_size"), help="(default: %(default)s)")
+    p.add_argument("--lr", type=float,
+                   help=f"Adam learning rate (default: the preset's; {describe_training_default('lr')})")
+    p.add_argument("--val-fraction", type=float, default=default("val_fraction"), help="(default: %(default)s)")
+    p.add_argument("--grad-clip", type=float, default=default("grad_clip"),
+                   help="max l2 norm of the gradients (0: no clipping; default: %(default)s)")
+    p.add_argument("--seed", type=int, default=default("seed"))
     p.add_argument("--output", help="run folder (default: checkpoints/<dataset>-<category>-<model>-<preset>-s<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last epoch")
     p.add_argument("--overwrite", action="store_true", help="start over in an existing run folder")
@@ -50,17 +55,20 @@ def _train_parser(sub: Any) -> None:
                    "the default) or paper (six plain ConvT + ReLU blocks, upsampling last)")
     p.add_argument("--latent-dim", type=int, help="l2-CAE latent size (default: the category's kind, 100 for "
                                                   "textures and 500 for objects, as Bergmann et al.)")
-    p.add_argument("--sigma", type=float, default=4.0, help="Gaussian smoothing of score maps for the evaluation")
+    p.add_argument("--sigma", type=float, default=DEFAULT_SIGMA,
+                   help="Gaussian smoothing of the anomaly maps for the evaluation (default: %(default)s)")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation after training")
     p.set_defaults(func=_cmd_train)
 
 
 def _evaluate_parser(sub: Any) -> None:
+    from .evaluate import EVAL_BATCH_SIZE
+
     p = sub.add_parser("evaluate", help="evaluate a run folder on its test split; prints AUROCs, writes JSON")
     p.add_argument("run_dir", type=Path)
     _add_data_args(p, required=False)
-    p.add_argument("--sigma", type=float, default=4.0)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--sigma", type=float, default=DEFAULT_SIGMA, help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE, help="(default: %(default)s)")
     p.add_argument("--device", default="auto")
     p.add_argument("--output", type=Path, help="JSON file (default: RUN_DIR/evaluation.json)")
     p.set_defaults(func=_cmd_evaluate)
@@ -81,14 +89,13 @@ def _train_config(args: argparse.Namespace) -> Any:
         overrides["latent_dim"] = args.latent_dim
     from .data import default_augment
 
-    flips = default_augment(args.dataset, args.category)  # per-category flip rules (anovit.data.registry)
+    no_flip = False if args.no_flip else None  # None: the category's flip rule
     return TrainConfig(
         dataset=args.dataset, category=args.category, data_root=args.data_root, model=args.model,
         preset=args.preset, model_overrides=overrides, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, val_fraction=args.val_fraction, grad_clip=args.grad_clip or None, seed=args.seed,
         bf16=args.bf16, device=args.device,
-        augment=AugmentConfig(affine=not args.no_affine, hflip=flips.hflip and not args.no_flip,
-                              vflip=flips.vflip and not args.no_flip),
+        augment=default_augment(args.dataset, args.category, affine=not args.no_affine, hflip=no_flip, vflip=no_flip),
     )
 
 

@@ -33,6 +33,7 @@ from .runtime import autocast, resolve_device, use_bf16
 from .scoring import DEFAULT_SIGMA, anomaly_maps, check_sigma
 
 Progress = Callable[[int, int], None]  # (images done, images in all)
+SCORE_BATCH_SIZE = 16  # images per forward pass when scoring a dataset or a list of files
 
 
 def is_anomalous(scores: Any, threshold: float) -> Any:
@@ -118,7 +119,7 @@ class Detector:
         """``batch`` with its reconstruction, anomaly maps and anomaly scores filled in."""
         return batch.scored(*self.outputs(batch.image))
 
-    def iter_scored(self, dataset: Dataset, batch_size: int = 16, progress: Progress | None = None) -> Iterator[ImageBatch]:
+    def iter_scored(self, dataset: Dataset, batch_size: int = SCORE_BATCH_SIZE, progress: Progress | None = None) -> Iterator[ImageBatch]:
         """Score a dataset in order, batch by batch; ``progress(done, total)`` after each batch."""
         done = 0
         for collated in DataLoader(dataset, batch_size=batch_size, shuffle=False):
@@ -128,7 +129,7 @@ class Detector:
                 progress(done, len(dataset))
             yield batch
 
-    def fit_threshold(self, validation: Dataset | torch.Tensor, batch_size: int = 16,
+    def fit_threshold(self, validation: Dataset | torch.Tensor, batch_size: int = SCORE_BATCH_SIZE,
                       progress: Progress | None = None) -> Self:
         """Set ``threshold`` from normal validation images (a dataset, or a tensor (B, C, H, W)): the
         smallest float32 above all their anomaly scores (:func:`threshold_above`); keeps the scores

@@ -15,7 +15,7 @@ from . import checkpoint as ckpt
 from .data import train_val_datasets
 from .data.imageio import resize_image
 from .data.splits import DEFAULT_VAL_FRACTION
-from .detector import Detector
+from .detector import SCORE_BATCH_SIZE, Detector
 from .errors import CheckpointError
 from .scoring import DEFAULT_SIGMA
 
@@ -26,7 +26,7 @@ def prepare(rgb: np.ndarray, image_size: int) -> torch.Tensor:
 
 
 def run_detector(run_dir: Path, sigma: float = DEFAULT_SIGMA, threshold: float | None = None, *,
-                 bf16: bool | None = False, batch_size: int = 16) -> Detector:
+                 bf16: bool | None = False, batch_size: int = SCORE_BATCH_SIZE) -> Detector:
     """The run's detector (fp32 by default, as an ONNX export computes) with ``threshold``, or, when None,
     the threshold fitted on the normal validation images of the run's training (its training.json:
     dataset, class, folder, seed, fraction); their number is ``len(detector.validation_scores_)``.

@@ -17,7 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .data.imageio import is_image_file, read_rgb
-from .detector import decision
+from .detector import SCORE_BATCH_SIZE, decision
 from .errors import AnovitError
 from .inference import prepare, run_detector
 from .progress import TerminalBar
@@ -71,7 +71,7 @@ def image_files(path: Path) -> list[Path]:
     return files
 
 
-def score_files(scorer: Scorer, files: list[Path], batch_size: int = 16) -> Iterator[tuple[Path, np.ndarray, float]]:
+def score_files(scorer: Scorer, files: list[Path], batch_size: int = SCORE_BATCH_SIZE) -> Iterator[tuple[Path, np.ndarray, float]]:
     """(file, anomaly map (S, S), anomaly score) of each file, in order; unreadable files raise DatasetError."""
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
@@ -137,5 +137,5 @@ def add_score_parser(sub: Any) -> None:
     p.add_argument("--threshold", type=float,
                    help="decision threshold (default: the export's, or computed on the run's validation images)")
     p.add_argument("--sigma", type=float, help=f"Gaussian smoothing (default: {DEFAULT_SIGMA:g}; with --onnx the export's)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=SCORE_BATCH_SIZE, help="(default: %(default)s)")
     p.set_defaults(func=_cmd_score)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,30 +22,12 @@ from .augment import AugmentConfig, build_augmentation
 from .data import category_kind, default_augment, train_val_datasets
 from .data.splits import DEFAULT_VAL_FRACTION, subsample
 from .errors import CheckpointError
-from .models import build_model, make_config
+from .models import build_model, make_config, training_defaults
 from .models.cae import latent_dim_for
 from .runtime import autocast, resolve_device, use_bf16
 from .scoring import reconstruction_loss
 
-# Adam learning rate when none is given. AnoViT: the authors' 2e-4 for fine-tuning ImageNet weights
-# (paper preset); 1e-3 for the cpu-* presets, which train from a random init (measured on synthetic
-# washer, 6 epochs of cpu-tiny AnoViT: image AUROC 0.88 at 2e-4 vs 0.92 at 1e-3). The l2-CAE: the
-# published recipe of Bergmann et al. (2019b: Adam, lr 2e-4, weight decay 1e-5, 200 epochs)
-# at every preset; at 128 px that is minutes on a 2-core CPU (docs/benchmark.md, "l2-CAE recipe").
-DEFAULT_LR = {("anovit", "paper"): 2e-4}
-CAE_LR, CAE_EPOCHS = 2e-4, 200
-FALLBACK_LR, FALLBACK_EPOCHS = 1e-3, 10
 Progress = Callable[[dict[str, Any]], None]
-
-
-def default_lr(model: str, preset: str) -> float:
-    """The Adam learning rate used when none is given for ``model`` at ``preset``."""
-    return CAE_LR if model == "cae" else DEFAULT_LR.get((model, preset), FALLBACK_LR)
-
-
-def default_epochs(model: str) -> int:
-    """The number of epochs used when none is given: 200 for the l2-CAE (its recipe), else 10."""
-    return CAE_EPOCHS if model == "cae" else FALLBACK_EPOCHS
 
 
 @dataclass
@@ -58,9 +40,9 @@ class TrainConfig:
     model: str = "anovit"
     preset: str = "cpu-tiny"
     model_overrides: dict[str, Any] = field(default_factory=dict)
-    epochs: int | None = None  # None: default_epochs(model)
+    epochs: int | None = None  # None: the preset's (anovit.models.TRAINING_DEFAULTS)
     batch_size: int = 16
-    lr: float | None = None  # None: default_lr(model, preset)
+    lr: float | None = None  # None: the preset's (anovit.models.TRAINING_DEFAULTS)
     betas: tuple[float, float] = (0.5, 0.999)
     weight_decay: float = 1e-5
     val_fraction: float = DEFAULT_VAL_FRACTION
@@ -70,22 +52,31 @@ class TrainConfig:
     # Cap on the training split (seeded subsample; validation capped in the same proportion); None:
     # every image. For CPU-sized reproductions such as the offline MNIST Table 2.
     max_train_images: int | None = None
-    augment: AugmentConfig | None = None  # None: the dataset's rule (no flip that makes a normal image look defective)
+    augment: AugmentConfig | None = None  # None: anovit.data.default_augment (the dataset's flip rule)
     bf16: bool | None = None
     device: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
+        defaults = training_defaults(self.model, self.preset)
         if self.epochs is None:
-            self.epochs = default_epochs(self.model)
+            self.epochs = defaults.epochs
         if self.lr is None:
-            self.lr = default_lr(self.model, self.preset)
+            self.lr = defaults.lr
         if self.augment is None:
             self.augment = default_augment(self.dataset, self.category)
 
     def run_name(self) -> str:
         """Default folder name of the run under checkpoints/."""
         return f"{self.dataset}-{self.category}-{self.model}-{self.preset}-s{self.seed}"
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default of field ``name`` (what the CLI and the app offer first); KeyError if none."""
+        value = cls.__dataclass_fields__[name].default
+        if value is MISSING or value is None:
+            raise KeyError(f"TrainConfig.{name} has no fixed default")
+        return value
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":

@@ -72,7 +72,7 @@ def test_train_page_runs_a_tiny_job_to_completion(checkpoints, synthetic_root):
     at.radio[0].set_value("cae").run()
     at.number_input[0].set_value(1).run()  # epochs
     at.number_input[1].set_value(4).run()  # batch size
-    assert at.number_input(key="lr-cpu-tiny").value == 1e-3  # the preset's default, as on the CLI
+    assert at.number_input(key="lr-anovit-cpu-tiny").value == 1e-3  # the preset's default, as on the CLI
     at.text_input[1].input("ui-job").run()
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]

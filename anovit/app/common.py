@@ -26,7 +26,7 @@ from ..data.paths import default_data_dir
 from ..data.splits import DEFAULT_VAL_FRACTION
 from ..data.synthetic import MARKER
 from ..errors import AnovitError
-from ..detector import Detector, Progress
+from ..detector import SCORE_BATCH_SIZE, Detector, Progress
 from ..evaluate import ROW_FIELDS, evaluate_detector
 from ..jobs import list_jobs
 from ..metrics import BinnedROC
@@ -194,7 +194,7 @@ def _uint8(images: torch.Tensor) -> np.ndarray:
 def scored_items(detector: Detector, dataset: Dataset, progress: Progress | None = None) -> dict[str, Any]:
     """Every item of ``dataset`` through ``detector``, as arrays for the pages: image and recon (uint8 N,H,W,3),
     score_map (anomaly maps, N,H,W), score (anomaly scores, N), mask (N,H,W bool), label, defect_type, path."""
-    batches = list(detector.iter_scored(dataset, 16, progress))
+    batches = list(detector.iter_scored(dataset, progress=progress))
     return {
         "image": np.concatenate([_uint8(b.image) for b in batches]),
         "recon": np.concatenate([_uint8(b.reconstruction) for b in batches]),
@@ -234,7 +234,8 @@ def predict_items(
 def _test_pass(run_dir: str, mtime: float, ref: DataRef, sigma: float, roc_points: int) -> dict[str, Any]:
     detector = detector_for(Path(run_dir), sigma)
     bar = _Bar("Scoring the test split")
-    result = evaluate_detector(detector, load_dataset(ref, "test", detector.image_size), batch_size=16, progress=bar)
+    result = evaluate_detector(detector, load_dataset(ref, "test", detector.image_size), batch_size=SCORE_BATCH_SIZE,
+                               progress=bar)
     bar.close()
     scores = pd.DataFrame(result.rows, columns=list(ROW_FIELDS))
     scores.insert(0, "index", range(len(scores)))

@@ -8,12 +8,11 @@ from ..data.paths import default_data_dir
 from ..errors import AnovitError
 from ..jobs import list_jobs, start_job, unique_run_dir
 from ..runs import default_checkpoint_dir, list_runs
-from ..train import default_lr
 from ..viz import architecture_figure
 from .common import PAGES, page_header, page_link, show_errors, synthetic_ready
 from .training import make_train_config
 
-FIRST_EPOCHS = 5
+FIRST_EPOCHS = 5  # the first step is a quick look (about a minute), not the preset's full run
 PAGE_TEXT = {
     "train": "fine-tune AnoViT or the l2-CAE as a background job: live loss curve, ETA, cancel",
     "results": "per-class image and pixel AUROC tables like the paper's Tables 2-5, beside the paper's numbers",
@@ -34,9 +33,6 @@ def first_step(model: str) -> None:
         model=model,
         preset="cpu-tiny",
         epochs=FIRST_EPOCHS,
-        batch_size=16,
-        lr=default_lr(model, "cpu-tiny"),
-        seed=0,
     )
     run_dir = unique_run_dir(default_checkpoint_dir(), config.run_name())
     try:

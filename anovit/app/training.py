@@ -12,14 +12,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from ..augment import AugmentConfig
-from ..data import DATASETS, dataset_spec, flip_rule, list_classes
+from ..data import DATASETS, dataset_spec, default_augment, flip_rule, list_classes
 from ..errors import AnovitError
 from ..jobs import LOG_FILE, JobState, cancel_job, list_jobs, read_job, start_job, unique_run_dir
-from ..models import MODEL_LABELS, PRESETS
+from ..models import MODEL_LABELS, PRESETS, describe_training_default, training_defaults
 from ..network import hub_reachable
 from ..runs import default_checkpoint_dir
-from ..train import TrainConfig, default_epochs, default_lr
+from ..train import TrainConfig
 from ..viz import loss_curve_figure
 from .common import page_header, page_link, show_errors
 
@@ -41,22 +40,21 @@ def make_train_config(
     root: str | None,
     model: str,
     preset: str,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    seed: int | None = None,
     affine: bool = True,
     hflip: bool | None = None,
     vflip: bool | None = None,
     pretrained: bool | None = None,
 ) -> TrainConfig:
-    """The TrainConfig of the form's values. Flips default to the dataset's rule (no flip that makes a
-    normal image look defective); ``pretrained`` only applies to AnoViT (None keeps the preset's)."""
-    rule_h, rule_v, _ = flip_rule(dataset, category)
+    """The TrainConfig of the form's values; None keeps TrainConfig's default (epochs and lr: the preset's).
+    Flips default to the dataset's rule (no flip that makes a normal image look defective);
+    ``pretrained`` only applies to AnoViT (None keeps the preset's)."""
     overrides = {"pretrained": pretrained} if model == "anovit" and pretrained is not None else {}
-    augment = AugmentConfig(
-        affine=affine, hflip=rule_h if hflip is None else hflip, vflip=rule_v if vflip is None else vflip
-    )
+    counts = {"epochs": epochs, "batch_size": batch_size, "seed": seed}  # number inputs may give floats
+    given = {k: int(v) for k, v in counts.items() if v is not None} | ({"lr": float(lr)} if lr is not None else {})
     return TrainConfig(
         dataset=dataset,
         category=category,
@@ -64,11 +62,8 @@ def make_train_config(
         model=model,
         preset=preset,
         model_overrides=overrides,
-        epochs=int(epochs),
-        batch_size=int(batch_size),
-        lr=float(lr),
-        seed=int(seed),
-        augment=augment,
+        augment=default_augment(dataset, category, affine=affine, hflip=hflip, vflip=vflip),
+        **given,
     )
 
 
@@ -151,13 +146,13 @@ def _form() -> None:
         )
         if pretrained and not hub_reachable():
             c2.warning("The Hugging Face Hub is unreachable: the job fails unless the weights are in the local cache.")
-    epochs = c3.number_input("Epochs", 1, 1000, default_epochs(model), key=f"epochs-{model}",
-                             help="the default is the model's: 200 for the l2-CAE (its published recipe), else 10")
-    batch_size = c3.number_input("Batch size", 1, 512, 16)
-    lr = c3.number_input("Learning rate", 1e-6, 1e-1, default_lr(model, preset), format="%.1e",
-                         key=f"lr-{model}-{preset}", help="Adam; the default is the model's and preset's: l2-CAE 2e-4 "
-                         "(its recipe); AnoViT 1e-3 from scratch, 2e-4 to fine-tune ImageNet weights")
-    seed = c3.number_input("Seed", 0, 10_000, 0)
+    defaults = training_defaults(model, preset)
+    epochs = c3.number_input("Epochs", 1, 1000, defaults.epochs, key=f"epochs-{model}-{preset}",
+                             help=f"the default is the preset's ({describe_training_default('epochs')})")
+    batch_size = c3.number_input("Batch size", 1, 512, TrainConfig.default("batch_size"))
+    lr = c3.number_input("Learning rate", 1e-6, 1e-1, defaults.lr, format="%.1e", key=f"lr-{model}-{preset}",
+                         help=f"Adam; the default is the preset's ({describe_training_default('lr')})")
+    seed = c3.number_input("Seed", 0, 10_000, TrainConfig.default("seed"))
     affine = c2.checkbox("Random affine augmentation", value=True)
     rule_h, rule_v, why = flip_rule(dataset, category)
     hflip = c2.checkbox("Horizontal flips", value=rule_h, help=why, key=f"hflip-{dataset}-{category}")

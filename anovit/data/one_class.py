@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from anovit.data.imageio import resize_image
-from anovit.data.splits import split_indices
+from anovit.data.splits import DEFAULT_VAL_FRACTION, split_indices
 from anovit.errors import DatasetError
 
 Array = np.ndarray | torch.Tensor
@@ -73,7 +73,7 @@ class OneClassDataset(Dataset):
 
 def one_class_split(train_images: Array, train_labels: Array, test_images: Array, test_labels: Array, *,
                     normal_class: int, class_names: Sequence[str], split: str, image_size: int,
-                    val_fraction: float | int = 0.2, seed: int = 0, name: str = "data",
+                    val_fraction: float | int = DEFAULT_VAL_FRACTION, seed: int = 0, name: str = "data",
                     transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> OneClassDataset:
     """One split ("train", "val" or "test") of the one-class protocol; paths are "<name>/<pool>/<index>"."""
     if split not in ("train", "val", "test"):

@@ -93,8 +93,11 @@ def flip_rule(dataset: str, category: str) -> tuple[bool, bool, str]:
     return _FLIP_RULES.get(dataset, _PAPER_FLIPS)
 
 
-def default_augment(dataset: str, category: str) -> AugmentConfig:
+def default_augment(dataset: str, category: str, *, affine: bool = True, hflip: bool | None = None,
+                    vflip: bool | None = None) -> AugmentConfig:
     """The paper's augmentations (random affine, flips) minus the flips that make a normal image
-    of `category` look defective."""
-    hflip, vflip, _ = flip_rule(dataset, category)
-    return AugmentConfig(affine=True, hflip=hflip, vflip=vflip)
+    of `category` look defective (:func:`flip_rule`); a flip given as True/False overrides the rule.
+    The one place the trainer, the CLI and the app build augmentations."""
+    rule_h, rule_v, _ = flip_rule(dataset, category)
+    return AugmentConfig(affine=affine, hflip=rule_h if hflip is None else hflip,
+                         vflip=rule_v if vflip is None else vflip)

@@ -10,12 +10,12 @@ import torch.nn as nn
 from ..errors import OfflineError
 from ..network import hub_reachable
 
-WEIGHTS_FILENAME = "model.safetensors"
 
 
 def _hub_weights_file(name: str) -> str:
     """Path of the encoder's ImageNet weights in the local Hub cache, downloading them if allowed."""
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.constants import SAFETENSORS_SINGLE_FILE as WEIGHTS_FILENAME  # timm's weights on the Hub
 
     cfg = timm.create_model(name, pretrained=False).pretrained_cfg
     repo_id = cfg.get("hf_hub_id")
