@@ -113,14 +113,6 @@ def patch_size(model: nn.Module) -> int:
     return int(model.encoder.patch_embed.patch_size[0])
 
 
-def patch_at(y: float, x: float, model: nn.Module) -> int:
-    """Row-major index of the patch containing pixel (y, x) of a model-sized input."""
-    gh, gw = grid_size(model)
-    p = patch_size(model)
-    row, col = min(int(y // p), gh - 1), min(int(x // p), gw - 1)
-    return row * gw + col
-
-
 def mean_attention_distance(
     attention: torch.Tensor, num_prefix_tokens: int, grid: tuple[int, int], patch_px: int
 ) -> torch.Tensor:
@@ -144,7 +136,6 @@ __all__ = [
     "fuse_heads",
     "grid_size",
     "mean_attention_distance",
-    "patch_at",
     "patch_attention",
     "patch_size",
     "upsample_map",

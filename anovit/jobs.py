@@ -37,7 +37,6 @@ LOG_FILE = "job.log"
 WRITE_INTERVAL = 1.0  # seconds between two step-triggered writes of job.json
 MAX_LOSS_POINTS = 400  # the step-loss curve is thinned to at most this many points
 ACTIVE = ("queued", "running")
-FINISHED = ("done", "failed", "cancelled", "stale")
 
 
 class JobError(AnovitError):

@@ -70,7 +70,6 @@ class OverallRow:
     relative: float
 
 
-TABLE_1_TITLE = "Overall performance of anomaly detection and localization."
 TABLE_1: tuple[OverallRow, ...] = (
     OverallRow("mnist", "MNIST (Det)", DETECTION, 0.908, 0.924, 1.774),
     OverallRow("cifar10", "CIFAR10 (Det)", DETECTION, 0.569, 0.601, 5.624),

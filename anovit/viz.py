@@ -330,7 +330,7 @@ def layer_distance_figure(distances: np.ndarray, patch_px: int) -> go.Figure:
     return fig
 
 
-def architecture_figure(model_name: str = "AnoViT") -> go.Figure:
+def architecture_figure() -> go.Figure:
     """The AnoViT encoder-decoder as a block diagram (paper Fig. 2): image -> patches -> ViT -> grid F -> decoder."""
     boxes = [
         ("input image<br>H x W x 3", "#e8e8e8"),

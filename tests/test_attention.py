@@ -9,7 +9,6 @@ from anovit.attention import (
     fuse_heads,
     grid_size,
     mean_attention_distance,
-    patch_at,
     patch_attention,
     patch_size,
     upsample_map,
@@ -95,9 +94,6 @@ def test_patch_attention_reads_the_patch_row_without_prefix_tokens():
 
 def test_geometry_helpers(model):
     assert grid_size(model) == (4, 4) and patch_size(model) == 16
-    assert patch_at(0, 0, model) == 0
-    assert patch_at(63, 63, model) == 15
-    assert patch_at(20, 40, model) == 1 * 4 + 2
     up = upsample_map(torch.arange(4.0).reshape(1, 2, 2), 4)
     torch.testing.assert_close(up[0, :2, :2], torch.zeros(2, 2))
     assert up.shape == (1, 4, 4)

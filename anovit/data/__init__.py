@@ -19,22 +19,22 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Subset
 
-from anovit.data.check import check_category, check_tree, require_valid
-from anovit.data.check_report import format_report
-from anovit.data.digits import DIGIT_CLASSES, digits_one_class
-from anovit.data.folder import ImageFolderDataset, list_folder_categories
-from anovit.data.imageio import unreadable
-from anovit.data.mvtec import MVTecLayoutDataset, list_categories
-from anovit.data.mvtec_ad import MVTEC_CATEGORIES, download_mvtec
-from anovit.data.one_class import OneClassDataset, one_class_split
-from anovit.data.paths import default_data_dir
-from anovit.data.registry import (
+from .check import check_category, check_tree, require_valid
+from .check_report import format_report
+from .digits import DIGIT_CLASSES, digits_one_class
+from .folder import ImageFolderDataset, list_folder_categories
+from .imageio import unreadable
+from .mvtec import MVTecLayoutDataset, list_categories
+from .mvtec_ad import MVTEC_CATEGORIES, download_mvtec
+from .one_class import OneClassDataset, one_class_split
+from .paths import default_data_dir
+from .registry import (
     DATASETS, FOLDER, LAYOUT, REGISTRY, DatasetSpec, dataset_spec, default_augment, flip_rule,
 )
-from anovit.data.splits import DEFAULT_VAL_FRACTION, split_indices
-from anovit.data.synthetic import CATEGORIES, CATEGORY_KIND, DEFECT_TYPES, ensure_synthetic
-from anovit.data.torchvision_sets import LABELLED_SETS, one_class
-from anovit.errors import DatasetError
+from .splits import DEFAULT_VAL_FRACTION, split_indices
+from .synthetic import CATEGORIES, CATEGORY_KIND, DEFECT_TYPES, ensure_synthetic
+from .torchvision_sets import LABELLED_SETS, one_class
+from ..errors import DatasetError
 
 SPLITS = ("train", "val", "test")
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from anovit.data.check_layouts import Inspector, check_folder, check_mvtec
-from anovit.data.check_report import ERROR, FOLDER_LAYOUT, MVTEC_LAYOUT, WARNING, CategoryReport, Problem, TreeReport
-from anovit.data.download import Progress
-from anovit.data.imageio import list_dir, list_subfolders, unreadable
-from anovit.errors import DatasetError
+from .check_layouts import Inspector, check_folder, check_mvtec
+from .check_report import ERROR, FOLDER_LAYOUT, MVTEC_LAYOUT, WARNING, CategoryReport, Problem, TreeReport
+from .download import Progress
+from .imageio import list_dir, list_subfolders, unreadable
+from ..errors import DatasetError
 
 _LOG = logging.getLogger(__name__)
 

@@ -6,16 +6,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from anovit.data.check_report import ERROR, MVTEC_LAYOUT, WARNING, CategoryReport
-from anovit.data.download import Progress
-from anovit.data.folder import MIN_GOOD, TEST_FRACTION, TEST_SEED
-from anovit.data.imageio import (
+from .check_report import ERROR, MVTEC_LAYOUT, WARNING, CategoryReport
+from .download import Progress
+from .folder import MIN_GOOD, TEST_FRACTION, TEST_SEED
+from .imageio import (
     IMAGE_EXTENSIONS, LARGE_PIXELS, ImageInfo, image_info, is_image_file, list_dir, list_subfolders, read_mask_info,
 )
-from anovit.data.mvtec import has_ground_truth, mask_index, mask_name_hint
-from anovit.data.mvtec_ad import MVTEC_CATEGORIES, count_mismatch
-from anovit.data.splits import split_indices
-from anovit.errors import DatasetError
+from .mvtec import has_ground_truth, mask_index, mask_name_hint
+from .mvtec_ad import MVTEC_CATEGORIES, count_mismatch
+from .splits import split_indices
+from ..errors import DatasetError
 
 
 class Inspector:

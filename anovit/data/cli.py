@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from anovit.data.paths import default_data_dir
-from anovit.data.registry import REGISTRY
-from anovit.progress import TerminalBar
+from .paths import default_data_dir
+from .registry import REGISTRY
+from ..progress import TerminalBar
 
 
 def add_data_parser(sub: Any) -> None:
@@ -40,7 +40,7 @@ def add_data_parser(sub: Any) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from anovit.data.registry import flip_rule
+    from .registry import flip_rule
 
     if args.dataset is None:
         for spec in REGISTRY.values():
@@ -50,7 +50,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return 0
     spec = REGISTRY[args.dataset]
     print(f"{spec.name}: {spec.title} ({spec.licence})\n{spec.protocol}\nsource: {spec.source}\n")
-    from anovit.data import category_kind
+    from . import category_kind
 
     for key, label in zip(spec.classes or (), spec.class_names or ()):
         hflip, vflip, why = flip_rule(spec.name, key)
@@ -62,8 +62,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from anovit.data.check import check_tree
-    from anovit.data.check_report import format_report
+    from .check import check_tree
+    from .check_report import format_report
 
     bar = TerminalBar("check")
     try:
@@ -80,7 +80,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_download(args: argparse.Namespace) -> int:
     if args.dataset == "mvtec":
         root = args.root or default_data_dir() / "mvtec"
-        from anovit.data.mvtec_ad import LICENCE, download_mvtec
+        from .mvtec_ad import LICENCE, download_mvtec
 
         print(f"MVTec AD is licensed {LICENCE}.")
         bar, ebar = TerminalBar("download", "B", scale=True), TerminalBar("extract", "file")
@@ -93,7 +93,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
         done = ", ".join(installed) if installed else "nothing to do, every category was complete"
         print(f"installed: {done}\nuse: --dataset mvtec --data-root {root}")
         return 0
-    from anovit.data.torchvision_sets import labelled_set, load_pools
+    from .torchvision_sets import labelled_set, load_pools
 
     train_x, _, test_x, _ = load_pools(args.dataset, args.root)
     print(f"{labelled_set(args.dataset).title}: {len(train_x)} train and {len(test_x)} test images ready"

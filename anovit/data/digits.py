@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from anovit.data.one_class import OneClassDataset, one_class_split
+from .one_class import OneClassDataset, one_class_split
 
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 POOL_SEED = 0  # the train/test pool split is fixed; `seed` only moves the train/val split

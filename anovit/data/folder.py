@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from anovit.data.imageio import IMAGE_EXTENSIONS, list_images, list_subfolders
-from anovit.data.mvtec import scan_layout
-from anovit.data.samples import Sample, SampleListDataset
-from anovit.data.splits import split_indices
-from anovit.errors import DatasetError
+from .imageio import IMAGE_EXTENSIONS, list_images, list_subfolders
+from .mvtec import scan_layout
+from .samples import Sample, SampleListDataset
+from .splits import split_indices
+from ..errors import DatasetError
 
 TEST_FRACTION = 0.2
 TEST_SEED = 0

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-from anovit.errors import DatasetError
+from ..errors import DatasetError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 LARGE_PIXELS = 89_478_485  # PIL's default Image.MAX_IMAGE_PIXELS: above it PIL warns of a decompression bomb

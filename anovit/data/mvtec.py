@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from anovit.data.imageio import IMAGE_EXTENSIONS, list_dir, list_images, list_subfolders
-from anovit.data.samples import Sample, SampleListDataset
-from anovit.errors import DatasetError
+from .imageio import IMAGE_EXTENSIONS, list_dir, list_images, list_subfolders
+from .samples import Sample, SampleListDataset
+from ..errors import DatasetError
 
 _EXPECTED_FILES = "/".join(IMAGE_EXTENSIONS)
 

@@ -17,14 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from anovit.data.download import Archive, Progress, install_archive, require_online
-from anovit.data.imageio import list_images, list_subfolders
-from anovit.errors import DatasetError
+from .download import Archive, Progress, install_archive, require_online
+from .imageio import list_images, list_subfolders
+from ..errors import DatasetError
 
 HOMEPAGE = "https://www.mvtec.com/company/research/datasets/mvtec-ad"
 LICENCE = "CC BY-NC-SA 4.0 (non-commercial use only)"
-CITATION = ("Bergmann, Fauser, Sattlegger, Steger: MVTec AD - A Comprehensive Real-World Dataset for "
-            "Unsupervised Anomaly Detection, CVPR 2019")
 _SHARE = "https://www.mydrive.ch/shares"
 
 FULL_ARCHIVE = Archive(

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from anovit.data.imageio import resize_image
-from anovit.data.splits import DEFAULT_VAL_FRACTION, split_indices
-from anovit.errors import DatasetError
+from .imageio import resize_image
+from .splits import DEFAULT_VAL_FRACTION, split_indices
+from ..errors import DatasetError
 
 Array = np.ndarray | torch.Tensor
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from anovit.augment import AugmentConfig
-from anovit.data.digits import DIGIT_CLASSES
-from anovit.data.mvtec_ad import HOMEPAGE as MVTEC_HOMEPAGE
-from anovit.data.mvtec_ad import LICENCE as MVTEC_LICENCE
-from anovit.data.mvtec_ad import MVTEC_CATEGORIES
-from anovit.data.synthetic import CATEGORIES as SYNTHETIC_CATEGORIES
-from anovit.data.torchvision_sets import LABELLED_SETS
-from anovit.errors import DatasetError
+from ..augment import AugmentConfig
+from .digits import DIGIT_CLASSES
+from .mvtec_ad import HOMEPAGE as MVTEC_HOMEPAGE
+from .mvtec_ad import LICENCE as MVTEC_LICENCE
+from .mvtec_ad import MVTEC_CATEGORIES
+from .synthetic import CATEGORIES as SYNTHETIC_CATEGORIES
+from .torchvision_sets import LABELLED_SETS
+from ..errors import DatasetError
 
 LAYOUT, FOLDER, ONE_CLASS = "layout", "folder", "one-class"
 

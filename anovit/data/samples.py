@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from anovit.data.imageio import read_mask, read_rgb, resize_image, resize_mask
-from anovit.errors import DatasetError
+from .imageio import read_mask, read_rgb, resize_image, resize_mask
+from ..errors import DatasetError
 
 Sample = tuple[Path, str, Path | None]  # (image path, defect type, mask path or None: no defect pixels)
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from anovit.data.paths import default_data_dir
-from anovit.errors import DatasetError
+from .paths import default_data_dir
+from ..errors import DatasetError
 
 VERSION = 1
 SIZE = 256

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anovit.data.download import Archive, fetch, file_digest, require_online, safe_extract, verify_file
-from anovit.data.one_class import OneClassDataset, one_class_split
-from anovit.data.paths import default_data_dir
-from anovit.errors import DatasetError
+from .download import Archive, fetch, file_digest, require_online, safe_extract, verify_file
+from .one_class import OneClassDataset, one_class_split
+from .paths import default_data_dir
+from ..errors import DatasetError
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 Pools = tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor, np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]
