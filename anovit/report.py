@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
-from .benchmark import CELL_COLUMNS, RESULT_COLUMNS, default_results_path, read_results, run_result_row, stored_path
+from .benchmark import (
+    CELL_COLUMNS, RESULT_COLUMNS, default_results_path, read_results, resolve_stored, run_result_row, stored_path,
+)
 from .errors import AnovitError
 from .models import MODEL_LABELS
 from .paper_tables import DETECTION, LOCALIZATION, TABLE_1, PaperTable, paper_row, paper_table
-from .runs import RunInfo, list_runs
+from .runs import RunInfo, list_runs, run_protocol
 
 if TYPE_CHECKING:  # plotly comes with the app extra; the report CLI does without it
     import plotly.graph_objects as go
@@ -249,20 +251,31 @@ def markdown_report(df: pd.DataFrame, source: str = "") -> str:
         where = paper_source(dataset, metric)
         lines += [f"Paper columns: {where}.", ""] if where else []
         lines += [to_markdown(display_table(comparison(df, dataset, preset, metric))), ""]
-    lines += ["## Cost per cell (mean)", "", to_markdown(cost_table(df)), ""]
+    lines += ["## Training budget and protocol per model (cost: mean per cell)", "", to_markdown(cost_table(df)), ""]
     return "\n".join(lines)
 
 
+def _values(series: pd.Series, fmt: str = "{}") -> str:
+    """The distinct non-missing values of ``series`` joined by ", " ("" when none)."""
+    return ", ".join(fmt.format(v) for v in sorted(set(series.dropna().tolist()), key=str))
+
+
 def cost_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean training seconds, training and evaluation images/s per (dataset, preset, model), as strings."""
+    """Each model's training budget and protocol per (dataset, preset, model), as strings: epochs, Adam
+    learning rate, batch size, training-image cap, decoder, image size and sigma (read from the cells'
+    run folders; every distinct value is listed), mean training seconds and images/s."""
     rows = []
-    for (dataset, preset, model), g in df.groupby(["dataset", "preset", "model"], sort=True):
+    runs = df.assign(**pd.DataFrame([run_protocol(resolve_stored(str(p))) for p in df["run_dir"]], index=df.index))
+    for (dataset, preset, model), g in runs.groupby(["dataset", "preset", "model"], sort=True):
         rows.append({"dataset": dataset, "preset": preset, "model": MODEL_LABELS.get(model, model), "cells": len(g),
-                     "epochs": _value(g["epochs"].mean(), 0), "train s": _value(g["train_seconds"].mean(), 1),
+                     "epochs": _values(g["epochs"]), "lr": _values(g["lr"], "{:g}"),
+                     "batch": _values(g["batch_size"], "{:g}"), "train images": _values(g["max_train_images"]) or "all",
+                     "decoder": _values(g["decoder"]) or "—", "size px": _values(g["image_size"]),
+                     "sigma": _values(g["sigma"], "{:g}"), "train s": _value(g["train_seconds"].mean(), 1),
                      "train img/s": _value(g["train_images_per_s"].mean(), 1),
                      "eval img/s": _value(g["eval_images_per_s"].mean(), 1)})
-    return pd.DataFrame(rows, columns=["dataset", "preset", "model", "cells", "epochs", "train s", "train img/s",
-                                       "eval img/s"])
+    return pd.DataFrame(rows, columns=["dataset", "preset", "model", "cells", "epochs", "lr", "batch", "train images",
+                                       "decoder", "size px", "sigma", "train s", "train img/s", "eval img/s"])
 
 
 def write_report(df: pd.DataFrame, output_dir: Path, source: str = "") -> tuple[Path, Path]:

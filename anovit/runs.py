@@ -64,6 +64,28 @@ def read_run(path: Path) -> RunInfo:
     )
 
 
+def run_protocol(path: Path) -> dict[str, Any]:
+    """The training budget and scoring protocol of a run folder, for tables beside its numbers:
+    epochs run, learning rate, batch size, training images cap, decoder, image size and the sigma its
+    test metrics used (None where the folder or the value is missing)."""
+    path = Path(path)
+
+    def read(name: str) -> dict[str, Any]:
+        try:
+            return ckpt.read_json(path / name) if (path / name).is_file() else {}
+        except CheckpointError:
+            return {}
+
+    training, config, metrics = read("training.json"), read(ckpt.CONFIG), read(ckpt.METRICS)
+    history = metrics.get("training", {}).get("history", [])
+    return {
+        "epochs_run": len(history) or None, "lr": training.get("lr"), "batch_size": training.get("batch_size"),
+        "max_train_images": training.get("max_train_images"),
+        "decoder": config.get("decoder", "stable") if config.get("model_type") == "anovit" else None,
+        "image_size": config.get("image_size"), "sigma": metrics.get("test", {}).get("sigma"),
+    }
+
+
 def list_runs(root: Path | None = None) -> list[RunInfo]:
     """Every readable run folder directly under ``root`` (default: the checkpoints folder), newest first.
 

@@ -3,7 +3,7 @@ results table and evaluated run folders. The logic lives in anovit.report."""
 
 import streamlit as st
 
-from anovit import report
+from anovit import report, reproduction
 from anovit.benchmark import default_results_path
 from anovit.runs import list_runs
 
@@ -11,6 +11,14 @@ st.title("Results")
 st.caption("Mean ± sample std over seeds per class; mean and std rows over classes; relative improvement = "
            "(AnoViT − l2-CAE) / l2-CAE × 100 on the means, as in the paper; Δ = ours − paper. "
            "Reproduce with `python -m anovit benchmark --dataset synthetic` then `python -m anovit report`.")
+
+with st.expander("Table 2 reproduced offline on the real MNIST (CPU setting), beside the paper's"):
+    measured = reproduction.load_measured()
+    if measured is None:
+        st.info("Not measured yet: run `python benchmarks/mnist_table2.py` (about 40 minutes on 2 cores).")
+    else:
+        st.caption(reproduction.setting_text(measured))
+        st.dataframe(reproduction.display(reproduction.measured_table(measured)), hide_index=True)
 
 path = default_results_path()
 with_runs = st.toggle("Include evaluated run folders from the checkpoints folder", value=True)
@@ -35,9 +43,13 @@ for tab, metric in zip(st.tabs([report.METRICS[m] for m in metrics]), metrics):
         st.download_button("Download this table (CSV)", table.to_csv(index=False), mime="text/csv",
                            file_name=f"{dataset}-{preset}-{metric}.csv", key=f"csv-{metric}")
 
+st.caption("Training budget and protocol of each model (read from the cells' run folders)")
+st.dataframe(report.cost_table(df[(df["dataset"] == dataset) & (df["preset"] == preset)]), hide_index=True)
+
 with st.expander("Overall, beside the paper's Table 1"):
     st.dataframe(report.overall(df), hide_index=True)
 with st.expander(f"Every cell ({len(df)}): one row per dataset, class, model, preset and seed"):
     st.dataframe(df, hide_index=True)
     st.download_button("Download all results (CSV)", df.to_csv(index=False), mime="text/csv",
                        file_name="results.csv", key="csv-all")
+

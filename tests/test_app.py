@@ -49,6 +49,8 @@ def test_home_explains_and_names_every_page(checkpoints):
         "Train AnoViT (cpu-tiny) on synthetic weave",
         "Train the l2-CAE (cpu-tiny) on synthetic weave",
     ]
+    assert "Deviations from the paper" in [e.label for e in at.expander]
+    assert "| attention heads | ViT-Base with 8 heads" in text
 
 
 def test_home_first_step_starts_the_suggested_job(checkpoints, monkeypatch):

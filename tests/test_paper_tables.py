@@ -1,4 +1,8 @@
-"""Checks of our transcription of the paper's Tables 1-5 against the paper's own summary rows."""
+"""Checks of our transcription of the paper's Tables 1-5 against a verbatim excerpt of the paper's text
+(tests/data/anovit-paper-tables.txt) and against the paper's own summary rows."""
+
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,3 +93,45 @@ def test_lookup_by_our_category_names():
     assert paper_row(TABLES[2], "7").cae == 0.925
     assert paper_row(TABLES[4], "cookie") is None
     assert paper_table("synthetic", DETECTION) is None and paper_table("mnist", LOCALIZATION) is None
+
+
+EXCERPT = Path(__file__).parent / "data" / "anovit-paper-tables.txt"
+ROW = re.compile(r"^(?P<name>.+?) (?P<cae>\d\.\d+) (?P<anovit>\d\.\d+) (?P<rel>-?\d+\.\d+)%$")
+SUMMARY = re.compile(r"^(?P<name>mean|std) - (?P<cae>\d\.\d+) (?P<anovit>\d\.\d+)(?: (?P<rel>-?\d+\.\d+)%| -)$")
+
+
+def _parse_excerpt() -> dict[int, dict]:
+    """The tables of the verbatim paper excerpt: {number: {"rows": [(kind, name, cae, anovit, rel)],
+    "mean": (cae, anovit, rel), "std": (cae, anovit)}}, values as printed strings turned to floats."""
+    tables: dict[int, dict] = {}
+    number, kind = None, None
+    for line in EXCERPT.read_text().splitlines():
+        line = line.strip()
+        if heading := re.match(r"^Table (\d)\.", line):
+            number, kind = int(heading.group(1)), None
+            tables[number] = {"rows": []}
+        elif line in ("Class", "Object", "Texture"):
+            kind = line.lower()
+        elif number is not None and (m := SUMMARY.match(line)):
+            values = (float(m["cae"]), float(m["anovit"]))
+            tables[number][m["name"]] = values + ((float(m["rel"]),) if m["rel"] else ())
+        elif number is not None and (m := ROW.match(line)):
+            tables[number]["rows"].append((kind, m["name"], float(m["cae"]), float(m["anovit"]), float(m["rel"])))
+    return tables
+
+
+def test_every_table_matches_the_paper_text_row_by_row():
+    printed = _parse_excerpt()
+    assert sorted(printed) == [1, 2, 3, 4, 5]
+    assert [(r.printed, r.cae, r.anovit, r.relative) for r in TABLE_1] == [
+        (name, cae, anovit, rel) for _, name, cae, anovit, rel in printed[1]["rows"]]
+    for number, table in TABLES.items():
+        ours = [(r.kind, r.category, r.cae, r.anovit, r.relative) for r in table.rows]
+        assert ours == printed[number]["rows"], number  # a swapped or mistyped row fails here
+        assert table.mean == printed[number]["mean"] and table.std == printed[number]["std"], number
+
+
+def test_a_swapped_row_would_be_caught():
+    rows = _parse_excerpt()[2]["rows"]
+    swapped = [rows[1], rows[0], *rows[2:]]
+    assert swapped != [(r.kind, r.category, r.cae, r.anovit, r.relative) for r in TABLES[2].rows]

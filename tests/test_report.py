@@ -1,6 +1,7 @@
 """The report: joining results to the paper's tables, mean ± std over seeds, relative improvement,
 deltas, the Markdown/CSV output, the CLI and the Results page."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,23 @@ def test_result_columns_are_the_issue_s():
     for column in ("dataset", "class", "type", "model", "preset", "seed", "image_auroc", "pixel_auroc", "aupro",
                    "image_f1_max", "train_seconds", "eval_seconds", "eval_images_per_s", "run_dir", "versions"):
         assert column in RESULT_COLUMNS
+
+
+def test_budget_table_states_each_models_training_budget_and_sigma(tmp_path):
+    from anovit.report import cost_table
+
+    rows = []
+    for model, lr, epochs in (("cae", 2e-4, 200), ("anovit", 1e-3, 10)):
+        run = tmp_path / model
+        run.mkdir()
+        (run / "training.json").write_text(json.dumps({"lr": lr, "batch_size": 16, "epochs": epochs}))
+        (run / "config.json").write_text(json.dumps({"model_type": model, "image_size": 128}))
+        history = [{"epoch": e + 1, "seconds": 1.0} for e in range(epochs)]
+        (run / "metrics.json").write_text(json.dumps({"training": {"history": history}, "test": {"sigma": 4.0}}))
+        rows.append(_row("mvtec", "bottle", model, 0, 0.8, run_dir=str(run), epochs=epochs))
+    path = tmp_path / "results.csv"
+    for row in rows:
+        append_result(path, row)
+    table = cost_table(collect_results(path)).set_index("model")
+    assert table.loc["l2-CAE", ["epochs", "lr", "batch", "sigma", "decoder"]].tolist() == ["200", "0.0002", "16", "4", "—"]
+    assert table.loc["AnoViT", ["epochs", "lr", "decoder", "size px"]].tolist() == ["10", "0.001", "stable", "128"]

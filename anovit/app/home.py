@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ..data.paths import default_data_dir
+from ..deviations import deviations_markdown
 from ..errors import AnovitError
 from ..jobs import list_jobs, start_job, unique_run_dir
 from ..runs import default_checkpoint_dir, list_runs
@@ -82,6 +83,8 @@ def render() -> None:
         first_step("anovit")
     if b2.button("Train the l2-CAE (cpu-tiny) on synthetic weave"):
         first_step("cae")
+    with st.expander("Deviations from the paper"):
+        st.markdown(deviations_markdown())
     st.subheader("Pages")
     for page, text in PAGE_TEXT.items():
         cols = st.columns([1, 4])

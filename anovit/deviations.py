@@ -1,0 +1,61 @@
+"""Where anovit departs from the AnoViT paper (Lee & Kang 2022), in one place: the README's
+"Deviations from the paper" section and the app's Home page are both written from this list
+(tests/test_deviations.py checks that the README names every topic)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """One departure: what the paper says, what anovit does, and why."""
+
+    topic: str
+    paper: str
+    ours: str
+    why: str
+
+
+DEVIATIONS: tuple[Deviation, ...] = (
+    Deviation("attention heads", "ViT-Base with 8 heads (sec. 4.2)",
+              "12 heads", "ViT-Base has 12; timm's ImageNet weights, which the paper uses, fix 12"),
+    Deviation("decoder normalisation", "six transposed-conv + ReLU blocks (sec. 4.2)",
+              "`decoder=\"stable\"` (default) adds GroupNorm to every block; `decoder=\"paper\"` is the text's",
+              "train/evaluation consistency on tiny training sets; `--decoder paper` runs the paper's"),
+    Deviation("decoder output", "an upsampling layer last",
+              "stable: bilinear upsampling, then a linear 3x3 conv (output unbounded); paper: ReLU last, so [0, inf)",
+              "a linear last layer can reach every target value; the authors' code ends in ReLU then Tanh, [0, 1)"),
+    Deviation("eq. (1) loss", "squared l2 norm of the residual, summed",
+              "mean over elements (MSE)", "the same minimiser; a loss independent of the image size"),
+    Deviation("input normalisation", "not stated",
+              "images in [0, 1] are reconstructed and compared in that space; the encoder sees them normalised "
+              "with its own timm `pretrained_cfg` mean and std", "score maps of AnoViT and l2-CAE on one scale"),
+    Deviation("flips", "random affine, vertical and horizontal flips (sec. 4.2)",
+              "flips per category: none that make a normal image look defective (e.g. transistor, digits)",
+              "a mirrored 7 or an upside-down transistor is an anomaly, not a normal sample"),
+    Deviation("validation split", "not stated (the authors' code holds out 40%)",
+              "20% of train/good held out (seeded); the best epoch is chosen on its loss",
+              "model selection must never see the test split"),
+    Deviation("learning rate, epochs", "not stated",
+              "AnoViT: Adam 2e-4 (paper preset, as the authors' code) or 1e-3 (cpu-* presets, from scratch), "
+              "10 epochs; l2-CAE: Bergmann et al.'s Adam 2e-4, weight decay 1e-5, 200 epochs",
+              "the paper gives none; the l2-CAE's are published"),
+    Deviation("l2-CAE training set", "not stated",
+              "the training images themselves each epoch, batch 16, linear output layer",
+              "Bergmann et al.'s port trains on 10,000 augmented crops per epoch, batch 128, sigmoid output: "
+              "too slow for a CPU"),
+    Deviation("Gaussian smoothing sigma", "not stated (sec. 4.2)",
+              "4 px (anomalib's PaDiM default)", "a documented default instead of none"),
+    Deviation("image size", "224 px for MNIST and CIFAR-10, 384 px for MVTec AD (sec. 4.1)",
+              "the paper preset runs 384 px; the cpu-* presets 128 or 224 px", "CPU-sized presets"),
+    Deviation("precision", "not stated", "bf16 autocast where the hardware supports it; losses and maps in float32",
+              "2x faster on CPUs with bf16 units, AUROC unchanged to 1e-3 (benchmarks/bf16_vs_fp32.py)"),
+)
+
+
+def deviations_markdown() -> str:
+    """The deviations as a Markdown table (topic, paper, anovit, why)."""
+    lines = ["| topic | paper | anovit | why |", "|---|---|---|---|"]
+    lines += [f"| {d.topic} | {d.paper} | {d.ours} | {d.why} |" for d in DEVIATIONS]
+    return "\n".join(lines)
