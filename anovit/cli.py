@@ -161,8 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .benchmark import add_benchmark_parser
     from .data.cli import add_data_parser
     from .export import add_export_parser
-    from .hub import add_hub_parser
-    from .report import add_report_parser
+    from .hub_cli import add_hub_parser
+    from .report_cli import add_report_parser
     from .score import add_score_parser
 
     for add_parser in (_train_parser, _evaluate_parser, add_data_parser, add_benchmark_parser, add_report_parser,

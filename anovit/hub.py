@@ -9,15 +9,11 @@ local Hub cache work as they are (``local_files_only``); others fail with one se
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +23,13 @@ from . import checkpoint as ckpt
 from .detector import Detector
 from .errors import AnovitError, CheckpointError, OfflineError
 from .model_card import model_card_for
-from .models import MODELS
 from .network import hub_offline_forced, hub_reachable
-from .runs import RunInfo, default_checkpoint_dir, list_runs
+from .runs import default_checkpoint_dir
 
 CARD = "README.md"
 REPO_FILES = (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.METRICS, ckpt.TRAINING, CARD)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 SOURCE = "hub.json"  # written next to a pulled run: repo id, revision and commit it came from
-CURATED_FILE = Path(__file__).with_name("hub_models.json")
 PARTIAL = ".hub-partial"  # pulls are assembled here (below the runs, so never listed) then renamed
 Progress = Callable[[float, str], None]
 
@@ -84,9 +78,14 @@ def check_repo_files(files: Iterable[str], source: str) -> None:
         raise CheckpointError(f"{source} has no {ckpt.CONFIG} describing the model of its {ckpt.WEIGHTS}")
 
 
+def offline_reason() -> str:
+    """Why the Hub is not used: "HF_HUB_OFFLINE is set" or "the Hugging Face Hub cannot be reached"."""
+    return "HF_HUB_OFFLINE is set" if hub_offline_forced() else "the Hugging Face Hub cannot be reached"
+
+
 def not_cached_message(repo_id: str, revision: str | None = None) -> str:
     """The one sentence shown when a repo is neither reachable nor in the local cache."""
-    why = "HF_HUB_OFFLINE is set" if hub_offline_forced() else "the Hugging Face Hub cannot be reached"
+    why = offline_reason()
     spec = f"{repo_id}@{revision}" if revision else repo_id
     return f"{spec} is not in the local Hugging Face cache and {why}; connect once to download it, after which it works offline."
 
@@ -255,8 +254,7 @@ def push(run_dir: Path, repo_id: str, *, private: bool = False, license: str = "
     with tempfile.TemporaryDirectory() as tmp:
         stage_repo(run_dir, Path(tmp), repo_id=repo_id, license=license)
         if not hub_reachable():
-            why = "HF_HUB_OFFLINE is set" if hub_offline_forced() else "the Hugging Face Hub cannot be reached"
-            raise OfflineError(f"cannot publish {repo_id}: {why}")
+            raise OfflineError(f"cannot publish {repo_id}: {offline_reason()}")
         api = HfApi(token=token, library_name="anovit")
         try:
             api.create_repo(repo_id, private=private, exist_ok=True)
@@ -274,96 +272,3 @@ def push_model(model: nn.Module, repo_id: str, *, private: bool = False, license
     with tempfile.TemporaryDirectory() as tmp:
         return push(ckpt.save_model(Path(tmp), model), repo_id, private=private, license=license,
                     commit_message=commit_message or f"Upload {type(model).__name__} with anovit")
-
-
-@dataclass(frozen=True)
-class CuratedModel:
-    """An entry of the curated list (anovit/hub_models.json)."""
-
-    repo_id: str
-    title: str
-
-
-def curated_models(path: Path = CURATED_FILE) -> list[CuratedModel]:
-    """The curated repos offered on the Hub page; CheckpointError naming the file and entry if malformed."""
-    try:
-        entries = json.loads(Path(path).read_text())["models"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{path} must be JSON with a list under \"models\": {err}") from err
-    models = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not isinstance(entry.get("title"), str):
-            raise CheckpointError(f"{path}: models[{i}] must be an object with \"repo_id\" and \"title\" strings")
-        try:
-            parse_repo_spec(str(entry.get("repo_id", "")))
-        except CheckpointError as err:
-            raise CheckpointError(f"{path}: models[{i}]: {err}") from err
-        models.append(CuratedModel(entry["repo_id"], entry["title"]))
-    return models
-
-
-def cached_repos() -> list[str]:
-    """Repo ids of anovit checkpoints in the local Hub cache (loadable offline), sorted."""
-    from huggingface_hub import constants
-
-    found = set()
-    for config in Path(constants.HF_HUB_CACHE).glob("models--*--*/snapshots/*/config.json"):
-        try:
-            model_type = json.loads(config.read_text()).get("model_type")
-        except (OSError, json.JSONDecodeError, AttributeError):
-            continue
-        if model_type in MODELS and (config.parent / ckpt.WEIGHTS).is_file():
-            found.add(config.parents[2].name.removeprefix("models--").replace("--", "/", 1))
-    return sorted(found)
-
-
-def card_text(run_dir: Path) -> str | None:
-    """The model card of a run folder without its YAML metadata, None when it has no README.md."""
-    from huggingface_hub import ModelCard
-
-    path = Path(run_dir) / CARD
-    return ModelCard.load(path).text if path.is_file() else None
-
-
-def pulled_runs(root: Path | None = None) -> list[tuple[RunInfo, dict[str, Any]]]:
-    """Run folders that came from the Hub, with their origin (repo id, revision, commit)."""
-    return [(run, ckpt.read_json(run.path / SOURCE)) for run in list_runs(root) if (run.path / SOURCE).is_file()]
-
-
-# ---- command line: python -m anovit hub push|pull ----
-
-def add_hub_parser(sub: Any) -> None:
-    """Register ``hub push`` and ``hub pull`` with the CLI's subparsers."""
-    p = sub.add_parser("hub", help="publish checkpoints to / pull them from the Hugging Face Hub")
-    hub = p.add_subparsers(dest="hub_command", required=True)
-    push_p = hub.add_parser("push", help="publish a run folder as a model repo (with a generated model card)")
-    push_p.add_argument("checkpoint", type=Path, help="run folder (model.safetensors + config.json)")
-    push_p.add_argument("--repo-id", required=True, help="ORG/NAME of the model repo (created if needed)")
-    push_p.add_argument("--private", action="store_true", help="create the repo as private")
-    push_p.add_argument("--license", default="other", help="licence id for the model card (default: %(default)s)")
-    push_p.add_argument("--message", help="commit message")
-    push_p.add_argument("--dry-run", action="store_true", help="print the files and the model card; upload nothing")
-    push_p.set_defaults(func=_cmd_push)
-    pull_p = hub.add_parser("pull", help="download ORG/NAME[@revision] into checkpoints/ (works offline from the cache)")
-    pull_p.add_argument("repo", help="ORG/NAME or ORG/NAME@revision")
-    pull_p.add_argument("--output", type=Path, help="run folder (default: checkpoints/ORG--NAME)")
-    pull_p.set_defaults(func=_cmd_pull)
-
-
-def _cmd_push(args: argparse.Namespace) -> int:
-    if args.dry_run:
-        repo_id = validate_repo_id(args.repo_id)
-        with tempfile.TemporaryDirectory() as tmp:
-            files = stage_repo(args.checkpoint, Path(tmp), repo_id=repo_id, license=args.license)
-            print(f"would upload to {repo_id}: {', '.join(files)}\n")
-            sys.stdout.write((Path(tmp) / CARD).read_text(encoding="utf-8"))
-        return 0
-    url = push(args.checkpoint, args.repo_id, private=args.private, license=args.license, commit_message=args.message)
-    print(f"published {args.checkpoint} to {url}")
-    return 0
-
-
-def _cmd_pull(args: argparse.Namespace) -> int:
-    dest = pull(args.repo, args.output, progress=lambda fraction, message: print(message, file=sys.stderr))
-    print(f"pulled {args.repo} into {dest}")
-    return 0

@@ -1,6 +1,7 @@
 """Our benchmark results beside the paper's tables: per-class mean ± std over seeds for l2-CAE and
 AnoViT, the relative improvement of AnoViT over l2-CAE as the paper computes it, and the delta to
-the paper's printed value; written as Markdown and CSV, and drawn for the app's Results page.
+the paper's printed value, as DataFrames; :mod:`anovit.report_render` writes them as Markdown and
+CSV and draws them for the app's Results page.
 
 Results come from the sweep's table (:mod:`anovit.benchmark`) and, optionally, from run folders
 with a "test" section in metrics.json. One result counts per cell (dataset, class, model, preset,
@@ -9,23 +10,15 @@ seed): the table's last row for it, else the newest run folder.
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 import pandas as pd
 
-from .benchmark import (
-    CELL_COLUMNS, RESULT_COLUMNS, default_results_path, read_results, resolve_stored, run_result_row, stored_path,
-)
-from .errors import AnovitError
-from .models import MODEL_LABELS
+from .benchmark import CELL_COLUMNS, RESULT_COLUMNS, read_results, run_result_row
 from .paper_tables import DETECTION, LOCALIZATION, TABLE_1, PaperTable, paper_row, paper_table
-from .runs import RunInfo, list_runs, run_protocol
-
-if TYPE_CHECKING:  # plotly comes with the app extra; the report CLI does without it
-    import plotly.graph_objects as go
+from .runs import RunInfo
 
 METRICS = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO",
            "image_f1_max": "image F1-max", "pixel_f1_max": "pixel F1-max"}
@@ -185,148 +178,3 @@ def report_tables(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["dataset", "preset", "metric", *COMPARISON_COLUMNS, "paper_source"])
     table = pd.concat(frames, ignore_index=True)
     return table[["dataset", "preset", "metric", *COMPARISON_COLUMNS, "paper_source"]]
-
-
-def _value(x: float, digits: int = 3) -> str:
-    return "" if pd.isna(x) else f"{x:.{digits}f}"
-
-
-def _mean_std(mean: float, std: float, digits: int = 3) -> str:
-    if pd.isna(mean):
-        return ""
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if not pd.isna(std) else f"{mean:.{digits}f}"
-
-
-def _percent(x: float, digits: int = 2) -> str:
-    return "" if pd.isna(x) else f"{x:+.{digits}f}%"
-
-
-def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """A comparison as strings for people: "0.912 ± 0.010" (mean ± std over seeds), percentages, deltas."""
-    summary = table["class"].isin(SUMMARY_ROWS)
-    out = pd.DataFrame({
-        "type": table["type"], "class": table["class"],
-        "l2-CAE": [_value(m) if s else _mean_std(m, d) for m, d, s in zip(table["cae_mean"], table["cae_std"], summary)],
-        "AnoViT": [_value(m) if s else _mean_std(m, d) for m, d, s in
-                   zip(table["anovit_mean"], table["anovit_std"], summary)],
-        "rel. impr.": table["relative_pct"].map(_percent),
-        "seeds": [f"{int(a)}/{int(b)}" if not s else "" for a, b, s in zip(table["cae_n"], table["anovit_n"], summary)],
-    })
-    if table["paper_cae"].notna().any():
-        out["paper l2-CAE"] = table["paper_cae"].map(_value)
-        out["paper AnoViT"] = table["paper_anovit"].map(_value)
-        out["paper rel. impr."] = table["paper_relative_pct"].map(lambda x: _percent(x, 3))  # all printed digits
-        out["Δ l2-CAE"] = table["delta_cae"].map(lambda x: "" if pd.isna(x) else f"{x:+.3f}")
-        out["Δ AnoViT"] = table["delta_anovit"].map(lambda x: "" if pd.isna(x) else f"{x:+.3f}")
-    return out
-
-
-def to_markdown(table: pd.DataFrame) -> str:
-    """A DataFrame of strings as a GitHub Markdown table."""
-    header = "| " + " | ".join(map(str, table.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    body = ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
-
-
-def markdown_report(df: pd.DataFrame, source: str = "") -> str:
-    """The whole report: Table 1 style overview, then one paper-style table per (dataset, preset, metric)."""
-    lines = ["# AnoViT vs l2-CAE: our results beside the paper's", ""]
-    if source:
-        lines += [f"Source: {source} ({len(df)} cells).", ""]
-    lines += ["Values are AUROC (or AUPRO) as mean ± sample std over seeds; mean and std rows are over the "
-              "class means. Relative improvement = (AnoViT − l2-CAE) / l2-CAE × 100 on the means, as in the "
-              "paper; Δ = ours − paper.", ""]
-    top = overall(df)
-    if not top.empty:
-        lines += ["## Overall (paper Table 1)", "", to_markdown(pd.DataFrame({
-            "dataset": top["dataset"], "preset": top["preset"], "task": top["task"],
-            "l2-CAE": top["cae"].map(_value), "AnoViT": top["anovit"].map(_value),
-            "rel. impr.": top["relative_pct"].map(_percent), "paper row": top["paper_row"],
-            "paper l2-CAE": top["paper_cae"].map(_value), "paper AnoViT": top["paper_anovit"].map(_value),
-            "paper rel. impr.": top["paper_relative_pct"].map(lambda x: _percent(x, 3)),
-        })), ""]
-    for dataset, preset, metric in sections(df):
-        lines += [f"## {dataset} · {preset} · {METRICS[metric]}", ""]
-        where = paper_source(dataset, metric)
-        lines += [f"Paper columns: {where}.", ""] if where else []
-        lines += [to_markdown(display_table(comparison(df, dataset, preset, metric))), ""]
-    lines += ["## Training budget and protocol per model (cost: mean per cell)", "", to_markdown(cost_table(df)), ""]
-    return "\n".join(lines)
-
-
-def _values(series: pd.Series, fmt: str = "{}") -> str:
-    """The distinct non-missing values of ``series`` joined by ", " ("" when none)."""
-    return ", ".join(fmt.format(v) for v in sorted(set(series.dropna().tolist()), key=str))
-
-
-def cost_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Each model's training budget and protocol per (dataset, preset, model), as strings: epochs, Adam
-    learning rate, batch size, training-image cap, decoder, image size and sigma (read from the cells'
-    run folders; every distinct value is listed), mean training seconds and images/s."""
-    rows = []
-    runs = df.assign(**pd.DataFrame([run_protocol(resolve_stored(str(p))) for p in df["run_dir"]], index=df.index))
-    for (dataset, preset, model), g in runs.groupby(["dataset", "preset", "model"], sort=True):
-        rows.append({"dataset": dataset, "preset": preset, "model": MODEL_LABELS.get(model, model), "cells": len(g),
-                     "epochs": _values(g["epochs"]), "lr": _values(g["lr"], "{:g}"),
-                     "batch": _values(g["batch_size"], "{:g}"), "train images": _values(g["max_train_images"]) or "all",
-                     "decoder": _values(g["decoder"]) or "—", "size px": _values(g["image_size"]),
-                     "sigma": _values(g["sigma"], "{:g}"), "train s": _value(g["train_seconds"].mean(), 1),
-                     "train img/s": _value(g["train_images_per_s"].mean(), 1),
-                     "eval img/s": _value(g["eval_images_per_s"].mean(), 1)})
-    return pd.DataFrame(rows, columns=["dataset", "preset", "model", "cells", "epochs", "lr", "batch", "train images",
-                                       "decoder", "size px", "sigma", "train s", "train img/s", "eval img/s"])
-
-
-def write_report(df: pd.DataFrame, output_dir: Path, source: str = "") -> tuple[Path, Path]:
-    """Write report.md and report.csv into ``output_dir``; returns their paths."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    md, csv = output_dir / "report.md", output_dir / "report.csv"
-    md.write_text(markdown_report(df, source))
-    report_tables(df).to_csv(csv, index=False, float_format="%.6g")
-    return md, csv
-
-
-def comparison_figure(table: pd.DataFrame, metric: str) -> go.Figure:
-    """Grouped bars per class (and the mean): l2-CAE and AnoViT with ± std error bars over seeds, the
-    paper's values as diamonds on their model's bar."""
-    import plotly.graph_objects as go
-
-    rows = table[table["class"] != "std"]
-    x = rows["class"].tolist()
-    fig = go.Figure()
-    colours = {CAE: "#7f7f7f", ANOVIT: "#d62728"}
-    for model in (CAE, ANOVIT):
-        fig.add_bar(name=MODEL_LABELS[model], x=x, y=rows[f"{model}_mean"], offsetgroup=model,
-                    marker_color=colours[model],
-                    error_y=dict(type="data", array=rows[f"{model}_std"].fillna(0.0), visible=True))
-        if rows[f"paper_{model}"].notna().any():
-            fig.add_scatter(name=f"paper {MODEL_LABELS[model]}", x=x, y=rows[f"paper_{model}"], mode="markers",
-                            offsetgroup=model, marker=dict(symbol="diamond", size=11, color="black",
-                                                           line=dict(color=colours[model], width=2)))
-    fig.update_layout(barmode="group", scattermode="group", yaxis_title=METRICS.get(metric, metric),
-                      xaxis_title="class", legend_orientation="h", margin=dict(t=30, b=10),
-                      yaxis_range=[0, 1.05])
-    return fig
-
-
-def add_report_parser(sub: Any) -> None:
-    """Register ``python -m anovit report``."""
-    p = sub.add_parser("report", help="benchmark results beside the paper's Tables 1-5 (writes report.md, report.csv)")
-    p.add_argument("--results", type=Path, help="results table (default: $ANOVIT_RESULTS or results/benchmark.csv)")
-    p.add_argument("--output-dir", type=Path, help="where report.md and report.csv go (default: the table's folder)")
-    p.add_argument("--with-runs", action="store_true",
-                   help="also include evaluated run folders directly under the checkpoints folder")
-    p.set_defaults(func=_cmd_report)
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    results = args.results or default_results_path()
-    df = collect_results(results, list_runs() if args.with_runs else ())
-    if df.empty:
-        raise AnovitError(f"no results in {results}: run `python -m anovit benchmark` first")
-    md, csv = write_report(df, args.output_dir or results.parent, source=stored_path(results))
-    print(md.read_text())
-    print(f"wrote {md} and {csv}")
-    return 0

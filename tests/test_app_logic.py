@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from anovit.app.attention_explorer import patch_box, patch_maps, to_pixels
-from anovit.app.common import DataRef, run_data
+from anovit.app.pickers import DataRef, run_data
 from anovit.app.gallery import filter_sort, n_pages, page_rows, tile_image
 from anovit.app.heatmaps import (
     comparison_rows,

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anovit.viz import ERROR_COLORSCALE, colorize, colour_lut
+from anovit.imaging import ERROR_COLORSCALE, colorize, colour_lut
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ from torch.utils.data import Subset
 import anovit
 from anovit import checkpoint as ckpt
 from anovit import runtime
-from anovit.app.common import scored_items
+from anovit.app.predictions import scored_items
 from anovit.app.heatmaps import comparison_rows, rates_at
 from anovit.app.inspection import inspect_image
 from anovit.data import get_dataset, train_val_datasets

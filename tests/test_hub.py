@@ -12,7 +12,7 @@ import torch
 from huggingface_hub import HfApi, ModelCard
 
 from anovit import checkpoint as ckpt
-from anovit import hub
+from anovit import hub, hub_catalog
 from anovit.augment import AugmentConfig
 from anovit.errors import CheckpointError, OfflineError
 from anovit.evaluate import evaluate_run
@@ -133,8 +133,8 @@ def test_loads_and_pulls_from_a_hub_cache_folder_offline(hub_cache, tmp_path, mo
     assert {"config.json", "model.safetensors", "hub.json"} == {p.name for p in dest.iterdir()}
     assert json.loads((dest / "hub.json").read_text()) == {"repo_id": "someorg/cae-tiles", "revision": SHA, "commit": SHA}
     assert [r.path for r in list_runs()] == [dest]
-    assert [(run.path, src["repo_id"]) for run, src in hub.pulled_runs()] == [(dest, "someorg/cae-tiles")]
-    assert hub.cached_repos() == ["someorg/cae-tiles"]
+    assert [(run.path, src["repo_id"]) for run, src in hub_catalog.pulled_runs()] == [(dest, "someorg/cae-tiles")]
+    assert hub_catalog.cached_repos() == ["someorg/cae-tiles"]
 
 
 def test_uncached_repo_offline_fails_with_one_sentence(hub_cache):
@@ -283,11 +283,11 @@ def test_encoder_weights_from_a_timm_checkpoint(tmp_path):
 
 
 def test_curated_list_is_valid_and_malformed_lists_are_named(tmp_path):
-    assert all(m.repo_id.count("/") == 1 for m in hub.curated_models())
+    assert all(m.repo_id.count("/") == 1 for m in hub_catalog.curated_models())
     bad = tmp_path / "list.json"
     bad.write_text(json.dumps({"models": [{"repo_id": "org/ok", "title": "ok"}, {"repo_id": "no--pe", "title": "x"}]}))
     with pytest.raises(CheckpointError, match=r"list.json: models\[1\]"):
-        hub.curated_models(bad)
+        hub_catalog.curated_models(bad)
 
 
 def test_hub_page_says_an_uncached_repo_cannot_be_loaded_offline(hub_cache):

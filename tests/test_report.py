@@ -10,9 +10,9 @@ import pytest
 
 from anovit.benchmark import RESULT_COLUMNS, append_result
 from anovit.report import (
-    collect_results, comparison, comparison_figure, display_table, overall, relative_improvement,
-    report_tables, run_result_row,
+    collect_results, comparison, overall, relative_improvement, report_tables, run_result_row,
 )
+from anovit.report_render import comparison_figure, display_table
 from anovit.runs import RunInfo
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "2_Results.py"
@@ -171,7 +171,7 @@ def test_result_columns_are_the_issue_s():
 
 
 def test_budget_table_states_each_models_training_budget_and_sigma(tmp_path):
-    from anovit.report import cost_table
+    from anovit.report_render import cost_table
 
     rows = []
     for model, lr, epochs in (("cae", 2e-4, 200), ("anovit", 1e-3, 10)):

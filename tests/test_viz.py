@@ -5,21 +5,16 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
+from anovit.imaging import colorize, colour_lut, overlay, plotly_colorscale, tile, to_rgb_uint8
 from anovit.viz import (
     Panel,
     Scale,
     architecture_figure,
-    colorize,
-    colour_lut,
     layer_distance_figure,
     loss_curve_figure,
-    overlay,
     panel_grid_figure,
-    plotly_colorscale,
     roc_figure,
     score_histogram_figure,
-    tile,
-    to_rgb_uint8,
 )
 
 

@@ -22,18 +22,11 @@ from ..attention import (
     patch_size,
     upsample_map,
 )
-from ..viz import ATTENTION_COLORSCALE, Panel, Scale, layer_distance_figure, overlay, panel_grid_figure
-from .common import (
-    DataRef,
-    checkpoint_picker,
-    load_dataset,
-    load_model_cached,
-    page_header,
-    predict_items,
-    show_errors,
-    test_scores,
-    weights_mtime,
-)
+from ..imaging import ATTENTION_COLORSCALE, overlay
+from ..viz import Panel, Scale, layer_distance_figure, panel_grid_figure
+from .common import page_header, show_errors
+from .pickers import DataRef, checkpoint_picker, load_dataset, load_model_cached, weights_mtime
+from .predictions import predict_items, test_scores
 
 ROLLOUT = "rollout"
 

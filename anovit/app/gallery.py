@@ -9,8 +9,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ..viz import colorize, score_histogram_figure, tile, to_rgb_uint8
-from .common import checkpoint_picker, page_header, predict_items, show_errors, test_scores
+from ..imaging import colorize, tile, to_rgb_uint8
+from ..viz import score_histogram_figure
+from .common import page_header, show_errors
+from .pickers import checkpoint_picker
+from .predictions import predict_items, test_scores
 
 SORT_ORDERS = {
     "score, highest first": ("score", False),

@@ -15,17 +15,9 @@ from ..detector import decision, is_anomalous
 from ..models import MODEL_LABELS
 from ..runs import RunInfo
 from ..viz import Panel, Scale, panel_grid_figure, roc_figure
-from .common import (
-    DataRef,
-    finished_runs,
-    page_header,
-    page_link,
-    predict_items,
-    run_data,
-    run_label,
-    show_errors,
-    test_pass,
-)
+from .common import page_header, page_link, show_errors
+from .pickers import DataRef, finished_runs, run_data, run_label
+from .predictions import predict_items, test_pass
 
 MODELS = ("cae", "anovit")  # column order: baseline first, as in the paper's figure
 N_THRESHOLDS = 121

@@ -10,7 +10,8 @@ from ..errors import AnovitError
 from ..jobs import list_jobs, start_job, unique_run_dir
 from ..runs import default_checkpoint_dir, list_runs
 from ..viz import architecture_figure
-from .common import PAGES, page_header, page_link, show_errors, synthetic_ready
+from .common import PAGES, page_header, page_link, show_errors
+from .pickers import synthetic_ready
 from .training import make_train_config
 
 FIRST_EPOCHS = 5  # the first step is a quick look (about a minute), not the preset's full run

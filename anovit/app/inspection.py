@@ -17,8 +17,11 @@ from ..data.imageio import ImageInfo, decode, to_rgb
 from ..detector import Detector, decision
 from ..errors import AnovitError, DatasetError
 from ..inference import prepare
-from ..viz import Panel, Scale, overlay, panel_grid_figure, score_histogram_figure, to_rgb_uint8
-from .common import checkpoint_picker, fitted_detector, load_dataset, page_header, show_errors
+from ..imaging import overlay, to_rgb_uint8
+from ..viz import Panel, Scale, panel_grid_figure, score_histogram_figure
+from .common import page_header, show_errors
+from .pickers import checkpoint_picker, load_dataset
+from .predictions import fitted_detector
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"]
 UPLOAD_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "MPO")  # as Pillow names them (MPO: multi-picture JPEG)

@@ -1,0 +1,81 @@
+"""Hub page: load a published AnoViT / l2-CAE checkpoint from the Hugging Face Hub (or the local cache)
+into checkpoints/, where Gallery, Heatmaps and Inspect find it; the fetching is :mod:`anovit.hub`'s."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from ..errors import AnovitError
+from ..hub import offline_reason, pull
+from ..hub_catalog import cached_repos, card_text, curated_models, pulled_runs
+from ..models import MODEL_LABELS
+from ..network import hub_reachable
+from ..runs import RunInfo
+from .common import page_header, page_link, show_errors
+
+NO_CHOICE = "(type a repo id below)"
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _hub_online() -> bool:
+    return hub_reachable()
+
+
+def suggestions() -> dict[str, str]:
+    """Label -> repo id of the curated repos and of the anovit repos in the local Hub cache (shown: st.error
+    when the curated list is malformed)."""
+    try:
+        found = {f"{m.title} — {m.repo_id}": m.repo_id for m in curated_models()}
+    except AnovitError as err:
+        st.error(str(err))
+        found = {}
+    return found | {f"{repo} (in the local cache)": repo for repo in cached_repos()}
+
+
+def pulled_table(pulled: list[tuple[RunInfo, dict]]) -> pd.DataFrame:
+    """One row per run folder pulled from the Hub: checkpoint, model, repo, revision, commit, AUROCs."""
+    return pd.DataFrame([{
+        "checkpoint": run.name, "model": MODEL_LABELS.get(run.model_type, run.model_type), "repo": source.get("repo_id"),
+        "revision": source.get("revision") or "main", "commit": str(source.get("commit", ""))[:10],
+        "image AUROC": run.test.get("image_auroc"), "pixel AUROC": run.test.get("pixel_auroc"),
+    } for run, source in pulled])
+
+
+def _load(repo: str) -> None:
+    bar = st.progress(0.0, text="Starting…")
+    try:
+        dest = pull(repo, progress=lambda fraction, message: bar.progress(fraction, text=message))
+    except (AnovitError, OSError) as err:
+        bar.empty()
+        st.error(str(err))
+        return
+    st.success(f"{repo.strip()} is ready as checkpoint {dest.name}: pick it on these pages.")
+    for page in ("gallery", "heatmaps", "inspect"):
+        page_link(page)
+
+
+@show_errors
+def render() -> None:
+    """The Hub page."""
+    page_header("Hub", "Load a pretrained AnoViT or l2-CAE checkpoint from the Hugging Face Hub; it then appears "
+                       "in Gallery, Heatmaps and Inspect.")
+    if not _hub_online():
+        why = offline_reason()
+        st.info(f"{why[0].upper()}{why[1:]}, so only repos already in the local cache can be loaded.")
+    offered = suggestions()
+    picked = st.selectbox("Curated and cached repos", [NO_CHOICE, *offered]) if offered else None
+    repo = st.text_input("Repo id", value=offered.get(picked, ""), placeholder="ORG/NAME or ORG/NAME@revision")
+    if st.button("Load", type="primary", disabled=not repo.strip()):
+        _load(repo)
+    pulled = pulled_runs()
+    st.subheader("Loaded from the Hub")
+    if not pulled:
+        st.caption("None yet.")
+        return
+    st.dataframe(pulled_table(pulled), hide_index=True)
+    for run, source in pulled:
+        text = card_text(run.path)
+        if text:
+            with st.expander(f"Model card of {source.get('repo_id')}"):
+                st.markdown(text)

@@ -1,0 +1,157 @@
+"""Choosing what a page shows: the run (cached model), the data it was trained on, and that data's
+datasets, cached. Model caches are keyed by the run folder *and* its weights file's modification
+time, so a retrained or newly pulled checkpoint is picked up at once; datasets are cached per
+(data, split, size). Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+import torch.nn as nn
+from torch.utils.data import Dataset
+
+from .. import checkpoint as ckpt
+from ..data import DATASETS, get_dataset, list_classes, train_val_datasets
+from ..data.paths import default_data_dir
+from ..data.splits import DEFAULT_VAL_FRACTION
+from ..data.synthetic import MARKER
+from ..errors import AnovitError
+from ..jobs import list_jobs
+from ..models import MODEL_LABELS
+from ..runs import RunInfo, list_runs
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading model…")
+def _load_model(path: str, mtime: float) -> nn.Module:
+    return ckpt.load_model(Path(path))
+
+
+def weights_mtime(run_dir: Path) -> float:
+    """Modification time of the run's weights: part of every cache key, so new weights are picked up."""
+    return (Path(run_dir) / ckpt.WEIGHTS).stat().st_mtime
+
+
+def load_model_cached(run_dir: Path) -> nn.Module:
+    """The run's model in eval mode, cached until its weights file changes."""
+    return _load_model(str(run_dir), weights_mtime(run_dir))
+
+
+def run_label(run: RunInfo) -> str:
+    """One line naming a run: folder, model, and its image AUROC when evaluated."""
+    auroc = run.test.get("image_auroc")
+    score = f", image AUROC {auroc:.3f}" if isinstance(auroc, float) else ""
+    return f"{run.name} ({MODEL_LABELS.get(run.model_type, run.model_type)}{score})"
+
+
+def finished_runs(model_type: str | None = None) -> list[RunInfo]:
+    """Run folders (optionally of one model type) whose training is not in progress, newest first."""
+    training = {path.resolve() for path, state in list_jobs() if state.active}
+    return [
+        r
+        for r in list_runs()
+        if (model_type is None or r.model_type == model_type) and r.path.resolve() not in training
+    ]
+
+
+def run_picker(label: str = "Checkpoint", *, model_type: str | None = None, key: str | None = None) -> RunInfo | None:
+    """A selectbox over the run folders (optionally of one model type); None, with a hint, if there are none.
+
+    Runs whose training job is still in progress are left out (their weights are not final yet).
+    """
+    runs = finished_runs(model_type)
+    if not runs:
+        what = f"{MODEL_LABELS.get(model_type, model_type)} checkpoint" if model_type else "checkpoint"
+        st.info(f"No {what} yet: train one on the Train page or load one on the Hub page.")
+        return None
+    return st.selectbox(label, runs, format_func=run_label, key=key)
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """Which images a run belongs to: dataset, class, folder and the split seed of its training."""
+
+    dataset: str
+    category: str
+    root: str | None = None
+    seed: int = 0
+    val_fraction: float = DEFAULT_VAL_FRACTION
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset} / {self.category}"
+
+
+def run_data(run: RunInfo) -> DataRef | None:
+    """The data a run was trained on (from training.json), None for runs without one (e.g. pulled from the Hub)."""
+    t = run.training
+    if not t.get("dataset") or t.get("category") is None:
+        return None
+    return DataRef(
+        t["dataset"], str(t["category"]), t.get("data_root"), int(t.get("seed", 0)), float(t.get("val_fraction", DEFAULT_VAL_FRACTION))
+    )
+
+
+def data_picker(run: RunInfo, *, key: str) -> DataRef | None:
+    """The run's own data, or (for runs without training.json) selectboxes to choose a dataset and class."""
+    ref = run_data(run)
+    if ref is not None:
+        return ref
+    st.caption(f"{run.name} has no training.json: choose the images to score it on.")
+    name = st.selectbox("Dataset", DATASETS, key=f"{key}-dataset")
+    root = st.text_input("Data folder (MVTec layout; empty = embedded synthetic data)", key=f"{key}-root") or None
+    try:
+        classes = list_classes(name, root)
+    except AnovitError as err:
+        st.error(str(err))
+        return None
+    if not classes:
+        st.error(f"no class folders (<class>/train/good) under {root}")
+        return None
+    return DataRef(name, st.selectbox("Class", classes, key=f"{key}-class"), root)
+
+
+def checkpoint_picker(
+    key: str, label: str = "Checkpoint", *, model_type: str | None = None
+) -> tuple[RunInfo, DataRef, nn.Module] | None:
+    """The run, its data and its model for a page that scores one checkpoint: :func:`run_picker` (key
+    ``{key}-run``), then :func:`data_picker`; None, with a hint, when either has nothing to offer."""
+    run = run_picker(label, model_type=model_type, key=f"{key}-run")
+    if run is None:
+        return None
+    ref = data_picker(run, key=key)
+    if ref is None:
+        return None
+    return run, ref, load_model_cached(run.path)
+
+
+def synthetic_ready() -> bool:
+    """Whether the embedded synthetic dataset has been generated already (it takes ~15 s once)."""
+    return (default_data_dir() / "synthetic" / MARKER).is_file()
+
+
+@st.cache_resource(max_entries=12, show_spinner="Loading images (the synthetic set is generated on first use, ~15 s)…")
+def load_dataset(ref: DataRef, split: str, image_size: int) -> Dataset:
+    """``split`` ("test" or "val": the held-out normal images of training) of ``ref`` at ``image_size`` px."""
+    if split == "val":
+        return train_val_datasets(
+            ref.dataset,
+            category=ref.category,
+            image_size=image_size,
+            root=ref.root,
+            val_fraction=ref.val_fraction,
+            seed=ref.seed,
+        )[1]
+    return get_dataset(ref.dataset, split, category=ref.category, image_size=image_size, root=ref.root, seed=ref.seed)
+
+
+def describe_items(dataset: Dataset) -> pd.DataFrame:
+    """index, label, defect_type and path of every item (decodes each image once; datasets cache them)."""
+    rows = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        rows.append({"index": i, "label": int(item["label"]), "defect_type": item["defect_type"], "path": item["path"]})
+    return pd.DataFrame(rows, columns=["index", "label", "defect_type", "path"])

@@ -1,0 +1,34 @@
+"""``python -m anovit report``: the benchmark's results beside the paper's tables, as report.md and report.csv."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .benchmark import default_results_path, stored_path
+from .errors import AnovitError
+from .report import collect_results
+from .report_render import write_report
+from .runs import list_runs
+
+
+def add_report_parser(sub: Any) -> None:
+    """Register ``python -m anovit report``."""
+    p = sub.add_parser("report", help="benchmark results beside the paper's Tables 1-5 (writes report.md, report.csv)")
+    p.add_argument("--results", type=Path, help="results table (default: $ANOVIT_RESULTS or results/benchmark.csv)")
+    p.add_argument("--output-dir", type=Path, help="where report.md and report.csv go (default: the table's folder)")
+    p.add_argument("--with-runs", action="store_true",
+                   help="also include evaluated run folders directly under the checkpoints folder")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    results = args.results or default_results_path()
+    df = collect_results(results, list_runs() if args.with_runs else ())
+    if df.empty:
+        raise AnovitError(f"no results in {results}: run `python -m anovit benchmark` first")
+    md, csv = write_report(df, args.output_dir or results.parent, source=stored_path(results))
+    print(md.read_text())
+    print(f"wrote {md} and {csv}")
+    return 0
