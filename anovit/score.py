@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from .data.imageio import is_image_file, read_rgb
+from .data.imageio import list_images, list_subfolders, read_rgb
 from .detector import SCORE_BATCH_SIZE, decision
 from .errors import AnovitError
 from .inference import prepare, run_detector
@@ -66,7 +66,12 @@ def image_files(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise AnovitError(f"{path} does not exist; expected an image file or a folder of images")
-    files = sorted(p for p in path.rglob("*") if is_image_file(p))
+    files, folders = [], [path]
+    while folders:  # data.imageio's listing names an unreadable folder or a dangling link in one sentence
+        folder = folders.pop()
+        files += list_images(folder)
+        folders += list_subfolders(folder)
+    files.sort()
     if not files:
         raise AnovitError(f"{path} holds no PNG, JPEG, BMP or TIFF file")
     return files
