@@ -61,11 +61,14 @@ def require_onnx_extra(*modules: str) -> None:
 def normalisation(model: nn.Module) -> dict[str, Any]:
     """The normalisation the graph applies to its [0, 1] input (AnoViT: the encoder's mean/std; l2-CAE: none)."""
     if hasattr(model, "mean") and hasattr(model, "std"):
-        return {"mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(), "applied": "inside the graph"}
+        return {"mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
+                "applied": "inside the graph"}
     return {"mean": None, "std": None, "applied": "none: the model takes [0, 1] pixels"}
 
 
-def export_config(model: nn.Module, sigma: float, threshold: float, threshold_source: str, run_dir: Path) -> dict[str, Any]:
+def export_config(
+    model: nn.Module, sigma: float, threshold: float, threshold_source: str, run_dir: Path
+) -> dict[str, Any]:
     """The config.json written beside model.onnx: everything needed to score an image as anovit does."""
     size, channels = model.config.image_size, model.config.in_channels
     return {
@@ -102,12 +105,12 @@ def export_onnx(
     output.mkdir(parents=True, exist_ok=True)
     size = model.config.image_size
     example = torch.rand(2, model.config.in_channels, size, size)  # batch 2: a batch of 1 would be specialised
+    batch = {"images": {0: torch.export.Dim("batch", min=1)}}
     logging.getLogger("onnx_ir").setLevel(logging.ERROR)  # "Attribute type is ambiguous" notes of the translator
     with torch.no_grad():
         torch.onnx.export(
             ScoringGraph(model, sigma).eval(), (example,), output / ONNX_FILE, dynamo=True, opset_version=OPSET,
-            input_names=[INPUT], output_names=list(OUTPUTS), dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1)}},
-            external_data=False, verbose=False,
+            input_names=[INPUT], output_names=list(OUTPUTS), dynamic_shapes=batch, external_data=False, verbose=False,
         )
     ckpt.write_json(output / ckpt.CONFIG, export_config(model, sigma, float(threshold), source, run_dir))
     return output
@@ -124,7 +127,8 @@ def add_export_parser(sub: Any) -> None:
     p = sub.add_parser("export", help="export a run's scoring path (model, anomaly map, score) to ONNX")
     p.add_argument("run_dir", type=Path, help="run folder (model.safetensors + config.json)")
     p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: %(default)s)")
-    p.add_argument("--output", type=Path, help=f"folder for {ONNX_FILE} and config.json (default: RUN_DIR/{EXPORT_DIR})")
+    p.add_argument("--output", type=Path,
+                   help=f"folder for {ONNX_FILE} and config.json (default: RUN_DIR/{EXPORT_DIR})")
     p.add_argument("--sigma", type=float, default=DEFAULT_SIGMA, help="Gaussian smoothing baked into the graph")
     p.add_argument("--threshold", type=float,
                    help="decision threshold (default: computed on the run's validation images, which must be present)")

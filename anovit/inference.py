@@ -26,7 +26,7 @@ def prepare(rgb: np.ndarray, image_size: int) -> torch.Tensor:
 
 
 def run_detector(run_dir: Path, sigma: float = DEFAULT_SIGMA, threshold: float | None = None, *,
-                 bf16: bool | None = False, batch_size: int = SCORE_BATCH_SIZE) -> Detector:
+                 bf16: bool | None = False, batch_size: int = SCORE_BATCH_SIZE, device: str = "auto") -> Detector:
     """The run's detector (fp32 by default, as an ONNX export computes) with ``threshold``, or, when None,
     the threshold fitted on the normal validation images of the run's training (its training.json:
     dataset, class, folder, seed, fraction); their number is ``len(detector.validation_scores_)``.
@@ -35,7 +35,7 @@ def run_detector(run_dir: Path, sigma: float = DEFAULT_SIGMA, threshold: float |
     pulled from the Hub): then its validation images are unknown and the caller must give one.
     """
     run_dir = Path(run_dir)
-    detector = Detector.from_run(run_dir, sigma=sigma, threshold=threshold, bf16=bf16)
+    detector = Detector.from_run(run_dir, sigma=sigma, threshold=threshold, bf16=bf16, device=device)
     if threshold is not None:
         return detector
     if not (run_dir / ckpt.TRAINING).is_file():

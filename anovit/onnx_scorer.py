@@ -30,7 +30,8 @@ def export_folder(path: Path) -> Path:
 
 class OnnxScorer:
     """An onnxruntime session on an exported graph: prepared images (B, C, S, S) in [0, 1] ->
-    (anomaly maps (B, S, S), anomaly scores (B,)); ``image_size``, ``sigma`` and ``threshold`` from its config."""
+    (anomaly maps (B, S, S), anomaly scores (B,)); ``image_size``, ``sigma`` and ``threshold`` from its
+    config. Runs on CUDA when onnxruntime-gpu provides it, else on the CPU."""
 
     def __init__(self, path: Path) -> None:
         require_onnx_extra("onnxruntime")
@@ -47,7 +48,9 @@ class OnnxScorer:
                 f"{folder / ckpt.CONFIG} lacks a numeric image_size, sigma or threshold ({err!r}); export again"
             ) from None
         try:
-            self.session = ort.InferenceSession(str(folder / ONNX_FILE), providers=["CPUExecutionProvider"])
+            available = ort.get_available_providers()
+            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+            self.session = ort.InferenceSession(str(folder / ONNX_FILE), providers=providers)
         except Exception as err:  # onnxruntime raises its own exception types for bad files
             raise CheckpointError(f"{folder / ONNX_FILE} is not a loadable ONNX model: {err}") from None
 

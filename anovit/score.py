@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from .data.imageio import is_image_file, read_rgb
+from .data.imageio import list_images, list_subfolders, read_rgb
 from .detector import SCORE_BATCH_SIZE, decision
 from .errors import AnovitError
 from .inference import prepare, run_detector
@@ -36,11 +36,12 @@ class Scorer:
     name: str
 
 
-def torch_scorer(run_dir: Path, sigma: float, threshold: float | None) -> Scorer:
-    """The run's detector in float32; without ``threshold``, the one it fits on its validation images."""
-    detector = run_detector(run_dir, sigma, threshold)
+def torch_scorer(run_dir: Path, sigma: float, threshold: float | None, device: str = "auto") -> Scorer:
+    """The run's detector in float32 on ``device``; without ``threshold``, the one it fits on its validation images."""
+    detector = run_detector(run_dir, sigma, threshold, device=device)
     assert detector.threshold is not None  # given or fitted
-    return Scorer(detector.image_size, detector.threshold, lambda images: detector.outputs(images)[1:], "pytorch")
+    return Scorer(detector.image_size, detector.threshold, lambda images: detector.outputs(images)[1:],
+                  f"pytorch, {detector.device}")
 
 
 def onnx_scorer(run_dir: Path, sigma: float | None, threshold: float | None) -> Scorer:
@@ -65,7 +66,12 @@ def image_files(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise AnovitError(f"{path} does not exist; expected an image file or a folder of images")
-    files = sorted(p for p in path.rglob("*") if is_image_file(p))
+    files, folders = [], [path]
+    while folders:  # data.imageio's listing names an unreadable folder or a dangling link in one sentence
+        folder = folders.pop()
+        files += list_images(folder)
+        folders += list_subfolders(folder)
+    files.sort()
     if not files:
         raise AnovitError(f"{path} holds no PNG, JPEG, BMP or TIFF file")
     return files
@@ -94,11 +100,14 @@ def _map_name(file: Path, root: Path) -> Path:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise AnovitError(f"--batch-size must be a whole number of at least 1, got {args.batch_size}")
     files = image_files(args.images)
     if args.onnx:
         scorer = onnx_scorer(args.run_dir, args.sigma, args.threshold)
     else:
-        scorer = torch_scorer(args.run_dir, DEFAULT_SIGMA if args.sigma is None else args.sigma, args.threshold)
+        sigma = DEFAULT_SIGMA if args.sigma is None else args.sigma
+        scorer = torch_scorer(args.run_dir, sigma, args.threshold, args.device)
     rows: list[dict[str, Any]] = []
     bar = TerminalBar(f"score ({scorer.name})")
     start = time.perf_counter()
@@ -136,6 +145,9 @@ def add_score_parser(sub: Any) -> None:
     p.add_argument("--onnx", action="store_true", help="use RUN_DIR/onnx/model.onnx (anovit export) via onnxruntime")
     p.add_argument("--threshold", type=float,
                    help="decision threshold (default: the export's, or computed on the run's validation images)")
-    p.add_argument("--sigma", type=float, help=f"Gaussian smoothing (default: {DEFAULT_SIGMA:g}; with --onnx the export's)")
+    p.add_argument("--sigma", type=float,
+                   help=f"Gaussian smoothing (default: {DEFAULT_SIGMA:g}; with --onnx the export's)")
     p.add_argument("--batch-size", type=int, default=SCORE_BATCH_SIZE, help="(default: %(default)s)")
+    p.add_argument("--device", default="auto", help="PyTorch device: auto (CUDA when present), cpu, cuda, ... "
+                                                   "(default: %(default)s)")
     p.set_defaults(func=_cmd_score)

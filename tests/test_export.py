@@ -103,7 +103,7 @@ def test_score_prints_and_writes_the_same_decisions_with_pytorch_and_onnx(export
     threshold = float(onnx_rows[0]["threshold"])
     assert threshold == pytest.approx(float(torch_rows[0]["threshold"]), rel=1e-5)
     for row in torch_rows:
-        assert row["decision"] == ("anomalous" if float(row["anomaly_score"]) > threshold else "normal")
+        assert row["decision"] == ("anomalous" if float(row["anomaly_score"]) >= threshold else "normal")  # Detector rule
     printed = capsys.readouterr().out
     assert f"{n_files} images" in printed
     maps = sorted((tmp_path / "onnx").rglob("*_anomaly_map.png"))
