@@ -25,16 +25,13 @@ from .data.paths import workspace_dir
 from .errors import AnovitError, CheckpointError, DatasetError
 from .evaluate import evaluate_run
 from .models import MODELS, PRESETS
+from .results_table import COLUMNS, check_header, read_text
 from .runs import RunInfo, default_checkpoint_dir, read_run
 from .train import TrainConfig, train
+from .validation import absolute_path, check_number, positive_int
 
-RESULT_COLUMNS = (
-    "dataset", "class", "type", "model", "preset", "seed", "epochs",
-    "image_auroc", "pixel_auroc", "aupro", "image_f1_max", "pixel_f1_max",
-    "train_seconds", "eval_seconds", "train_images_per_s", "eval_images_per_s",
-    "run_dir", "versions", "finished_at",
-)
-CELL_COLUMNS = ("dataset", "class", "model", "preset", "seed")
+RESULT_COLUMNS = COLUMNS  # declared with their types and ranges in anovit.results_table
+CELL_COLUMNS = ("dataset", "data_root", "class", "model", "preset", "seed")  # a cell's identity
 METRIC_COLUMNS = ("image_auroc", "pixel_auroc", "aupro", "image_f1_max", "pixel_f1_max")
 Progress = Callable[[dict[str, Any]], None]
 
@@ -65,10 +62,9 @@ class Cell:
         return TrainConfig(dataset=self.dataset, category=self.category, model=self.model, preset=self.preset,
                            seed=self.seed).run_name()
 
-    @property
-    def key(self) -> tuple[str, ...]:
-        """The values of CELL_COLUMNS as they read back from the CSV table."""
-        return (self.dataset, self.category, self.model, self.preset, str(self.seed))
+    def key(self, data_root: str | Path | None) -> tuple[str, ...]:
+        """The values of CELL_COLUMNS as they read back from the CSV table, with the cell's data folder."""
+        return (self.dataset, absolute_path(data_root) or "", self.category, self.model, self.preset, str(self.seed))
 
 
 def split_list(spec: str, what: str) -> list[str]:
@@ -110,12 +106,9 @@ def read_results(path: Path) -> list[dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         return []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != RESULT_COLUMNS:
-            raise AnovitError(f"{path} has columns {reader.fieldnames}; expected {list(RESULT_COLUMNS)} "
-                              "(move it aside or pass another results file)")
-        return [row for row in reader if row.get("finished_at")]  # a row cut short by a kill is ignored
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    check_header(path, reader.fieldnames, (RESULT_COLUMNS,))
+    return [row for row in reader if row.get("finished_at")]  # a row cut short by a kill is ignored
 
 
 def append_result(path: Path, row: dict[str, Any]) -> None:
@@ -158,7 +151,8 @@ def run_result_row(run: RunInfo) -> dict[str, Any] | None:
     category = str(test.get("category") or training.get("category"))
     history = run.metrics.get("training", {}).get("history", [])
     return {
-        "dataset": dataset, "class": category, "type": category_kind(dataset, category) or "class",
+        "dataset": dataset, "data_root": (test["data_root"] if "data_root" in test else training.get("data_root")) or "",
+        "class": category, "type": category_kind(dataset, category) or "class",
         "model": run.model_type, "preset": training.get("preset", "?"), "seed": training.get("seed", 0),
         "epochs": len(history) or training.get("epochs"),
         **{m: test.get(m) for m in METRIC_COLUMNS},
@@ -169,10 +163,10 @@ def run_result_row(run: RunInfo) -> dict[str, Any] | None:
     }
 
 
-def is_finished(cell: Cell, epochs: int, rows: list[dict[str, str]]) -> bool:
-    """Whether ``rows`` hold ``cell`` trained for ``epochs`` and its run folder still has test metrics."""
+def is_finished(cell: Cell, epochs: int, rows: list[dict[str, str]], data_root: str | Path | None = None) -> bool:
+    """Whether ``rows`` hold ``cell`` on ``data_root`` trained for ``epochs`` and its run folder still has test metrics."""
     for row in rows:
-        if tuple(row[c] for c in CELL_COLUMNS) == cell.key and row["epochs"] == str(epochs):
+        if tuple(row[c] for c in CELL_COLUMNS) == cell.key(data_root) and row["epochs"] == str(epochs):
             if "test" in ckpt.read_metrics(resolve_stored(row["run_dir"])):
                 return True
     return False
@@ -214,7 +208,7 @@ def run_cell(cell: Cell, *, epochs: int | None, runs_root: Path, data_root: str 
     try:
         if trained > epochs:
             raise CheckpointError(f"{run_dir} was trained for {trained} epochs, more than the {epochs} asked for")
-        train(config, run_dir, resume=True, progress=forward)
+        train(config, run_dir, resume=(run_dir / ckpt.RESUME).is_file(), progress=forward)
     except CheckpointError as err:
         notify({"event": "restart", "cell": cell, "reason": str(err)})
         train(config, run_dir, overwrite=True, progress=forward)
@@ -245,12 +239,14 @@ def run_benchmark(cells: list[Cell], *, epochs: int | None = None, results: Path
     carrying the ``cell``.
     """
     notify = progress or (lambda event: None)
+    if epochs is not None:
+        check_number("epochs", epochs, integer=True, minimum=1)  # 0 must not mean "the default"
     results = Path(results) if results is not None else default_results_path()
     runs_root = Path(runs_root) if runs_root is not None else default_bench_dir()
     rows = read_results(results)
     outcome = BenchmarkOutcome([], [], results)
     for index, cell in enumerate(cells):
-        done = is_finished(cell, train_config(cell, epochs, data_root, device).epochs, rows)
+        done = is_finished(cell, train_config(cell, epochs, data_root, device).epochs, rows, data_root)
         notify({"event": "cell", "cell": cell, "status": "skip" if done else "run", "index": index,
                 "total": len(cells)})
         if done:
@@ -275,9 +271,9 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--classes", default="all", help="'all' or a comma-separated list (default: %(default)s)")
     p.add_argument("--models", default="anovit,cae", help="comma-separated (default: %(default)s)")
     p.add_argument("--preset", choices=sorted(PRESETS["anovit"]), default="cpu-tiny")
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per class and model (default: %(default)s)")
-    p.add_argument("--epochs", type=int, help="epochs per cell (default: the model's, 200 for the l2-CAE "
-                                                 "and 10 for AnoViT)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 per class and model (default: %(default)s)")
+    p.add_argument("--epochs", type=positive_int, help="epochs per cell (default: the model's, 200 for the l2-CAE "
+                                                      "and 10 for AnoViT)")
     p.add_argument("--results", type=Path, help="results table (default: $ANOVIT_RESULTS or results/benchmark.csv)")
     p.add_argument("--runs-root", type=Path, help="folder of the cells' run folders (default: checkpoints/bench)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +28,48 @@ TRAINING = "training.json"  # the TrainConfig of the run (absent for a bare or p
 TEST_SCORES = "test_scores.csv"  # one row per test image, written by anovit.evaluate.evaluate_run
 
 
+def _fresh_path(parent: Path, prefix: str, suffix: str, directory: bool = False) -> Path:
+    """Create a new empty file (or folder) with a random name in ``parent`` and return its path.
+
+    Unlike ``tempfile.mkstemp``/``mkdtemp`` (modes 0600/0700) it is created with mode 0666/0777
+    less the process umask, as any other file: a Streamlit server running as another user can
+    read the run files once they are renamed into place.
+    """
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            if directory:
+                os.mkdir(path, 0o777)
+            else:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {parent}")
+
+
+def fresh_dir(parent: Path, prefix: str) -> Path:
+    """A new empty folder in ``parent`` (mode 0777 less the umask), for assembling files before a rename."""
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    return _fresh_path(Path(parent), prefix, "", directory=True)
+
+
 def _atomic(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` and rename the temp file onto ``path``."""
+    """Call ``write(tmp_path)`` and rename the temp file onto ``path``.
+
+    A failed write (disk full, no permission) leaves ``path`` as it was and raises CheckpointError
+    naming the file and saying that its previous version is intact.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = str(_fresh_path(path.parent, f".{path.name}.", ".tmp"))
+    mode = stat.S_IMODE(os.stat(tmp).st_mode)  # 0666 less the umask
     try:
         write(tmp)
+        os.chmod(tmp, mode)  # a writer that recreates the file (safetensors does, as 0600) gets it back
         os.replace(tmp, path)
+    except (OSError, SafetensorError) as err:  # safetensors reports its own write errors as SafetensorError
+        kept = f"the previous {path.name} is intact" if path.exists() else f"no earlier {path.name} existed"
+        raise CheckpointError(f"could not write {path} ({getattr(err, 'strerror', None) or err}); {kept}") from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -104,18 +139,23 @@ def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], source:
     model.load_state_dict(state)
 
 
+def read_config(run_dir: Path) -> tuple[str, Any]:
+    """(model type, checked config dataclass) of ``run_dir``/config.json; CheckpointError naming the file and field."""
+    path = Path(run_dir) / CONFIG
+    data = read_json(path)
+    try:
+        return config_from_dict(data)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: {err}") from err
+
+
 def load_model(run_dir: Path, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a model from ``run_dir``/config.json and load ``model.safetensors`` (eval mode).
 
     ImageNet weights are never fetched here: the checkpoint holds every encoder weight.
     """
     run_dir = Path(run_dir)
-    try:
-        model_type, config = config_from_dict(read_json(run_dir / CONFIG))
-    except (TypeError, ValueError) as err:
-        if isinstance(err, CheckpointError):
-            raise
-        raise CheckpointError(f"{run_dir / CONFIG}: {err}") from err
+    model_type, config = read_config(run_dir)
     if hasattr(config, "pretrained"):
         config.pretrained, config.encoder_weights = False, None
     model = build_model(model_type, config)

@@ -14,6 +14,7 @@ from .errors import AnovitError
 from .models import MODELS, PRESETS, describe_training_default
 from .progress import TerminalBar
 from .scoring import DEFAULT_SIGMA
+from .validation import arg_type, non_negative_float, non_negative_int, positive_float, positive_int
 
 
 def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
@@ -34,15 +35,16 @@ def _train_parser(sub: Any) -> None:
     _add_data_args(p, required=True)
     p.add_argument("--model", choices=sorted(MODELS), default=default("model"))
     p.add_argument("--preset", choices=sorted(PRESETS["anovit"]), default=default("preset"))
-    p.add_argument("--epochs", type=int, help=f"epochs (default: the preset's; {describe_training_default('epochs')})")
-    p.add_argument("--batch-size", type=int, default=default("batch_size"), help="(default: %(default)s)")
-    p.add_argument("--lr", type=float,
+    p.add_argument("--epochs", type=positive_int, help=f"epochs (default: the preset's; {describe_training_default('epochs')})")
+    p.add_argument("--batch-size", type=positive_int, default=default("batch_size"), help="(default: %(default)s)")
+    p.add_argument("--lr", type=positive_float,
                    help=f"Adam learning rate (default: the preset's; {describe_training_default('lr')})")
-    p.add_argument("--val-fraction", type=float, default=default("val_fraction"), help="(default: %(default)s)")
-    p.add_argument("--grad-clip", type=float, default=default("grad_clip"),
+    p.add_argument("--val-fraction", type=arg_type(minimum=0, maximum=1, min_open=True, max_open=True), default=default("val_fraction"), help="(default: %(default)s)")
+    p.add_argument("--grad-clip", type=non_negative_float, default=default("grad_clip"),
                    help="max l2 norm of the gradients (0: no clipping; default: %(default)s)")
-    p.add_argument("--seed", type=int, default=default("seed"))
-    p.add_argument("--output", help="run folder (default: checkpoints/<dataset>-<category>-<model>-<preset>-s<seed>)")
+    p.add_argument("--seed", type=non_negative_int, default=default("seed"))
+    p.add_argument("--output", help="run folder (default: $ANOVIT_CHECKPOINTS, else the workspace's checkpoints/, "
+                                    "then <dataset>-<category>-<model>-<preset>-s<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last epoch")
     p.add_argument("--overwrite", action="store_true", help="start over in an existing run folder")
     p.add_argument("--no-affine", action="store_true", help="switch off random affine augmentation")
@@ -53,10 +55,10 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--encoder-weights", help="AnoViT: local encoder weights file (safetensors or timm checkpoint)")
     p.add_argument("--decoder", choices=("stable", "paper"), help="AnoViT decoder: stable (GroupNorm, conv head; "
                    "the default) or paper (six plain ConvT + ReLU blocks, upsampling last)")
-    p.add_argument("--latent-dim", type=int, help="l2-CAE latent size (default: the category's kind, 100 for "
+    p.add_argument("--latent-dim", type=positive_int, help="l2-CAE latent size (default: the category's kind, 100 for "
                                                   "textures and 500 for objects, as Bergmann et al.)")
-    p.add_argument("--sigma", type=float, default=DEFAULT_SIGMA,
-                   help="Gaussian smoothing of the anomaly maps for the evaluation (default: %(default)s)")
+    p.add_argument("--sigma", type=non_negative_float, default=DEFAULT_SIGMA,
+                   help="Gaussian smoothing of the anomaly maps for the evaluation (0: no smoothing; default: %(default)s)")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation after training")
     p.set_defaults(func=_cmd_train)
 
@@ -67,8 +69,8 @@ def _evaluate_parser(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="evaluate a run folder on its test split; prints AUROCs, writes JSON")
     p.add_argument("run_dir", type=Path)
     _add_data_args(p, required=False)
-    p.add_argument("--sigma", type=float, default=DEFAULT_SIGMA, help="(default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE, help="(default: %(default)s)")
+    p.add_argument("--sigma", type=non_negative_float, default=DEFAULT_SIGMA, help="(0: no smoothing; default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH_SIZE, help="(default: %(default)s)")
     p.add_argument("--device", default="auto")
     p.add_argument("--output", type=Path, help="JSON file (default: RUN_DIR/evaluation.json)")
     p.set_defaults(func=_cmd_evaluate)

@@ -15,3 +15,11 @@ class CheckpointError(AnovitError, ValueError):
 
 class OfflineError(AnovitError, RuntimeError):
     """A resource needs the network (weights, datasets) and is not available locally."""
+
+
+class ConfigError(AnovitError, ValueError):
+    """A configuration field (config.json, training.json, a job or a CLI argument) has a bad value."""
+
+
+class TrainingError(AnovitError, RuntimeError):
+    """Training cannot go on (e.g. the loss is no longer finite)."""

@@ -19,6 +19,7 @@ from .detector import Detector
 from .metrics import BinnedPRO, BinnedROC, f1_max, image_auroc
 from .runtime import resolve_device
 from .scoring import DEFAULT_SIGMA
+from .validation import absolute_path
 
 EVAL_BATCH_SIZE = 32
 ROW_FIELDS = ("path", "label", "defect_type", "score")  # one row per test image: the columns of test_scores.csv
@@ -142,19 +143,22 @@ def evaluate_run(
     progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
     """Evaluate a run folder's best model on the test split it was trained for (or another one),
-    and record the summary under "test" in its metrics.json and the rows in test_scores.csv.
+    and record the summary (with the resolved data folder) under "test" in its metrics.json and
+    the rows in test_scores.csv. A bad training.json is a CheckpointError naming it and the field.
     ``max_images``: a seeded subsample of the test split (recorded as "max_images"); None: all of it."""
+    from .train import load_training  # train does not import evaluate
+
     run_dir = Path(run_dir)
-    training = ckpt.read_json(run_dir / ckpt.TRAINING)
+    training = load_training(run_dir)
     detector = Detector.from_run(run_dir, sigma=sigma, device=device)
-    name = dataset or training["dataset"]
-    test_set = get_dataset(
-        name, "test", category=category or training["category"], image_size=detector.image_size,
-        root=data_root if data_root is not None else training.get("data_root"), seed=training.get("seed", 0),
-    )
-    test_set = subsample(test_set, max_images, training.get("seed", 0))
+    name, category = dataset or training.dataset, category or training.category
+    root = absolute_path(data_root) if data_root is not None else training.data_root
+    test_set = get_dataset(name, "test", category=category, image_size=detector.image_size, root=root,
+                           seed=training.seed)
+    test_set = subsample(test_set, max_images, training.seed)
     result = evaluate_detector(detector, test_set, batch_size=batch_size, progress=progress)
-    ckpt.update_metrics(run_dir, test={**result.summary(), "max_images": max_images, "dataset": name, "category": category or training["category"]})
+    ckpt.update_metrics(run_dir, test={**result.summary(), "max_images": max_images, "dataset": name,
+                                       "category": category, "data_root": root})
     with open(run_dir / ckpt.TEST_SCORES, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=ROW_FIELDS)
         writer.writeheader()

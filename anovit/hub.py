@@ -137,7 +137,7 @@ def fetch(repo_id: str, revision: str | None = None) -> Path:
 def _check_model_type(folder: Path, model_type: str | None) -> None:
     if model_type is None:
         return
-    found = ckpt.read_json(folder / ckpt.CONFIG).get("model_type")
+    found, _ = ckpt.read_config(folder)
     if found != model_type:
         raise CheckpointError(f"{folder / ckpt.CONFIG} describes a {found!r} model, not {model_type!r}")
 
@@ -164,11 +164,18 @@ def load_pretrained(repo_id_or_dir: str | Path, revision: str | None = None, *, 
     return ckpt.load_model(path, device)
 
 
+def _check_training(folder: Path) -> None:
+    """Check ``folder``'s training.json if it has one: CheckpointError naming the file and the field."""
+    from .train import load_training
+
+    if (folder / ckpt.TRAINING).is_file():
+        load_training(folder)
+
+
 def _place(snapshot: Path, dest: Path, source: dict[str, Any]) -> None:
     """Copy the repo files of ``snapshot`` into ``dest`` (replacing it) without a half-written run ever listed."""
     staging = dest.parent / PARTIAL
-    staging.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=staging, prefix=dest.name))
+    tmp = ckpt.fresh_dir(staging, dest.name)  # the usual umask, not mkdtemp's 0700: the app may run as another user
     try:
         for name in REPO_FILES:
             if (snapshot / name).is_file():
@@ -202,6 +209,7 @@ def pull(spec: str, output: Path | None = None, progress: Progress | None = None
     snapshot = fetch(repo_id, revision)
     notify(0.6, "Checking that the config matches the weights…")
     Detector.from_run(snapshot, device="cpu")  # what Gallery, Heatmaps and Inspect will build from it
+    _check_training(snapshot)
     notify(0.85, f"Copying into {dest}…")
     _place(snapshot, dest, {"repo_id": repo_id, "revision": revision, "commit": snapshot.name})
     notify(1.0, f"Ready: {dest.name}")
@@ -231,6 +239,7 @@ def stage_repo(run_dir: Path, folder: Path, *, repo_id: str | None = None, licen
         raise CheckpointError(f"checkpoint folder {run_dir} does not exist")
     check_repo_files(os.listdir(run_dir), str(run_dir))
     ckpt.load_model(run_dir)
+    _check_training(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     for name in REPO_FILES:
         if name.endswith(".json") and (run_dir / name).is_file():

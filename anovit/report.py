@@ -3,9 +3,12 @@ AnoViT, the relative improvement of AnoViT over l2-CAE as the paper computes it,
 the paper's printed value, as DataFrames; :mod:`anovit.report_render` writes them as Markdown and
 CSV and draws them for the app's Results page.
 
-Results come from the sweep's table (:mod:`anovit.benchmark`) and, optionally, from run folders
-with a "test" section in metrics.json. One result counts per cell (dataset, class, model, preset,
-seed): the table's last row for it, else the newest run folder.
+Results come from the sweep's table (:mod:`anovit.benchmark`, read against the schema of
+:mod:`anovit.results_table`: bad rows are left out and listed by line number) and, optionally, from
+run folders with a "test" section in metrics.json. One result counts per cell (dataset, data folder,
+class, model, preset, seed): the table's last row for it, else the newest run folder. Results on
+different data folders are never pooled: each (dataset, data folder, preset) is its own section, and
+a data folder given for MVTec AD that is not the official release gets no paper columns.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from .benchmark import CELL_COLUMNS, RESULT_COLUMNS, read_results, run_result_row
+from .benchmark import CELL_COLUMNS, RESULT_COLUMNS, run_result_row
 from .paper_tables import DETECTION, LOCALIZATION, TABLE_1, PaperTable, paper_row, paper_table
+from .results_table import read_table
 from .runs import RunInfo
 
 METRICS = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO",
@@ -52,9 +56,14 @@ def _number(value: Any) -> float:
 def collect_results(results: Path | None, runs: Iterable[RunInfo] = ()) -> pd.DataFrame:
     """One row per cell from the results table (last row per cell wins) and the evaluated ``runs``
     not in it; metrics and timings as floats (NaN when missing), seed and epochs as integers, plus a
-    "source" column ("benchmark" or "run folder")."""
-    table = pd.DataFrame(read_results(results) if results is not None else [], columns=list(RESULT_COLUMNS))
-    table["source"] = "benchmark"
+    "source" column ("benchmark" or "run folder").
+
+    Rows of the table that break its schema are left out; ``df.attrs["left_out"]`` lists them as
+    "FILE line N: what is wrong" sentences.
+    """
+    read = read_table(results) if results is not None else None
+    table = read.rows if read is not None else pd.DataFrame(columns=list(RESULT_COLUMNS))
+    table = table.assign(source="benchmark")
     seen = set(table["run_dir"])
     folders = [row for row in map(run_result_row, runs) if row is not None and row["run_dir"] not in seen]
     folders.reverse()  # list_runs() is newest first; the newest folder of a cell must come last
@@ -66,15 +75,41 @@ def collect_results(results: Path | None, runs: Iterable[RunInfo] = ()) -> pd.Da
         df[col] = df[col].map(_number)
     for col in ("seed", "epochs"):
         df[col] = df[col].round().astype("Int64")
-    for col in ("dataset", "class", "type", "model", "preset"):
+    df["data_root"] = df["data_root"].fillna("")
+    for col in ("dataset", "data_root", "class", "type", "model", "preset"):
         df[col] = df[col].astype(str)
-    return df.drop_duplicates(subset=list(CELL_COLUMNS), keep="last").reset_index(drop=True)
+    df = df.drop_duplicates(subset=list(CELL_COLUMNS), keep="last").reset_index(drop=True)
+    df.attrs["left_out"] = [f"{results} {problem}" for problem in read.problems] if read is not None else []
+    return df
 
 
-def _reference(dataset: str, metric: str) -> tuple[PaperTable | None, bool]:
-    """The paper table to compare ``dataset``/``metric`` with, and whether it is a stand-in dataset."""
+def custom_data(dataset: str, data_root: str, classes: Iterable[str]) -> str:
+    """Why ``data_root`` is not the paper's copy of ``dataset`` ("" when it is, or when no folder is recorded).
+
+    Only MVTec AD is read from a folder people choose: a folder counts as the official release when
+    every class is an MVTec AD category holding the official numbers of train and test images.
+    """
+    if dataset != "mvtec" or not data_root:
+        return ""
+    from .data.mvtec_ad import MVTEC_CATEGORIES, count_mismatch
+
+    for category in classes:
+        spec = MVTEC_CATEGORIES.get(category)
+        if spec is None:
+            return f"{category!r} is not an MVTec AD class"
+        problem = count_mismatch(Path(data_root) / category, spec)
+        if problem:
+            return f"{category}: {problem}"
+    return ""
+
+
+def _reference(dataset: str, metric: str, custom: str = "") -> tuple[PaperTable | None, bool]:
+    """The paper table to compare ``dataset``/``metric`` with, and whether it is a stand-in dataset.
+
+    None when ``custom`` says why the data is not the paper's (see :func:`custom_data`).
+    """
     task = TASKS.get(metric)
-    if task is None:
+    if task is None or custom:
         return None, False
     own = paper_table(dataset, task)
     if own is not None:
@@ -83,9 +118,14 @@ def _reference(dataset: str, metric: str) -> tuple[PaperTable | None, bool]:
     return (paper_table(stand_in, task), True) if stand_in else (None, False)
 
 
-def paper_source(dataset: str, metric: str) -> str:
-    """Which paper table the comparison of ``dataset``/``metric`` uses, in words ("" when none)."""
-    table, stand_in = _reference(dataset, metric)
+def paper_source(dataset: str, metric: str, custom: str = "") -> str:
+    """Which paper table the comparison of ``dataset``/``metric`` uses, in words ("" when none).
+
+    With ``custom`` (:func:`custom_data`), says why there is none.
+    """
+    if custom and TASKS.get(metric) is not None and paper_table(dataset, TASKS[metric]) is not None:
+        return f"none: this data folder is not the paper's {dataset} ({custom}), so its values would mean nothing here"
+    table, stand_in = _reference(dataset, metric, custom)
     if table is None:
         return ""
     note = f" (stand-in: {dataset} has no paper table; only its mean and std rows are compared)" if stand_in else ""
@@ -97,16 +137,27 @@ def _stats(values: pd.Series) -> tuple[float, float, int]:
     return (float(v.mean()) if len(v) else math.nan, float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v))
 
 
-def comparison(df: pd.DataFrame, dataset: str, preset: str, metric: str) -> pd.DataFrame:
-    """The paper-style table of ``metric`` for ``dataset``/``preset``: one row per class (mean, sample
-    std and count over seeds for each model), then the "mean" and "std" rows over classes.
+def section_rows(df: pd.DataFrame, dataset: str, preset: str, data_root: str = "") -> pd.DataFrame:
+    """The cells of one section: ``dataset`` on ``data_root`` ("" for none recorded) with ``preset``."""
+    return df[(df["dataset"] == dataset) & (df["preset"] == preset) & (df["data_root"] == data_root)]
+
+
+def section_custom(df: pd.DataFrame, dataset: str, preset: str, data_root: str = "") -> str:
+    """:func:`custom_data` for the classes of one section."""
+    return custom_data(dataset, data_root, section_rows(df, dataset, preset, data_root)["class"].unique())
+
+
+def comparison(df: pd.DataFrame, dataset: str, preset: str, metric: str, data_root: str = "") -> pd.DataFrame:
+    """The paper-style table of ``metric`` for ``dataset`` (on ``data_root``) / ``preset``: one row per
+    class (mean, sample std and count over seeds for each model), then the "mean" and "std" rows over classes.
 
     relative_pct is :func:`relative_improvement` of the two means (per class, and of the class means
     in the mean row, unrounded). paper_* are the paper's printed values where it has the class (or its
-    mean/std rows, also for a stand-in dataset), delta_* are ours minus the paper's (not in the std row).
+    mean/std rows, also for a stand-in dataset), delta_* are ours minus the paper's (not in the std row);
+    none for a data folder that is not the paper's (:func:`custom_data`).
     """
-    part = df[(df["dataset"] == dataset) & (df["preset"] == preset)]
-    reference, stand_in = _reference(dataset, metric)
+    part = section_rows(df, dataset, preset, data_root)
+    reference, stand_in = _reference(dataset, metric, custom_data(dataset, data_root, part["class"].unique()))
     rows = []
     for (kind, category), group in part.groupby(["type", "class"], sort=False):
         row: dict[str, Any] = {"type": kind, "class": category}
@@ -145,24 +196,24 @@ def _sort_key(col: pd.Series) -> pd.Series:
     return col.map(lambda c: (0, int(c), "") if str(c).isdigit() else (1, 0, str(c)))
 
 
-def sections(df: pd.DataFrame, metrics: Iterable[str] = REPORT_METRICS) -> list[tuple[str, str, str]]:
-    """(dataset, preset, metric) of every comparison the results support, in a stable order."""
+def sections(df: pd.DataFrame, metrics: Iterable[str] = REPORT_METRICS) -> list[tuple[str, str, str, str]]:
+    """(dataset, data_root, preset, metric) of every comparison the results support, in a stable order."""
     out = []
-    for (dataset, preset), part in df.groupby(["dataset", "preset"], sort=True):
-        out += [(dataset, preset, m) for m in metrics if part[m].notna().any()]
+    for (dataset, data_root, preset), part in df.groupby(["dataset", "data_root", "preset"], sort=True):
+        out += [(dataset, data_root, preset, m) for m in metrics if part[m].notna().any()]
     return out
 
 
 def overall(df: pd.DataFrame) -> pd.DataFrame:
     """Table 1 beside ours: the mean rows of every image/pixel AUROC comparison with the paper's overall row."""
     rows = []
-    for dataset, preset, metric in sections(df, TASKS):
-        mean = comparison(df, dataset, preset, metric).set_index("class").loc["mean"]
-        reference, _ = _reference(dataset, metric)
+    for dataset, data_root, preset, metric in sections(df, TASKS):
+        mean = comparison(df, dataset, preset, metric, data_root).set_index("class").loc["mean"]
+        reference, _ = _reference(dataset, metric, section_custom(df, dataset, preset, data_root))
         paper = next((r for r in TABLE_1 if reference is not None and r.dataset == reference.dataset
                       and r.task == reference.task), None)
         rows.append({
-            "dataset": dataset, "preset": preset, "task": TASKS[metric], "metric": metric,
+            "dataset": dataset, "data_root": data_root, "preset": preset, "task": TASKS[metric], "metric": metric,
             "cae": mean["cae_mean"], "anovit": mean["anovit_mean"], "relative_pct": mean["relative_pct"],
             "paper_row": paper.printed if paper else "", "paper_cae": paper.cae if paper else math.nan,
             "paper_anovit": paper.anovit if paper else math.nan, "paper_relative_pct": paper.relative if paper else math.nan,
@@ -171,10 +222,12 @@ def overall(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def report_tables(df: pd.DataFrame) -> pd.DataFrame:
-    """Every comparison stacked in one long table (the report's CSV), with dataset, preset and metric columns."""
-    frames = [comparison(df, d, p, m).assign(dataset=d, preset=p, metric=m, paper_source=paper_source(d, m))
-              for d, p, m in sections(df)]
+    """Every comparison stacked in one long table (the report's CSV), with dataset, data_root, preset and metric columns."""
+    keys = ["dataset", "data_root", "preset", "metric"]
+    frames = [comparison(df, d, p, m, r).assign(dataset=d, data_root=r, preset=p, metric=m,
+                                                paper_source=paper_source(d, m, section_custom(df, d, p, r)))
+              for d, r, p, m in sections(df)]
     if not frames:
-        return pd.DataFrame(columns=["dataset", "preset", "metric", *COMPARISON_COLUMNS, "paper_source"])
+        return pd.DataFrame(columns=[*keys, *COMPARISON_COLUMNS, "paper_source"])
     table = pd.concat(frames, ignore_index=True)
-    return table[["dataset", "preset", "metric", *COMPARISON_COLUMNS, "paper_source"]]
+    return table[[*keys, *COMPARISON_COLUMNS, "paper_source"]]

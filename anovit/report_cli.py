@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ def add_report_parser(sub: Any) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     results = args.results or default_results_path()
     df = collect_results(results, list_runs() if args.with_runs else ())
+    for problem in df.attrs["left_out"]:
+        print(f"warning: {problem}", file=sys.stderr)
     if df.empty:
         raise AnovitError(f"no results in {results}: run `python -m anovit benchmark` first")
     md, csv = write_report(df, args.output_dir or results.parent, source=stored_path(results))

@@ -11,7 +11,9 @@ import pandas as pd
 
 from .benchmark import resolve_stored
 from .models import MODEL_LABELS
-from .report import ANOVIT, CAE, METRICS, SUMMARY_ROWS, comparison, overall, paper_source, report_tables, sections
+from .report import (
+    ANOVIT, CAE, METRICS, SUMMARY_ROWS, comparison, overall, paper_source, report_tables, section_custom, sections,
+)
 from .runs import run_protocol
 
 if TYPE_CHECKING:
@@ -65,23 +67,28 @@ def markdown_report(df: pd.DataFrame, source: str = "") -> str:
     lines = ["# AnoViT vs l2-CAE: our results beside the paper's", ""]
     if source:
         lines += [f"Source: {source} ({len(df)} cells).", ""]
+    left_out = df.attrs.get("left_out", [])
+    if left_out:
+        lines += [f"**{len(left_out)} row(s) of the results table were left out** (they break its schema):", "",
+                  *[f"- {problem}" for problem in left_out], ""]
     lines += ["Values are AUROC (or AUPRO) as mean ± sample std over seeds; mean and std rows are over the "
               "class means. Relative improvement = (AnoViT − l2-CAE) / l2-CAE × 100 on the means, as in the "
               "paper; Δ = ours − paper.", ""]
     top = overall(df)
     if not top.empty:
         lines += ["## Overall (paper Table 1)", "", to_markdown(pd.DataFrame({
-            "dataset": top["dataset"], "preset": top["preset"], "task": top["task"],
+            "dataset": top["dataset"], "data folder": top["data_root"], "preset": top["preset"], "task": top["task"],
             "l2-CAE": top["cae"].map(_value), "AnoViT": top["anovit"].map(_value),
             "rel. impr.": top["relative_pct"].map(_percent), "paper row": top["paper_row"],
             "paper l2-CAE": top["paper_cae"].map(_value), "paper AnoViT": top["paper_anovit"].map(_value),
             "paper rel. impr.": top["paper_relative_pct"].map(lambda x: _percent(x, 3)),
         })), ""]
-    for dataset, preset, metric in sections(df):
-        lines += [f"## {dataset} · {preset} · {METRICS[metric]}", ""]
-        where = paper_source(dataset, metric)
+    for dataset, data_root, preset, metric in sections(df):
+        folder = f" ({data_root})" if data_root else ""
+        lines += [f"## {dataset}{folder} · {preset} · {METRICS[metric]}", ""]
+        where = paper_source(dataset, metric, section_custom(df, dataset, preset, data_root))
         lines += [f"Paper columns: {where}.", ""] if where else []
-        lines += [to_markdown(display_table(comparison(df, dataset, preset, metric))), ""]
+        lines += [to_markdown(display_table(comparison(df, dataset, preset, metric, data_root))), ""]
     lines += ["## Training budget and protocol per model (cost: mean per cell)", "", to_markdown(cost_table(df)), ""]
     return "\n".join(lines)
 

@@ -21,11 +21,14 @@ from . import checkpoint as ckpt
 from .augment import AugmentConfig, build_augmentation
 from .data import category_kind, default_augment, train_val_datasets
 from .data.splits import DEFAULT_VAL_FRACTION, subsample
-from .errors import CheckpointError
-from .models import build_model, make_config, training_defaults
+from .errors import CheckpointError, ConfigError, TrainingError
+from .models import MODELS, PRESETS, build_model, make_config, training_defaults
 from .models.cae import latent_dim_for
+from .run_lock import run_lock
+from .runs import default_checkpoint_dir
 from .runtime import autocast, resolve_device, use_bf16
 from .scoring import reconstruction_loss
+from .validation import absolute_path, check_bool, check_number, check_optional_number, check_str
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -58,6 +61,35 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        """Check every field (ConfigError naming it) and fill the defaults that depend on others.
+
+        ``data_root`` is stored resolved (absolute), so the run works from any directory.
+        """
+        from .data import DATASETS
+
+        check_str("dataset", self.dataset, choices=DATASETS)
+        check_str("category", self.category)
+        check_str("data_root", self.data_root, optional=True)
+        self.data_root = absolute_path(self.data_root)
+        check_str("model", self.model, choices=MODELS)
+        check_str("preset", self.preset, choices=PRESETS[self.model])
+        if not isinstance(self.model_overrides, dict):
+            raise ConfigError(f"field 'model_overrides' must be an object; got {self.model_overrides!r}")
+        check_optional_number("epochs", self.epochs, integer=True, minimum=1)
+        check_number("batch_size", self.batch_size, integer=True, minimum=1)
+        check_optional_number("lr", self.lr, minimum=0, min_open=True)
+        if not isinstance(self.betas, (list, tuple)) or len(self.betas) != 2:
+            raise ConfigError(f"field 'betas' must be a list of two numbers in [0, 1); got {self.betas!r}")
+        self.betas = tuple(check_number("betas", b, minimum=0, maximum=1, max_open=True) for b in self.betas)
+        check_number("weight_decay", self.weight_decay, minimum=0)
+        check_number("val_fraction", self.val_fraction, minimum=0, maximum=1, min_open=True, max_open=True)
+        check_optional_number("grad_clip", self.grad_clip, minimum=0, min_open=True)
+        check_optional_number("max_train_images", self.max_train_images, integer=True, minimum=1)
+        check_bool("bf16", self.bf16, optional=True)
+        check_str("device", self.device)
+        check_number("seed", self.seed, integer=True, minimum=0)
+        if self.augment is not None and not isinstance(self.augment, AugmentConfig):
+            raise ConfigError(f"field 'augment' must be an augmentation config; got {self.augment!r}")
         defaults = training_defaults(self.model, self.preset)
         if self.epochs is None:
             self.epochs = defaults.epochs
@@ -79,12 +111,30 @@ class TrainConfig:
         return value
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        """Inverse of ``asdict``."""
+    def from_dict(cls, data: Any) -> "TrainConfig":
+        """Inverse of ``asdict``; ConfigError naming the field for an unknown field or a bad value."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"must hold a JSON object of training fields; got {type(data).__name__}")
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"unknown field(s) {unknown}; expected some of {sorted(cls.__dataclass_fields__)}")
         data = dict(data)
-        data["augment"] = AugmentConfig(**data["augment"]) if data.get("augment") else None
-        data["betas"] = tuple(data.get("betas", cls.betas))
+        augment = data.get("augment")
+        if augment is not None:
+            known = set(AugmentConfig.__dataclass_fields__)
+            if not isinstance(augment, dict) or set(augment) - known:
+                raise ConfigError(f"field 'augment' must be an object with some of {sorted(known)}; got {augment!r}")
+            data["augment"] = AugmentConfig(**augment)
         return cls(**data)
+
+
+def load_training(run_dir: Path) -> TrainConfig:
+    """The run's training.json as a checked :class:`TrainConfig`; CheckpointError naming the file and field."""
+    path = Path(run_dir) / ckpt.TRAINING
+    try:
+        return TrainConfig.from_dict(ckpt.read_json(path))
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: {err}") from err
 
 
 @dataclass
@@ -150,7 +200,10 @@ def model_config(config: TrainConfig) -> Any:
 def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     """Decide whether to resume; refuse to silently overwrite or to resume another config."""
     has_resume = (run_dir / ckpt.RESUME).is_file()
-    if resume and has_resume:
+    if resume and not has_resume:
+        raise CheckpointError(f"cannot resume {run_dir}: it holds no run to continue ({ckpt.RESUME} is missing); "
+                              "drop --resume to start a new run there")
+    if resume:
         saved = ckpt.read_json(run_dir / ckpt.TRAINING)
         mine = json.loads(json.dumps(asdict(config)))
         diff = sorted(k for k in mine if k != "epochs" and saved.get(k) != mine[k])
@@ -186,12 +239,34 @@ def train(
 ) -> TrainResult:
     """Train ``config.model`` on the normal images of ``config.dataset``/``config.category``.
 
-    Writes into ``run_dir`` (default ``checkpoints/<config.run_name()>``): ``config.json``,
-    ``training.json``, ``model.safetensors`` (best validation epoch), ``metrics.json`` (history)
-    and ``resume.safetensors`` (last epoch). ``progress`` receives dicts with ``event`` "step" or
-    "epoch"; ``should_stop`` is polled after each step to cancel cleanly at the next epoch end.
+    Writes into ``run_dir`` (default ``<checkpoints folder>/<config.run_name()>``, the folder of
+    :func:`anovit.runs.default_checkpoint_dir`): ``config.json``, ``training.json``,
+    ``model.safetensors`` (best validation epoch), ``metrics.json`` (history) and
+    ``resume.safetensors`` (last epoch), holding the folder's lock (:mod:`anovit.run_lock`) throughout.
+    ``progress`` receives dicts with ``event`` "step" or "epoch"; ``should_stop`` is polled after
+    each step to cancel cleanly at the next epoch end. Raises RunLockedError when another process
+    trains into ``run_dir``, TrainingError at the first non-finite loss.
     """
-    run_dir = Path(run_dir) if run_dir is not None else Path("checkpoints") / config.run_name()
+    run_dir = Path(run_dir) if run_dir is not None else default_checkpoint_dir() / config.run_name()
+    with run_lock(run_dir):
+        return _train_locked(config, run_dir, resume, overwrite, progress, should_stop)
+
+
+def _diverged(config: TrainConfig, loss: float, epoch: int, step: int, steps: int, bf16: bool,
+              best_epoch: int) -> TrainingError:
+    """The one-line error for a non-finite loss, naming where it happened and the knobs to turn."""
+    clip = f"grad clip {config.grad_clip:g}" if config.grad_clip is not None else "no grad clip"
+    kept = (f"the checkpoint of epoch {best_epoch} is kept" if best_epoch else "no weights were saved")
+    return TrainingError(
+        f"training diverged: the loss is {loss} at epoch {epoch}, step {step}/{steps} (lr {config.lr:g}, {clip}, "
+        f"{'bf16' if bf16 else 'float32'}); lower --lr, set --grad-clip (e.g. 1.0) or train in float32 "
+        f"(--no-bf16); {kept}"
+    )
+
+
+def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bool, progress: Progress | None,
+                  should_stop: Callable[[], bool] | None) -> TrainResult:
+    """:func:`train` once the run folder's lock is held."""
     resuming = _check_run_dir(run_dir, config, resume, overwrite)
     notify = progress or (lambda event: None)
     device = resolve_device(config.device)
@@ -239,16 +314,19 @@ def train(
             with autocast(device, bf16):
                 recon = model(images)
             loss = reconstruction_loss(images, recon)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise _diverged(config, loss_value, epoch, step, steps, bf16, best_epoch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:  # a rare spike must not blow up a from-scratch run
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             opt.step()
             seen += len(images)
-            running += loss.item() * len(images)
+            running += loss_value * len(images)
             elapsed = time.perf_counter() - t0
             notify({"event": "step", "epoch": epoch, "epochs": config.epochs, "step": step, "steps": steps,
-                    "loss": loss.item(), "images_per_s": seen / max(elapsed, 1e-9)})
+                    "loss": loss_value, "images_per_s": seen / max(elapsed, 1e-9)})
             if should_stop is not None and should_stop():
                 stopped = True
                 break

@@ -17,9 +17,9 @@ CAPTION = ("Mean ± sample std over seeds per class; mean and std rows over clas
            "Reproduce with `python -m anovit benchmark --dataset synthetic` then `python -m anovit report`.")
 
 
-def _metric_tab(df: pd.DataFrame, dataset: str, preset: str, metric: str) -> None:
-    table = report.comparison(df, dataset, preset, metric)
-    source = report.paper_source(dataset, metric)
+def _metric_tab(df: pd.DataFrame, dataset: str, preset: str, metric: str, data_root: str) -> None:
+    table = report.comparison(df, dataset, preset, metric, data_root)
+    source = report.paper_source(dataset, metric, report.section_custom(df, dataset, preset, data_root))
     st.caption(f"Paper columns: {source}." if source else "The paper reports no such table.")
     st.dataframe(display_table(table), hide_index=True)
     st.plotly_chart(comparison_figure(table, metric), key=f"chart-{metric}")
@@ -45,19 +45,24 @@ def render() -> None:
     path = default_results_path()
     with_runs = st.toggle("Include evaluated run folders from the checkpoints folder", value=True)
     df = report.collect_results(path, list_runs() if with_runs else ())
+    for problem in df.attrs["left_out"]:
+        st.warning(f"Left out: {problem}")
     if df.empty:
         st.info(f"No results yet: run `python -m anovit benchmark --dataset synthetic` (it writes {path}), "
                 "or evaluate a trained run.")
         return
-    left, right = st.columns(2)
+    left, middle, right = st.columns(3)
     dataset = left.selectbox("Dataset", sorted(df["dataset"].unique()))
-    preset = right.selectbox("Preset", sorted(df.loc[df["dataset"] == dataset, "preset"].unique()))
-    metrics = [m for d, p, m in report.sections(df) if (d, p) == (dataset, preset)]
+    roots = sorted(df.loc[df["dataset"] == dataset, "data_root"].unique())
+    data_root = middle.selectbox("Data folder", roots, format_func=lambda r: r or "(built in / not recorded)")
+    in_folder = df[(df["dataset"] == dataset) & (df["data_root"] == data_root)]
+    preset = right.selectbox("Preset", sorted(in_folder["preset"].unique()))
+    metrics = [m for d, r, p, m in report.sections(df) if (d, r, p) == (dataset, data_root, preset)]
     for tab, metric in zip(st.tabs([report.METRICS[m] for m in metrics]), metrics):
         with tab:
-            _metric_tab(df, dataset, preset, metric)
+            _metric_tab(df, dataset, preset, metric, data_root)
     st.caption("Training budget and protocol of each model (read from the cells' run folders)")
-    st.dataframe(cost_table(df[(df["dataset"] == dataset) & (df["preset"] == preset)]), hide_index=True)
+    st.dataframe(cost_table(report.section_rows(df, dataset, preset, data_root)), hide_index=True)
     with st.expander("Overall, beside the paper's Table 1"):
         st.dataframe(report.overall(df), hide_index=True)
     with st.expander(f"Every cell ({len(df)}): one row per dataset, class, model, preset and seed"):

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch.nn as nn
 
+from ..errors import ConfigError
+
 from .anovit import AnoViT, AnoViTConfig
 from .cae import L2CAE, L2CAEConfig
 
@@ -110,17 +112,20 @@ def config_to_dict(model: nn.Module) -> dict[str, Any]:
     return {"model_type": model.model_type, **asdict(model.config)}
 
 
-def config_from_dict(data: dict[str, Any]) -> tuple[str, Any]:
-    """Inverse of :func:`config_to_dict`; raises ValueError naming unknown or missing fields."""
+def config_from_dict(data: Any) -> tuple[str, Any]:
+    """Inverse of :func:`config_to_dict`; raises ConfigError (a ValueError) naming an unknown field or a
+    bad value (checked by the config dataclass), or when ``data`` is not an object."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"must hold a JSON object of model config fields; got {type(data).__name__}")
     data = dict(data)
     model = data.pop("model_type", None)
     if model not in MODELS:
-        raise ValueError(f"config field 'model_type' must be one of {sorted(MODELS)}, got {model!r}")
+        raise ConfigError(f"field 'model_type' must be one of {sorted(MODELS)}; got {model!r}")
     config_cls = MODELS[model][0]
     known = {f.name for f in fields(config_cls)}
     unknown = set(data) - known
     if unknown:
-        raise ValueError(f"{model} config has unknown field(s) {sorted(unknown)}")
+        raise ConfigError(f"{model} config has unknown field(s) {sorted(unknown)}; expected some of {sorted(known)}")
     return model, config_cls(**data)
 
 

@@ -40,12 +40,15 @@ its ReLU, lies in [0, inf)); bilinear upsampling to the input size comes last::
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import ConfigError
+from ..validation import check_bool, check_in, check_int_list, check_number, check_str
 from .encoder import create_encoder
 
 
@@ -62,11 +65,27 @@ class AnoViTConfig:
     decoder: str = "stable"  # "stable" (GroupNorm, linear 3x3 head) or "paper" (sec. 4.2 as written)
 
     def __post_init__(self) -> None:
-        self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
-        if len(self.decoder_channels) != 6:
-            raise ValueError(f"decoder_channels must list 6 widths (six blocks), got {self.decoder_channels}")
-        if self.decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {list(DECODERS)}, got {self.decoder!r}")
+        """Check every field where the config is built (ConfigError naming the field), before timm sees it."""
+        import timm
+
+        check_str("encoder", self.encoder)
+        patch = re.search(r"patch(\d+)", self.encoder)
+        if not timm.is_model(self.encoder) or patch is None:
+            raise ConfigError(f"field 'encoder' must name a timm ViT with a patch size, e.g. vit_tiny_patch16_224 "
+                              f"(see timm.list_models('vit_*')); got {self.encoder!r}")
+        size = check_number("image_size", self.image_size, integer=True, minimum=int(patch[1]))
+        if size % int(patch[1]):
+            raise ConfigError(f"field 'image_size' must be a multiple of {self.encoder}'s patch size {patch[1]}; "
+                              f"got {size}")
+        check_in("in_channels", self.in_channels, (1, 3))
+        check_bool("pretrained", self.pretrained)
+        check_str("encoder_weights", self.encoder_weights, optional=True)
+        check_str("decoder", self.decoder, choices=DECODERS)
+        self.decoder_channels = check_int_list("decoder_channels", self.decoder_channels, 6)
+        odd = [c for c in self.decoder_channels if c > 8 and c % 8]
+        if odd and self.decoder == "stable":
+            raise ConfigError(f"field 'decoder_channels' widths above 8 must be multiples of 8 (GroupNorm with 8 "
+                              f"groups in the stable decoder); got {list(self.decoder_channels)}")
 
 
 DECODERS = ("stable", "paper")
@@ -115,8 +134,6 @@ class AnoViT(nn.Module):
         self.encoder = create_encoder(
             config.encoder, config.image_size, config.pretrained, config.encoder_weights
         )
-        if config.in_channels not in (1, 3):
-            raise ValueError(f"in_channels must be 1 or 3, got {config.in_channels}")
         mean = self.encoder.pretrained_cfg.get("mean", (0.5, 0.5, 0.5))
         std = self.encoder.pretrained_cfg.get("std", (0.5, 0.5, 0.5))
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ..errors import ConfigError
+from ..validation import check_in, check_number
 
 
 @dataclass
@@ -45,6 +47,14 @@ class L2CAEConfig:
     image_size: int = 128
     in_channels: int = 3
     latent_dim: int = 100
+
+    def __post_init__(self) -> None:
+        """Check every field where the config is built (ConfigError naming the field)."""
+        size = check_number("image_size", self.image_size, integer=True, minimum=16)
+        if size % 16:
+            raise ConfigError(f"field 'image_size' must be a multiple of 16 (four stride-2 stages); got {size}")
+        check_in("in_channels", self.in_channels, (1, 3))
+        check_number("latent_dim", self.latent_dim, integer=True, minimum=1)
 
 
 LATENT_BY_KIND = {"texture": 100, "object": 500}  # Bergmann et al. (2019b)
