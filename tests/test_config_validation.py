@@ -26,7 +26,7 @@ BAD_CONFIG = {
 def run_dir(tmp_path_factory) -> Path:
     """A loadable AnoViT run folder (config.json + model.safetensors + training.json)."""
     path = tmp_path_factory.mktemp("run")
-    create_model("anovit", "cpu-tiny").save_pretrained(path)
+    ckpt.save_model(path, create_model("anovit", "cpu-tiny"))
     ckpt.write_json(path / "training.json", {"dataset": "synthetic", "category": "weave", "model": "anovit"})
     return path
 
@@ -42,12 +42,12 @@ def _broken(run_dir: Path, tmp_path: Path, config) -> Path:
 
 @pytest.mark.parametrize("case", list(BAD_CONFIG))
 def test_junk_in_config_json_names_field_and_file_everywhere(run_dir, tmp_path, capsys, case):
-    from anovit.models import AnoViT
+    from anovit.hub import load_pretrained
 
     change, message = BAD_CONFIG[case]
     folder = _broken(run_dir, tmp_path, {**json.loads((run_dir / ckpt.CONFIG).read_text()), **change})
     with pytest.raises(CheckpointError) as caught:
-        AnoViT.from_pretrained(folder)
+        load_pretrained(folder, model_type="anovit")
     assert str(caught.value).startswith(f"{folder / ckpt.CONFIG}: {message}")
     for argv in (["evaluate", str(folder)], ["hub", "push", str(folder), "--repo-id", "me/x", "--dry-run"]):
         assert main(argv) == 2
