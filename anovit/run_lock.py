@@ -50,7 +50,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(run_dir / LOCK, timeout=0, mode=0o666)
+    lock = FileLock(run_dir / LOCK, timeout=0)  # mode: 0666 less the umask
     try:
         lock.acquire()
     except Timeout:

@@ -51,17 +51,22 @@ class RunInfo:
 
 
 def read_run(path: Path) -> RunInfo:
-    """Describe one run folder; raises CheckpointError if it has no config.json or weights."""
+    """Describe one run folder; raises CheckpointError if it has no config.json or weights, or if
+    config.json, training.json or metrics.json does not hold a JSON object."""
     path = Path(path)
     if not (path / ckpt.WEIGHTS).is_file():
         raise CheckpointError(f"{path} has no {ckpt.WEIGHTS}")
     training_file = path / ckpt.TRAINING
-    return RunInfo(
+    info = RunInfo(
         path=path,
         config=ckpt.read_json(path / ckpt.CONFIG),
         training=ckpt.read_json(training_file) if training_file.is_file() else {},
         metrics=ckpt.read_metrics(path),
     )
+    for name, data in ((ckpt.CONFIG, info.config), (ckpt.TRAINING, info.training), (ckpt.METRICS, info.metrics)):
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{path / name} must hold a JSON object; got {type(data).__name__}")
+    return info
 
 
 def run_protocol(path: Path) -> dict[str, Any]:
@@ -72,9 +77,10 @@ def run_protocol(path: Path) -> dict[str, Any]:
 
     def read(name: str) -> dict[str, Any]:
         try:
-            return ckpt.read_json(path / name) if (path / name).is_file() else {}
+            data = ckpt.read_json(path / name) if (path / name).is_file() else {}
         except CheckpointError:
             return {}
+        return data if isinstance(data, dict) else {}
 
     training, config, metrics = read("training.json"), read(ckpt.CONFIG), read(ckpt.METRICS)
     history = metrics.get("training", {}).get("history", [])

@@ -129,3 +129,13 @@ def test_benchmark_api_refuses_zero_epochs_instead_of_running_the_default(tmp_pa
 
     with pytest.raises(ConfigError, match="field 'epochs' must be an integer >= 1; got 0"):
         run_benchmark([], epochs=0, results=tmp_path / "r.csv", runs_root=tmp_path)
+
+
+def test_run_listing_leaves_out_a_run_whose_json_is_an_array(run_dir, tmp_path):
+    from anovit.runs import list_runs, read_run
+
+    folder = _broken(run_dir, tmp_path, json.loads((run_dir / ckpt.CONFIG).read_text()))
+    (folder / "training.json").write_text("[]")
+    with pytest.raises(CheckpointError, match=rf"{folder / 'training.json'} must hold a JSON object; got list"):
+        read_run(folder)
+    assert list_runs(tmp_path) == []
