@@ -27,6 +27,7 @@ from . import checkpoint as ckpt
 from .errors import AnovitError
 from .inference import run_detector
 from .scoring import DEFAULT_SIGMA, anomaly_maps
+from .validation import non_negative_float
 
 OPSET = 18
 ONNX_FILE = "model.onnx"
@@ -129,7 +130,7 @@ def add_export_parser(sub: Any) -> None:
     p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: %(default)s)")
     p.add_argument("--output", type=Path,
                    help=f"folder for {ONNX_FILE} and config.json (default: RUN_DIR/{EXPORT_DIR})")
-    p.add_argument("--sigma", type=float, default=DEFAULT_SIGMA, help="Gaussian smoothing baked into the graph")
+    p.add_argument("--sigma", type=non_negative_float, default=DEFAULT_SIGMA, help="Gaussian smoothing baked into the graph")
     p.add_argument("--threshold", type=float,
                    help="decision threshold (default: computed on the run's validation images, which must be present)")
     p.set_defaults(func=_cmd_export)

@@ -22,6 +22,7 @@ from .errors import AnovitError
 from .inference import prepare, run_detector
 from .progress import TerminalBar
 from .scoring import DEFAULT_SIGMA
+from .validation import non_negative_float, positive_int
 
 CSV_COLUMNS = ["path", "anomaly_score", "decision", "threshold"]
 
@@ -145,9 +146,9 @@ def add_score_parser(sub: Any) -> None:
     p.add_argument("--onnx", action="store_true", help="use RUN_DIR/onnx/model.onnx (anovit export) via onnxruntime")
     p.add_argument("--threshold", type=float,
                    help="decision threshold (default: the export's, or computed on the run's validation images)")
-    p.add_argument("--sigma", type=float,
+    p.add_argument("--sigma", type=non_negative_float,
                    help=f"Gaussian smoothing (default: {DEFAULT_SIGMA:g}; with --onnx the export's)")
-    p.add_argument("--batch-size", type=int, default=SCORE_BATCH_SIZE, help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=SCORE_BATCH_SIZE, help="(default: %(default)s)")
     p.add_argument("--device", default="auto", help="PyTorch device: auto (CUDA when present), cpu, cuda, ... "
                                                    "(default: %(default)s)")
     p.set_defaults(func=_cmd_score)

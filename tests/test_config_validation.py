@@ -112,6 +112,8 @@ def test_config_dataclasses_check_their_fields():
     (["evaluate", "run", "--sigma", "-4"], "argument --sigma: must be a number >= 0; got -4.0"),
     (["benchmark", "--epochs", "0"], "argument --epochs: must be an integer >= 1; got 0"),
     (["benchmark", "--seeds", "0"], "argument --seeds: must be an integer >= 1; got 0"),
+    (["score", "run", "img.png", "--batch-size", "0"], "argument --batch-size: must be an integer >= 1; got 0"),
+    (["score", "run", "img.png", "--sigma", "-1"], "argument --sigma: must be a number >= 0; got -1.0"),
 ])
 def test_bad_numbers_are_refused_at_parse_time(argv, message, capsys):
     with pytest.raises(SystemExit) as caught:
