@@ -114,6 +114,8 @@ def test_score_refuses_bad_input_with_one_sentence(exported, tmp_path, capsys):
     run = exported["cae"]
     assert main(["score", str(run), str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["score", str(run), str(tmp_path), "--batch-size", "0"]) == 2
+    assert "--batch-size" in capsys.readouterr().err
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
     assert main(["score", str(run), str(broken), "--threshold", "1"]) == 2
