@@ -270,7 +270,7 @@ def architecture_figure() -> go.Figure:
         ("patch tokens,<br>[cls] dropped,<br>√N x √N grid: F", "#c6dbef"),
         ("6 ConvT blocks<br>(+ norm, ReLU),<br>upsample, conv", "#fdd0a2"),
         ("reconstruction<br>H x W x 3", "#e8e8e8"),
-        ("error map (eq. 6)<br>score = max (eq. 7)", "#fcbba1"),
+        ("anomaly map (eq. 6)<br>score = max (eq. 7)", "#fcbba1"),
     ]
     fig = go.Figure()
     width, gap = 1.0, 0.35

@@ -135,7 +135,7 @@ def fake_items(maps: np.ndarray, masks: np.ndarray) -> dict:
         "index": np.arange(n),
         "image": np.zeros((n, 4, 4, 3), np.uint8),
         "mask": masks,
-        "score_map": maps,
+        "anomaly_map": maps,
         "score": maps.reshape(n, -1).max(1),
         "defect_type": ["hole"] * n,
     }
@@ -150,8 +150,8 @@ def test_comparison_rows_and_summary_at_threshold():
     assert [p.title for p in rows[0]] == [
         "input",
         "ground truth",
-        "l2-CAE<br>error map",
-        "AnoViT<br>error map",
+        "l2-CAE<br>anomaly map",
+        "AnoViT<br>anomaly map",
         "l2-CAE<br>≥ threshold",
         "AnoViT<br>≥ threshold",
     ]

@@ -190,7 +190,7 @@ def extreme_patches(z: np.ndarray, size: int = 5) -> list[tuple[int, int]]:
 def test_anomaly_maps_are_painted_with_their_colour_scale(trained_server, browser):
     """On Heatmaps, the colour bar's zero is painted in the colour scale's low end (Inferno's near-black, from
     plotly.py's definition: under Streamlit it was lavender), and the lowest- and highest-error patches of
-    every error map in the scale's colours for their values."""
+    every anomaly map in the scale's colours for their values."""
     page = browser.new_page(viewport={"width": 1600, "height": 4000})
     try:
         page.goto(f"{trained_server}/Heatmaps")
@@ -206,7 +206,7 @@ def test_anomaly_maps_are_painted_with_their_colour_scale(trained_server, browse
     low_end = colour_lut(ERROR_COLORSCALE)[0].astype(int)
     painted = shot[round(bar[1]), round(bar[0])]
     assert np.abs(painted - low_end).max() <= TOLERANCE, f"zero is painted {painted}, the scale's low end is {low_end}"
-    assert len(maps) >= 2  # the l2-CAE's and AnoViT's error maps of at least one image
+    assert len(maps) >= 2  # the l2-CAE's and AnoViT's anomaly maps of at least one image
     for m in maps:
         z = np.asarray(m["z"], np.float64)
         (x0, y0), (x1, y1) = m["first"], m["last"]

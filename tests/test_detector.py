@@ -98,7 +98,7 @@ def test_inspect_heatmaps_and_evaluate_agree_on_one_image(model, splits, monkeyp
         inspected = inspect_image(detector, test[index]["image"][None])
         assert inspected["score"] == evaluation.rows[k]["score"]  # both one image per forward pass
         assert np.isclose(inspected["score"], items["score"][k], **tol)
-        assert np.allclose(inspected["score_map"], items["score_map"][k], **tol)
+        assert np.allclose(inspected["anomaly_map"], items["anomaly_map"][k], **tol)
         assert inspected["decision"] == table["AnoViT decision"][k] == decision(evaluation.rows[k]["score"],
                                                                                 detector.threshold)
     flagged = detector.predict(torch.stack([test[i]["image"] for i in picked])).numpy()

@@ -1,5 +1,5 @@
 """Attention page (beyond the paper): where one patch of a test image looks, per encoder layer and
-rolled out through all layers, beside the error map: the global context the paper argues a ViT
+rolled out through all layers, beside the anomaly map: the global context the paper argues a ViT
 encoder brings over a convolutional one."""
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def render() -> None:
     page_header(
         "Attention",
         "Where a patch looks in AnoViT's ViT encoder, per layer and rolled out "
-        "(Abnar & Zuidema 2020), beside the error map.",
+        "(Abnar & Zuidema 2020), beside the anomaly map.",
     )
     checkpoint = checkpoint_picker("attention", "AnoViT checkpoint", model_type="anovit")
     if checkpoint is None:
@@ -92,7 +92,7 @@ def render() -> None:
     size, grid, px = model.config.image_size, grid_size(model), patch_size(model)
     index = _image_choice(run, ref, size)
     item = predict_items(run, ref, [index])
-    error = item["score_map"][0]
+    error = item["anomaly_map"][0]
     peak_y, peak_x = np.unravel_index(int(np.argmax(error)), error.shape)
     c1, c2, c3, c4 = st.columns(4)
     row = c1.number_input(
@@ -123,7 +123,7 @@ def render() -> None:
                 overlay(item["image"][0], chosen, low, top, 0.6, ATTENTION_COLORSCALE),
                 marker=box,
             ),
-            Panel("error map", error, "error", marker=box),
+            Panel("anomaly map", error, "error", marker=box),
         ]
     ]
     scales = {

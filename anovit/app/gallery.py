@@ -1,4 +1,4 @@
-"""Gallery page: input / reconstruction / error map of a checkpoint's test images, sorted by anomaly
+"""Gallery page: input / reconstruction / anomaly map of a checkpoint's test images, sorted by anomaly
 score, filtered by defect type, and paged (only the visible page is reconstructed, cached per page)."""
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ def page_rows(rows: pd.DataFrame, page: int, per_page: int) -> pd.DataFrame:
 
 
 def tile_image(
-    image: np.ndarray, recon: np.ndarray, score_map: np.ndarray, vmax: float, mask: np.ndarray | None = None
+    image: np.ndarray, recon: np.ndarray, anomaly_map: np.ndarray, vmax: float, mask: np.ndarray | None = None
 ) -> np.ndarray:
-    """Input | reconstruction | error map (0..vmax on the error colour scale) [| ground-truth mask] side by side."""
-    parts = [to_rgb_uint8(image), to_rgb_uint8(recon), colorize(score_map, 0.0, vmax)]
+    """Input | reconstruction | anomaly map (0..vmax on the anomaly colour scale) [| ground-truth mask] side by side."""
+    parts = [to_rgb_uint8(image), to_rgb_uint8(recon), colorize(anomaly_map, 0.0, vmax)]
     if mask is not None:
         parts.append(to_rgb_uint8(mask.astype(np.float32)))
     return tile(*parts)
@@ -55,7 +55,7 @@ def tile_image(
 @show_errors
 def render() -> None:
     """The Gallery page."""
-    page_header("Gallery", "Input, reconstruction and error map of every test image of a checkpoint's class.")
+    page_header("Gallery", "Input, reconstruction and anomaly map of every test image of a checkpoint's class.")
     checkpoint = checkpoint_picker("gallery")
     if checkpoint is None:
         return
@@ -74,7 +74,7 @@ def render() -> None:
     st.plotly_chart(score_histogram_figure(scores["score"], scores["defect_type"]), key="gallery-hist")
     st.caption(
         f"{ref.label}: {len(rows)} of {len(scores)} test images · each tile: input | reconstruction | "
-        f"error map (0 to {vmax:.3g}, the largest image score of the split, on one colour scale)"
+        f"anomaly map (0 to {vmax:.3g}, the largest image score of the split, on one colour scale)"
         + (" | ground truth" if show_mask else "")
     )
     visible = page_rows(rows, int(page), per_page)
@@ -85,7 +85,7 @@ def render() -> None:
     cols = st.columns(COLUMNS)
     for k in range(len(items["index"])):
         image = tile_image(
-            items["image"][k], items["recon"][k], items["score_map"][k], vmax, items["mask"][k] if show_mask else None
+            items["image"][k], items["recon"][k], items["anomaly_map"][k], vmax, items["mask"][k] if show_mask else None
         )
         caption = f"#{items['index'][k]} · {items['defect_type'][k]} · score {items['score'][k]:.4g}"
         cols[k % COLUMNS].image(image, caption=caption, width="stretch")

@@ -1,4 +1,4 @@
-"""Heatmaps page (the paper's Fig. 3): l2-CAE and AnoViT error maps of the same test images beside
+"""Heatmaps page (the paper's Fig. 3): l2-CAE and AnoViT anomaly maps of the same test images beside
 the ground-truth mask on one colour scale, binarised at a threshold with the image- and pixel-level
 numbers at that threshold, and the ROC curves of both models."""
 
@@ -108,10 +108,10 @@ def comparison_rows(
     for k, index in enumerate(base["index"]):
         mask = base["mask"][k]
         row = [Panel("input", base["image"][k]), Panel("ground truth", mask)]
-        row += [Panel(f"{MODEL_LABELS[m]}<br>error map", items[m]["score_map"][k], "error") for m in MODELS]
+        row += [Panel(f"{MODEL_LABELS[m]}<br>anomaly map", items[m]["anomaly_map"][k], "error") for m in MODELS]
         record: dict[str, Any] = {"image": f"#{index}", "defect type": base["defect_type"][k]}
         for m in MODELS:
-            binary = is_anomalous(items[m]["score_map"][k], threshold)
+            binary = is_anomalous(items[m]["anomaly_map"][k], threshold)
             row.append(Panel(f"{MODEL_LABELS[m]}<br>≥ threshold", binary))
             stats = mask_stats(binary, items[m]["mask"][k])
             score = float(items[m]["score"][k])
@@ -207,7 +207,7 @@ def render() -> None:
         format_func=lambda v: f"{v:.3g}",
         help="Default: AnoViT's pixel F1-max threshold on the test split, when evaluated",
     )
-    vmax = max(float(items[m]["score_map"].max()) for m in MODELS) or 1.0
+    vmax = max(float(items[m]["anomaly_map"].max()) for m in MODELS) or 1.0
     rows, titles, table = comparison_rows(items, threshold)
     figure = panel_grid_figure(rows, {"error": Scale(0.0, vmax)}, row_titles=titles, cell_px=170)
     st.plotly_chart(figure, key="heatmap-grid", theme=None)

@@ -18,10 +18,10 @@ FIRST_EPOCHS = 5  # the first step is a quick look (about a minute), not the pre
 PAGE_TEXT = {
     "train": "fine-tune AnoViT or the l2-CAE as a background job: live loss curve, ETA, cancel",
     "results": "per-class image and pixel AUROC tables like the paper's Tables 2-5, beside the paper's numbers",
-    "gallery": "input, reconstruction and error map of every test image, sorted by score, filtered by defect",
+    "gallery": "input, reconstruction and anomaly map of every test image, sorted by score, filtered by defect",
     "heatmaps": "l2-CAE and AnoViT maps side by side with the ground truth (Fig. 3), threshold and ROC curves",
     "inspect": "upload an image and get its reconstruction, heatmap, score and decision",
-    "attention": "where a patch looks in the ViT encoder, per layer and rolled out, beside the error map",
+    "attention": "where a patch looks in the ViT encoder, per layer and rolled out, beside the anomaly map",
     "hub": "push checkpoints to, and pull them from, the Hugging Face Hub",
 }
 

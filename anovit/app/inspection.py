@@ -60,7 +60,7 @@ def inspect_image(detector: Detector, image: torch.Tensor) -> dict[str, Any]:
     (1, C, S, S), all from ``detector`` (which must have a threshold)."""
     recon, maps, scores = detector.outputs(image)
     score = float(scores[0])
-    return {"recon": to_rgb_uint8(recon[0].clamp(0, 1)), "score_map": maps[0].numpy(), "score": score,
+    return {"recon": to_rgb_uint8(recon[0].clamp(0, 1)), "anomaly_map": maps[0].numpy(), "score": score,
             "decision": decision(score, detector.threshold)}
 
 
@@ -92,7 +92,7 @@ def _source_image(run_key: str, ref: Any, image_size: int) -> tuple[torch.Tensor
 @show_errors
 def render() -> None:
     """The Inspect page."""
-    page_header("Inspect", "Score one image with a checkpoint: reconstruction, error map, score and decision.")
+    page_header("Inspect", "Score one image with a checkpoint: reconstruction, anomaly map, score and decision.")
     checkpoint = checkpoint_picker("inspect")
     if checkpoint is None:
         return
@@ -115,14 +115,14 @@ def render() -> None:
         "training; anomalous means score >= threshold",
     )
     (c3.error if verdict == "anomalous" else c3.success)(f"Decision: **{verdict}**")
-    vmax = max(threshold, float(result["score_map"].max()))
+    vmax = max(threshold, float(result["anomaly_map"].max()))
     shown = to_rgb_uint8(image[0])
     panels = [
         [
             Panel(name, shown),
             Panel("reconstruction", result["recon"]),
-            Panel("error map", result["score_map"], "error"),
-            Panel("overlay", overlay(shown, result["score_map"], 0.0, vmax)),
+            Panel("anomaly map", result["anomaly_map"], "error"),
+            Panel("overlay", overlay(shown, result["anomaly_map"], 0.0, vmax)),
         ]
     ]
     st.plotly_chart(

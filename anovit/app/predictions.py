@@ -49,12 +49,12 @@ def _uint8(images: torch.Tensor) -> np.ndarray:
 
 def scored_items(detector: Detector, dataset: Dataset, progress: Progress | None = None) -> dict[str, Any]:
     """Every item of ``dataset`` through ``detector``, as arrays for the pages: image and recon (uint8 N,H,W,3),
-    score_map (anomaly maps, N,H,W), score (anomaly scores, N), mask (N,H,W bool), label, defect_type, path."""
+    anomaly_map (N,H,W), score (anomaly scores, N), mask (N,H,W bool), label, defect_type, path."""
     batches = list(detector.iter_scored(dataset, progress=progress))
     return {
         "image": np.concatenate([_uint8(b.image) for b in batches]),
         "recon": np.concatenate([_uint8(b.reconstruction) for b in batches]),
-        "score_map": np.concatenate([b.anomaly_map.numpy() for b in batches]),
+        "anomaly_map": np.concatenate([b.anomaly_map.numpy() for b in batches]),
         "score": np.concatenate([b.pred_score.numpy() for b in batches]),
         "mask": np.concatenate([b.gt_mask.numpy() for b in batches]),
         "label": np.concatenate([b.gt_label.numpy() for b in batches]),

@@ -57,7 +57,7 @@ def _folder_root(spec: DatasetSpec, root: str | Path | None) -> Path:
         return default
     hint = (f", e.g. after `python -m anovit data download mvtec --root {default}`" if spec.name == "mvtec"
             else "")
-    layout = "<category>/train/good" if spec.kind == LAYOUT else "<category>/good"
+    layout = "<category>/train/good" if spec.layout == LAYOUT else "<category>/good"
     raise DatasetError(f"dataset '{spec.name}' needs root (--data-root: the folder holding {layout}){hint}")
 
 
@@ -88,7 +88,7 @@ def _get_dataset(name: str, split: str, *, category: str, image_size: int, root:
         return digits_one_class(int(category), split, image_size, transform=transform, seed=seed)
     if name in LABELLED_SETS:
         return one_class(name, category, split, image_size, root=root, transform=transform, seed=seed)
-    dataset_class = ImageFolderDataset if spec.kind == FOLDER else MVTecLayoutDataset
+    dataset_class = ImageFolderDataset if spec.layout == FOLDER else MVTecLayoutDataset
     return dataset_class(_folder_root(spec, root), category, "test" if split == "test" else "train", image_size,
                          transform)
 
@@ -99,9 +99,9 @@ def list_classes(name: str, root: str | Path | None = None) -> list[str]:
     if root is None and spec.classes is not None:
         return list(spec.classes)
     try:
-        if spec.kind == FOLDER:
+        if spec.layout == FOLDER:
             return list_folder_categories(_folder_root(spec, root))
-        if spec.kind == LAYOUT:
+        if spec.layout == LAYOUT:
             return list_categories(_folder_root(spec, root))
     except OSError as err:
         raise unreadable(err, Path(root or "."), "folder") from None
@@ -132,7 +132,7 @@ def train_val_datasets(name: str, *, category: str, image_size: int, root: str |
     ignore ``val_fraction``.
     """
     spec = dataset_spec(name)
-    if spec.kind in (LAYOUT, FOLDER):
+    if spec.layout in (LAYOUT, FOLDER):
         folder = _folder_root(spec, root) / category
         if os.path.isdir(folder):
             require_valid(folder)

@@ -24,7 +24,7 @@ class DatasetSpec:
 
     name: str
     title: str
-    kind: str  # LAYOUT (MVTec AD folders), FOLDER (good/bad images) or ONE_CLASS (a labelled set)
+    layout: str  # LAYOUT (MVTec AD folders), FOLDER (good/bad images) or ONE_CLASS (a labelled set)
     classes: tuple[str, ...] | None  # usable as --category; None: the category folders under --data-root
     has_masks: bool  # pixel ground truth, hence localization metrics
     protocol: str
