@@ -72,9 +72,10 @@ def test_train_page_runs_a_tiny_job_to_completion(checkpoints, synthetic_root):
     at = page("pages/1_Train.py")
     at.text_input[0].input(str(synthetic_root)).run()
     at.radio[0].set_value("cae").run()
-    at.number_input[0].set_value(1).run()  # epochs
-    at.number_input[1].set_value(4).run()  # batch size
-    assert at.number_input(key="lr-anovit-cpu-tiny").value == 1e-3  # the preset's default, as on the CLI
+    assert at.number_input(key="epochs-cae-cpu-tiny").value == 200  # the l2-CAE's recipe, as on the CLI
+    assert at.number_input(key="lr-cae-cpu-tiny").value == 2e-4
+    at.number_input(key="epochs-cae-cpu-tiny").set_value(1).run()
+    next(n for n in at.number_input if n.label == "Batch size").set_value(4).run()
     at.text_input[1].input("ui-job").run()
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
