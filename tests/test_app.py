@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from anovit import checkpoint as ckpt
 from anovit.jobs import read_job
 from anovit.runs import list_runs
 
@@ -150,3 +151,22 @@ def test_attention_page_for_the_anovit_run(checkpoints):
     at.select_slider[0].set_value("3").run()
     at.selectbox[2].set_value("max").run()
     assert not at.exception
+
+
+def test_train_card_reads_the_metrics_file_every_page_reads(checkpoints):
+    """A run re-evaluated outside the job (e.g. `train --resume` on the CLI) shows its new numbers on the Train card."""
+    run = checkpoints / "weave-cae"
+    original = (run / "metrics.json").read_text()
+    metrics = ckpt.read_metrics(run)
+    metrics["test"]["image_auroc"] = 0.123
+    ckpt.write_json(run / "metrics.json", metrics)
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        at.switch_page("pages/1_Train.py")
+        at.query_params["job"] = "weave-cae"
+        at.run()
+        assert not at.exception
+        assert {m.label: m.value for m in at.metric}["image AUROC"] == "0.123"
+        assert not any("Attention" in s.value for s in at.success)  # the l2-CAE has no attention to show
+    finally:
+        (run / "metrics.json").write_text(original)

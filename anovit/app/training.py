@@ -12,6 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from .. import checkpoint as ckpt
 from ..data import DATASETS, dataset_spec, default_augment, flip_rule, list_classes
 from ..errors import AnovitError
 from ..jobs import LOG_FILE, JobState, cancel_job, list_jobs, read_job, start_job, unique_run_dir
@@ -212,7 +213,7 @@ def show_job(run_dir: Path) -> None:
         steps = state.steps or 1
         st.plotly_chart(loss_curve_figure(state.step_losses, state.history, steps), key=f"loss-{run_dir.name}")
     if state.status == "done":
-        test = state.test
+        test = ckpt.read_metrics(run_dir).get("test", {})  # the file every page reads, not the job's copy
         cols = st.columns(4)
         for col, (label, key) in zip(
             cols,
@@ -225,7 +226,8 @@ def show_job(run_dir: Path) -> None:
         ):
             value = test.get(key)
             col.metric(label, "n/a" if value is None else (f"{value:.3f}" if isinstance(value, float) else value))
-        st.success("Done: the checkpoint is listed on the Results, Gallery, Heatmaps, Inspect and Attention pages.")
+        pages = "Results, Gallery, Heatmaps, Inspect" + (" and Attention" if state.config.get("model") == "anovit" else "")
+        st.success(f"Done: the checkpoint is listed on the {pages} pages.")
         for col, (page, label) in zip(
             st.columns(3),
             [("gallery", "Open the Gallery"), ("heatmaps", "Compare heatmaps"), ("results", "See the Results table")],
