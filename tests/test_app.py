@@ -5,6 +5,7 @@ trained_runs); ANOVIT_CHECKPOINTS / ANOVIT_DATA_DIR point the app there.
 """
 
 import io
+import os
 import shutil
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from anovit import checkpoint as ckpt
-from anovit.jobs import read_job
+from anovit.jobs import read_job, write_state
 from anovit.runs import list_runs
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
@@ -170,3 +171,28 @@ def test_train_card_reads_the_metrics_file_every_page_reads(checkpoints):
         assert not any("Attention" in s.value for s in at.success)  # the l2-CAE has no attention to show
     finally:
         (run / "metrics.json").write_text(original)
+
+
+def test_a_failed_run_is_never_a_default_shows_its_state_and_can_be_deleted(checkpoints):
+    failed = checkpoints / "weave-failed"
+    shutil.copytree(checkpoints / "weave-anovit", failed)
+    state = read_job(failed)
+    state.status, state.error = "failed", "RuntimeError: out of memory"
+    write_state(failed, state)
+    os.utime(failed / "model.safetensors")  # the newest run folder
+    try:
+        at = page("pages/3_Gallery.py")
+        picker = at.selectbox[0]
+        assert picker.value.name != "weave-failed" and picker.value.status == "done"
+        assert picker.options[-1].startswith("weave-failed (AnoViT") and picker.options[-1].endswith("[FAILED]")
+        picker.select_index(len(picker.options) - 1).run()
+        assert any("weave-failed was failed" in w.value for w in at.warning)
+        train = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        train.switch_page("pages/1_Train.py")
+        train.query_params["job"] = "weave-failed"
+        train.run()
+        train.button(key="delete-weave-failed").click().run()
+        assert not train.exception and not failed.exists()
+        assert "weave-failed" not in [r.name for r in list_runs()]
+    finally:
+        shutil.rmtree(failed, ignore_errors=True)
