@@ -45,7 +45,8 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--seed", type=non_negative_int, default=default("seed"))
     p.add_argument("--output", help="run folder (default: $ANOVIT_CHECKPOINTS, else the workspace's checkpoints/, "
                                     "then <dataset>-<category>-<model>-<preset>-s<seed>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last epoch")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last "
+                   "epoch, up to its recorded epochs (--epochs N: up to N, and the record says N)")
     p.add_argument("--overwrite", action="store_true", help="start over in an existing run folder")
     p.add_argument("--no-affine", action="store_true", help="switch off random affine augmentation")
     p.add_argument("--no-flip", action="store_true", help="switch off horizontal and vertical flips")
@@ -112,9 +113,11 @@ def _print_eval(result: Any) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from .train import default_run_dir, recorded_epochs, train
 
     config = _train_config(args)
+    if args.resume and args.epochs is None:  # continue to the recorded budget; --epochs N extends it
+        config.epochs = recorded_epochs(Path(args.output) if args.output else default_run_dir(config)) or config.epochs
     bar = TerminalBar("train", "step", leave=True)
 
     def progress(event: dict[str, Any]) -> None:

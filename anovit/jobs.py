@@ -16,6 +16,7 @@ when the worker's process is gone without having written a final status.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -198,6 +199,17 @@ def start_job(config: TrainConfig, run_dir: Path) -> JobState:
 def cancel_job(run_dir: Path) -> None:
     """Ask the job's worker to stop: it finishes the current epoch, saves, and ends as "cancelled"."""
     (Path(run_dir) / CANCEL_FILE).touch()
+
+
+def delete_run(run_dir: Path) -> None:
+    """Delete a run folder under the checkpoints folder for good; refused while its job is queued or running."""
+    run_dir, root = Path(run_dir).resolve(), default_checkpoint_dir().resolve()
+    if run_dir.parent != root:
+        raise JobError(f"{run_dir} is not a run folder directly under the checkpoints folder {root}")
+    state = read_job(run_dir)
+    if state is not None and state.active:
+        raise JobError(f"{run_dir.name} is still {state.status}: cancel it first")
+    shutil.rmtree(run_dir)
 
 
 def cancel_requested(run_dir: Path) -> bool:

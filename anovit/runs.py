@@ -27,6 +27,7 @@ class RunInfo:
     config: dict[str, Any]
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    status: str = "done"  # its training job's state (done, cancelled, failed); "done" without a job (CLI, Hub)
 
     @property
     def name(self) -> str:

@@ -209,10 +209,27 @@ def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: 
         diff = sorted(k for k in mine if k != "epochs" and saved.get(k) != mine[k])
         if diff:
             raise CheckpointError(f"cannot resume {run_dir}: training.json differs in {diff}")
+        if mine["epochs"] != saved.get("epochs"):  # an explicit new budget: the record follows it
+            ckpt.write_json(run_dir / TRAINING, {**saved, "epochs": mine["epochs"]})
         return True
     if has_resume and not overwrite and not resume:
-        raise CheckpointError(f"{run_dir} already holds a run; pass resume=True (--resume) or overwrite=True (--overwrite)")
+        raise CheckpointError(
+            f"{run_dir} already holds a run: continue it with --resume (add --epochs N to train it up to N epochs), "
+            "start it over with --overwrite, or choose another --output"
+        )
     return False
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    """Where a run goes without an explicit folder: <checkpoints folder>/<config.run_name()>."""
+    return default_checkpoint_dir() / config.run_name()
+
+
+def recorded_epochs(run_dir: Path) -> int | None:
+    """The epochs a run folder's training.json records (None without one): a resume without a new
+    budget trains up to them, never to a default."""
+    path = Path(run_dir) / TRAINING
+    return int(ckpt.read_json(path)["epochs"]) if path.is_file() else None
 
 
 def _val_loss(model: nn.Module, loader: DataLoader, device: torch.device, bf16: bool) -> float:
@@ -247,7 +264,7 @@ def train(
     each step to cancel cleanly at the next epoch end. Raises RunLockedError when another process
     trains into ``run_dir``, TrainingError at the first non-finite loss.
     """
-    run_dir = Path(run_dir) if run_dir is not None else default_checkpoint_dir() / config.run_name()
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     with run_lock(run_dir):
         return _train_locked(config, run_dir, resume, overwrite, progress, should_stop)
 
@@ -294,6 +311,8 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, overwrite: b
     if resuming:
         meta = load_resume_point(run_dir, model, opt)
         history, best_epoch, best_val, start = meta["history"], meta["best_epoch"], meta["best_val_loss"], meta["epoch"] + 1
+        if config.epochs < meta["epoch"]:
+            raise CheckpointError(f"cannot resume {run_dir} to {config.epochs} epochs: it has trained {meta['epoch']}")
     else:
         for stale in (ckpt.WEIGHTS, ckpt.RESUME):  # of an overwritten run
             (run_dir / stale).unlink(missing_ok=True)

@@ -5,6 +5,7 @@ trained_runs); ANOVIT_CHECKPOINTS / ANOVIT_DATA_DIR point the app there.
 """
 
 import io
+import os
 import shutil
 import time
 from pathlib import Path
@@ -13,7 +14,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from anovit.jobs import read_job
+from anovit import checkpoint as ckpt
+from anovit.jobs import read_job, write_state
 from anovit.runs import list_runs
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
@@ -151,3 +153,47 @@ def test_attention_page_for_the_anovit_run(checkpoints):
     at.select_slider[0].set_value("3").run()
     at.selectbox[2].set_value("max").run()
     assert not at.exception
+
+
+def test_train_card_reads_the_metrics_file_every_page_reads(checkpoints):
+    """A run re-evaluated outside the job (e.g. `train --resume` on the CLI) shows its new numbers on the Train card."""
+    run = checkpoints / "weave-cae"
+    original = (run / "metrics.json").read_text()
+    metrics = ckpt.read_metrics(run)
+    metrics["test"]["image_auroc"] = 0.123
+    ckpt.write_json(run / "metrics.json", metrics)
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        at.switch_page("pages/1_Train.py")
+        at.query_params["job"] = "weave-cae"
+        at.run()
+        assert not at.exception
+        assert {m.label: m.value for m in at.metric}["image AUROC"] == "0.123"
+        assert not any("Attention" in s.value for s in at.success)  # the l2-CAE has no attention to show
+    finally:
+        (run / "metrics.json").write_text(original)
+
+
+def test_a_failed_run_is_never_a_default_shows_its_state_and_can_be_deleted(checkpoints):
+    failed = checkpoints / "weave-failed"
+    shutil.copytree(checkpoints / "weave-anovit", failed)
+    state = read_job(failed)
+    state.status, state.error = "failed", "RuntimeError: out of memory"
+    write_state(failed, state)
+    os.utime(failed / "model.safetensors")  # the newest run folder
+    try:
+        at = page("pages/3_Gallery.py")
+        picker = at.selectbox[0]
+        assert picker.value.name != "weave-failed" and picker.value.status == "done"
+        assert picker.options[-1].startswith("weave-failed (AnoViT") and picker.options[-1].endswith("[FAILED]")
+        picker.select_index(len(picker.options) - 1).run()
+        assert any("weave-failed was failed" in w.value for w in at.warning)
+        train = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        train.switch_page("pages/1_Train.py")
+        train.query_params["job"] = "weave-failed"
+        train.run()
+        train.button(key="delete-weave-failed").click().run()
+        assert not train.exception and not failed.exists()
+        assert "weave-failed" not in [r.name for r in list_runs()]
+    finally:
+        shutil.rmtree(failed, ignore_errors=True)

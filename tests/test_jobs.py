@@ -1,6 +1,7 @@
 """Background training jobs (anovit.jobs): a real worker process, cancel, stale pids, the state file."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -167,3 +168,19 @@ def test_embedded_data_is_prepared_only_for_the_embedded_set(monkeypatch, synthe
     jobs.prepare_embedded_data(tiny_config(synthetic_root))  # an explicit folder: nothing to generate
     jobs.prepare_embedded_data(TrainConfig(dataset="digits", category="3"))
     assert calls == [1]
+
+
+def test_delete_run_refuses_active_jobs_and_folders_outside_the_checkpoints_folder(tmp_path, monkeypatch):
+    from anovit.jobs import JobError, JobState, delete_run, write_state
+
+    monkeypatch.setenv("ANOVIT_CHECKPOINTS", str(tmp_path / "ck"))
+    run = tmp_path / "ck" / "run"
+    run.mkdir(parents=True)
+    write_state(run, JobState(status="running", pid=os.getpid()))
+    with pytest.raises(JobError, match="still running: cancel it first"):
+        delete_run(run)
+    with pytest.raises(JobError, match="not a run folder directly under"):
+        delete_run(tmp_path)
+    write_state(run, JobState(status="cancelled"))
+    delete_run(run)
+    assert not run.exists() and (tmp_path / "ck").is_dir()

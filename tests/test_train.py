@@ -171,3 +171,24 @@ def test_anovit_cpu_tiny_detects_and_localises_synthetic_defects(tmp_path):
     assert result.image_auroc > 0.75, result.summary()
     assert result.pixel_auroc > 0.9, result.summary()
     assert ckpt.read_metrics(tmp_path / "run")["test"]["image_auroc"] == pytest.approx(result.image_auroc)
+
+
+def test_cli_resume_keeps_the_recorded_budget_unless_epochs_says_otherwise(synthetic_root, tmp_path, capsys):
+    from anovit.cli import main
+
+    run = tmp_path / "run"
+    args = ["train", "--dataset", "synthetic", "--data-root", str(synthetic_root), "--category", "tiles",
+            "--model", "cae", "--batch-size", "4", "--output", str(run), "--no-eval", "--device", "cpu"]
+    assert main([*args, "--epochs", "1"]) == 0
+    assert main(args) == 2  # the folder holds a run: one sentence naming the three choices
+    assert "--resume" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 0  # no new budget: nothing to train, the record still says 1
+    history = json.loads((run / "metrics.json").read_text())["training"]["history"]
+    assert [h["epoch"] for h in history] == [1]
+    assert json.loads((run / "training.json").read_text())["epochs"] == 1
+    assert main([*args, "--resume", "--epochs", "2"]) == 0  # an explicit budget: trained to it, recorded
+    history = json.loads((run / "metrics.json").read_text())["training"]["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert json.loads((run / "training.json").read_text())["epochs"] == 2
+    assert main([*args, "--resume", "--epochs", "1"]) == 2
+    assert "to 1 epochs: it has trained 2" in capsys.readouterr().err

@@ -6,7 +6,7 @@ time, so a retrained or newly pulled checkpoint is picked up at once; datasets a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -41,33 +41,37 @@ def load_model_cached(run_dir: Path) -> nn.Module:
 
 
 def run_label(run: RunInfo) -> str:
-    """One line naming a run: folder, model, and its image AUROC when evaluated."""
+    """One line naming a run: folder, model, its image AUROC when evaluated, and its state unless done."""
     auroc = run.test.get("image_auroc")
     score = f", image AUROC {auroc:.3f}" if isinstance(auroc, float) else ""
-    return f"{run.name} ({MODEL_LABELS.get(run.model_type, run.model_type)}{score})"
+    state = "" if run.status == "done" else f" [{run.status.upper()}]"
+    return f"{run.name} ({MODEL_LABELS.get(run.model_type, run.model_type)}{score}){state}"
 
 
 def finished_runs(model_type: str | None = None) -> list[RunInfo]:
-    """Run folders (optionally of one model type) whose training is not in progress, newest first."""
-    training = {path.resolve() for path, state in list_jobs() if state.active}
-    return [
-        r
-        for r in list_runs()
-        if (model_type is None or r.model_type == model_type) and r.path.resolve() not in training
-    ]
+    """Run folders (optionally of one model type) whose training is not in progress, with their job's state:
+    done runs first, newest first, then cancelled and failed ones (never a picker's default)."""
+    states = {path.resolve(): state for path, state in list_jobs()}
+    runs = []
+    for run in list_runs():
+        state = states.get(run.path.resolve())
+        if (model_type is None or run.model_type == model_type) and not (state and state.active):
+            runs.append(replace(run, status=state.status if state else "done"))
+    return sorted(runs, key=lambda r: r.status != "done")  # stable: newest first within each group
 
 
 def run_picker(label: str = "Checkpoint", *, model_type: str | None = None, key: str | None = None) -> RunInfo | None:
-    """A selectbox over the run folders (optionally of one model type); None, with a hint, if there are none.
-
-    Runs whose training job is still in progress are left out (their weights are not final yet).
-    """
+    """A selectbox over the run folders (optionally of one model type), defaulting to the newest finished
+    one; None, with a hint, if there are none. Runs still training are left out (their weights are not final)."""
     runs = finished_runs(model_type)
     if not runs:
         what = f"{MODEL_LABELS.get(model_type, model_type)} checkpoint" if model_type else "checkpoint"
         st.info(f"No {what} yet: train one on the Train page or load one on the Hub page.")
         return None
-    return st.selectbox(label, runs, format_func=run_label, key=key)
+    run = st.selectbox(label, runs, format_func=run_label, key=key)
+    if run.status != "done":
+        st.warning(f"{run.name} was {run.status}: its weights are those of its best epoch before it stopped.")
+    return run
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,15 @@ tabs all show the same job. The job watched by a tab is kept in its URL (``?job=
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import streamlit as st
 
+from .. import checkpoint as ckpt
 from ..data import DATASETS, dataset_spec, default_augment, flip_rule, list_classes
 from ..errors import AnovitError
-from ..jobs import LOG_FILE, JobState, cancel_job, list_jobs, read_job, start_job, unique_run_dir
+from ..jobs import JOB_FILE, LOG_FILE, JobState, cancel_job, delete_run, list_jobs, read_job, start_job, unique_run_dir
 from ..models import MODEL_LABELS, PRESETS, describe_training_default, training_defaults
 from ..network import hub_reachable
 from ..runs import default_checkpoint_dir
@@ -22,7 +24,9 @@ from ..train import TrainConfig
 from ..viz import loss_curve_figure
 from .common import page_header, page_link, show_errors
 
-REFRESH_S = 1.0
+REFRESH_S = 1.0  # the status line and progress bar
+CHART_REFRESH_S = 10.0  # the loss curve, the one large element
+STALE_CHECK_S = 10.0  # re-read an unchanged job.json this often (read_job tells a dead worker's job "stale")
 STATUS_ICONS = {
     "queued": ":material/schedule:",
     "running": ":material/directions_run:",
@@ -82,7 +86,7 @@ def format_duration(seconds: float | None) -> str:
 def progress_text(state: JobState) -> str:
     """One line: phase, epoch/step, loss, speed and ETA."""
     if state.phase == "data":
-        return "preparing the data and the model…"
+        return "preparing: reading (or, the first time, generating) the images and building the model…"
     if state.phase == "evaluate":
         return f"evaluating on the test split: {state.eval_progress:.0%}"
     if state.phase == "queued":
@@ -92,15 +96,14 @@ def progress_text(state: JobState) -> str:
         parts.append(f"loss {state.loss:.5f}")
     if state.images_per_s:
         parts.append(f"{state.images_per_s:.0f} img/s")
-    if state.active:
-        parts.append(f"ETA {format_duration(state.eta_s)}")
+    if state.active:  # no ETA before a few steps have been timed
+        parts.append(f"ETA {format_duration(state.eta_s)}" if state.eta_s and state.progress >= 0.02 else "ETA: timing…")
     return " · ".join(parts)
 
 
 def job_label(run_dir: Path, state: JobState) -> str:
-    """How a job is listed: run name, status and progress."""
-    extra = f" {state.progress:.0%}" if state.active else ""
-    return f"{run_dir.name} — {state.status}{extra}"
+    """How a job is listed: run name and status (its progress is on the bar below, which stays current)."""
+    return f"{run_dir.name} — {state.status}"
 
 
 def default_job(jobs: list[tuple[Path, JobState]], wanted: str | None) -> int:
@@ -189,9 +192,25 @@ def _log_tail(run_dir: Path, lines: int = 30) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.is_file() else "(no log)"
 
 
-def show_job(run_dir: Path) -> None:
-    """Status, progress, ETA, loss curve and cancel button of one job, re-read from disk on every call."""
-    state = read_job(run_dir)
+def watched_state(run_dir: Path) -> JobState | None:
+    """The job's state, parsed again only when job.json changed since this session last read it (the
+    watching fragments poll it every second; the worker writes it about once a second)."""
+    path = run_dir / JOB_FILE
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    key, now = f"job-state-{run_dir}", time.monotonic()
+    cached = st.session_state.get(key)
+    if cached is None or cached[0] != stamp or now - cached[1] > STALE_CHECK_S:  # a dead worker writes nothing
+        cached = (stamp, now, read_job(run_dir))
+        st.session_state[key] = cached
+    return cached[2]
+
+
+def show_progress(run_dir: Path) -> None:
+    """Status line, progress bar and cancel button of one job (small: redrawn every second while it runs)."""
+    state = watched_state(run_dir)
     if state is None:
         st.warning(f"{run_dir} has no job state any more.")
         return
@@ -208,11 +227,23 @@ def show_job(run_dir: Path) -> None:
         ):
             cancel_job(run_dir)
             st.toast(f"Cancelling {run_dir.name} at the end of this epoch…")
-    if state.step_losses or state.history:
-        steps = state.steps or 1
-        st.plotly_chart(loss_curve_figure(state.step_losses, state.history, steps), key=f"loss-{run_dir.name}")
+    if state.active != st.session_state.get(f"was-active-{run_dir.name}", state.active):
+        st.rerun()  # a job just finished: redraw the page once, without the auto-refresh
+    st.session_state[f"was-active-{run_dir.name}"] = state.active
+
+
+def show_loss(run_dir: Path) -> None:
+    """The loss curve of one job (redrawn every CHART_REFRESH_S while it runs)."""
+    state = watched_state(run_dir)
+    if state is not None and (state.step_losses or state.history):
+        figure = loss_curve_figure(state.step_losses, state.history, state.steps or 1)
+        st.plotly_chart(figure, key=f"loss-{run_dir.name}")
+
+
+def show_outcome(run_dir: Path, state: JobState) -> None:
+    """What a finished job left: its test metrics (from metrics.json), its error, or the cancellation."""
     if state.status == "done":
-        test = state.test
+        test = ckpt.read_metrics(run_dir).get("test", {})  # the file every page reads, not the job's copy
         cols = st.columns(4)
         for col, (label, key) in zip(
             cols,
@@ -225,7 +256,8 @@ def show_job(run_dir: Path) -> None:
         ):
             value = test.get(key)
             col.metric(label, "n/a" if value is None else (f"{value:.3f}" if isinstance(value, float) else value))
-        st.success("Done: the checkpoint is listed on the Results, Gallery, Heatmaps, Inspect and Attention pages.")
+        pages = "Results, Gallery, Heatmaps, Inspect" + (" and Attention" if state.config.get("model") == "anovit" else "")
+        st.success(f"Done: the checkpoint is listed on the {pages} pages.")
         for col, (page, label) in zip(
             st.columns(3),
             [("gallery", "Open the Gallery"), ("heatmaps", "Compare heatmaps"), ("results", "See the Results table")],
@@ -238,9 +270,18 @@ def show_job(run_dir: Path) -> None:
             st.code(_log_tail(run_dir))
     elif state.status == "cancelled":
         st.warning("Cancelled: the best epoch so far is saved in the run folder, without test metrics.")
-    if state.active != st.session_state.get(f"was-active-{run_dir.name}", state.active):
-        st.rerun()  # a job just finished: redraw the page once, without the auto-refresh
-    st.session_state[f"was-active-{run_dir.name}"] = state.active
+    if not state.active:
+        _delete_button(run_dir)
+
+
+def _delete_button(run_dir: Path) -> None:
+    """Delete the run folder, after a confirmation."""
+    with st.popover("Delete this run…"):
+        st.write(f"Deletes {run_dir.name} (weights, metrics and log) for good.")
+        if st.button(f"Delete {run_dir.name}", type="primary", key=f"delete-{run_dir.name}"):
+            delete_run(run_dir)
+            st.query_params.pop("job", None)
+            st.rerun()
 
 
 def _monitor() -> None:
@@ -255,7 +296,11 @@ def _monitor() -> None:
     if st.query_params.get("job") != run_dir.name:
         st.query_params["job"] = run_dir.name
     st.session_state[f"was-active-{run_dir.name}"] = state.active
-    st.fragment(show_job, run_every=REFRESH_S if state.active else None)(run_dir)
+    live = state.active
+    st.fragment(show_progress, run_every=REFRESH_S if live else None)(run_dir)
+    st.fragment(show_loss, run_every=CHART_REFRESH_S if live else None)(run_dir)
+    if not live:
+        show_outcome(run_dir, state)
 
 
 @show_errors
