@@ -83,7 +83,7 @@ def run_protocol(path: Path) -> dict[str, Any]:
             return {}
         return data if isinstance(data, dict) else {}
 
-    training, config, metrics = read("training.json"), read(ckpt.CONFIG), read(ckpt.METRICS)
+    training, config, metrics = read(ckpt.TRAINING), read(ckpt.CONFIG), read(ckpt.METRICS)
     history = metrics.get("training", {}).get("history", [])
     return {
         "epochs_run": len(history) or None, "lr": training.get("lr"), "batch_size": training.get("batch_size"),
