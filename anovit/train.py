@@ -210,7 +210,7 @@ def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: 
         if diff:
             raise CheckpointError(f"cannot resume {run_dir}: training.json differs in {diff}")
         if mine["epochs"] != saved.get("epochs"):  # an explicit new budget: the record follows it
-            ckpt.write_json(run_dir / TRAINING, {**saved, "epochs": mine["epochs"]})
+            ckpt.write_json(run_dir / ckpt.TRAINING, {**saved, "epochs": mine["epochs"]})
         return True
     if has_resume and not overwrite and not resume:
         raise CheckpointError(
@@ -228,7 +228,7 @@ def default_run_dir(config: TrainConfig) -> Path:
 def recorded_epochs(run_dir: Path) -> int | None:
     """The epochs a run folder's training.json records (None without one): a resume without a new
     budget trains up to them, never to a default."""
-    path = Path(run_dir) / TRAINING
+    path = Path(run_dir) / ckpt.TRAINING
     return int(ckpt.read_json(path)["epochs"]) if path.is_file() else None
 
 

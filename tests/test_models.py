@@ -88,7 +88,7 @@ def test_paper_decoder_is_the_authors_plan_without_norm_or_head():
 
 def test_decoder_choice_is_validated_and_stable_by_default():
     assert AnoViTConfig().decoder == "stable"
-    with pytest.raises(ValueError, match="decoder must be one of"):
+    with pytest.raises(ValueError, match="field .decoder. must be one of"):
         AnoViTConfig(decoder="plain")
     net = AnoViT(AnoViTConfig(decoder="paper"))
     out = net(torch.rand(2, 3, 128, 128))
