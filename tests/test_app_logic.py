@@ -243,8 +243,11 @@ def test_make_train_config_and_progress_text():
         loss=0.01234,
         images_per_s=40.0,
         eta_s=125.0,
+        progress=0.26,
     )
     assert progress_text(state) == "epoch 2/5 · step 3/10 · loss 0.01234 · 40 img/s · ETA 2 min 05 s"
+    first = JobState(status="running", phase="train", epoch=1, epochs=5, step=1, steps=10, eta_s=0.0, progress=0.02 / 5)
+    assert progress_text(first).endswith("ETA: timing…")  # no "ETA 0 s" before a few steps are timed
     assert "evaluating" in progress_text(JobState(phase="evaluate", eval_progress=0.5))
     assert format_duration(None) == "—" and format_duration(3725) == "1 h 02 min" and format_duration(9.6) == "10 s"
 
