@@ -114,8 +114,10 @@ def test_score_refuses_bad_input_with_one_sentence(exported, tmp_path, capsys):
     run = exported["cae"]
     assert main(["score", str(run), str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(["score", str(run), str(tmp_path), "--batch-size", "0"]) == 2
-    assert "--batch-size" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # refused at parse time, by argparse
+        main(["score", str(run), str(tmp_path), "--batch-size", "0"])
+    assert refused.value.code == 2
+    assert "--batch-size: must be an integer >= 1; got 0" in capsys.readouterr().err
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
     assert main(["score", str(run), str(broken), "--threshold", "1"]) == 2
