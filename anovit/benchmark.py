@@ -27,7 +27,8 @@ from .evaluate import evaluate_run
 from .models import MODELS, PRESETS
 from .results_table import COLUMNS, check_header, read_text
 from .runs import RunInfo, default_checkpoint_dir, read_run
-from .train import TrainConfig, train
+from .train import train
+from .train_config import TrainConfig
 from .validation import absolute_path, check_number, positive_int
 
 RESULT_COLUMNS = COLUMNS  # declared with their types and ranges in anovit.results_table

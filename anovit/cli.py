@@ -19,7 +19,7 @@ from .validation import arg_type, non_negative_float, non_negative_int, positive
 
 def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     from .data import DATASETS
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     dataset, category = (TrainConfig.default("dataset"), TrainConfig.default("category")) if required else (None, None)
     p.add_argument("--dataset", choices=DATASETS, default=dataset, help="dataset name (default: %(default)s)")
@@ -28,7 +28,7 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
 
 
 def _train_parser(sub: Any) -> None:
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     default = TrainConfig.default
     p = sub.add_parser("train", help="train AnoViT or the l2-CAE on normal images, then evaluate")
@@ -78,7 +78,7 @@ def _evaluate_parser(sub: Any) -> None:
 
 
 def _train_config(args: argparse.Namespace) -> Any:
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     overrides: dict[str, Any] = {}
     if args.model == "anovit":

@@ -146,7 +146,7 @@ def evaluate_run(
     and record the summary (with the resolved data folder) under "test" in its metrics.json and
     the rows in test_scores.csv. A bad training.json is a CheckpointError naming it and the field.
     ``max_images``: a seeded subsample of the test split (recorded as "max_images"); None: all of it."""
-    from .train import load_training  # train does not import evaluate
+    from .train_config import load_training  # train does not import evaluate
 
     run_dir = Path(run_dir)
     training = load_training(run_dir)

@@ -166,7 +166,7 @@ def load_pretrained(repo_id_or_dir: str | Path, revision: str | None = None, *, 
 
 def _check_training(folder: Path) -> None:
     """Check ``folder``'s training.json if it has one: CheckpointError naming the file and the field."""
-    from .train import load_training
+    from .train_config import load_training
 
     if (folder / ckpt.TRAINING).is_file():
         load_training(folder)

@@ -30,7 +30,7 @@ from .data import ensure_synthetic
 from .data.paths import workspace_dir
 from .errors import AnovitError, CheckpointError
 from .runs import REPO_ROOT, default_checkpoint_dir
-from .train import TrainConfig
+from .train_config import TrainConfig
 
 JOB_FILE = "job.json"
 CANCEL_FILE = "cancel"

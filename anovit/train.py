@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import MISSING, asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,123 +18,20 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
-from .augment import AugmentConfig, build_augmentation
-from .data import category_kind, default_augment, train_val_datasets
-from .data.splits import DEFAULT_VAL_FRACTION, subsample
-from .errors import CheckpointError, ConfigError, TrainingError
-from .models import MODELS, PRESETS, build_model, make_config, training_defaults
+from .augment import build_augmentation
+from .data import category_kind, train_val_datasets
+from .data.splits import subsample
+from .errors import CheckpointError, TrainingError
+from .models import build_model, make_config
 from .models.cae import latent_dim_for
 from .run_lock import run_lock
 from .runs import default_checkpoint_dir
 from .runtime import autocast, resolve_device, use_bf16
 from .scoring import reconstruction_loss
-from .validation import absolute_path, check_bool, check_number, check_optional_number, check_str
+from .resume import load_resume_point, save_resume_point
+from .train_config import TrainConfig
 
 Progress = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on (saved as training.json in the run folder)."""
-
-    dataset: str = "synthetic"
-    category: str = "weave"
-    data_root: str | None = None
-    model: str = "anovit"
-    preset: str = "cpu-tiny"
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-    epochs: int | None = None  # None: the preset's (anovit.models.TRAINING_DEFAULTS)
-    batch_size: int = 16
-    lr: float | None = None  # None: the preset's (anovit.models.TRAINING_DEFAULTS)
-    betas: tuple[float, float] = (0.5, 0.999)
-    weight_decay: float = 1e-5
-    val_fraction: float = DEFAULT_VAL_FRACTION
-    # Max l2 norm of all gradients (None: off). Typical norms are 0.1-0.5, so it only acts on spikes;
-    # without it one of nine 10-epoch l2-CAE runs on synthetic (weave, seed 1) blew up in epoch 2.
-    grad_clip: float | None = 1.0
-    # Cap on the training split (seeded subsample; validation capped in the same proportion); None:
-    # every image. For CPU-sized reproductions such as the offline MNIST Table 2.
-    max_train_images: int | None = None
-    augment: AugmentConfig | None = None  # None: anovit.data.default_augment (the dataset's flip rule)
-    bf16: bool | None = None
-    device: str = "auto"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        """Check every field (ConfigError naming it) and fill the defaults that depend on others.
-
-        ``data_root`` is stored resolved (absolute), so the run works from any directory.
-        """
-        from .data import DATASETS
-
-        check_str("dataset", self.dataset, choices=DATASETS)
-        check_str("category", self.category)
-        check_str("data_root", self.data_root, optional=True)
-        self.data_root = absolute_path(self.data_root)
-        check_str("model", self.model, choices=MODELS)
-        check_str("preset", self.preset, choices=PRESETS[self.model])
-        if not isinstance(self.model_overrides, dict):
-            raise ConfigError(f"field 'model_overrides' must be an object; got {self.model_overrides!r}")
-        check_optional_number("epochs", self.epochs, integer=True, minimum=1)
-        check_number("batch_size", self.batch_size, integer=True, minimum=1)
-        check_optional_number("lr", self.lr, minimum=0, min_open=True)
-        if not isinstance(self.betas, (list, tuple)) or len(self.betas) != 2:
-            raise ConfigError(f"field 'betas' must be a list of two numbers in [0, 1); got {self.betas!r}")
-        self.betas = tuple(check_number("betas", b, minimum=0, maximum=1, max_open=True) for b in self.betas)
-        check_number("weight_decay", self.weight_decay, minimum=0)
-        check_number("val_fraction", self.val_fraction, minimum=0, maximum=1, min_open=True, max_open=True)
-        check_optional_number("grad_clip", self.grad_clip, minimum=0, min_open=True)
-        check_optional_number("max_train_images", self.max_train_images, integer=True, minimum=1)
-        check_bool("bf16", self.bf16, optional=True)
-        check_str("device", self.device)
-        check_number("seed", self.seed, integer=True, minimum=0)
-        if self.augment is not None and not isinstance(self.augment, AugmentConfig):
-            raise ConfigError(f"field 'augment' must be an augmentation config; got {self.augment!r}")
-        defaults = training_defaults(self.model, self.preset)
-        if self.epochs is None:
-            self.epochs = defaults.epochs
-        if self.lr is None:
-            self.lr = defaults.lr
-        if self.augment is None:
-            self.augment = default_augment(self.dataset, self.category)
-
-    def run_name(self) -> str:
-        """Default folder name of the run under checkpoints/."""
-        return f"{self.dataset}-{self.category}-{self.model}-{self.preset}-s{self.seed}"
-
-    @classmethod
-    def default(cls, name: str) -> Any:
-        """The default of field ``name`` (what the CLI and the app offer first); KeyError if none."""
-        value = cls.__dataclass_fields__[name].default
-        if value is MISSING or value is None:
-            raise KeyError(f"TrainConfig.{name} has no fixed default")
-        return value
-
-    @classmethod
-    def from_dict(cls, data: Any) -> "TrainConfig":
-        """Inverse of ``asdict``; ConfigError naming the field for an unknown field or a bad value."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"must hold a JSON object of training fields; got {type(data).__name__}")
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(f"unknown field(s) {unknown}; expected some of {sorted(cls.__dataclass_fields__)}")
-        data = dict(data)
-        augment = data.get("augment")
-        if augment is not None:
-            known = set(AugmentConfig.__dataclass_fields__)
-            if not isinstance(augment, dict) or set(augment) - known:
-                raise ConfigError(f"field 'augment' must be an object with some of {sorted(known)}; got {augment!r}")
-            data["augment"] = AugmentConfig(**augment)
-        return cls(**data)
-
-
-def load_training(run_dir: Path) -> TrainConfig:
-    """The run's training.json as a checked :class:`TrainConfig`; CheckpointError naming the file and field."""
-    path = Path(run_dir) / ckpt.TRAINING
-    try:
-        return TrainConfig.from_dict(ckpt.read_json(path))
-    except ConfigError as err:
-        raise CheckpointError(f"{path}: {err}") from err
 
 
 @dataclass
@@ -146,45 +43,6 @@ class TrainResult:
     best_val_loss: float
     history: list[dict[str, float]]
     stopped: bool = False
-
-
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
-    state = opt.state_dict()
-    tensors = {f"optim.{i}.{k}": v for i, s in state["state"].items() for k, v in s.items()}
-    return tensors, json.dumps(state["param_groups"])
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: str) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        _, index, name = key.split(".", 2)
-        state.setdefault(int(index), {})[name] = value
-    opt.load_state_dict({"state": state, "param_groups": json.loads(groups)})
-
-
-def save_resume_point(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
-    """One safetensors file holding model, optimiser and RNG state; epoch and history as metadata."""
-    tensors, groups = _optimizer_tensors(opt)
-    tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
-    tensors["rng.torch"] = torch.get_rng_state()
-    ckpt.save_tensors(run_dir / ckpt.RESUME, tensors, {"param_groups": groups, "meta": json.dumps(meta)})
-
-
-def load_resume_point(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore what :func:`save_resume_point` wrote and return its metadata."""
-    from safetensors import safe_open
-
-    path = run_dir / ckpt.RESUME
-    tensors = ckpt.load_tensors(path)
-    with safe_open(str(path), "pt") as f:
-        metadata = f.metadata() or {}
-    if "meta" not in metadata or "param_groups" not in metadata:
-        raise CheckpointError(f"{path} has no resume metadata (epoch, optimiser groups)")
-    model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    ckpt.load_state_checked(model, model_state, path)
-    _load_optimizer(opt, {k: v for k, v in tensors.items() if k.startswith("optim.")}, metadata["param_groups"])
-    torch.set_rng_state(tensors["rng.torch"])
-    return json.loads(metadata["meta"])
 
 
 def model_config(config: TrainConfig) -> Any:

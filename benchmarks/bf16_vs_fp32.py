@@ -25,7 +25,8 @@ from anovit.models import create_model
 from anovit.runs import list_runs
 from anovit.runtime import autocast, bf16_supported
 from anovit.scoring import reconstruction_loss
-from anovit.train import TrainConfig, train
+from anovit.train import train
+from anovit.train_config import TrainConfig
 
 METRICS = ("image_auroc", "pixel_auroc", "aupro", "pixel_f1_max")
 

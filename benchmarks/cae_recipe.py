@@ -41,7 +41,8 @@ def main() -> None:
 
     from anovit.data.synthetic import generate
     from anovit.evaluate import evaluate_run
-    from anovit.train import TrainConfig, train
+    from anovit.train import train
+    from anovit.train_config import TrainConfig
 
     torch.set_num_threads(1)
     work = ROOT / "checkpoints" / "cae-recipe"

@@ -36,7 +36,8 @@ OUTPUT = RESULTS / "mnist_table2.json"
 def run_one(data_root: str, category: str, model: str, runs: Path) -> dict:
     """Train and evaluate one (class, model) cell; its test metrics and timings."""
     from anovit.evaluate import evaluate_run
-    from anovit.train import TrainConfig, train
+    from anovit.train import train
+    from anovit.train_config import TrainConfig
 
     config = TrainConfig(
         dataset="mnist", category=category, data_root=data_root, model=model, preset=SETTING["preset"],

@@ -23,7 +23,8 @@ from _common import machine, write_result
 from anovit.models import create_model
 from anovit.runtime import autocast, use_bf16
 from anovit.scoring import reconstruction_loss
-from anovit.train import TrainConfig, train
+from anovit.train import train
+from anovit.train_config import TrainConfig
 
 
 def bare_images_per_s(name: str, batch_size: int, steps: int, bf16: bool) -> float:

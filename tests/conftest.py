@@ -20,7 +20,7 @@ def trained_runs(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path)
     from dataclasses import asdict
 
     from anovit.jobs import JobState, run_worker, write_state
-    from anovit.train import TrainConfig
+    from anovit.train_config import TrainConfig
 
     root = tmp_path_factory.mktemp("trained-runs")
     with pytest.MonkeyPatch.context() as mp:

@@ -10,7 +10,7 @@ from anovit import checkpoint as ckpt
 from anovit.cli import build_parser, main
 from anovit.errors import CheckpointError, ConfigError
 from anovit.models import AnoViTConfig, L2CAEConfig, create_model
-from anovit.train import TrainConfig
+from anovit.train_config import TrainConfig
 
 BAD_CONFIG = {
     "image_size -128": ({"image_size": -128}, "field 'image_size' must be an integer >= 16; got -128"),

@@ -324,7 +324,8 @@ def test_data_check_names_every_culprit(tmp_path: Path, capsys) -> None:
 
 def test_trainer_runs_the_check_before_training(tmp_path: Path) -> None:
     from anovit.augment import AugmentConfig
-    from anovit.train import TrainConfig, train
+    from anovit.train import train
+    from anovit.train_config import TrainConfig
 
     root = tmp_path / "tree"
     folder = _good_category(root, "part")
@@ -367,7 +368,8 @@ def test_image_folder_gives_detection_metrics_only(tmp_path: Path) -> None:
     from anovit.augment import AugmentConfig
     from anovit.checkpoint import read_json
     from anovit.evaluate import evaluate_run
-    from anovit.train import TrainConfig, train
+    from anovit.train import train
+    from anovit.train_config import TrainConfig
 
     root = _image_folder(tmp_path / "images")
     assert not has_masks("folder") and list_classes("folder", root) == ["part"]

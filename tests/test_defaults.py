@@ -10,7 +10,7 @@ from anovit.data import default_augment, flip_rule
 from anovit.evaluate import EVAL_BATCH_SIZE
 from anovit.models import PRESETS, TRAINING_DEFAULTS, training_defaults
 from anovit.scoring import DEFAULT_SIGMA
-from anovit.train import TrainConfig
+from anovit.train_config import TrainConfig
 
 PACKAGE = Path(__file__).resolve().parent.parent / "anovit"
 

@@ -18,7 +18,8 @@ from anovit.data.imageio import read_rgb  # noqa: E402
 from anovit.detector import Detector  # noqa: E402
 from anovit.inference import prepare  # noqa: E402
 from anovit.onnx_scorer import OnnxScorer  # noqa: E402
-from anovit.train import TrainConfig, train  # noqa: E402
+from anovit.train import train  # noqa: E402
+from anovit.train_config import TrainConfig
 
 
 def score_batch(model, images, sigma):

@@ -19,7 +19,8 @@ from anovit.evaluate import evaluate_run
 from anovit.model_card import TEST_METRICS, format_value, model_card_for, render_model_card
 from anovit.models import L2CAE, AnoViT, AnoViTConfig, L2CAEConfig
 from anovit.runs import list_runs
-from anovit.train import TrainConfig, train
+from anovit.train import train
+from anovit.train_config import TrainConfig
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 REPO_ROOT = Path(__file__).resolve().parents[1]

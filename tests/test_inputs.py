@@ -291,7 +291,8 @@ def test_layout_without_ground_truth_trains_on_image_labels(tmp_path: Path, caps
     from anovit.augment import AugmentConfig
     from anovit.cli import _print_eval
     from anovit.evaluate import evaluate_run
-    from anovit.train import TrainConfig, train
+    from anovit.train import train
+    from anovit.train_config import TrainConfig
 
     _layout(tmp_path, n_good=6)
     report = check_tree(tmp_path)

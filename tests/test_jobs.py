@@ -25,7 +25,7 @@ from anovit.jobs import (
     write_state,
 )
 from anovit.runs import list_runs
-from anovit.train import TrainConfig
+from anovit.train_config import TrainConfig
 
 
 def tiny_config(root: Path, epochs: int = 1, model: str = "cae") -> TrainConfig:

@@ -18,7 +18,8 @@ from anovit.augment import AugmentConfig
 from anovit.cli import main
 from anovit.errors import CheckpointError, TrainingError
 from anovit.run_lock import OWNER, RunLockedError, run_lock
-from anovit.train import TrainConfig, train
+from anovit.train import train
+from anovit.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

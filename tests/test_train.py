@@ -12,7 +12,8 @@ from anovit.augment import AugmentConfig
 from anovit.errors import CheckpointError
 from anovit.evaluate import evaluate_run
 from anovit.models import build_model, make_config
-from anovit.train import TrainConfig, model_config, train
+from anovit.train import model_config, train
+from anovit.train_config import TrainConfig
 
 
 def _config(root, **kw):

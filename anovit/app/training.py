@@ -20,7 +20,7 @@ from ..jobs import JOB_FILE, LOG_FILE, JobState, cancel_job, delete_run, list_jo
 from ..models import MODEL_LABELS, PRESETS, describe_training_default, training_defaults
 from ..network import hub_reachable
 from ..runs import default_checkpoint_dir
-from ..train import TrainConfig
+from ..train_config import TrainConfig
 from ..viz import loss_curve_figure
 from .common import page_header, page_link, show_errors
 

@@ -1,0 +1,120 @@
+"""What a training run depends on: :class:`TrainConfig` (saved as training.json in the run folder),
+its field checks and its defaults (owned by the model presets, the dataset's flip rule and the split)."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import checkpoint as ckpt
+from .augment import AugmentConfig
+from .data import default_augment
+from .data.splits import DEFAULT_VAL_FRACTION
+from .errors import CheckpointError, ConfigError
+from .models import MODELS, PRESETS, training_defaults
+from .validation import absolute_path, check_bool, check_number, check_optional_number, check_str
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved as training.json in the run folder)."""
+
+    dataset: str = "synthetic"
+    category: str = "weave"
+    data_root: str | None = None
+    model: str = "anovit"
+    preset: str = "cpu-tiny"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    epochs: int | None = None  # None: the preset's (anovit.models.TRAINING_DEFAULTS)
+    batch_size: int = 16
+    lr: float | None = None  # None: the preset's (anovit.models.TRAINING_DEFAULTS)
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 1e-5
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    # Max l2 norm of all gradients (None: off). Typical norms are 0.1-0.5, so it only acts on spikes;
+    # without it one of nine 10-epoch l2-CAE runs on synthetic (weave, seed 1) blew up in epoch 2.
+    grad_clip: float | None = 1.0
+    # Cap on the training split (seeded subsample; validation capped in the same proportion); None:
+    # every image. For CPU-sized reproductions such as the offline MNIST Table 2.
+    max_train_images: int | None = None
+    augment: AugmentConfig | None = None  # None: anovit.data.default_augment (the dataset's flip rule)
+    bf16: bool | None = None
+    device: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Check every field (ConfigError naming it) and fill the defaults that depend on others.
+
+        ``data_root`` is stored resolved (absolute), so the run works from any directory.
+        """
+        from .data import DATASETS
+
+        check_str("dataset", self.dataset, choices=DATASETS)
+        check_str("category", self.category)
+        check_str("data_root", self.data_root, optional=True)
+        self.data_root = absolute_path(self.data_root)
+        check_str("model", self.model, choices=MODELS)
+        check_str("preset", self.preset, choices=PRESETS[self.model])
+        if not isinstance(self.model_overrides, dict):
+            raise ConfigError(f"field 'model_overrides' must be an object; got {self.model_overrides!r}")
+        check_optional_number("epochs", self.epochs, integer=True, minimum=1)
+        check_number("batch_size", self.batch_size, integer=True, minimum=1)
+        check_optional_number("lr", self.lr, minimum=0, min_open=True)
+        if not isinstance(self.betas, (list, tuple)) or len(self.betas) != 2:
+            raise ConfigError(f"field 'betas' must be a list of two numbers in [0, 1); got {self.betas!r}")
+        self.betas = tuple(check_number("betas", b, minimum=0, maximum=1, max_open=True) for b in self.betas)
+        check_number("weight_decay", self.weight_decay, minimum=0)
+        check_number("val_fraction", self.val_fraction, minimum=0, maximum=1, min_open=True, max_open=True)
+        check_optional_number("grad_clip", self.grad_clip, minimum=0, min_open=True)
+        check_optional_number("max_train_images", self.max_train_images, integer=True, minimum=1)
+        check_bool("bf16", self.bf16, optional=True)
+        check_str("device", self.device)
+        check_number("seed", self.seed, integer=True, minimum=0)
+        if self.augment is not None and not isinstance(self.augment, AugmentConfig):
+            raise ConfigError(f"field 'augment' must be an augmentation config; got {self.augment!r}")
+        defaults = training_defaults(self.model, self.preset)
+        if self.epochs is None:
+            self.epochs = defaults.epochs
+        if self.lr is None:
+            self.lr = defaults.lr
+        if self.augment is None:
+            self.augment = default_augment(self.dataset, self.category)
+
+    def run_name(self) -> str:
+        """Default folder name of the run under checkpoints/."""
+        return f"{self.dataset}-{self.category}-{self.model}-{self.preset}-s{self.seed}"
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default of field ``name`` (what the CLI and the app offer first); KeyError if none."""
+        value = cls.__dataclass_fields__[name].default
+        if value is MISSING or value is None:
+            raise KeyError(f"TrainConfig.{name} has no fixed default")
+        return value
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "TrainConfig":
+        """Inverse of ``asdict``; ConfigError naming the field for an unknown field or a bad value."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"must hold a JSON object of training fields; got {type(data).__name__}")
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"unknown field(s) {unknown}; expected some of {sorted(cls.__dataclass_fields__)}")
+        data = dict(data)
+        augment = data.get("augment")
+        if augment is not None:
+            known = set(AugmentConfig.__dataclass_fields__)
+            if not isinstance(augment, dict) or set(augment) - known:
+                raise ConfigError(f"field 'augment' must be an object with some of {sorted(known)}; got {augment!r}")
+            data["augment"] = AugmentConfig(**augment)
+        return cls(**data)
+
+
+def load_training(run_dir: Path) -> TrainConfig:
+    """The run's training.json as a checked :class:`TrainConfig`; CheckpointError naming the file and field."""
+    path = Path(run_dir) / ckpt.TRAINING
+    try:
+        return TrainConfig.from_dict(ckpt.read_json(path))
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: {err}") from err
