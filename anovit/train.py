@@ -19,10 +19,11 @@ from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
 from .augment import AugmentConfig, build_augmentation
-from .data import category_kind, default_augment, train_val_datasets
+from .data import category_kind, dataset_spec, default_augment, train_val_datasets
+from .data.registry import ONE_CLASS
 from .data.splits import DEFAULT_VAL_FRACTION, subsample
 from .errors import CheckpointError, ConfigError, TrainingError
-from .models import MODELS, PRESETS, build_model, make_config, training_defaults
+from .models import MODELS, PRESETS, build_model, default_sigma, make_config, training_defaults
 from .models.cae import latent_dim_for
 from .run_lock import run_lock
 from .runs import default_checkpoint_dir
@@ -55,6 +56,9 @@ class TrainConfig:
     # Cap on the training split (seeded subsample; validation capped in the same proportion); None:
     # every image. For CPU-sized reproductions such as the offline MNIST Table 2.
     max_train_images: int | None = None
+    # Gaussian smoothing of the score maps (px) the run is evaluated with; None: models.default_sigma
+    # of the model's image size (see models.SIGMA_SOURCE).
+    sigma: float | None = None
     augment: AugmentConfig | None = None  # None: anovit.data.default_augment (the dataset's flip rule)
     bf16: bool | None = None
     device: str = "auto"
@@ -97,6 +101,8 @@ class TrainConfig:
             self.lr = defaults.lr
         if self.augment is None:
             self.augment = default_augment(self.dataset, self.category)
+        if self.sigma is None:
+            self.sigma = default_sigma(model_config(self).image_size)
 
     def run_name(self) -> str:
         """Default folder name of the run under checkpoints/."""
@@ -187,14 +193,24 @@ def load_resume_point(run_dir: Path, model: nn.Module, opt: torch.optim.Optimize
     return json.loads(metadata["meta"])
 
 
-def model_config(config: TrainConfig) -> Any:
-    """The model config a run trains: the preset's, then the category kind's l2-CAE latent size
-    (Bergmann et al.: 100 for textures, 500 for objects; 100 where the kind is unknown), then
-    ``config.model_overrides``."""
-    by_kind: dict[str, Any] = {}
+def paper_setting(model: str, preset: str, dataset: str) -> dict[str, Any]:
+    """What the paper preset takes from the dataset (sec. 4.1): 224 px for the one-class sets (MNIST,
+    CIFAR-10; AnoViT: ``vit_base_patch16_224``), 384 px for MVTec AD and the other image-folder sets
+    (AnoViT: ``vit_base_patch16_384``); {} for the other presets."""
+    if preset != "paper":
+        return {}
+    size = 224 if dataset_spec(dataset).layout == ONE_CLASS else 384
+    return {"image_size": size, **({"encoder": f"vit_base_patch16_{size}"} if model == "anovit" else {})}
+
+
+def model_config(config: "TrainConfig") -> Any:
+    """The model config a run trains: the preset's, the paper preset's size for the dataset
+    (:func:`paper_setting`), the category kind's l2-CAE latent size (Bergmann et al.: 100 for
+    textures, 500 for objects; 100 where the kind is unknown), then ``config.model_overrides``."""
+    by_data = paper_setting(config.model, config.preset, config.dataset)
     if config.model == "cae":
-        by_kind["latent_dim"] = latent_dim_for(category_kind(config.dataset, config.category))
-    return make_config(config.model, config.preset, **{**by_kind, **config.model_overrides})
+        by_data["latent_dim"] = latent_dim_for(category_kind(config.dataset, config.category))
+    return make_config(config.model, config.preset, **{**by_data, **config.model_overrides})
 
 
 def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: bool) -> bool:
@@ -206,11 +222,11 @@ def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: 
     if resume:
         saved = ckpt.read_json(run_dir / ckpt.TRAINING)
         mine = json.loads(json.dumps(asdict(config)))
-        diff = sorted(k for k in mine if k != "epochs" and saved.get(k) != mine[k])
+        diff = sorted(k for k in mine if k != "epochs" and k in saved and saved[k] != mine[k])  # new fields: no diff
         if diff:
             raise CheckpointError(f"cannot resume {run_dir}: training.json differs in {diff}")
         if mine["epochs"] != saved.get("epochs"):  # an explicit new budget: the record follows it
-            ckpt.write_json(run_dir / TRAINING, {**saved, "epochs": mine["epochs"]})
+            ckpt.write_json(run_dir / ckpt.TRAINING, {**saved, "epochs": mine["epochs"]})
         return True
     if has_resume and not overwrite and not resume:
         raise CheckpointError(
@@ -228,7 +244,7 @@ def default_run_dir(config: TrainConfig) -> Path:
 def recorded_epochs(run_dir: Path) -> int | None:
     """The epochs a run folder's training.json records (None without one): a resume without a new
     budget trains up to them, never to a default."""
-    path = Path(run_dir) / TRAINING
+    path = Path(run_dir) / ckpt.TRAINING
     return int(ckpt.read_json(path)["epochs"]) if path.is_file() else None
 
 
