@@ -80,6 +80,9 @@ def run_sigma(path: Path) -> float:
     return float(sigma) if sigma is not None else DEFAULT_SIGMA
 
 
+PROTOCOL_FIELDS = ("epochs_run", "lr", "batch_size", "max_train_images", "decoder", "image_size", "sigma")
+
+
 def run_protocol(path: Path) -> dict[str, Any]:
     """The training budget and scoring protocol of a run folder, for tables beside its numbers:
     epochs run, learning rate, batch size, training images cap, decoder, image size and the sigma its
