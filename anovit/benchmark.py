@@ -29,7 +29,7 @@ from .results_table import COLUMNS, check_header, read_text
 from .runs import RunInfo, default_checkpoint_dir, read_run
 from .train import train
 from .train_config import TrainConfig
-from .validation import absolute_path, check_number, positive_int
+from .validation import absolute_path, add_size_args, check_number, positive_int
 
 RESULT_COLUMNS = COLUMNS  # declared with their types and ranges in anovit.results_table
 CELL_COLUMNS = ("dataset", "data_root", "class", "model", "preset", "seed")  # a cell's identity
@@ -181,12 +181,14 @@ def versions() -> str:
     return f"anovit {__version__}; torch {torch.__version__}; timm {timm.__version__}; python {platform.python_version()}"
 
 
-def train_config(cell: Cell, epochs: int | None, data_root: str | Path | None, device: str) -> TrainConfig:
+def train_config(cell: Cell, epochs: int | None, data_root: str | Path | None, device: str,
+                 sizes: dict[str, Any] | None = None) -> TrainConfig:
     """The cell's training config: the trainer's defaults (epochs None: the model's; augmentation: the
-    dataset's flip rule)."""
+    dataset's flip rule); ``sizes``: "image_size" and "encoder" overrides (the encoder for AnoViT only)."""
+    overrides = {k: v for k, v in (sizes or {}).items() if v is not None and (k != "encoder" or cell.model == "anovit")}
     return TrainConfig(
         dataset=cell.dataset, category=cell.category, data_root=str(data_root) if data_root is not None else None,
-        model=cell.model, preset=cell.preset, epochs=epochs, seed=cell.seed, device=device,
+        model=cell.model, preset=cell.preset, model_overrides=overrides, epochs=epochs, seed=cell.seed, device=device,
     )
 
 
@@ -195,11 +197,12 @@ def _fmt(value: float | None) -> str:
 
 
 def run_cell(cell: Cell, *, epochs: int | None, runs_root: Path, data_root: str | Path | None = None,
-             device: str = "auto", progress: Progress | None = None) -> dict[str, Any]:
+             device: str = "auto", sizes: dict[str, Any] | None = None,
+             progress: Progress | None = None) -> dict[str, Any]:
     """Train (resuming a killed run), evaluate on the test split and return the cell's result row."""
     notify = progress or (lambda event: None)
     run_dir = Path(runs_root) / cell.name
-    config = train_config(cell, epochs, data_root, device)
+    config = train_config(cell, epochs, data_root, device, sizes)
     epochs = config.epochs
     trained = ckpt.read_metrics(run_dir).get("training", {}).get("epoch", 0) if run_dir.is_dir() else 0
 
@@ -232,7 +235,7 @@ class BenchmarkOutcome:
 
 def run_benchmark(cells: list[Cell], *, epochs: int | None = None, results: Path | None = None,
                   runs_root: Path | None = None, data_root: str | Path | None = None, device: str = "auto",
-                  progress: Progress | None = None) -> BenchmarkOutcome:
+                  sizes: dict[str, Any] | None = None, progress: Progress | None = None) -> BenchmarkOutcome:
     """Run every unfinished cell in order, appending its row to ``results`` as soon as it is done.
 
     ``progress`` receives dicts with ``event``: "cell" (status "skip" or "run", index, total),
@@ -247,13 +250,14 @@ def run_benchmark(cells: list[Cell], *, epochs: int | None = None, results: Path
     rows = read_results(results)
     outcome = BenchmarkOutcome([], [], results)
     for index, cell in enumerate(cells):
-        done = is_finished(cell, train_config(cell, epochs, data_root, device).epochs, rows, data_root)
+        done = is_finished(cell, train_config(cell, epochs, data_root, device, sizes).epochs, rows, data_root)
         notify({"event": "cell", "cell": cell, "status": "skip" if done else "run", "index": index,
                 "total": len(cells)})
         if done:
             outcome.skipped.append(cell)
             continue
-        row = run_cell(cell, epochs=epochs, runs_root=runs_root, data_root=data_root, device=device, progress=notify)
+        row = run_cell(cell, epochs=epochs, runs_root=runs_root, data_root=data_root, device=device, sizes=sizes,
+                       progress=notify)
         append_result(results, row)
         rows.append({k: str(v) for k, v in row.items()})
         outcome.ran.append(cell)
@@ -278,6 +282,7 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--results", type=Path, help="results table (default: $ANOVIT_RESULTS or results/benchmark.csv)")
     p.add_argument("--runs-root", type=Path, help="folder of the cells' run folders (default: checkpoints/bench)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    add_size_args(p)  # run folders are named without the size: give each setting its own --results/--runs-root
     p.set_defaults(func=_cmd_benchmark)
 
 
@@ -310,7 +315,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
             bar.update(1)
 
     outcome = run_benchmark(cells, epochs=args.epochs, results=args.results, runs_root=args.runs_root,
-                            data_root=args.data_root, device=args.device, progress=progress)
+                            data_root=args.data_root, device=args.device,
+                            sizes={"image_size": args.image_size, "encoder": args.encoder}, progress=progress)
     bar.close()
     print(f"{len(outcome.ran)} cell(s) run, {len(outcome.skipped)} done already; results in {outcome.results}")
     return 0

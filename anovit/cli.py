@@ -11,10 +11,9 @@ from typing import Any
 from tqdm import tqdm
 
 from .errors import AnovitError
-from .models import MODELS, PRESETS, describe_training_default
+from .models import MODELS, PRESETS, SIGMA_SOURCE, describe_training_default
 from .progress import TerminalBar
-from .scoring import DEFAULT_SIGMA
-from .validation import arg_type, non_negative_float, non_negative_int, positive_float, positive_int
+from .validation import add_size_args, arg_type, non_negative_float, non_negative_int, positive_float, positive_int
 
 
 def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
@@ -25,6 +24,14 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--dataset", choices=DATASETS, default=dataset, help="dataset name (default: %(default)s)")
     p.add_argument("--data-root", help="dataset folder (MVTec layout for mvtec/folder datasets)")
     p.add_argument("--category", default=category, help="class / category (default: %(default)s)")
+
+
+def size_overrides(args: argparse.Namespace, model: str) -> dict[str, Any]:
+    """The model-config overrides of --image-size and --encoder (the encoder only for AnoViT)."""
+    overrides: dict[str, Any] = {"image_size": args.image_size} if args.image_size else {}
+    if args.encoder and model == "anovit":
+        overrides["encoder"] = args.encoder
+    return overrides
 
 
 def _train_parser(sub: Any) -> None:
@@ -58,9 +65,12 @@ def _train_parser(sub: Any) -> None:
                    "the default) or paper (six plain ConvT + ReLU blocks, upsampling last)")
     p.add_argument("--latent-dim", type=positive_int, help="l2-CAE latent size (default: the category's kind, 100 for "
                                                   "textures and 500 for objects, as Bergmann et al.)")
-    p.add_argument("--sigma", type=non_negative_float, default=DEFAULT_SIGMA,
-                   help="Gaussian smoothing of the anomaly maps for the evaluation (0: no smoothing; default: %(default)s)")
+    add_size_args(p)
+    p.add_argument("--sigma", type=non_negative_float, help="Gaussian smoothing of the anomaly maps in px, stored "
+                   "with the run (0: no smoothing; default: " + SIGMA_SOURCE + ")")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation after training")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved model and training config as JSON and exit without training")
     p.set_defaults(func=_cmd_train)
 
 
@@ -70,7 +80,8 @@ def _evaluate_parser(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="evaluate a run folder on its test split; prints AUROCs, writes JSON")
     p.add_argument("run_dir", type=Path)
     _add_data_args(p, required=False)
-    p.add_argument("--sigma", type=non_negative_float, default=DEFAULT_SIGMA, help="(0: no smoothing; default: %(default)s)")
+    p.add_argument("--sigma", type=non_negative_float, help="Gaussian smoothing in px (0: no smoothing; default: "
+                   "the run's own, from its training.json)")
     p.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH_SIZE, help="(default: %(default)s)")
     p.add_argument("--device", default="auto")
     p.add_argument("--output", type=Path, help="JSON file (default: RUN_DIR/evaluation.json)")
@@ -80,7 +91,7 @@ def _evaluate_parser(sub: Any) -> None:
 def _train_config(args: argparse.Namespace) -> Any:
     from .train_config import TrainConfig
 
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = size_overrides(args, args.model)
     if args.model == "anovit":
         if args.no_pretrained:
             overrides["pretrained"] = False
@@ -96,7 +107,7 @@ def _train_config(args: argparse.Namespace) -> Any:
     return TrainConfig(
         dataset=args.dataset, category=args.category, data_root=args.data_root, model=args.model,
         preset=args.preset, model_overrides=overrides, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, val_fraction=args.val_fraction, grad_clip=args.grad_clip or None, seed=args.seed,
+        lr=args.lr, val_fraction=args.val_fraction, grad_clip=args.grad_clip or None, seed=args.seed, sigma=args.sigma,
         bf16=args.bf16, device=args.device,
         augment=default_augment(args.dataset, args.category, affine=not args.no_affine, hflip=no_flip, vflip=no_flip),
     )
@@ -112,10 +123,25 @@ def _print_eval(result: Any) -> None:
         print(f"{kind} metrics n/a: {reason}")
 
 
+def resolved_config(config: Any, sigma_given: bool = False) -> dict[str, Any]:
+    """What ``train --print-config`` prints: the resolved model config, the training config and where
+    the sigma comes from."""
+    from dataclasses import asdict
+
+    from .train_config import model_config
+
+    model = model_config(config)
+    return {"model": {"model_type": config.model, **asdict(model)}, "training": asdict(config),
+            "sigma_source": "given (--sigma)" if sigma_given else SIGMA_SOURCE}
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import default_run_dir, recorded_epochs, train
 
     config = _train_config(args)
+    if args.print_config:
+        print(json.dumps(resolved_config(config, args.sigma is not None), indent=2))
+        return 0
     if args.resume and args.epochs is None:  # continue to the recorded budget; --epochs N extends it
         config.epochs = recorded_epochs(Path(args.output) if args.output else default_run_dir(config)) or config.epochs
     bar = TerminalBar("train", "step", leave=True)

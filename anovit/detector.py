@@ -75,9 +75,13 @@ class Detector:
         self.validation_scores_: np.ndarray | None = None  # set by fit_threshold
 
     @classmethod
-    def from_run(cls, run_dir: Path | str, *, sigma: float = DEFAULT_SIGMA, threshold: float | None = None,
+    def from_run(cls, run_dir: Path | str, *, sigma: float | None = None, threshold: float | None = None,
                  bf16: bool | None = None, device: str = "auto") -> Self:
-        """The detector of a run folder's model (see :func:`anovit.checkpoint.load_model`)."""
+        """The detector of a run folder's model (see :func:`anovit.checkpoint.load_model`); ``sigma``
+        None: the run's own, stored in its training.json (:func:`anovit.runs.run_sigma`)."""
+        from .runs import run_sigma
+
+        sigma = run_sigma(Path(run_dir)) if sigma is None else sigma
         return cls(ckpt.load_model(Path(run_dir), resolve_device(device)), sigma=sigma, threshold=threshold, bf16=bf16)
 
     @property

@@ -46,9 +46,13 @@ DEVIATIONS: tuple[Deviation, ...] = (
               "Bergmann et al.'s port trains on 10,000 augmented crops per epoch, batch 128, sigmoid output: "
               "too slow for a CPU"),
     Deviation("Gaussian smoothing sigma", "not stated (sec. 4.2)",
-              "4 px (anomalib's PaDiM default)", "a documented default instead of none"),
+              "4 x image size / 256 px (128 px: 2, 224 px: 3.5, 384 px: 6), stored in each run's training.json; "
+              "runs without one: 4", "anomalib's PaDiM default (4 px at 256 px), scaled so it blurs the same share "
+              "of the image at every size"),
     Deviation("image size", "224 px for MNIST and CIFAR-10, 384 px for MVTec AD (sec. 4.1)",
-              "the paper preset runs 384 px; the cpu-* presets 128 or 224 px", "CPU-sized presets"),
+              "the paper preset follows the dataset (224 px + vit_base_patch16_224 for the one-class sets, "
+              "384 px + vit_base_patch16_384 otherwise); the cpu-* presets run 128 or 224 px",
+              "CPU-sized presets; `--image-size` and `--encoder` override"),
     Deviation("precision", "not stated", "bf16 autocast where the hardware supports it; losses and maps in float32",
               "2x faster on CPUs with bf16 units, AUROC unchanged to 1e-3 (benchmarks/bf16_vs_fp32.py)"),
 )

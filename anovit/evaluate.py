@@ -136,7 +136,7 @@ def evaluate_run(
     dataset: str | None = None,
     category: str | None = None,
     data_root: str | None = None,
-    sigma: float = DEFAULT_SIGMA,
+    sigma: float | None = None,
     batch_size: int = EVAL_BATCH_SIZE,
     device: str = "auto",
     max_images: int | None = None,
@@ -145,7 +145,8 @@ def evaluate_run(
     """Evaluate a run folder's best model on the test split it was trained for (or another one),
     and record the summary (with the resolved data folder) under "test" in its metrics.json and
     the rows in test_scores.csv. A bad training.json is a CheckpointError naming it and the field.
-    ``max_images``: a seeded subsample of the test split (recorded as "max_images"); None: all of it."""
+    ``max_images``: a seeded subsample of the test split (recorded as "max_images"); None: all of it.
+    ``sigma`` None: the run's own (stored in its training.json; see :func:`anovit.runs.run_sigma`)."""
     from .train_config import load_training  # train does not import evaluate
 
     run_dir = Path(run_dir)

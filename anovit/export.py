@@ -26,7 +26,7 @@ from . import __version__
 from . import checkpoint as ckpt
 from .errors import AnovitError
 from .inference import run_detector
-from .scoring import DEFAULT_SIGMA, anomaly_maps
+from .scoring import anomaly_maps
 from .validation import non_negative_float
 
 OPSET = 18
@@ -87,16 +87,18 @@ def export_config(
 
 
 def export_onnx(
-    run_dir: Path, output: Path | None = None, *, sigma: float = DEFAULT_SIGMA, threshold: float | None = None
+    run_dir: Path, output: Path | None = None, *, sigma: float | None = None, threshold: float | None = None
 ) -> Path:
     """Write ``model.onnx`` and ``config.json`` of ``run_dir`` into ``output`` (default RUN/onnx); the folder.
 
     Without ``threshold``, the run's float32 detector fits one on the run's validation images
-    (:func:`anovit.inference.run_detector`). Raises ExportError without the onnx extra.
+    (:func:`anovit.inference.run_detector`); without ``sigma``, the run's own (stored in its
+    training.json, :func:`anovit.runs.run_sigma`). Raises ExportError without the onnx extra.
     """
     require_onnx_extra("onnx", "onnxscript")
     run_dir = Path(run_dir)
     detector = run_detector(run_dir, sigma, threshold)
+    sigma = detector.sigma
     model, threshold = detector.model.cpu(), detector.threshold
     if detector.validation_scores_ is not None:
         source = f"{THRESHOLD_RULE} ({len(detector.validation_scores_)} images)"
@@ -130,7 +132,8 @@ def add_export_parser(sub: Any) -> None:
     p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (default: %(default)s)")
     p.add_argument("--output", type=Path,
                    help=f"folder for {ONNX_FILE} and config.json (default: RUN_DIR/{EXPORT_DIR})")
-    p.add_argument("--sigma", type=non_negative_float, default=DEFAULT_SIGMA, help="Gaussian smoothing baked into the graph")
+    p.add_argument("--sigma", type=non_negative_float,
+                   help="Gaussian smoothing baked into the graph (default: the run's, from its training.json)")
     p.add_argument("--threshold", type=float,
                    help="decision threshold (default: computed on the run's validation images, which must be present)")
     p.set_defaults(func=_cmd_export)

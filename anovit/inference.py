@@ -17,7 +17,6 @@ from .data.imageio import resize_image
 from .data.splits import DEFAULT_VAL_FRACTION
 from .detector import SCORE_BATCH_SIZE, Detector
 from .errors import CheckpointError
-from .scoring import DEFAULT_SIGMA
 
 
 def prepare(rgb: np.ndarray, image_size: int) -> torch.Tensor:
@@ -25,9 +24,10 @@ def prepare(rgb: np.ndarray, image_size: int) -> torch.Tensor:
     return resize_image(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1), image_size)[None].float() / 255.0
 
 
-def run_detector(run_dir: Path, sigma: float = DEFAULT_SIGMA, threshold: float | None = None, *,
+def run_detector(run_dir: Path, sigma: float | None = None, threshold: float | None = None, *,
                  bf16: bool | None = False, batch_size: int = SCORE_BATCH_SIZE, device: str = "auto") -> Detector:
-    """The run's detector (fp32 by default, as an ONNX export computes) with ``threshold``, or, when None,
+    """The run's detector (fp32 by default, as an ONNX export computes; ``sigma`` None: the run's own)
+    with ``threshold``, or, when None,
     the threshold fitted on the normal validation images of the run's training (its training.json:
     dataset, class, folder, seed, fraction); their number is ``len(detector.validation_scores_)``.
 

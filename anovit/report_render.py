@@ -14,7 +14,7 @@ from .models import MODEL_LABELS
 from .report import (
     ANOVIT, CAE, METRICS, SUMMARY_ROWS, comparison, overall, paper_source, report_tables, section_custom, sections,
 )
-from .runs import run_protocol
+from .runs import PROTOCOL_FIELDS, run_protocol
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -98,12 +98,20 @@ def _values(series: pd.Series, fmt: str = "{}") -> str:
     return ", ".join(fmt.format(v) for v in sorted(set(series.dropna().tolist()), key=str))
 
 
+def with_protocol(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (one row per cell) with each cell's training budget and protocol from its run folder
+    (:func:`anovit.runs.run_protocol`: epochs run, lr, batch size, training-image cap, decoder, image
+    size, sigma; missing where the folder is gone)."""
+    protocol = [run_protocol(resolve_stored(str(p))) for p in df["run_dir"]]
+    return df.assign(**pd.DataFrame(protocol, index=df.index, columns=list(PROTOCOL_FIELDS)))
+
+
 def cost_table(df: pd.DataFrame) -> pd.DataFrame:
     """Each model's training budget and protocol per (dataset, preset, model), as strings: epochs, Adam
     learning rate, batch size, training-image cap, decoder, image size and sigma (read from the cells'
     run folders; every distinct value is listed), mean training seconds and images/s."""
     rows = []
-    runs = df.assign(**pd.DataFrame([run_protocol(resolve_stored(str(p))) for p in df["run_dir"]], index=df.index))
+    runs = with_protocol(df)
     for (dataset, preset, model), g in runs.groupby(["dataset", "preset", "model"], sort=True):
         rows.append({"dataset": dataset, "preset": preset, "model": MODEL_LABELS.get(model, model), "cells": len(g),
                      "epochs": _values(g["epochs"]), "lr": _values(g["lr"], "{:g}"),

@@ -70,6 +70,19 @@ def read_run(path: Path) -> RunInfo:
     return info
 
 
+def run_sigma(path: Path) -> float:
+    """The smoothing sigma (px) a run is scored with: its training.json's "sigma", else the
+    DEFAULT_SIGMA of runs trained before sigma was recorded (and of pulled models)."""
+    from .scoring import DEFAULT_SIGMA
+
+    training = Path(path) / ckpt.TRAINING
+    sigma = ckpt.read_json(training).get("sigma") if training.is_file() else None
+    return float(sigma) if sigma is not None else DEFAULT_SIGMA
+
+
+PROTOCOL_FIELDS = ("epochs_run", "lr", "batch_size", "max_train_images", "decoder", "image_size", "sigma")
+
+
 def run_protocol(path: Path) -> dict[str, Any]:
     """The training budget and scoring protocol of a run folder, for tables beside its numbers:
     epochs run, learning rate, batch size, training images cap, decoder, image size and the sigma its

@@ -37,7 +37,7 @@ class Scorer:
     name: str
 
 
-def torch_scorer(run_dir: Path, sigma: float, threshold: float | None, device: str = "auto") -> Scorer:
+def torch_scorer(run_dir: Path, sigma: float | None, threshold: float | None, device: str = "auto") -> Scorer:
     """The run's detector in float32 on ``device``; without ``threshold``, the one it fits on its validation images."""
     detector = run_detector(run_dir, sigma, threshold, device=device)
     assert detector.threshold is not None  # given or fitted
@@ -107,8 +107,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if args.onnx:
         scorer = onnx_scorer(args.run_dir, args.sigma, args.threshold)
     else:
-        sigma = DEFAULT_SIGMA if args.sigma is None else args.sigma
-        scorer = torch_scorer(args.run_dir, sigma, args.threshold, args.device)
+        scorer = torch_scorer(args.run_dir, args.sigma, args.threshold, args.device)
     rows: list[dict[str, Any]] = []
     bar = TerminalBar(f"score ({scorer.name})")
     start = time.perf_counter()
@@ -147,7 +146,8 @@ def add_score_parser(sub: Any) -> None:
     p.add_argument("--threshold", type=float,
                    help="decision threshold (default: the export's, or computed on the run's validation images)")
     p.add_argument("--sigma", type=non_negative_float,
-                   help=f"Gaussian smoothing (default: {DEFAULT_SIGMA:g}; with --onnx the export's)")
+                   help=f"Gaussian smoothing (default: the run's, from its training.json, {DEFAULT_SIGMA:g} for runs "
+                        "without one; with --onnx the export's)")
     p.add_argument("--batch-size", type=positive_int, default=SCORE_BATCH_SIZE, help="(default: %(default)s)")
     p.add_argument("--device", default="auto", help="PyTorch device: auto (CUDA when present), cpu, cuda, ... "
                                                    "(default: %(default)s)")

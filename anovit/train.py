@@ -19,17 +19,16 @@ from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt
 from .augment import build_augmentation
-from .data import category_kind, train_val_datasets
+from .data import train_val_datasets
 from .data.splits import subsample
 from .errors import CheckpointError, TrainingError
-from .models import build_model, make_config
-from .models.cae import latent_dim_for
+from .models import build_model
 from .run_lock import run_lock
 from .runs import default_checkpoint_dir
 from .runtime import autocast, resolve_device, use_bf16
 from .scoring import reconstruction_loss
 from .resume import load_resume_point, save_resume_point
-from .train_config import TrainConfig
+from .train_config import TrainConfig, model_config
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -45,16 +44,6 @@ class TrainResult:
     stopped: bool = False
 
 
-def model_config(config: TrainConfig) -> Any:
-    """The model config a run trains: the preset's, then the category kind's l2-CAE latent size
-    (Bergmann et al.: 100 for textures, 500 for objects; 100 where the kind is unknown), then
-    ``config.model_overrides``."""
-    by_kind: dict[str, Any] = {}
-    if config.model == "cae":
-        by_kind["latent_dim"] = latent_dim_for(category_kind(config.dataset, config.category))
-    return make_config(config.model, config.preset, **{**by_kind, **config.model_overrides})
-
-
 def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     """Decide whether to resume; refuse to silently overwrite or to resume another config."""
     has_resume = (run_dir / ckpt.RESUME).is_file()
@@ -64,7 +53,7 @@ def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: 
     if resume:
         saved = ckpt.read_json(run_dir / ckpt.TRAINING)
         mine = json.loads(json.dumps(asdict(config)))
-        diff = sorted(k for k in mine if k != "epochs" and saved.get(k) != mine[k])
+        diff = sorted(k for k in mine if k != "epochs" and k in saved and saved[k] != mine[k])  # new fields: no diff
         if diff:
             raise CheckpointError(f"cannot resume {run_dir}: training.json differs in {diff}")
         if mine["epochs"] != saved.get("epochs"):  # an explicit new budget: the record follows it

@@ -9,10 +9,12 @@ from typing import Any
 
 from . import checkpoint as ckpt
 from .augment import AugmentConfig
-from .data import default_augment
+from .data import category_kind, dataset_spec, default_augment
+from .data.registry import ONE_CLASS
 from .data.splits import DEFAULT_VAL_FRACTION
 from .errors import CheckpointError, ConfigError
-from .models import MODELS, PRESETS, training_defaults
+from .models import MODELS, PRESETS, default_sigma, make_config, training_defaults
+from .models.cae import latent_dim_for
 from .validation import absolute_path, check_bool, check_number, check_optional_number, check_str
 
 
@@ -38,6 +40,9 @@ class TrainConfig:
     # Cap on the training split (seeded subsample; validation capped in the same proportion); None:
     # every image. For CPU-sized reproductions such as the offline MNIST Table 2.
     max_train_images: int | None = None
+    # Gaussian smoothing of the score maps (px) the run is evaluated with; None: models.default_sigma
+    # of the model's image size (see models.SIGMA_SOURCE).
+    sigma: float | None = None
     augment: AugmentConfig | None = None  # None: anovit.data.default_augment (the dataset's flip rule)
     bf16: bool | None = None
     device: str = "auto"
@@ -80,6 +85,8 @@ class TrainConfig:
             self.lr = defaults.lr
         if self.augment is None:
             self.augment = default_augment(self.dataset, self.category)
+        if self.sigma is None:
+            self.sigma = default_sigma(model_config(self).image_size)
 
     def run_name(self) -> str:
         """Default folder name of the run under checkpoints/."""
@@ -118,3 +125,23 @@ def load_training(run_dir: Path) -> TrainConfig:
         return TrainConfig.from_dict(ckpt.read_json(path))
     except ConfigError as err:
         raise CheckpointError(f"{path}: {err}") from err
+
+
+def paper_setting(model: str, preset: str, dataset: str) -> dict[str, Any]:
+    """What the paper preset takes from the dataset (sec. 4.1): 224 px for the one-class sets (MNIST,
+    CIFAR-10; AnoViT: ``vit_base_patch16_224``), 384 px for MVTec AD and the other image-folder sets
+    (AnoViT: ``vit_base_patch16_384``); {} for the other presets."""
+    if preset != "paper":
+        return {}
+    size = 224 if dataset_spec(dataset).layout == ONE_CLASS else 384
+    return {"image_size": size, **({"encoder": f"vit_base_patch16_{size}"} if model == "anovit" else {})}
+
+
+def model_config(config: TrainConfig) -> Any:
+    """The model config a run trains: the preset's, the paper preset's size for the dataset
+    (:func:`paper_setting`), the category kind's l2-CAE latent size (Bergmann et al.: 100 for
+    textures, 500 for objects; 100 where the kind is unknown), then ``config.model_overrides``."""
+    by_data = paper_setting(config.model, config.preset, config.dataset)
+    if config.model == "cae":
+        by_data["latent_dim"] = latent_dim_for(category_kind(config.dataset, config.category))
+    return make_config(config.model, config.preset, **{**by_data, **config.model_overrides})

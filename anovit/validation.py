@@ -110,3 +110,38 @@ positive_int = arg_type(integer=True, minimum=1)
 non_negative_int = arg_type(integer=True, minimum=0)
 positive_float = arg_type(minimum=0, min_open=True)
 non_negative_float = arg_type(minimum=0)
+
+
+# The ViT patch size of every preset's encoder and the l2-CAE's total stride: an input side must be a
+# multiple of it (--image-size).
+PATCH_SIZE = 16
+
+
+def image_size_arg(text: str) -> int:
+    """argparse ``type=`` of --image-size: a positive multiple of :data:`PATCH_SIZE` px."""
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size < PATCH_SIZE or size % PATCH_SIZE:
+        raise argparse.ArgumentTypeError(f"must be a positive multiple of {PATCH_SIZE} px (the patch size; "
+                                         f"e.g. 128, 224, 384); got {text!r}")
+    return size
+
+
+def encoder_arg(name: str) -> str:
+    """argparse ``type=`` of --encoder: a timm Vision Transformer or DeiT model name."""
+    import timm
+
+    if not name.startswith(("vit_", "deit_", "deit3_")) or name not in timm.list_models():
+        raise argparse.ArgumentTypeError(f"must be a timm ViT or DeiT model name (e.g. vit_base_patch16_224, "
+                                         f"deit_small_patch16_224); got {name!r}")
+    return name
+
+
+def add_size_args(p: argparse.ArgumentParser) -> None:
+    """--image-size and --encoder (checked by :func:`image_size_arg` and :func:`encoder_arg`), shared by train and benchmark."""
+    p.add_argument("--image-size", type=image_size_arg, help="input size in px, a multiple of the patch size "
+                   "(default: the preset's; the paper preset's follows the dataset: 224 for MNIST/CIFAR-10, "
+                   "384 for MVTec AD)")
+    p.add_argument("--encoder", type=encoder_arg, help="AnoViT: any timm ViT/DeiT name (default: the preset's)")

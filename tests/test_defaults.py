@@ -8,8 +8,7 @@ from anovit.app.training import make_train_config
 from anovit.cli import build_parser
 from anovit.data import default_augment, flip_rule
 from anovit.evaluate import EVAL_BATCH_SIZE
-from anovit.models import PRESETS, TRAINING_DEFAULTS, training_defaults
-from anovit.scoring import DEFAULT_SIGMA
+from anovit.models import PRESETS, TRAINING_DEFAULTS, default_sigma, make_config, training_defaults
 from anovit.train_config import TrainConfig
 
 PACKAGE = Path(__file__).resolve().parent.parent / "anovit"
@@ -40,9 +39,10 @@ def test_cli_reads_the_defaults():
     for name in ("dataset", "category", "model", "preset", "batch_size", "val_fraction", "grad_clip", "seed"):
         assert getattr(train, name) == getattr(config, name), name
     assert train.epochs is None and train.lr is None  # the preset's, resolved by TrainConfig
-    assert train.sigma == DEFAULT_SIGMA
+    assert train.sigma is None  # resolved by TrainConfig from the image size (models.default_sigma)
+    assert config.sigma == default_sigma(make_config(config.model, config.preset).image_size)
     evaluate = build_parser().parse_args(["evaluate", "run"])
-    assert (evaluate.sigma, evaluate.batch_size) == (DEFAULT_SIGMA, EVAL_BATCH_SIZE)
+    assert (evaluate.sigma, evaluate.batch_size) == (None, EVAL_BATCH_SIZE)  # None: the run's stored sigma
 
 
 def test_app_and_cli_build_the_same_config_and_flips():

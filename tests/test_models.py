@@ -23,10 +23,6 @@ def test_every_preset_reconstructs_at_its_size(model, preset):
     assert torch.isfinite(y).all()
 
 
-def test_paper_preset_is_vit_b16_at_384_with_imagenet_weights():
-    assert PRESETS["anovit"]["paper"] == dict(encoder="vit_base_patch16_384", image_size=384, pretrained=True)
-
-
 def test_feature_map_is_d_channels_on_the_patch_grid():
     net = AnoViT(AnoViTConfig(encoder="vit_tiny_patch16_224", image_size=128)).eval()
     with torch.no_grad():

@@ -12,7 +12,8 @@ from anovit.augment import AugmentConfig
 from anovit.errors import CheckpointError
 from anovit.evaluate import evaluate_run
 from anovit.models import build_model, make_config
-from anovit.train import model_config, train
+from anovit.train import train
+from anovit.train_config import model_config
 from anovit.train_config import TrainConfig
 
 
@@ -156,6 +157,7 @@ def test_the_papers_decoder_trains(synthetic_root, tmp_path):
     train(config, tmp_path / "run")
     model = ckpt.load_model(tmp_path / "run")
     assert model.config.decoder == "paper" and not any(isinstance(m, torch.nn.GroupNorm) for m in model.modules())
+    assert evaluate_run(tmp_path / "run", device="cpu", max_images=8).sigma == 2.0  # the run's: 4 x 128 / 256
 
 
 def test_anovit_cpu_tiny_detects_and_localises_synthetic_defects(tmp_path):

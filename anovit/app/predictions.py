@@ -18,7 +18,7 @@ from .. import checkpoint as ckpt
 from ..detector import SCORE_BATCH_SIZE, Detector, Progress
 from ..evaluate import ROW_FIELDS, evaluate_detector
 from ..metrics import BinnedROC
-from ..runs import RunInfo
+from ..runs import RunInfo, run_sigma
 from ..scoring import DEFAULT_SIGMA
 from .pickers import DataRef, describe_items, load_dataset, load_model_cached, weights_mtime
 
@@ -38,8 +38,9 @@ class _Bar:
         self.bar.empty()
 
 
-def detector_for(run_dir: Path, sigma: float = DEFAULT_SIGMA) -> Detector:
+def detector_for(run_dir: Path, sigma: float | None = None) -> Detector:
     """The run's :class:`~anovit.detector.Detector` (cached model; bf16 where the CPU supports it), no threshold."""
+    sigma = run_sigma(Path(run_dir)) if sigma is None else sigma  # None: the run's own (its training.json)
     return Detector(load_model_cached(Path(run_dir)), sigma=sigma)
 
 
@@ -75,7 +76,7 @@ def _predict_items(
 
 
 def predict_items(
-    run: RunInfo, ref: DataRef, indices: list[int], split: str = "test", sigma: float = DEFAULT_SIGMA
+    run: RunInfo, ref: DataRef, indices: list[int], split: str = "test", sigma: float | None = None
 ) -> dict[str, Any]:
     """Inputs, reconstructions (uint8 N,H,W,3), anomaly maps (N,H,W), anomaly scores, masks, labels of
     ``indices`` of a split, through the run's :func:`detector_for`.
@@ -107,7 +108,7 @@ def _test_pass(run_dir: str, mtime: float, ref: DataRef, sigma: float, roc_point
     }
 
 
-def test_pass(run: RunInfo, ref: DataRef, sigma: float = DEFAULT_SIGMA, roc_points: int = 2048) -> dict[str, Any]:
+def test_pass(run: RunInfo, ref: DataRef, sigma: float | None = None, roc_points: int = 2048) -> dict[str, Any]:
     """One :func:`anovit.evaluate.evaluate_detector` pass over the test split: per-image anomaly scores (DataFrame),
     image and pixel ROC (fpr, tpr, thresholds) from :class:`~anovit.metrics.BinnedROC`, and both AUROCs
     (None when the split lacks a class)."""
@@ -131,11 +132,12 @@ def _test_scores(
     return items.assign(score=scores["score"].astype(float).to_numpy())
 
 
-def test_scores(run: RunInfo, ref: DataRef, image_size: int, sigma: float = DEFAULT_SIGMA) -> pd.DataFrame:
+def test_scores(run: RunInfo, ref: DataRef, image_size: int, sigma: float | None = None) -> pd.DataFrame:
     """index, path, label, defect_type, score of every test image: from the run's test_scores.csv when it
-    covers exactly this split (written by the evaluation at the default sigma), else computed."""
+    covers exactly this split and was written at this sigma (the evaluation's), else computed."""
     csv = run.path / ckpt.TEST_SCORES
-    csv_mtime = csv.stat().st_mtime if csv.is_file() and sigma == DEFAULT_SIGMA else None
+    sigma = run_sigma(run.path) if sigma is None else sigma
+    csv_mtime = csv.stat().st_mtime if csv.is_file() and sigma == run.test.get("sigma", DEFAULT_SIGMA) else None
     scores = _test_scores(str(run.path), weights_mtime(run.path), csv_mtime, ref, image_size)
     return scores if scores is not None else test_pass(run, ref, sigma)["scores"]
 
@@ -150,7 +152,7 @@ def _fitted_threshold(run_dir: str, mtime: float, ref: DataRef, sigma: float) ->
     return detector.threshold, detector.validation_scores_
 
 
-def fitted_detector(run: RunInfo, ref: DataRef, sigma: float = DEFAULT_SIGMA) -> Detector:
+def fitted_detector(run: RunInfo, ref: DataRef, sigma: float | None = None) -> Detector:
     """The run's detector with its threshold fitted (:meth:`~anovit.detector.Detector.fit_threshold`) on the
     normal validation images held out during training (same seed and fraction); cached per weights."""
     detector = detector_for(run.path, sigma)

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from .. import report, reproduction
-from ..report_render import comparison_figure, cost_table, display_table
+from ..report_render import comparison_figure, cost_table, display_table, with_protocol
 from ..benchmark import default_results_path
 from ..runs import list_runs
 from .common import page_header, show_errors
@@ -65,7 +65,8 @@ def render() -> None:
     st.dataframe(cost_table(report.section_rows(df, dataset, preset, data_root)), hide_index=True)
     with st.expander("Overall, beside the paper's Table 1"):
         st.dataframe(report.overall(df), hide_index=True)
-    with st.expander(f"Every cell ({len(df)}): one row per dataset, class, model, preset and seed"):
-        st.dataframe(df, hide_index=True)
+    with st.expander(f"Every cell ({len(df)}): one row per dataset, class, model, preset and seed, with its "
+                     "training budget and sigma"):
+        st.dataframe(with_protocol(df), hide_index=True)
         st.download_button("Download all results (CSV)", df.to_csv(index=False), mime="text/csv",
                            file_name="results.csv", key="csv-all")

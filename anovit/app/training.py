@@ -8,6 +8,7 @@ tabs all show the same job. The job watched by a tab is kept in its URL (``?job=
 from __future__ import annotations
 
 import math
+from argparse import ArgumentTypeError
 import time
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from ..jobs import JOB_FILE, LOG_FILE, JobState, cancel_job, delete_run, list_jo
 from ..models import MODEL_LABELS, PRESETS, describe_training_default, training_defaults
 from ..network import hub_reachable
 from ..runs import default_checkpoint_dir
-from ..train_config import TrainConfig
+from ..train_config import TrainConfig, model_config
+from ..validation import PATCH_SIZE, encoder_arg, image_size_arg
 from ..viz import loss_curve_figure
 from .common import page_header, page_link, show_errors
 
@@ -52,11 +54,16 @@ def make_train_config(
     hflip: bool | None = None,
     vflip: bool | None = None,
     pretrained: bool | None = None,
+    image_size: int | None = None,
+    encoder: str | None = None,
 ) -> TrainConfig:
     """The TrainConfig of the form's values; None keeps TrainConfig's default (epochs and lr: the preset's).
     Flips default to the dataset's rule (no flip that makes a normal image look defective);
-    ``pretrained`` only applies to AnoViT (None keeps the preset's)."""
-    overrides = {"pretrained": pretrained} if model == "anovit" and pretrained is not None else {}
+    ``pretrained`` and ``encoder`` only apply to AnoViT (None keeps the preset's); ``image_size`` None
+    keeps the preset's (the paper preset's follows the dataset)."""
+    overrides: dict = {"image_size": int(image_size)} if image_size else {}
+    if model == "anovit":
+        overrides.update({k: v for k, v in (("pretrained", pretrained), ("encoder", encoder or None)) if v is not None})
     counts = {"epochs": epochs, "batch_size": batch_size, "seed": seed}  # number inputs may give floats
     given = {k: int(v) for k, v in counts.items() if v is not None} | ({"lr": float(lr)} if lr is not None else {})
     return TrainConfig(
@@ -149,6 +156,21 @@ def _form() -> None:
         )
         if pretrained and not hub_reachable():
             c2.warning("The Hugging Face Hub is unreachable: the job fails unless the weights are in the local cache.")
+    resolved = model_config(TrainConfig(dataset=dataset, category=category, model=model, preset=preset))
+    image_size = c2.number_input("Image size (px)", PATCH_SIZE, 1024, resolved.image_size, step=PATCH_SIZE,
+                                 key=f"size-{model}-{preset}-{dataset}",
+                                 help="the preset's; the paper preset's follows the dataset (224 MNIST/CIFAR-10, 384 MVTec AD)")
+    encoder = None
+    if model == "anovit":
+        encoder = c2.text_input("Encoder (timm ViT/DeiT name)", resolved.encoder, key=f"enc-{preset}-{dataset}")
+    for check, value, what in ((image_size_arg, str(int(image_size)), "Image size"), (encoder_arg, encoder, "Encoder")):
+        if value is None:
+            continue
+        try:
+            check(value)
+        except ArgumentTypeError as err:
+            c2.error(f"{what} {err}.")
+            return
     defaults = training_defaults(model, preset)
     epochs = c3.number_input("Epochs", 1, 1000, defaults.epochs, key=f"epochs-{model}-{preset}",
                              help=f"the default is the preset's ({describe_training_default('epochs')})")
@@ -174,6 +196,8 @@ def _form() -> None:
         hflip=hflip,
         vflip=vflip,
         pretrained=pretrained,
+        image_size=image_size if image_size != resolved.image_size else None,
+        encoder=encoder if model == "anovit" and encoder != resolved.encoder else None,
     )
     suggested = unique_run_dir(default_checkpoint_dir(), config.run_name()).name
     name = st.text_input("Run name (folder under checkpoints/)", value=suggested)

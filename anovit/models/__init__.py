@@ -57,6 +57,21 @@ TRAINING_DEFAULTS: dict[str, dict[str, TrainingDefaults]] = {
     "cae": {preset: _CAE_RECIPE for preset in PRESETS["cae"]},
 }
 
+# Smoothing sigma of the anomaly maps (px), per preset through its image size, stored in each run's
+# training.json. The paper gives none. Ours: anomalib's PaDiM default, DEFAULT_SIGMA at its
+# SIGMA_REFERENCE_SIZE px input, scaled with the image size so that it blurs the same share of the image
+# at every size (128 px: 2, 224 px: 3.5, 384 px: 6). DEFAULT_SIGMA itself scores runs trained before
+# sigma was stored (and pulled models) and is the default of anovit.scoring's functions.
+DEFAULT_SIGMA = 4.0
+SIGMA_REFERENCE_SIZE = 256
+SIGMA_SOURCE = (f"anomalib's PaDiM default (sigma {DEFAULT_SIGMA:g} px at {SIGMA_REFERENCE_SIZE} px) scaled by "
+                f"image size / {SIGMA_REFERENCE_SIZE}; the paper gives none")
+
+
+def default_sigma(image_size: int) -> float:
+    """The Gaussian smoothing sigma (px) for anomaly maps of ``image_size`` px (see SIGMA_SOURCE)."""
+    return DEFAULT_SIGMA * image_size / SIGMA_REFERENCE_SIZE
+
 
 def _check(name: str, choices: Any, what: str) -> None:
     if name not in choices:
@@ -131,6 +146,6 @@ def config_from_dict(data: Any) -> tuple[str, Any]:
 
 __all__ = [
     "AnoViT", "AnoViTConfig", "L2CAE", "L2CAEConfig", "MODELS", "PRESETS", "MODEL_LABELS", "TRAINING_DEFAULTS",
-    "TrainingDefaults", "training_defaults", "describe_training_default",
+    "TrainingDefaults", "training_defaults", "describe_training_default", "DEFAULT_SIGMA", "SIGMA_SOURCE", "default_sigma",
     "make_config", "build_model", "create_model", "config_to_dict", "config_from_dict",
 ]

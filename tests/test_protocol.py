@@ -1,0 +1,61 @@
+"""The paper's protocol as the CLI resolves it: image size and encoder per dataset (sec. 4.1), the
+smoothing sigma stored per run and scaled with the image size, and `train --print-config`."""
+
+import json
+
+import pytest
+import timm
+
+from anovit.cli import main
+from anovit.models import default_sigma
+from anovit.train_config import TrainConfig, model_config
+
+
+def _print_config(capsys, *args):
+    assert main(["train", *args, "--print-config"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("dataset, category, size", [("mnist", "3", 224), ("cifar10", "0", 224),
+                                                     ("mvtec", "bottle", 384)])
+def test_paper_preset_resolves_size_and_encoder_from_the_dataset(capsys, tmp_path, monkeypatch, dataset, category, size):
+    monkeypatch.setenv("ANOVIT_CHECKPOINTS", str(tmp_path))
+    printed = _print_config(capsys, "--dataset", dataset, "--category", category, "--preset", "paper")
+    model = printed["model"]
+    assert (model["image_size"], model["encoder"], model["pretrained"]) == (size, f"vit_base_patch16_{size}", True)
+    cfg = timm.models.get_pretrained_cfg(model["encoder"])  # timm's own record of the weights, not our literal
+    assert cfg.input_size == (3, size, size)
+    assert printed["training"]["sigma"] == pytest.approx(4 * size / 256) and "anomalib" in printed["sigma_source"]
+    assert list(tmp_path.iterdir()) == []  # nothing was trained
+
+
+def test_paper_preset_is_vit_base_16_as_the_paper_text_says():
+    # sec. 4.2: "The patch size was set to 16, the embedding dimension was set to 768".
+    name = model_config(TrainConfig(dataset="mvtec", category="bottle", preset="paper")).encoder
+    arch = timm.create_model(name, pretrained=False)  # architecture only
+    assert arch.patch_embed.patch_size == (16, 16) and arch.embed_dim == 768
+
+
+def test_image_size_and_encoder_override_the_preset(capsys):
+    printed = _print_config(capsys, "--dataset", "mnist", "--category", "3", "--preset", "paper", "--image-size", "128",
+                            "--encoder", "deit_tiny_patch16_224", "--sigma", "3")
+    assert (printed["model"]["image_size"], printed["model"]["encoder"]) == (128, "deit_tiny_patch16_224")
+    assert printed["training"]["sigma"] == 3 and printed["sigma_source"] == "given (--sigma)"
+    cae = _print_config(capsys, "--model", "cae", "--dataset", "synthetic", "--category", "washer", "--encoder",
+                        "vit_small_patch16_224")
+    assert cae["model"] == {"model_type": "cae", "image_size": 128, "in_channels": 3, "latent_dim": 500}
+
+
+@pytest.mark.parametrize("args, message", [(["--image-size", "100"], "multiple of 16"),
+                                           (["--encoder", "resnet50"], "timm ViT or DeiT model name")])
+def test_bad_size_or_encoder_is_one_sentence(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", *args, "--print-config"])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_sigma_scales_with_the_image_size_and_is_stored():
+    assert [default_sigma(s) for s in (128, 224, 256, 384)] == [2.0, 3.5, 4.0, 6.0]
+    assert TrainConfig().sigma == 2.0  # cpu-tiny, 128 px
+    assert TrainConfig(model_overrides={"image_size": 384}).sigma == 6.0
+    assert TrainConfig(sigma=5.0).sigma == 5.0
