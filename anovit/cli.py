@@ -10,7 +10,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .errors import AnovitError
+from .errors import AnovitError, ConfigError
 from .models import MODELS, PRESETS, SIGMA_SOURCE, describe_training_default
 from .progress import TerminalBar
 from .validation import add_size_args, arg_type, non_negative_float, non_negative_int, positive_float, positive_int
@@ -20,10 +20,26 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     from .data import DATASETS
     from .train_config import TrainConfig
 
-    dataset, category = (TrainConfig.default("dataset"), TrainConfig.default("category")) if required else (None, None)
+    dataset = TrainConfig.default("dataset") if required else None
     p.add_argument("--dataset", choices=DATASETS, default=dataset, help="dataset name (default: %(default)s)")
     p.add_argument("--data-root", help="dataset folder (MVTec layout for mvtec/folder datasets)")
-    p.add_argument("--category", default=category, help="class / category (default: %(default)s)")
+    category_help = ("class / category (default: the dataset's first class, e.g. weave for synthetic and 0 for "
+                     "mnist; required where the categories are the folders under --data-root)" if required
+                     else "class / category (default: the run's)")
+    p.add_argument("--category", help=category_help)
+
+
+def resolve_category(dataset: str, category: str | None) -> str:
+    """``category``, else the dataset's first class (``weave`` for synthetic, ``0`` for MNIST; never a
+    class of another dataset); ConfigError where the categories are folders under --data-root."""
+    from .data import fixed_classes
+
+    if category is not None:
+        return category
+    classes = fixed_classes(dataset)
+    if classes:
+        return classes[0]
+    raise ConfigError(f"--category is required with --dataset {dataset} (a category folder under --data-root)")
 
 
 def size_overrides(args: argparse.Namespace, model: str) -> dict[str, Any]:
@@ -104,12 +120,13 @@ def _train_config(args: argparse.Namespace) -> Any:
     from .data import default_augment
 
     no_flip = False if args.no_flip else None  # None: the category's flip rule
+    category = resolve_category(args.dataset, args.category)
     return TrainConfig(
-        dataset=args.dataset, category=args.category, data_root=args.data_root, model=args.model,
+        dataset=args.dataset, category=category, data_root=args.data_root, model=args.model,
         preset=args.preset, model_overrides=overrides, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, val_fraction=args.val_fraction, grad_clip=args.grad_clip or None, seed=args.seed, sigma=args.sigma,
         bf16=args.bf16, device=args.device,
-        augment=default_augment(args.dataset, args.category, affine=not args.no_affine, hflip=no_flip, vflip=no_flip),
+        augment=default_augment(args.dataset, category, affine=not args.no_affine, hflip=no_flip, vflip=no_flip),
     )
 
 

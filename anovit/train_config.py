@@ -9,7 +9,7 @@ from typing import Any
 
 from . import checkpoint as ckpt
 from .augment import AugmentConfig
-from .data import category_kind, dataset_spec, default_augment
+from .data import category_kind, dataset_spec, default_augment, fixed_classes
 from .data.registry import ONE_CLASS
 from .data.splits import DEFAULT_VAL_FRACTION
 from .errors import CheckpointError, ConfigError
@@ -56,7 +56,7 @@ class TrainConfig:
         from .data import DATASETS
 
         check_str("dataset", self.dataset, choices=DATASETS)
-        check_str("category", self.category)
+        check_str("category", self.category, choices=fixed_classes(self.dataset))
         check_str("data_root", self.data_root, optional=True)
         self.data_root = absolute_path(self.data_root)
         check_str("model", self.model, choices=MODELS)
