@@ -4,7 +4,9 @@ The module works on a copy of the session's two one-epoch runs (l2-CAE and AnoVi
 trained_runs); ANOVIT_CHECKPOINTS / ANOVIT_DATA_DIR point the app there.
 """
 
+import base64
 import io
+import json
 import os
 import shutil
 import time
@@ -98,30 +100,63 @@ def test_train_page_runs_a_tiny_job_to_completion(checkpoints, synthetic_root):
     assert any(o.startswith("ui-job (l2-CAE") for o in gallery.selectbox[0].options)
 
 
+def histogram_traces(at: AppTest) -> list[dict]:
+    """The traces of the page's score histogram, as plotly JSON."""
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return next(s["data"] for s in specs if s["data"] and s["data"][0]["type"] == "histogram")
+
+
 def test_gallery_pages_sorts_and_filters(checkpoints):
     at = page("pages/3_Gallery.py")
-    assert len(at.get("image")) == 24  # one tile per image of the first page
+    assert len(at.get("image")) == 24 + 3  # one tile per image of the first page, a header above each column
     captions = [c.value for c in at.caption]
     assert any("78 of 78 test images" in c for c in captions)
+    traces = histogram_traces(at)
+    bins = {json.dumps(t["xbins"], sort_keys=True) for t in traces}
+    assert len(traces) > 2 and len(bins) == 1  # one set of bins for every defect type
     at.multiselect[0].set_value(["good"]).run()
     assert not at.exception
     assert any("30 of 78 test images" in c.value for c in at.caption)
+    traces = histogram_traces(at)
+    x = traces[0]["x"]
+    assert [t["name"] for t in traces] == ["good"] and len(base64.b64decode(x["bdata"])) == 30 * 8  # follows the filter
+    assert {json.dumps(t["xbins"], sort_keys=True) for t in traces} == bins  # on the same bins
     at.selectbox[1].set_value("score, lowest first").run()
     at.number_input[0].set_value(2).run()
     assert not at.exception
     assert any("30 of 78" in c.value for c in at.caption)
-    assert len(at.get("image")) == 30 - 24  # the rest of the normal images on page 2
+    assert len(at.get("image")) == 30 - 24 + 3  # the rest of the normal images on page 2
 
 
-def test_heatmaps_compare_both_models_at_a_threshold(checkpoints):
+def test_heatmaps_give_each_model_its_validation_threshold(checkpoints):
+    from anovit.app.heatmaps import BORDER_NOTE, MANUAL, TEST_F1
+    from anovit.inference import run_detector
+
     at = page("pages/4_Heatmaps.py")
     assert len(at.get("plotly_chart")) == 3  # the map grid and two ROC figures
-    tables = at.dataframe
-    assert list(tables[0].value["model"]) == ["l2-CAE", "AnoViT"]
+    assert any(BORDER_NOTE in c.value for c in at.caption)  # the l2-CAE's bright border, explained
+    thresholds, summary, per_image = (at.dataframe[i].value for i in range(3))
+    assert list(thresholds["model"]) == list(summary["model"]) == ["l2-CAE", "AnoViT"]
+    for model, run in (("l2-CAE", "weave-cae"), ("AnoViT", "weave-anovit")):
+        row = thresholds.set_index("model").loc[model]
+        shown = summary.set_index("model").loc[model]
+        # the CLI's threshold (anovit score: fitted on the run's validation split, in float32); the app scores in bf16
+        reference = run_detector(checkpoints / run, device="cpu").threshold
+        assert float(row["validation threshold"]) == pytest.approx(reference, rel=2e-2)
+        assert shown["threshold"] == row["validation threshold"]  # used by default
+        assert row["test F1-optimal (reference)"] != "—"
+        assert shown["image FPR"] != "1.000", shown  # not every normal test image flagged
+    assert thresholds["validation threshold"].nunique() == 2  # one per model, not one raw value for both
+    at.radio[0].set_value(TEST_F1).run()
+    assert not at.exception
+    summary = at.dataframe[1].value.set_index("model")
+    reference = at.dataframe[0].value.set_index("model")["test F1-optimal (reference)"]
+    assert summary["threshold"].tolist() == reference.tolist()
+    at.radio[0].set_value(MANUAL).run()
     slider = at.select_slider[0]
     slider.set_value(float(slider.options[0])).run()  # the lowest threshold, far below every image score
     assert not at.exception
-    summary, per_image = at.dataframe[0].value, at.dataframe[1].value
+    summary, per_image = at.dataframe[1].value, at.dataframe[2].value
     assert set(summary["image TPR"]) == set(summary["image FPR"]) == {"1.000"}
     assert set(per_image["AnoViT decision"]) == set(per_image["l2-CAE decision"]) == {"anomalous"}
 
