@@ -168,6 +168,17 @@ def test_inspect_scores_a_test_image_and_an_upload_and_rejects_non_images(checkp
     assert not at.exception
     labels = [m.label for m in at.metric]
     assert labels == ["Anomaly score (max of the map, eq. 7)", "Threshold (validation)"]
+    kind = next(b for b in at.selectbox if b.label == "Defect type")
+    assert kind.value != "good"  # a defect first
+    truth = [m.value for m in at.markdown if m.value.startswith("True label")]
+    assert truth and f"**anomalous** ({kind.value})" in truth[0]
+    panels, histogram = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+    assert "ground truth" in json.dumps(panels["layout"]["annotations"])
+    assert {t["name"] for t in histogram["data"]} >= {"good", kind.value}  # the test split, by defect type
+    assert any(a.get("text", "").startswith("test #") for a in histogram["layout"]["annotations"])  # its place
+    kind.set_value("good").run()
+    truth = [m.value for m in at.markdown if m.value.startswith("True label")]
+    assert "**normal** (good)" in truth[0]
     buf = io.BytesIO()
     Image.new("RGB", (300, 200), (200, 180, 140)).save(buf, "PNG")
     at.radio[0].set_value("Upload an image").run()
@@ -179,6 +190,8 @@ def test_inspect_scores_a_test_image_and_an_upload_and_rejects_non_images(checkp
     at.run()
     assert not at.exception
     assert any("cannot read image file 'notes.png': not an image format" in e.value for e in at.error)
+    assert not any("BytesIO" in e.value for e in at.error)
+    assert len(at.metric) == 0 and len(at.get("plotly_chart")) == 0  # the previous result is gone
 
 
 def test_attention_page_for_the_anovit_run(checkpoints):
