@@ -93,7 +93,7 @@ def format_duration(seconds: float | None) -> str:
 def progress_text(state: JobState) -> str:
     """One line: phase, epoch/step, loss, speed and ETA."""
     if state.phase == "data":
-        return "preparing: reading (or, the first time, generating) the images and building the model…"
+        return f"preparing: {state.detail or 'reading (or, the first time, generating) the images and building the model'}…"
     if state.phase == "evaluate":
         return f"evaluating on the test split: {state.eval_progress:.0%}"
     if state.phase == "queued":
