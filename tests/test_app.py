@@ -245,3 +245,13 @@ def test_a_failed_run_is_never_a_default_shows_its_state_and_can_be_deleted(chec
         assert "weave-failed" not in [r.name for r in list_runs()]
     finally:
         shutil.rmtree(failed, ignore_errors=True)
+
+
+def test_hub_page_shows_the_command_that_publishes_a_run(checkpoints):
+    at = page("pages/7_Hub.py")
+    assert "Attention" in at.caption[0].value  # pulled checkpoints appear there too
+    run = next(b for b in at.selectbox if b.label == "Run")
+    at.text_input(key="push-repo").input("someorg/weave").run()
+    code = at.code[0].value
+    assert f"python -m anovit hub push {Path(checkpoints) / run.value.name} --repo-id someorg/weave --dry-run" in code
+    assert code.splitlines()[1].endswith("--repo-id someorg/weave")  # the upload itself

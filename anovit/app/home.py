@@ -22,7 +22,7 @@ PAGE_TEXT = {
     "heatmaps": "l2-CAE and AnoViT maps side by side with the ground truth (Fig. 3), threshold and ROC curves",
     "inspect": "upload an image and get its reconstruction, heatmap, score and decision",
     "attention": "where a patch looks in the ViT encoder, per layer and rolled out, beside the anomaly map",
-    "hub": "push checkpoints to, and pull them from, the Hugging Face Hub",
+    "hub": "load published checkpoints from the Hugging Face Hub; the command that publishes yours",
 }
 
 
