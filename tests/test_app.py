@@ -55,6 +55,10 @@ def test_home_explains_and_names_every_page(checkpoints):
     ]
     assert "Deviations from the paper" in [e.label for e in at.expander]
     assert "| attention heads | ViT-Base with 8 heads" in text
+    from anovit.app.common import PAGES
+
+    count = ("six", "seven", "eight", "nine")[len(PAGES) + 1 - 6]  # the pages and Home
+    assert f"opens {count} pages" in (APP.parent / "README.md").read_text()
 
 
 def test_home_first_step_starts_the_suggested_job(checkpoints, monkeypatch):
@@ -70,6 +74,12 @@ def test_home_first_step_starts_the_suggested_job(checkpoints, monkeypatch):
         "cpu-tiny",
     )
     assert run_dir.parent == checkpoints and not run_dir.exists()
+    from anovit.train import default_run_dir
+    from anovit.train_config import TrainConfig
+
+    # the README's first command (the same class, model and preset) trains into another folder
+    readme = TrainConfig(dataset="synthetic", category="weave", model="anovit", preset="cpu-tiny", epochs=10)
+    assert default_run_dir(readme) != run_dir
 
 
 def test_train_page_runs_a_tiny_job_to_completion(checkpoints, synthetic_root):

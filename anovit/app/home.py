@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from ..data.paths import default_data_dir
+from ..data.paths import default_data_dir, workspace_dir
 from ..deviations import deviations_markdown
 from ..errors import AnovitError
 from ..jobs import list_jobs, start_job, unique_run_dir
@@ -15,6 +17,7 @@ from .pickers import synthetic_ready
 from .training import make_train_config
 
 FIRST_EPOCHS = 5  # the first step is a quick look (about a minute), not the preset's full run
+FIRST_STEP_SUFFIX = "first-step"  # its folder is not the CLI's default one: the README's commands still run after it
 PAGE_TEXT = {
     "train": "fine-tune AnoViT or the l2-CAE as a background job: live loss curve, ETA, cancel",
     "results": "per-class image and pixel AUROC tables like the paper's Tables 2-5, beside the paper's numbers",
@@ -36,13 +39,19 @@ def first_step(model: str) -> None:
         preset="cpu-tiny",
         epochs=FIRST_EPOCHS,
     )
-    run_dir = unique_run_dir(default_checkpoint_dir(), config.run_name())
+    run_dir = unique_run_dir(default_checkpoint_dir(), f"{config.run_name()}-{FIRST_STEP_SUFFIX}")
     try:
         start_job(config, run_dir)
     except AnovitError as err:
         st.error(str(err))
         return
     st.switch_page(PAGES["train"][0], query_params={"job": run_dir.name})
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as the page shows it: relative to the workspace (``checkpoints/``) when inside it, else absolute."""
+    path, root = Path(path).resolve(), workspace_dir().resolve()
+    return f"{path.relative_to(root)}/" if path.is_relative_to(root) else str(path)
 
 
 @show_errors
@@ -67,11 +76,11 @@ def render() -> None:
     c1, c2 = st.columns(2)
     ready = synthetic_ready()
     c1.markdown(
-        f"**Data** · `{default_data_dir()}`  \nEmbedded synthetic dataset (weave, tiles: textures; washer: "
+        f"**Data** · `{shown_path(default_data_dir())}`  \nEmbedded synthetic dataset (weave, tiles: textures; washer: "
         f"object): {'ready' if ready else 'generated on first use, about 15 s'}. Set `ANOVIT_DATA_DIR` to move it."
     )
     c2.markdown(
-        f"**Checkpoints** · `{default_checkpoint_dir()}`  \n{len(runs)} run folder(s), {active} training now. "
+        f"**Checkpoints** · `{shown_path(default_checkpoint_dir())}`  \n{len(runs)} run folder(s), {active} training now. "
         "Set `ANOVIT_CHECKPOINTS` to move them."
     )
     st.subheader("First step (offline, about a minute)")
