@@ -208,6 +208,12 @@ def test_attention_page_for_the_anovit_run(checkpoints):
     at = page("pages/6_Attention.py")
     assert at.selectbox[0].value.model_type == "anovit"
     assert len(at.get("plotly_chart")) == 3
+    panels = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+    attention_axis = next(v for k, v in panels.items() if k.startswith("coloraxis") and v["cmin"] == 0
+                          and "attention" in json.dumps(v.get("colorbar", {})))
+    assert attention_axis["cmax"] > 0  # a fixed 0..max stretch: near-uniform attention looks flat
+    entropy = next(m for m in at.metric if m.label.startswith("Attention entropy"))
+    assert 0.0 <= float(entropy.value) <= 1.0
     at.select_slider[0].set_value("3").run()
     at.selectbox[2].set_value("max").run()
     assert not at.exception
