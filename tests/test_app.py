@@ -233,6 +233,7 @@ def test_train_card_reads_the_metrics_file_every_page_reads(checkpoints):
         at.run()
         assert not at.exception
         assert {m.label: m.value for m in at.metric}["image AUROC"] == "0.123"
+        assert any("0.5 is chance" in c.value for c in at.caption)
         assert not any("Attention" in s.value for s in at.success)  # the l2-CAE has no attention to show
     finally:
         (run / "metrics.json").write_text(original)

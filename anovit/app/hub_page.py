@@ -37,12 +37,16 @@ def suggestions() -> dict[str, str]:
     return found | {f"{repo} (in the local cache)": repo for repo in cached_repos()}
 
 
+def _auroc(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
 def pulled_table(pulled: list[tuple[RunInfo, dict]]) -> pd.DataFrame:
     """One row per run folder pulled from the Hub: checkpoint, model, repo, revision, commit, AUROCs."""
     return pd.DataFrame([{
         "checkpoint": run.name, "model": MODEL_LABELS.get(run.model_type, run.model_type), "repo": source.get("repo_id"),
         "revision": source.get("revision") or "main", "commit": str(source.get("commit", ""))[:10],
-        "image AUROC": run.test.get("image_auroc"), "pixel AUROC": run.test.get("pixel_auroc"),
+        "image AUROC": _auroc(run.test.get("image_auroc")), "pixel AUROC": _auroc(run.test.get("pixel_auroc")),
     } for run, source in pulled])
 
 

@@ -126,6 +126,7 @@ def render() -> None:
     with st.expander("Overall, beside the paper's Table 1 (the runs that count)"):
         st.dataframe(display_overall(report.overall(chosen)), hide_index=True)
     with st.expander(f"Every run ({len(df)}), with its training budget and sigma"):
-        st.dataframe(with_protocol(df), hide_index=True)
+        st.dataframe(with_protocol(df), hide_index=True,
+                     column_config={m: st.column_config.NumberColumn(format="%.3f") for m in report.METRICS})
         st.download_button("Download all results (CSV)", df.to_csv(index=False), mime="text/csv",
                            file_name="results.csv", key="csv-all")
