@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -140,3 +141,14 @@ __all__ = [
     "patch_size",
     "upsample_map",
 ]
+
+
+def normalized_entropy(weights: np.ndarray) -> float:
+    """Shannon entropy of non-negative ``weights`` (any shape; normalised to sum 1) divided by log(n): 1.0 is
+    uniform attention, 0.0 all of it on one token. Raises ValueError for negative weights or a zero sum."""
+    w = np.asarray(weights, np.float64).ravel()
+    if w.size < 2 or (w < 0).any() or not w.sum() > 0:
+        raise ValueError(f"entropy needs at least two non-negative weights with a positive sum; got {w.size} weights")
+    p = w / w.sum()
+    nz = p[p > 0]
+    return float(-(nz * np.log(nz)).sum() / np.log(w.size))

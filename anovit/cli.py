@@ -56,16 +56,23 @@ def _train_parser(sub: Any) -> None:
     default = TrainConfig.default
     p = sub.add_parser("train", help="train AnoViT or the l2-CAE on normal images, then evaluate")
     _add_data_args(p, required=True)
-    p.add_argument("--model", choices=sorted(MODELS), default=default("model"))
-    p.add_argument("--preset", choices=sorted(PRESETS["anovit"]), default=default("preset"))
+    p.add_argument("--model", choices=sorted(MODELS), default=default("model"),
+                   help="anovit (ViT encoder + conv decoder) or cae (the l2-CAE baseline) (default: %(default)s)")
+    p.add_argument("--preset", choices=sorted(PRESETS["anovit"]), default=default("preset"),
+                   help="model size and image size: cpu-* run on a laptop CPU, paper is the paper's ViT-B/16 "
+                        "(default: %(default)s)")
     p.add_argument("--epochs", type=positive_int, help=f"epochs (default: the preset's; {describe_training_default('epochs')})")
-    p.add_argument("--batch-size", type=positive_int, default=default("batch_size"), help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=default("batch_size"),
+                   help="training images per step (default: %(default)s)")
     p.add_argument("--lr", type=positive_float,
                    help=f"Adam learning rate (default: the preset's; {describe_training_default('lr')})")
-    p.add_argument("--val-fraction", type=arg_type(minimum=0, maximum=1, min_open=True, max_open=True), default=default("val_fraction"), help="(default: %(default)s)")
+    p.add_argument("--val-fraction", type=arg_type(minimum=0, maximum=1, min_open=True, max_open=True), default=default("val_fraction"),
+                   help="share of the normal training images held out for best-epoch selection and the decision "
+                        "threshold, in (0, 1) (default: %(default)s)")
     p.add_argument("--grad-clip", type=non_negative_float, default=default("grad_clip"),
                    help="max l2 norm of the gradients (0: no clipping; default: %(default)s)")
-    p.add_argument("--seed", type=non_negative_int, default=default("seed"))
+    p.add_argument("--seed", type=non_negative_int, default=default("seed"),
+                   help="seed of the initialisation, the validation split and the augmentations (default: %(default)s)")
     p.add_argument("--output", help="run folder (default: $ANOVIT_CHECKPOINTS, else the workspace's checkpoints/, "
                                     "then <dataset>-<category>-<model>-<preset>-s<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last "
@@ -152,6 +159,20 @@ def resolved_config(config: Any, sigma_given: bool = False) -> dict[str, Any]:
             "sigma_source": "given (--sigma)" if sigma_given else SIGMA_SOURCE}
 
 
+def start_line(config: Any, run_dir: Path) -> str:
+    """The one line ``train`` prints before it starts: data, model, sizes, budget, device, precision, folder."""
+    from .runtime import bf16_supported, resolve_device
+    from .train_config import model_config
+
+    model = model_config(config)
+    device = resolve_device(config.device)
+    bf16 = bf16_supported(device) if config.bf16 is None else config.bf16
+    data = f"{config.dataset}/{config.category} ({config.data_root or 'built-in data folder'})"
+    encoder = f", {model.encoder}" if getattr(model, "encoder", None) else ""
+    return (f"training {config.model} ({config.preset}{encoder}, {model.image_size} px) on {data} · {config.epochs} "
+            f"epochs, batch {config.batch_size} · {device}, {'bf16 autocast' if bf16 else 'float32'} → {run_dir}")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import default_run_dir, recorded_epochs, train
 
@@ -161,6 +182,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     if args.resume and args.epochs is None:  # continue to the recorded budget; --epochs N extends it
         config.epochs = recorded_epochs(Path(args.output) if args.output else default_run_dir(config)) or config.epochs
+    print(start_line(config, Path(args.output) if args.output else default_run_dir(config)), flush=True)
     bar = TerminalBar("train", "step", leave=True)
 
     def progress(event: dict[str, Any]) -> None:

@@ -84,3 +84,18 @@ def tile(*images: np.ndarray, gap: int = 2) -> np.ndarray:
     for im in images:
         parts += [im, spacer]
     return np.concatenate(parts[:-1], axis=1)
+
+
+def header_strip(labels: list[str], width: int, gap: int = 2, height: int = 16) -> np.ndarray:
+    """White uint8 (height, W, 3) strip naming the parts of a :func:`tile` of ``len(labels)`` images of
+    ``width`` px each (W as the tile's): each label centred above its part."""
+    from PIL import Image, ImageDraw
+
+    total = len(labels) * width + (len(labels) - 1) * gap
+    strip = Image.new("RGB", (total, height), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for k, label in enumerate(labels):
+        left, _, right, bottom = draw.textbbox((0, 0), label)
+        x = k * (width + gap) + max(0, (width - (right - left)) // 2)
+        draw.text((x, max(0, (height - bottom) // 2)), label, fill=(0, 0, 0))
+    return np.asarray(strip)

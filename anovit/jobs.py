@@ -56,6 +56,7 @@ class JobState:
     config: dict[str, Any] = field(default_factory=dict)
     pid: int | None = None
     phase: str = "queued"  # queued, data, train, evaluate, finished
+    detail: str = ""  # what the "data" phase is doing now, in words (shown beside "preparing")
     progress: float = 0.0  # fraction of the training steps done
     epoch: int = 0
     epochs: int = 0
@@ -288,21 +289,28 @@ def prepare_embedded_data(config: TrainConfig) -> None:
 
 def run_worker(run_dir: Path) -> JobState:
     """Run the job described by RUN_DIR/job.json in this process: train, evaluate, record the outcome."""
-    from .evaluate import evaluate_run
-    from .train import train
-
     run_dir = Path(run_dir)
     state = read_job(run_dir)
     if state is None:
         raise JobError(f"{run_dir / JOB_FILE} is missing; start jobs with anovit.jobs.start_job")
     state.status, state.phase, state.pid = "running", "data", os.getpid()
+    state.detail = "importing PyTorch and timm"
     reporter = _Reporter(run_dir, state)
     reporter.write(force=True)
     try:
+        from .evaluate import evaluate_run
+        from .train import train
+
         config = TrainConfig.from_dict(state.config)
+        if config.dataset == "synthetic" and config.data_root is None:
+            state.detail = "generating the embedded synthetic dataset (first use only)"
+            reporter.write(force=True)
         prepare_embedded_data(config)
         if cancel_requested(run_dir):
             raise _Cancelled
+        state.detail = (f"reading the {config.dataset}/{config.category} training images and building the "
+                        f"{config.model} model ({config.preset}); the first step follows")
+        reporter.write(force=True)
         result = train(
             config,
             run_dir,

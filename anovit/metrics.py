@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+AUPRO_MAX_FPR = 0.3  # the false positive rate up to which AUPRO integrates (Bergmann et al. 2021; anomalib's fpr_limit)
+
 __all__ = ["image_auroc", "f1_max", "BinnedROC", "pixel_auroc", "BinnedPRO", "aupro"]
 
 
@@ -376,7 +378,7 @@ class BinnedPRO:
 
     chunk_size: int = 2**22
 
-    def __init__(self, n_bins: int = 2**20, low: float = 1e-10, high: float = 1e4, max_fpr: float = 0.3) -> None:
+    def __init__(self, n_bins: int = 2**20, low: float = 1e-10, high: float = 1e4, max_fpr: float = AUPRO_MAX_FPR) -> None:
         if not 0 < max_fpr <= 1:
             raise ValueError(f"max_fpr must be in (0, 1]; got {max_fpr}")
         self.roc = BinnedROC(n_bins, low, high)
@@ -445,7 +447,7 @@ class BinnedPRO:
         return _partial_auc(fpr, pro, self.max_fpr)
 
 
-def aupro(score_maps: Any, masks: Any, max_fpr: float = 0.3) -> float:
+def aupro(score_maps: Any, masks: Any, max_fpr: float = AUPRO_MAX_FPR) -> float:
     """AUPRO of any finite score maps (H, W) or (B, H, W) against masks of the same shape.
 
     Two passes as in :func:`pixel_auroc`: bins fitted to the scores' range, then a :class:`BinnedPRO`.

@@ -5,10 +5,11 @@ CSV and draws them for the app's Results page.
 
 Results come from the sweep's table (:mod:`anovit.benchmark`, read against the schema of
 :mod:`anovit.results_table`: bad rows are left out and listed by line number) and, optionally, from
-run folders with a "test" section in metrics.json. One result counts per cell (dataset, data folder,
-class, model, preset, seed): the table's last row for it, else the newest run folder. Results on
-different data folders are never pooled: each (dataset, data folder, preset) is its own section, and
-a data folder given for MVTec AD that is not the official release gets no paper columns.
+run folders with a "test" section in metrics.json: one row per run (the table's last row per run folder).
+Runs are averaged over seeds only when they share a training budget (:mod:`anovit.provenance`), and
+every cell names the runs that fill it. Results on different data folders are never pooled: each
+(dataset, data folder, preset) is its own section, and a data folder given for MVTec AD that is not
+the official release gets no paper columns.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pandas as pd
 
 from .benchmark import CELL_COLUMNS, RESULT_COLUMNS, run_result_row
 from .paper_tables import DETECTION, LOCALIZATION, TABLE_1, PaperTable, paper_row, paper_table
+from .provenance import add_provenance, cell_stats
 from .results_table import read_table
 from .runs import RunInfo
 
@@ -37,7 +39,9 @@ SUMMARY_ROWS = ("mean", "std")
 COMPARISON_COLUMNS = (
     "type", "class", "cae_mean", "cae_std", "cae_n", "anovit_mean", "anovit_std", "anovit_n", "relative_pct",
     "paper_cae", "paper_anovit", "paper_relative_pct", "delta_cae", "delta_anovit",
+    "cae_budget", "anovit_budget", "cae_runs", "anovit_runs",
 )
+TEXT_COLUMNS = ("type", "class", "cae_budget", "anovit_budget", "cae_runs", "anovit_runs")
 
 
 def relative_improvement(cae: float, anovit: float) -> float:
@@ -54,9 +58,10 @@ def _number(value: Any) -> float:
 
 
 def collect_results(results: Path | None, runs: Iterable[RunInfo] = ()) -> pd.DataFrame:
-    """One row per cell from the results table (last row per cell wins) and the evaluated ``runs``
-    not in it; metrics and timings as floats (NaN when missing), seed and epochs as integers, plus a
-    "source" column ("benchmark" or "run folder").
+    """One row per run: the results table's (its last row per run folder wins; rows without a folder,
+    the last per cell and epochs) and the evaluated ``runs`` not in it; metrics and timings as floats
+    (NaN when missing), seed and epochs as integers, plus "source" ("benchmark" or "run folder") and
+    the provenance columns of :func:`anovit.provenance.add_provenance` ("run", "train_images", "finished_at").
 
     Rows of the table that break its schema are left out; ``df.attrs["left_out"]`` lists them as
     "FILE line N: what is wrong" sentences.
@@ -78,7 +83,10 @@ def collect_results(results: Path | None, runs: Iterable[RunInfo] = ()) -> pd.Da
     df["data_root"] = df["data_root"].fillna("")
     for col in ("dataset", "data_root", "class", "type", "model", "preset"):
         df[col] = df[col].astype(str)
-    df = df.drop_duplicates(subset=list(CELL_COLUMNS), keep="last").reset_index(drop=True)
+    df["run_dir"] = df["run_dir"].fillna("").astype(str)
+    cells = zip(*(df[c].astype(str) for c in (*CELL_COLUMNS, "epochs")))
+    run_key = pd.Series([d or "|".join(cell) for d, cell in zip(df["run_dir"], cells)], index=df.index, dtype=object)
+    df = add_provenance(df[~run_key.duplicated(keep="last")].reset_index(drop=True))
     df.attrs["left_out"] = [f"{results} {problem}" for problem in read.problems] if read is not None else []
     return df
 
@@ -132,11 +140,6 @@ def paper_source(dataset: str, metric: str, custom: str = "") -> str:
     return f"paper Table {table.number}, {table.title.rstrip('.')}{note}"
 
 
-def _stats(values: pd.Series) -> tuple[float, float, int]:
-    v = values.dropna()
-    return (float(v.mean()) if len(v) else math.nan, float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v))
-
-
 def section_rows(df: pd.DataFrame, dataset: str, preset: str, data_root: str = "") -> pd.DataFrame:
     """The cells of one section: ``dataset`` on ``data_root`` ("" for none recorded) with ``preset``."""
     return df[(df["dataset"] == dataset) & (df["preset"] == preset) & (df["data_root"] == data_root)]
@@ -149,12 +152,13 @@ def section_custom(df: pd.DataFrame, dataset: str, preset: str, data_root: str =
 
 def comparison(df: pd.DataFrame, dataset: str, preset: str, metric: str, data_root: str = "") -> pd.DataFrame:
     """The paper-style table of ``metric`` for ``dataset`` (on ``data_root``) / ``preset``: one row per
-    class (mean, sample std and count over seeds for each model), then the "mean" and "std" rows over classes.
+    class (mean, sample std and count over seeds for each model, its budget and runs named:
+    :func:`anovit.provenance.cell_stats`), then the "mean" and "std" rows over classes.
 
     relative_pct is :func:`relative_improvement` of the two means (per class, and of the class means
     in the mean row, unrounded). paper_* are the paper's printed values where it has the class (or its
-    mean/std rows, also for a stand-in dataset), delta_* are ours minus the paper's (not in the std row);
-    none for a data folder that is not the paper's (:func:`custom_data`).
+    mean/std rows, also for a stand-in dataset), delta_* are ours minus the paper's (not in the std row,
+    and only where the dataset is the paper's); none for a data folder that is not the paper's (:func:`custom_data`).
     """
     part = section_rows(df, dataset, preset, data_root)
     reference, stand_in = _reference(dataset, metric, custom_data(dataset, data_root, part["class"].unique()))
@@ -162,7 +166,7 @@ def comparison(df: pd.DataFrame, dataset: str, preset: str, metric: str, data_ro
     for (kind, category), group in part.groupby(["type", "class"], sort=False):
         row: dict[str, Any] = {"type": kind, "class": category}
         for model in (CAE, ANOVIT):
-            row[f"{model}_mean"], row[f"{model}_std"], row[f"{model}_n"] = _stats(group.loc[group["model"] == model, metric])
+            row.update(cell_stats(group[group["model"] == model], metric, model))
         printed = paper_row(reference, category) if reference is not None and not stand_in else None
         row["paper_cae"], row["paper_anovit"], row["paper_relative_pct"] = (
             (printed.cae, printed.anovit, printed.relative) if printed else (math.nan,) * 3)
@@ -181,12 +185,14 @@ def comparison(df: pd.DataFrame, dataset: str, preset: str, metric: str, data_ro
             row["paper_relative_pct"] = reference.mean[2] if name == "mean" else math.nan
         summary.append(row)
     table = pd.concat([classes, pd.DataFrame(summary, columns=list(COMPARISON_COLUMNS))], ignore_index=True)
-    table = table.astype({c: float for c in COMPARISON_COLUMNS if c not in ("type", "class")})
+    table = table.astype({c: float for c in COMPARISON_COLUMNS if c not in TEXT_COLUMNS})
+    table[list(TEXT_COLUMNS)] = table[list(TEXT_COLUMNS)].fillna("")
     is_mean = table["class"] != "std"
     table.loc[is_mean, "relative_pct"] = relative_improvement(table.loc[is_mean, "cae_mean"],
                                                               table.loc[is_mean, "anovit_mean"])
-    table.loc[is_mean, "delta_cae"] = table.loc[is_mean, "cae_mean"] - table.loc[is_mean, "paper_cae"]
-    table.loc[is_mean, "delta_anovit"] = table.loc[is_mean, "anovit_mean"] - table.loc[is_mean, "paper_anovit"]
+    if not stand_in:  # ours minus the paper's only where the dataset is the paper's
+        table.loc[is_mean, "delta_cae"] = table.loc[is_mean, "cae_mean"] - table.loc[is_mean, "paper_cae"]
+        table.loc[is_mean, "delta_anovit"] = table.loc[is_mean, "anovit_mean"] - table.loc[is_mean, "paper_anovit"]
     return table
 
 

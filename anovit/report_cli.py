@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .benchmark import default_results_path, stored_path
+from .benchmark import default_results_path
 from .errors import AnovitError
+from .provenance import default_counted
 from .report import collect_results
 from .report_render import write_report
-from .runs import list_runs
+from .runs import default_checkpoint_dir, list_runs
 
 
 def add_report_parser(sub: Any) -> None:
@@ -30,8 +31,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
     for problem in df.attrs["left_out"]:
         print(f"warning: {problem}", file=sys.stderr)
     if df.empty:
-        raise AnovitError(f"no results in {results}: run `python -m anovit benchmark` first")
-    md, csv = write_report(df, args.output_dir or results.parent, source=stored_path(results))
+        if args.with_runs:
+            raise AnovitError(f"no results in {results} and no evaluated run folder in {default_checkpoint_dir()}: "
+                              "run `python -m anovit benchmark` or `python -m anovit evaluate RUN` first")
+        raise AnovitError(f"no results in {results}: run `python -m anovit benchmark` first, or pass --with-runs "
+                          f"to report the evaluated run folders in {default_checkpoint_dir()}")
+    counted = default_counted(df)
+    left_out = df.attrs["left_out"]
+    df = df[counted].reset_index(drop=True)
+    df.attrs.update(left_out=left_out, not_counted=int((~counted).sum()))
+    sources = [str(results.resolve())] if results.is_file() else []
+    if args.with_runs:
+        sources.append(f"evaluated run folders in {default_checkpoint_dir().resolve()}")
+    md, csv = write_report(df, args.output_dir or results.parent, source=" and ".join(sources))
     print(md.read_text())
     print(f"wrote {md} and {csv}")
     return 0

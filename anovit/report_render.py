@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from .benchmark import resolve_stored
+from .metrics import AUPRO_MAX_FPR
 from .models import MODEL_LABELS
 from .report import (
     ANOVIT, CAE, METRICS, SUMMARY_ROWS, comparison, overall, paper_source, report_tables, section_custom, sections,
@@ -18,6 +19,16 @@ from .runs import PROTOCOL_FIELDS, run_protocol
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
+
+
+LEGEND = (
+    "Values are AUROC (or AUPRO) as mean ± sample std over seeds; mean and std rows are over the class means. "
+    "abs. diff. = AnoViT − l2-CAE; rel. impr. = (AnoViT − l2-CAE) / l2-CAE × 100 on the means, as in the paper; "
+    "Δ = ours − paper, only where the dataset is the paper's. seeds n/m: how many runs (seeds) fill the l2-CAE / "
+    "AnoViT cell; budget: their training epochs (and training-image cap), l2-CAE / AnoViT; type: object or "
+    "texture class, as the paper groups MVTec AD. An AUROC of 0.5 is chance. AUPRO integrates the per-region "
+    f"overlap up to a false positive rate of {AUPRO_MAX_FPR:g}."
+)
 
 
 def _value(x: float, digits: int = 3) -> str:
@@ -34,24 +45,58 @@ def _percent(x: float, digits: int = 2) -> str:
     return "" if pd.isna(x) else f"{x:+.{digits}f}%"
 
 
+def _signed(x: float, digits: int = 3) -> str:
+    return "" if pd.isna(x) else f"{x:+.{digits}f}"
+
+
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """A comparison as strings for people: "0.912 ± 0.010" (mean ± std over seeds), percentages, deltas."""
+    """A comparison as strings for people: "0.912 ± 0.010" (mean ± std over seeds), the absolute and relative
+    difference, seeds and training budget per model ("l2-CAE / AnoViT"), the paper's values and the deltas
+    (only where the dataset is the paper's)."""
     summary = table["class"].isin(SUMMARY_ROWS)
     out = pd.DataFrame({
         "type": table["type"], "class": table["class"],
         "l2-CAE": [_value(m) if s else _mean_std(m, d) for m, d, s in zip(table["cae_mean"], table["cae_std"], summary)],
         "AnoViT": [_value(m) if s else _mean_std(m, d) for m, d, s in
                    zip(table["anovit_mean"], table["anovit_std"], summary)],
+        "abs. diff.": [_signed(a - c) if r != "std" else "" for a, c, r in
+                       zip(table["anovit_mean"], table["cae_mean"], table["class"])],
         "rel. impr.": table["relative_pct"].map(_percent),
         "seeds": [f"{int(a)}/{int(b)}" if not s else "" for a, b, s in zip(table["cae_n"], table["anovit_n"], summary)],
+        "budget": [f"{c or '—'} / {a or '—'}" if c or a else "" for c, a in
+                   zip(table["cae_budget"], table["anovit_budget"])],
     })
     if table["paper_cae"].notna().any():
         out["paper l2-CAE"] = table["paper_cae"].map(_value)
         out["paper AnoViT"] = table["paper_anovit"].map(_value)
         out["paper rel. impr."] = table["paper_relative_pct"].map(lambda x: _percent(x, 3))  # all printed digits
-        out["Δ l2-CAE"] = table["delta_cae"].map(lambda x: "" if pd.isna(x) else f"{x:+.3f}")
-        out["Δ AnoViT"] = table["delta_anovit"].map(lambda x: "" if pd.isna(x) else f"{x:+.3f}")
+        if table[["delta_cae", "delta_anovit"]].notna().any().any():
+            out["Δ l2-CAE"] = table["delta_cae"].map(_signed)
+            out["Δ AnoViT"] = table["delta_anovit"].map(_signed)
     return out
+
+
+def runs_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Which runs fill each cell of a comparison: one row per class and model, with its budget and its run
+    folders (seed, finish time)."""
+    rows = [{"class": row["class"], "model": MODEL_LABELS.get(model, model), "budget": row[f"{model}_budget"],
+             "runs": row[f"{model}_runs"]}
+            for row in table.to_dict("records") for model in (CAE, ANOVIT) if row[f"{model}_runs"]]
+    return pd.DataFrame(rows, columns=["class", "model", "budget", "runs"])
+
+
+def display_overall(top: pd.DataFrame) -> pd.DataFrame:
+    """:func:`anovit.report.overall` as strings for people: readable column names, 3 decimals, the absolute
+    and relative difference, the paper's Table 1 row beside ours, blanks where there is none."""
+    return pd.DataFrame({
+        "dataset": top["dataset"], "data folder": top["data_root"].replace("", "(built in / not recorded)"),
+        "preset": top["preset"], "task": top["task"],
+        "l2-CAE": top["cae"].map(_value), "AnoViT": top["anovit"].map(_value),
+        "abs. diff.": (top["anovit"] - top["cae"]).map(_signed),
+        "rel. impr.": top["relative_pct"].map(_percent), "paper row": top["paper_row"].fillna(""),
+        "paper l2-CAE": top["paper_cae"].map(_value), "paper AnoViT": top["paper_anovit"].map(_value),
+        "paper rel. impr.": top["paper_relative_pct"].map(lambda x: _percent(x, 3)),
+    })
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -66,29 +111,26 @@ def markdown_report(df: pd.DataFrame, source: str = "") -> str:
     """The whole report: Table 1 style overview, then one paper-style table per (dataset, preset, metric)."""
     lines = ["# AnoViT vs l2-CAE: our results beside the paper's", ""]
     if source:
-        lines += [f"Source: {source} ({len(df)} cells).", ""]
+        lines += [f"Source: {source} ({len(df)} runs).", ""]
     left_out = df.attrs.get("left_out", [])
     if left_out:
         lines += [f"**{len(left_out)} row(s) of the results table were left out** (they break its schema):", "",
                   *[f"- {problem}" for problem in left_out], ""]
-    lines += ["Values are AUROC (or AUPRO) as mean ± sample std over seeds; mean and std rows are over the "
-              "class means. Relative improvement = (AnoViT − l2-CAE) / l2-CAE × 100 on the means, as in the "
-              "paper; Δ = ours − paper.", ""]
+    lines += [LEGEND, ""]
+    not_counted = df.attrs.get("not_counted", 0)
+    if not_counted:
+        lines += [f"{not_counted} older run(s) trained with another budget than the newest run of their cell are "
+                  "not counted (anovit.provenance.default_counted); the Results page lets you choose.", ""]
     top = overall(df)
     if not top.empty:
-        lines += ["## Overall (paper Table 1)", "", to_markdown(pd.DataFrame({
-            "dataset": top["dataset"], "data folder": top["data_root"], "preset": top["preset"], "task": top["task"],
-            "l2-CAE": top["cae"].map(_value), "AnoViT": top["anovit"].map(_value),
-            "rel. impr.": top["relative_pct"].map(_percent), "paper row": top["paper_row"],
-            "paper l2-CAE": top["paper_cae"].map(_value), "paper AnoViT": top["paper_anovit"].map(_value),
-            "paper rel. impr.": top["paper_relative_pct"].map(lambda x: _percent(x, 3)),
-        })), ""]
+        lines += ["## Overall (paper Table 1)", "", to_markdown(display_overall(top)), ""]
     for dataset, data_root, preset, metric in sections(df):
         folder = f" ({data_root})" if data_root else ""
         lines += [f"## {dataset}{folder} · {preset} · {METRICS[metric]}", ""]
         where = paper_source(dataset, metric, section_custom(df, dataset, preset, data_root))
         lines += [f"Paper columns: {where}.", ""] if where else []
-        lines += [to_markdown(display_table(comparison(df, dataset, preset, metric, data_root))), ""]
+        table = comparison(df, dataset, preset, metric, data_root)
+        lines += [to_markdown(display_table(table)), "", to_markdown(runs_table(table)), ""]
     lines += ["## Training budget and protocol per model (cost: mean per cell)", "", to_markdown(cost_table(df)), ""]
     return "\n".join(lines)
 

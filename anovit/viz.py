@@ -167,6 +167,7 @@ def loss_curve_figure(
         xaxis_title="epoch",
         yaxis_title="reconstruction loss (MSE, eq. 1)",
         yaxis_type="log",
+        yaxis_tickformat=".2~g",  # 0.02, 0.05, 0.1: not plotly's bare "2", "5" between decades
         height=320,
         margin=dict(l=10, r=10, t=30, b=10),
         legend=dict(orientation="h", y=1.12),
@@ -217,14 +218,34 @@ def roc_figure(
     return fig
 
 
-def score_histogram_figure(scores: Sequence[float], kinds: Sequence[str], threshold: float | None = None) -> go.Figure:
-    """Overlaid histograms of image scores per group (e.g. defect type), with an optional threshold line."""
+def shared_bins(scores: Sequence[float], n: int = 30) -> dict[str, float]:
+    """Plotly ``xbins`` (start, end, size) of ``n`` equal bins spanning ``scores``: one set of bins for every
+    trace of a histogram, so bars of different groups (and of a filtered subset) are comparable."""
+    edges = np.histogram_bin_edges(np.asarray(scores, np.float64), bins=n)
+    return {"start": float(edges[0]), "end": float(edges[-1]), "size": float(edges[1] - edges[0]) or 1.0}
+
+
+def score_histogram_figure(
+    scores: Sequence[float],
+    kinds: Sequence[str],
+    threshold: float | None = None,
+    *,
+    bins_of: Sequence[float] | None = None,
+    marks: dict[str, float] | None = None,
+) -> go.Figure:
+    """Overlaid histograms of image scores per group (e.g. defect type) on one set of bins (those of
+    ``bins_of``, default ``scores``: :func:`shared_bins`), an optional threshold line and one labelled
+    line per entry of ``marks`` (e.g. the score of the image being inspected)."""
     fig = go.Figure()
     scores, kinds = np.asarray(scores, np.float64), np.asarray(kinds)
+    xbins = shared_bins(scores if bins_of is None else bins_of) if scores.size else None
     for kind in sorted(set(kinds.tolist()), key=lambda k: (k != "good", k)):
-        fig.add_trace(go.Histogram(x=scores[kinds == kind], name=kind, opacity=0.65, nbinsx=30))
+        fig.add_trace(go.Histogram(x=scores[kinds == kind], name=kind, opacity=0.65, xbins=xbins, autobinx=False))
     if threshold is not None:
         fig.add_vline(x=threshold, line=dict(color="black", dash="dash"), annotation_text="threshold")
+    for label, value in (marks or {}).items():
+        fig.add_vline(x=value, line=dict(color="#d62728", width=3), annotation_text=label,
+                      annotation_position="top left")
     fig.update_layout(
         barmode="overlay",
         xaxis_title="image anomaly score (eq. 7)",
@@ -233,6 +254,18 @@ def score_histogram_figure(scores: Sequence[float], kinds: Sequence[str], thresh
         margin=dict(l=10, r=10, t=30, b=10),
         legend=dict(orientation="h", y=1.15),
     )
+    return fig
+
+
+def colour_bar_figure(vmin: float, vmax: float, colorscale: str = ERROR_COLORSCALE,
+                      title: str = "squared error") -> go.Figure:
+    """A horizontal colour bar (a one-row heatmap from ``vmin`` to ``vmax``) to show beside images coloured
+    with :func:`anovit.imaging.colorize` on the same scale."""
+    x = np.linspace(vmin, vmax, 256)
+    fig = go.Figure(go.Heatmap(z=x[None, :], x=x, colorscale=plotly_colorscale(colorscale), zmin=vmin, zmax=vmax,
+                               showscale=False, hovertemplate="%{x:.4g}<extra></extra>"))
+    fig.update_layout(height=90, margin=dict(l=10, r=10, t=10, b=40), xaxis_title=title,
+                      yaxis=dict(visible=False))
     return fig
 
 

@@ -4,7 +4,9 @@ The module works on a copy of the session's two one-epoch runs (l2-CAE and AnoVi
 trained_runs); ANOVIT_CHECKPOINTS / ANOVIT_DATA_DIR point the app there.
 """
 
+import base64
 import io
+import json
 import os
 import shutil
 import time
@@ -53,6 +55,10 @@ def test_home_explains_and_names_every_page(checkpoints):
     ]
     assert "Deviations from the paper" in [e.label for e in at.expander]
     assert "| attention heads | ViT-Base with 8 heads" in text
+    from anovit.app.common import PAGES
+
+    count = ("six", "seven", "eight", "nine")[len(PAGES) + 1 - 6]  # the pages and Home
+    assert f"opens {count} pages" in (APP.parent / "README.md").read_text()
 
 
 def test_home_first_step_starts_the_suggested_job(checkpoints, monkeypatch):
@@ -68,6 +74,12 @@ def test_home_first_step_starts_the_suggested_job(checkpoints, monkeypatch):
         "cpu-tiny",
     )
     assert run_dir.parent == checkpoints and not run_dir.exists()
+    from anovit.train import default_run_dir
+    from anovit.train_config import TrainConfig
+
+    # the README's first command (the same class, model and preset) trains into another folder
+    readme = TrainConfig(dataset="synthetic", category="weave", model="anovit", preset="cpu-tiny", epochs=10)
+    assert default_run_dir(readme) != run_dir
     page().button[1].click().run()  # the l2-CAE: its own budget, 5x AnoViT's epochs (it trains ~5x faster)
     assert (started[1][0].model, started[0][0].epochs, started[1][0].epochs) == ("cae", 5, 25)
 
@@ -100,30 +112,63 @@ def test_train_page_runs_a_tiny_job_to_completion(checkpoints, synthetic_root):
     assert any(o.startswith("ui-job (l2-CAE") for o in gallery.selectbox[0].options)
 
 
+def histogram_traces(at: AppTest) -> list[dict]:
+    """The traces of the page's score histogram, as plotly JSON."""
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return next(s["data"] for s in specs if s["data"] and s["data"][0]["type"] == "histogram")
+
+
 def test_gallery_pages_sorts_and_filters(checkpoints):
     at = page("pages/3_Gallery.py")
-    assert len(at.get("image")) == 24  # one tile per image of the first page
+    assert len(at.get("image")) == 24 + 3  # one tile per image of the first page, a header above each column
     captions = [c.value for c in at.caption]
     assert any("78 of 78 test images" in c for c in captions)
+    traces = histogram_traces(at)
+    bins = {json.dumps(t["xbins"], sort_keys=True) for t in traces}
+    assert len(traces) > 2 and len(bins) == 1  # one set of bins for every defect type
     at.multiselect[0].set_value(["good"]).run()
     assert not at.exception
     assert any("30 of 78 test images" in c.value for c in at.caption)
+    traces = histogram_traces(at)
+    x = traces[0]["x"]
+    assert [t["name"] for t in traces] == ["good"] and len(base64.b64decode(x["bdata"])) == 30 * 8  # follows the filter
+    assert {json.dumps(t["xbins"], sort_keys=True) for t in traces} == bins  # on the same bins
     at.selectbox[1].set_value("score, lowest first").run()
     at.number_input[0].set_value(2).run()
     assert not at.exception
     assert any("30 of 78" in c.value for c in at.caption)
-    assert len(at.get("image")) == 30 - 24  # the rest of the normal images on page 2
+    assert len(at.get("image")) == 30 - 24 + 3  # the rest of the normal images on page 2
 
 
-def test_heatmaps_compare_both_models_at_a_threshold(checkpoints):
+def test_heatmaps_give_each_model_its_validation_threshold(checkpoints):
+    from anovit.app.heatmaps import BORDER_NOTE, MANUAL, TEST_F1
+    from anovit.inference import run_detector
+
     at = page("pages/4_Heatmaps.py")
     assert len(at.get("plotly_chart")) == 3  # the map grid and two ROC figures
-    tables = at.dataframe
-    assert list(tables[0].value["model"]) == ["l2-CAE", "AnoViT"]
+    assert any(BORDER_NOTE in c.value for c in at.caption)  # the l2-CAE's bright border, explained
+    thresholds, summary, per_image = (at.dataframe[i].value for i in range(3))
+    assert list(thresholds["model"]) == list(summary["model"]) == ["l2-CAE", "AnoViT"]
+    for model, run in (("l2-CAE", "weave-cae"), ("AnoViT", "weave-anovit")):
+        row = thresholds.set_index("model").loc[model]
+        shown = summary.set_index("model").loc[model]
+        # the CLI's threshold (anovit score: fitted on the run's validation split, in float32); the app scores in bf16
+        reference = run_detector(checkpoints / run, device="cpu").threshold
+        assert float(row["validation threshold"]) == pytest.approx(reference, rel=2e-2)
+        assert shown["threshold"] == row["validation threshold"]  # used by default
+        assert row["test F1-optimal (reference)"] != "—"
+        assert shown["image FPR"] != "1.000", shown  # not every normal test image flagged
+    assert thresholds["validation threshold"].nunique() == 2  # one per model, not one raw value for both
+    at.radio[0].set_value(TEST_F1).run()
+    assert not at.exception
+    summary = at.dataframe[1].value.set_index("model")
+    reference = at.dataframe[0].value.set_index("model")["test F1-optimal (reference)"]
+    assert summary["threshold"].tolist() == reference.tolist()
+    at.radio[0].set_value(MANUAL).run()
     slider = at.select_slider[0]
     slider.set_value(float(slider.options[0])).run()  # the lowest threshold, far below every image score
     assert not at.exception
-    summary, per_image = at.dataframe[0].value, at.dataframe[1].value
+    summary, per_image = at.dataframe[1].value, at.dataframe[2].value
     assert set(summary["image TPR"]) == set(summary["image FPR"]) == {"1.000"}
     assert set(per_image["AnoViT decision"]) == set(per_image["l2-CAE decision"]) == {"anomalous"}
 
@@ -135,6 +180,17 @@ def test_inspect_scores_a_test_image_and_an_upload_and_rejects_non_images(checkp
     assert not at.exception
     labels = [m.label for m in at.metric]
     assert labels == ["Anomaly score (max of the map, eq. 7)", "Threshold (validation)"]
+    kind = next(b for b in at.selectbox if b.label == "Defect type")
+    assert kind.value != "good"  # a defect first
+    truth = [m.value for m in at.markdown if m.value.startswith("True label")]
+    assert truth and f"**anomalous** ({kind.value})" in truth[0]
+    panels, histogram = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+    assert "ground truth" in json.dumps(panels["layout"]["annotations"])
+    assert {t["name"] for t in histogram["data"]} >= {"good", kind.value}  # the test split, by defect type
+    assert any(a.get("text", "").startswith("test #") for a in histogram["layout"]["annotations"])  # its place
+    kind.set_value("good").run()
+    truth = [m.value for m in at.markdown if m.value.startswith("True label")]
+    assert "**normal** (good)" in truth[0]
     buf = io.BytesIO()
     Image.new("RGB", (300, 200), (200, 180, 140)).save(buf, "PNG")
     at.radio[0].set_value("Upload an image").run()
@@ -146,12 +202,20 @@ def test_inspect_scores_a_test_image_and_an_upload_and_rejects_non_images(checkp
     at.run()
     assert not at.exception
     assert any("cannot read image file 'notes.png': not an image format" in e.value for e in at.error)
+    assert not any("BytesIO" in e.value for e in at.error)
+    assert len(at.metric) == 0 and len(at.get("plotly_chart")) == 0  # the previous result is gone
 
 
 def test_attention_page_for_the_anovit_run(checkpoints):
     at = page("pages/6_Attention.py")
     assert at.selectbox[0].value.model_type == "anovit"
     assert len(at.get("plotly_chart")) == 3
+    panels = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+    attention_axis = next(v for k, v in panels.items() if k.startswith("coloraxis") and v["cmin"] == 0
+                          and "attention" in json.dumps(v.get("colorbar", {})))
+    assert attention_axis["cmax"] > 0  # a fixed 0..max stretch: near-uniform attention looks flat
+    entropy = next(m for m in at.metric if m.label.startswith("Attention entropy"))
+    assert 0.0 <= float(entropy.value) <= 1.0
     at.select_slider[0].set_value("3").run()
     at.selectbox[2].set_value("max").run()
     assert not at.exception
@@ -171,6 +235,7 @@ def test_train_card_reads_the_metrics_file_every_page_reads(checkpoints):
         at.run()
         assert not at.exception
         assert {m.label: m.value for m in at.metric}["image AUROC"] == "0.123"
+        assert any("0.5 is chance" in c.value for c in at.caption)
         assert not any("Attention" in s.value for s in at.success)  # the l2-CAE has no attention to show
     finally:
         (run / "metrics.json").write_text(original)
@@ -199,3 +264,13 @@ def test_a_failed_run_is_never_a_default_shows_its_state_and_can_be_deleted(chec
         assert "weave-failed" not in [r.name for r in list_runs()]
     finally:
         shutil.rmtree(failed, ignore_errors=True)
+
+
+def test_hub_page_shows_the_command_that_publishes_a_run(checkpoints):
+    at = page("pages/7_Hub.py")
+    assert "Attention" in at.caption[0].value  # pulled checkpoints appear there too
+    run = next(b for b in at.selectbox if b.label == "Run")
+    at.text_input(key="push-repo").input("someorg/weave").run()
+    code = at.code[0].value
+    assert f"python -m anovit hub push {Path(checkpoints) / run.value.name} --repo-id someorg/weave --dry-run" in code
+    assert code.splitlines()[1].endswith("--repo-id someorg/weave")  # the upload itself

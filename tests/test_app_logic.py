@@ -249,6 +249,9 @@ def test_make_train_config_and_progress_text():
     first = JobState(status="running", phase="train", epoch=1, epochs=5, step=1, steps=10, eta_s=0.0, progress=0.02 / 5)
     assert progress_text(first).endswith("ETA: timing…")  # no "ETA 0 s" before a few steps are timed
     assert "evaluating" in progress_text(JobState(phase="evaluate", eval_progress=0.5))
+    assert progress_text(JobState(phase="data", detail="importing PyTorch and timm")) == (
+        "preparing: importing PyTorch and timm…"  # says what is being prepared
+    )
     assert format_duration(None) == "—" and format_duration(3725) == "1 h 02 min" and format_duration(9.6) == "10 s"
 
 

@@ -109,3 +109,17 @@ def test_mean_attention_distance_local_and_uniform():
     assert mean_attention_distance(uniform, 1, (3, 3), 16).item() == pytest.approx(
         torch.cdist(pos, pos).mean().item(), rel=1e-5
     )
+
+
+def test_normalized_entropy_is_one_for_uniform_and_zero_for_one_token():
+    import numpy as np
+    from scipy.stats import entropy
+
+    from anovit.attention import normalized_entropy
+
+    assert normalized_entropy(np.full((4, 4), 0.01)) == pytest.approx(1.0)
+    assert normalized_entropy(np.eye(1, 16).reshape(4, 4)) == pytest.approx(0.0)
+    w = np.random.default_rng(0).random((8, 8))
+    assert normalized_entropy(w) == pytest.approx(entropy(w.ravel()) / np.log(64))  # scipy as the reference
+    with pytest.raises(ValueError, match="non-negative"):
+        normalized_entropy(np.zeros(4))

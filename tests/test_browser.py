@@ -223,3 +223,36 @@ def test_anomaly_maps_are_painted_with_their_colour_scale(trained_server, browse
             colours = np.stack([colorize(v, m["cmin"], m["cmax"]).astype(int) for v in patch])
             low, high = colours.min(axis=0) - TOLERANCE, colours.max(axis=0) + TOLERANCE
             assert ((painted >= low) & (painted <= high)).all(), (painted, colours.min(axis=0), colours.max(axis=0), z[i, j])
+
+
+def grid_cells(page, header: str) -> list[str]:
+    """The text of every rendered cell of the Streamlit data grids that have a column ``header`` (their
+    accessible tables; columns scrolled out of view are not rendered)."""
+    grid = page.locator('[data-testid="stDataFrame"]').filter(
+        has=page.locator('th[role="columnheader"]', has_text=header)
+    )
+    grid.first.wait_for(timeout=60_000)
+    cells = grid.locator('[role="gridcell"]')
+    cells.first.wait_for(state="attached", timeout=60_000)
+    return [t.strip() for t in cells.evaluate_all("cells => cells.map(c => c.textContent)")]
+
+
+RUN_ROW = ("counts", "run folder", "model", "class", "seed", "budget", "finished", "image AUROC", "source")
+
+
+def test_results_cells_name_their_runs(trained_server, browser):
+    """Results, as the browser shows it: the comparison gives each model's budget, the runs table names the run
+    that fills each cell (folder, seed, time) and the runs-that-count table lists each run with its tick."""
+    page = browser.new_page(viewport={"width": 1600, "height": 2400})
+    try:
+        page.goto(f"{trained_server}/Results")
+        settle(page, "Results", timeout_s=120)
+        comparison, runs, editor = (grid_cells(page, h) for h in ("abs. diff.", "runs", "run folder"))
+        assert "1 epoch / 1 epoch" in comparison, comparison
+        for name in ("weave-cae", "weave-anovit"):
+            assert any(t.startswith("1 epoch: ") and f"{name} (seed 0, " in t for t in runs), runs
+        rows = [editor[i : i + len(RUN_ROW)] for i in range(0, len(editor), len(RUN_ROW))]
+        for name in ("weave-cae", "weave-anovit"):  # one row per run, ticked: it counts by default
+            assert any(r[0] == "true" and r[1] == name and r[5] == "1 epoch" for r in rows), editor
+    finally:
+        page.close()

@@ -1,6 +1,7 @@
 """Junk in config.json / training.json and bad numeric arguments (issue 10): one sentence naming the
 field and the file, exit code 2, refused at parse time; never a timm / int() traceback."""
 
+import argparse
 import json
 from pathlib import Path
 
@@ -143,3 +144,23 @@ def test_run_listing_leaves_out_a_run_whose_json_is_an_array(run_dir, tmp_path):
     with pytest.raises(CheckpointError, match=rf"{folder / 'training.json'} must hold a JSON object; got list"):
         read_run(folder)
     assert list_runs(tmp_path) == []
+
+
+def test_every_train_flag_has_help_text():
+    train = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    missing = [a.option_strings for a in train._actions
+               if a.option_strings and a.dest != "help" and not (a.help or "").strip("() ").removeprefix("default: ")]
+    assert missing == []
+    for action in train._actions:  # a help that is only "(default: X)" says nothing about the flag
+        assert not (action.help or "x").startswith("(default"), action.option_strings
+
+
+def test_train_prints_one_summary_line_before_it_starts(tmp_path):
+    from anovit.cli import _train_config, start_line
+
+    args = build_parser().parse_args(["train", "--dataset", "synthetic", "--category", "weave", "--model", "anovit",
+                                      "--preset", "cpu-tiny", "--epochs", "3", "--device", "cpu", "--no-bf16"])
+    line = start_line(_train_config(args), tmp_path / "run")
+    assert "\n" not in line
+    for part in ("anovit (cpu-tiny", "px) on synthetic/weave", "3 epochs, batch", "cpu, float32", str(tmp_path / "run")):
+        assert part in line, line

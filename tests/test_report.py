@@ -12,6 +12,7 @@ from anovit.benchmark import RESULT_COLUMNS, append_result
 from anovit.report import (
     collect_results, comparison, overall, relative_improvement, report_tables, run_result_row,
 )
+from anovit.provenance import budget_warnings, default_counted
 from anovit.report_render import comparison_figure, display_table
 from anovit.runs import RunInfo
 
@@ -104,7 +105,8 @@ def test_markdown_and_csv_report(results_csv, tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "## Overall (paper Table 1)" in md and "MVTecAD (Det)" in md
     assert "## mvtec · cpu-tiny · image AUROC" in md and "paper Table 4" in md and "paper Table 5" in md
-    assert "| object | bottle | 0.800 ± 0.100 | 0.880 ± 0.030 | +10.00% |" in md
+    assert "| object | bottle | 0.800 ± 0.100 | 0.880 ± 0.030 | +0.080 | +10.00% | 3/3 | 2 epochs / 2 epochs |" in md
+    assert f"Source: {results_csv.resolve()} (18 runs)." in md  # a file that exists, named as it is
     assert "0.770 | 0.830 | +7.790% |" in md  # the paper's bottle row beside ours
     csv = pd.read_csv(tmp_path / "out" / "report.csv")
     assert set(csv["metric"]) == {"image_auroc", "pixel_auroc", "aupro"}
@@ -188,3 +190,66 @@ def test_budget_table_states_each_models_training_budget_and_sigma(tmp_path):
     table = cost_table(collect_results(path)).set_index("model")
     assert table.loc["l2-CAE", ["epochs", "lr", "batch", "sigma", "decoder"]].tolist() == ["200", "0.0002", "16", "4", "—"]
     assert table.loc["AnoViT", ["epochs", "lr", "decoder", "size px"]].tolist() == ["10", "0.001", "stable", "128"]
+
+
+def test_runs_of_different_budgets_are_never_averaged_and_each_cell_names_its_runs(results_csv):
+    append_result(results_csv, _row("mvtec", "bottle", "cae", 3, 0.99, epochs=10, finished_at="2026-11-30T09:00:00"))
+    df = collect_results(results_csv)
+    assert len(df) == 19  # one row per run: none is dropped silently
+    table = comparison(df, "mvtec", "cpu-tiny", "image_auroc").set_index("class")
+    bottle = table.loc["bottle"]
+    assert np.isnan(bottle["cae_mean"]) and bottle["cae_budget"] == "mixed" and bottle["cae_n"] == 4
+    assert bottle["cae_runs"].startswith("not averaged") and "10 epochs: mvtec-bottle-cae-s3 (seed 3, " in bottle["cae_runs"]
+    carpet = table.loc["carpet"]
+    assert carpet["cae_mean"] == pytest.approx(0.6) and carpet["cae_budget"] == "2 epochs"
+    for seed in range(3):
+        assert f"mvtec-carpet-cae-s{seed} (seed {seed}, 2026-11-29 00:00)" in carpet["cae_runs"]
+    counted = df[default_counted(df)]  # the newest run's budget: bottle's l2-CAE is the 10-epoch run alone
+    table = comparison(counted, "mvtec", "cpu-tiny", "image_auroc")
+    bottle = table.set_index("class").loc["bottle"]
+    assert bottle["cae_mean"] == pytest.approx(0.99) and bottle["cae_n"] == 1
+    assert budget_warnings(table, labels={"cae": "l2-CAE", "anovit": "AnoViT"}) == [
+        "bottle: l2-CAE 10 epochs, AnoViT 2 epochs"
+    ]
+    shown = display_table(table).set_index("class")
+    assert shown.loc["bottle", "budget"] == "10 epochs / 2 epochs" and shown.loc["bottle", "seeds"] == "1/3"
+    assert shown.loc["bottle", "abs. diff."] == f"{0.88 - 0.99:+.3f}"
+
+
+def test_report_counts_the_newest_budget_and_hints_at_with_runs(results_csv, tmp_path, capsys):
+    from anovit.cli import main
+
+    append_result(results_csv, _row("mvtec", "bottle", "cae", 3, 0.99, epochs=10, finished_at="2026-11-30T09:00:00"))
+    assert main(["report", "--results", str(results_csv), "--output-dir", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "3 older run(s) trained with another budget" in md
+    assert "| bottle | l2-CAE | 10 epochs | 10 epochs: mvtec-bottle-cae-s3 (seed 3, 2026-11-30 09:00) |" in md
+    capsys.readouterr()
+    assert main(["report", "--results", str(tmp_path / "none.csv")]) == 2
+    assert "pass --with-runs" in capsys.readouterr().err
+
+
+def test_results_page_names_runs_warns_on_budgets_and_lets_the_reviewer_choose(results_csv, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    append_result(results_csv, _row("mvtec", "bottle", "cae", 3, 0.99, epochs=10, finished_at="2026-11-30T09:00:00"))
+    monkeypatch.setenv("ANOVIT_RESULTS", str(results_csv))
+    monkeypatch.setenv("ANOVIT_CHECKPOINTS", str(tmp_path / "no-checkpoints"))
+    app = AppTest.from_file(str(PAGE), default_timeout=60).run()
+    assert not app.exception
+    assert any("bottle: l2-CAE 10 epochs, AnoViT 2 epochs" in w.value for w in app.warning)
+    frames = [d.value for d in app.dataframe]
+    shown = next(f for f in frames if "abs. diff." in f.columns).set_index("class")
+    assert shown.loc["bottle", "budget"] == "10 epochs / 2 epochs" and shown.loc["bottle", "seeds"] == "1/3"
+    assert "Δ AnoViT" in shown.columns
+    runs = next(f for f in frames if list(f.columns) == ["class", "model", "budget", "runs"])
+    runs = runs.set_index(["class", "model"])["runs"]
+    assert runs[("bottle", "l2-CAE")] == "10 epochs: mvtec-bottle-cae-s3 (seed 3, 2026-11-30 09:00)"
+    captions = " ".join(c.value for c in app.caption)
+    assert "seeds n/m" in captions and "type: object or texture" in captions and "0.5 is chance" in captions
+    assert "false positive rate of 0.3" in captions
+    overall_shown = next(f for f in frames if "paper row" in f.columns)
+    assert "cae" not in overall_shown.columns and "None" not in overall_shown.to_string()
+    app.selectbox[0].select("synthetic").run()
+    shown = next(d.value for d in app.dataframe if "abs. diff." in d.value.columns)
+    assert "paper AnoViT" in shown.columns and "Δ AnoViT" not in shown.columns  # no deltas for a stand-in dataset

@@ -106,6 +106,7 @@ def test_loss_curve_roc_histogram_and_distance_figures():
     )
     assert [t.name for t in fig.data] == ["train loss (step)", "train loss (epoch)", "validation loss"]
     assert list(fig.data[0].x) == [0.5, 1.0, 1.5, 2.0]
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.tickformat == ".2~g"  # ticks read 0.2, 0.3, 0.5
 
     roc = roc_figure(
         {"AnoViT": (np.array([0, 0.5, 1]), np.array([0, 0.9, 1])), "l2-CAE": (np.array([0, 1]), np.array([0, 1]))},
@@ -119,6 +120,10 @@ def test_loss_curve_roc_histogram_and_distance_figures():
     hist = score_histogram_figure([1, 2, 3, 4], ["good", "hole", "good", "hole"], threshold=2.5)
     assert [t.name for t in hist.data] == ["good", "hole"]
     assert len(hist.layout.shapes) == 1
+    assert hist.data[0].xbins == hist.data[1].xbins  # one set of bins for every group
+    hist = score_histogram_figure([1, 2], ["good", "good"], bins_of=[0, 1, 2, 3, 4], marks={"this image": 2.0})
+    assert (hist.data[0].xbins.start, hist.data[0].xbins.end) == (0, 4)  # the bins of the whole split
+    assert [a.text for a in hist.layout.annotations] == ["this image"]
 
     dist = layer_distance_figure(np.ones((12, 3)), 16)
     assert len(dist.data) == 3 + 1

@@ -18,6 +18,7 @@ from ..attention import (
     fuse_heads,
     grid_size,
     mean_attention_distance,
+    normalized_entropy,
     patch_attention,
     patch_size,
     upsample_map,
@@ -111,8 +112,7 @@ def render() -> None:
     maps = patch_maps(attn, patch, model.num_prefix_tokens, grid)
     box = patch_box(patch, grid, px)
     chosen = to_pixels(maps[layer], size)
-    low, top = float(chosen.min()), float(chosen.max())
-    top = top if top > low else low + 1e-6
+    low, top = 0.0, max(float(chosen.max()), 1e-6)  # from 0: near-uniform attention looks flat, not structured
     title = "rollout" if layer == ROLLOUT else f"layer {layer}"
     panels = [
         [
@@ -132,18 +132,22 @@ def render() -> None:
     }
     st.plotly_chart(panel_grid_figure(panels, scales, cell_px=250), key="attention-panels", theme=None)
     n_tokens = attn["rollout"].shape[-1]
+    st.metric(f"Attention entropy ({title})", f"{normalized_entropy(maps[layer]):.3f}",
+              help="Entropy of the patch's attention over the patches divided by its largest possible value: "
+                   "1.000 is uniform attention (looks everywhere alike), 0 all of it on one patch")
     st.caption(
-        f"Attention colours span the smallest to the largest weight shown (uniform attention is 1/{n_tokens} = "
-        f"{1 / n_tokens:.3g} per token). An encoder trained from random weights for a few epochs (cpu-tiny) "
-        "attends almost uniformly; ImageNet weights (the paper preset) give structured maps."
+        f"Attention colours span 0 to the largest weight shown, so near-uniform attention looks flat (uniform "
+        f"is 1/{n_tokens} = {1 / n_tokens:.3g} per token); the entropy above says how uniform it is. An encoder "
+        "trained from random weights for a few epochs (cpu-tiny) attends almost uniformly (entropy near 1); "
+        "ImageNet weights (the paper preset) give structured maps."
     )
     st.subheader("Every layer, for this patch")
     per_row = 6
     layer_panels = [
         Panel(f"layer {i}", to_pixels(maps[str(i)], size), "layers", marker=box) for i in range(1, n_layers + 1)
     ]
-    layer_low = min(float(p.data.min()) for p in layer_panels)
-    layer_top = max(max(float(p.data.max()) for p in layer_panels), layer_low + 1e-6)
+    layer_low = 0.0
+    layer_top = max(max(float(p.data.max()) for p in layer_panels), 1e-6)
     grid_rows = [layer_panels[i : i + per_row] for i in range(0, len(layer_panels), per_row)]
     st.plotly_chart(
         panel_grid_figure(

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ..imaging import colorize, tile, to_rgb_uint8
-from ..viz import score_histogram_figure
+from ..imaging import colorize, header_strip, tile, to_rgb_uint8
+from ..viz import colour_bar_figure, score_histogram_figure
 from .common import page_header, show_errors
 from .pickers import checkpoint_picker
 from .predictions import predict_items, test_scores
@@ -22,6 +22,7 @@ SORT_ORDERS = {
 }
 PAGE_SIZES = (12, 24, 48)
 COLUMNS = 3
+PARTS = ("input", "reconstruction", "anomaly map", "ground truth")  # the parts of a tile, left to right
 
 
 def filter_sort(scores: pd.DataFrame, defect_types: list[str], order: str) -> pd.DataFrame:
@@ -71,18 +72,26 @@ def render() -> None:
     page = c4.number_input(f"Page (of {pages})", 1, pages, 1)
     show_mask = st.checkbox("Show the ground-truth mask", value=True)
     vmax = float(scores["score"].max()) or 1.0
-    st.plotly_chart(score_histogram_figure(scores["score"], scores["defect_type"]), key="gallery-hist")
+    st.plotly_chart(score_histogram_figure(rows["score"], rows["defect_type"], bins_of=scores["score"]),
+                    key="gallery-hist")
     st.caption(
-        f"{ref.label}: {len(rows)} of {len(scores)} test images · each tile: input | reconstruction | "
-        f"anomaly map (0 to {vmax:.3g}, the largest image score of the split, on one colour scale)"
+        f"{ref.label}: {len(rows)} of {len(scores)} test images (the histogram shows the selected defect types, on "
+        "bins shared by all of them) · each tile: input | reconstruction | anomaly map"
         + (" | ground truth" if show_mask else "")
+        + " · hover a tile and click its ⤢ button to enlarge it"
     )
+    st.plotly_chart(colour_bar_figure(0.0, vmax, title=f"anomaly map colours: squared error, 0 to {vmax:.3g} (the "
+                                      "largest image score of the split), shared by every tile"),
+                    key="gallery-colours", theme=None)
     visible = page_rows(rows, int(page), per_page)
     if visible.empty:
         st.info("No image of the selected defect types.")
         return
     items = predict_items(run, ref, visible["index"].tolist())
     cols = st.columns(COLUMNS)
+    header = header_strip(list(PARTS if show_mask else PARTS[:-1]), items["image"].shape[2])
+    for col in cols[: len(items["index"])]:
+        col.image(header, width="stretch")
     for k in range(len(items["index"])):
         image = tile_image(
             items["image"][k], items["recon"][k], items["anomaly_map"][k], vmax, items["mask"][k] if show_mask else None

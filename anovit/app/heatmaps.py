@@ -1,26 +1,52 @@
 """Heatmaps page (the paper's Fig. 3): l2-CAE and AnoViT anomaly maps of the same test images beside
-the ground-truth mask on one colour scale, binarised at a threshold with the image- and pixel-level
-numbers at that threshold, and the ROC curves of both models."""
+the ground-truth mask on one colour scale, each binarised at its own model's threshold (fitted on the
+model's validation split by :meth:`anovit.detector.Detector.fit_threshold`; the test split's F1-optimal
+one for reference) with the image- and pixel-level numbers there, and the ROC curves of both models."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from ..detector import decision, is_anomalous
+from ..metrics import f1_max
 from ..models import MODEL_LABELS
 from ..runs import RunInfo
 from ..viz import Panel, Scale, panel_grid_figure, roc_figure
 from .common import page_header, page_link, show_errors
 from .pickers import DataRef, finished_runs, run_data, run_label
-from .predictions import predict_items, test_pass
+from .predictions import fitted_detector, predict_items, test_pass
 
 MODELS = ("cae", "anovit")  # column order: baseline first, as in the paper's figure
 N_THRESHOLDS = 121
+VALIDATION, TEST_F1, MANUAL = (
+    "each model's own, fitted on its validation split",
+    "each model's F1-optimal on the test split (reference only: chosen with the test labels)",
+    "one threshold for both (explore)",
+)
+BORDER_NOTE = (
+    "The l2-CAE's maps are bright along the image border on every image, normal or not: its strided "
+    "convolutions pad with zeros, so it reconstructs the outermost pixels poorly. Since an image's anomaly "
+    "score is the maximum of its map, this border error sets a floor under all its scores, and its threshold "
+    "(fitted on normal validation images) sits above that floor; a defect must outshine the border to count."
+)
+
+
+def per_model(threshold: float | Mapping[str, float]) -> dict[str, float]:
+    """A threshold per model: ``threshold`` itself when it is one, else one for all of :data:`MODELS`."""
+    return dict(threshold) if isinstance(threshold, Mapping) else {m: float(threshold) for m in MODELS}
+
+
+def test_f1_threshold(scores: pd.DataFrame) -> float | None:
+    """The image-level F1-optimal threshold on the test split's anomaly scores (:func:`anovit.metrics.f1_max`);
+    None when the split has no anomalous image."""
+    if not scores["label"].astype(bool).any():
+        return None
+    return f1_max(scores["score"].to_numpy(), scores["label"].to_numpy())[1]
 
 
 def group_runs(runs: list[RunInfo]) -> dict[DataRef, dict[str, list[RunInfo]]]:
@@ -100,9 +126,11 @@ def _fmt(value: Any) -> str:
 
 
 def comparison_rows(
-    items: dict[str, dict[str, Any]], threshold: float
+    items: dict[str, dict[str, Any]], threshold: float | Mapping[str, float]
 ) -> tuple[list[list[Panel]], list[str], pd.DataFrame]:
-    """Panels (input, GT, each model's map, each model's binarised map) per image, row titles and a numbers table."""
+    """Panels (input, GT, each model's map, each model's map binarised at its threshold) per image, row titles
+    and a numbers table; ``threshold`` is one for both models or one per model (:func:`per_model`)."""
+    thresholds = per_model(threshold)
     base = items["anovit"]
     rows, titles, table = [], [], []
     for k, index in enumerate(base["index"]):
@@ -111,12 +139,12 @@ def comparison_rows(
         row += [Panel(f"{MODEL_LABELS[m]}<br>anomaly map", items[m]["anomaly_map"][k], "error") for m in MODELS]
         record: dict[str, Any] = {"image": f"#{index}", "defect type": base["defect_type"][k]}
         for m in MODELS:
-            binary = is_anomalous(items[m]["anomaly_map"][k], threshold)
+            binary = is_anomalous(items[m]["anomaly_map"][k], thresholds[m])
             row.append(Panel(f"{MODEL_LABELS[m]}<br>≥ threshold", binary))
             stats = mask_stats(binary, items[m]["mask"][k])
             score = float(items[m]["score"][k])
             record[f"{MODEL_LABELS[m]} score"] = f"{score:.4g}"
-            record[f"{MODEL_LABELS[m]} decision"] = decision(score, threshold)
+            record[f"{MODEL_LABELS[m]} decision"] = decision(score, thresholds[m])
             record[f"{MODEL_LABELS[m]} pixel F1"] = _fmt(stats["f1"])
             record[f"{MODEL_LABELS[m]} IoU"] = _fmt(stats["iou"])
         rows.append(row)
@@ -125,14 +153,17 @@ def comparison_rows(
     return rows, titles, pd.DataFrame(table)
 
 
-def summary_at(passes: dict[str, dict[str, Any]], threshold: float) -> pd.DataFrame:
-    """Per model: image TPR/FPR over the whole test split and pixel TPR/FPR (binned ROC) at ``threshold``."""
+def summary_at(passes: dict[str, dict[str, Any]], threshold: float | Mapping[str, float]) -> pd.DataFrame:
+    """Per model: its threshold, image TPR/FPR over the whole test split and pixel TPR/FPR (binned ROC) there;
+    ``threshold`` is one for both models or one per model (:func:`per_model`)."""
+    thresholds = per_model(threshold)
     records = []
     for m in MODELS:
-        p = passes[m]
+        p, threshold = passes[m], thresholds[m]
         tpr, fpr = rates_at(p["scores"]["score"].to_numpy(), p["scores"]["label"].to_numpy(), threshold)
         record = {
             "model": MODEL_LABELS[m],
+            "threshold": f"{threshold:.4g}",
             "image AUROC": _fmt(p["image_auroc"]),
             "pixel AUROC": _fmt(p["pixel_auroc"]),
             "image TPR": _fmt(tpr),
@@ -147,7 +178,7 @@ def summary_at(passes: dict[str, dict[str, Any]], threshold: float) -> pd.DataFr
     return pd.DataFrame(records)
 
 
-def _roc_figures(passes: dict[str, dict[str, Any]], threshold: float) -> None:
+def _roc_figures(passes: dict[str, dict[str, Any]], thresholds: dict[str, float]) -> None:
     for col, level in zip(st.columns(2), ("image", "pixel")):
         curves, aucs, marks = {}, {}, {}
         for m in MODELS:
@@ -156,11 +187,43 @@ def _roc_figures(passes: dict[str, dict[str, Any]], threshold: float) -> None:
                 continue
             label = MODEL_LABELS[m]
             curves[label], aucs[label] = (roc[0], roc[1]), passes[m][f"{level}_auroc"]
-            marks[label] = roc_point_at(roc, threshold)
+            marks[label] = roc_point_at(roc, thresholds[m])
         if curves:
             col.plotly_chart(roc_figure(curves, aucs, title=f"{level}-level ROC", marks=marks), key=f"roc-{level}")
         else:
             col.info(f"No {level}-level ROC: the test split lacks normal or anomalous {level}s.")
+
+
+def threshold_table(fitted: dict[str, float], reference: dict[str, float | None]) -> pd.DataFrame:
+    """Per model: the threshold fitted on its validation split and the test split's F1-optimal one."""
+    return pd.DataFrame({
+        "model": [MODEL_LABELS[m] for m in MODELS],
+        "validation threshold": [f"{fitted[m]:.4g}" for m in MODELS],
+        "test F1-optimal (reference)": ["—" if reference[m] is None else f"{reference[m]:.4g}" for m in MODELS],
+    })
+
+
+def _choose_thresholds(chosen: dict[str, RunInfo], data: dict[str, Any], passes: dict[str, dict[str, Any]]
+                       ) -> dict[str, float]:
+    """The thresholds the page uses, per model: by default each model's validation threshold."""
+    fitted = {m: float(fitted_detector(chosen[m], data[m]).threshold) for m in MODELS}
+    reference = {m: test_f1_threshold(passes[m]["scores"]) for m in MODELS}
+    how = st.radio("Thresholds", (VALIDATION, TEST_F1, MANUAL), horizontal=True,
+                   help="The two models' errors live on different scales, so each gets its own threshold.")
+    st.dataframe(threshold_table(fitted, reference), hide_index=True)
+    st.caption("Validation threshold: the smallest value above every anomaly score of the model's normal validation "
+               "images (held out during training; never the test split). The test split's F1-optimal threshold is "
+               "shown for reference only: it was chosen with the labels it is then judged on.")
+    if how == VALIDATION:
+        return fitted
+    if how == TEST_F1:
+        return {m: fitted[m] if reference[m] is None else reference[m] for m in MODELS}
+    rocs = [passes[m][key] for m in MODELS for key in ("pixel_roc", "image_roc") if passes[m][key] is not None]
+    options = threshold_options(rocs) if rocs else [1.0]
+    one = st.select_slider("One threshold on the squared error for both models", options,
+                           value=nearest(options, fitted["anovit"]), format_func=lambda v: f"{v:.3g}",
+                           help="Starts at AnoViT's validation threshold")
+    return per_model(one)
 
 
 @show_errors
@@ -169,7 +232,7 @@ def render() -> None:
     page_header(
         "Heatmaps",
         "l2-CAE and AnoViT side by side on the same test images (the paper's Fig. 3), "
-        "on one colour scale, with a threshold.",
+        "on one colour scale, each at its own threshold.",
     )
     groups = group_runs(finished_runs())
     if not groups:
@@ -197,25 +260,17 @@ def render() -> None:
         st.info("Pick at least one test image.")
         return
     items = {m: predict_items(chosen[m], data[m], picked) for m in MODELS}
-    rocs = [passes[m][key] for m in MODELS for key in ("pixel_roc", "image_roc") if passes[m][key] is not None]
-    options = threshold_options(rocs) if rocs else [1.0]
-    default = nearest(options, chosen["anovit"].test.get("pixel_threshold"))
-    threshold = st.select_slider(
-        "Threshold on the squared error (pixels and image scores)",
-        options,
-        value=default,
-        format_func=lambda v: f"{v:.3g}",
-        help="Default: AnoViT's pixel F1-max threshold on the test split, when evaluated",
-    )
+    thresholds = _choose_thresholds(chosen, data, passes)
     vmax = max(float(items[m]["anomaly_map"].max()) for m in MODELS) or 1.0
-    rows, titles, table = comparison_rows(items, threshold)
+    rows, titles, table = comparison_rows(items, thresholds)
     figure = panel_grid_figure(rows, {"error": Scale(0.0, vmax)}, row_titles=titles, cell_px=170)
     st.plotly_chart(figure, key="heatmap-grid", theme=None)
     st.caption(
         f"One colour scale for both models: 0 to {vmax:.3g} (the largest value among the maps shown). "
-        "White in the binarised maps: pixels at or above the threshold."
+        "White in the binarised maps: pixels at or above their model's threshold (an image is anomalous when "
+        "its map reaches it anywhere). " + BORDER_NOTE
     )
-    st.subheader("At this threshold")
-    st.dataframe(summary_at(passes, threshold), hide_index=True)
+    st.subheader("At these thresholds")
+    st.dataframe(summary_at(passes, thresholds), hide_index=True)
     st.dataframe(table, hide_index=True)
-    _roc_figures(passes, threshold)
+    _roc_figures(passes, thresholds)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from ..data.paths import default_data_dir
+from ..data.paths import default_data_dir, workspace_dir
 from ..deviations import deviations_markdown
 from ..errors import AnovitError
 from ..jobs import list_jobs, start_job, unique_run_dir
@@ -18,6 +20,7 @@ from .training import make_train_config
 # 5x faster than the cpu-tiny AnoViT (NOTES-env: 216 vs 43 images/s at 128 px), so it gets 5x the epochs
 # in the same time: on synthetic weave its pixel AUROC was 0.776 after 5 epochs and 0.887 after 25 (seed 0).
 FIRST_EPOCHS = {"anovit": 5, "cae": 25}
+FIRST_STEP_SUFFIX = "first-step"  # its folder is not the CLI's default one: the README's commands still run after it
 PAGE_TEXT = {
     "train": "fine-tune AnoViT or the l2-CAE as a background job: live loss curve, ETA, cancel",
     "results": "per-class image and pixel AUROC tables like the paper's Tables 2-5, beside the paper's numbers",
@@ -25,7 +28,7 @@ PAGE_TEXT = {
     "heatmaps": "l2-CAE and AnoViT maps side by side with the ground truth (Fig. 3), threshold and ROC curves",
     "inspect": "upload an image and get its reconstruction, heatmap, score and decision",
     "attention": "where a patch looks in the ViT encoder, per layer and rolled out, beside the anomaly map",
-    "hub": "push checkpoints to, and pull them from, the Hugging Face Hub",
+    "hub": "load published checkpoints from the Hugging Face Hub; the command that publishes yours",
 }
 
 
@@ -39,13 +42,19 @@ def first_step(model: str) -> None:
         preset="cpu-tiny",
         epochs=FIRST_EPOCHS[model],
     )
-    run_dir = unique_run_dir(default_checkpoint_dir(), config.run_name())
+    run_dir = unique_run_dir(default_checkpoint_dir(), f"{config.run_name()}-{FIRST_STEP_SUFFIX}")
     try:
         start_job(config, run_dir)
     except AnovitError as err:
         st.error(str(err))
         return
     st.switch_page(PAGES["train"][0], query_params={"job": run_dir.name})
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as the page shows it: relative to the workspace (``checkpoints/``) when inside it, else absolute."""
+    path, root = Path(path).resolve(), workspace_dir().resolve()
+    return f"{path.relative_to(root)}/" if path.is_relative_to(root) else str(path)
 
 
 @show_errors
@@ -70,11 +79,11 @@ def render() -> None:
     c1, c2 = st.columns(2)
     ready = synthetic_ready()
     c1.markdown(
-        f"**Data** · `{default_data_dir()}`  \nEmbedded synthetic dataset (weave, tiles: textures; washer: "
+        f"**Data** · `{shown_path(default_data_dir())}`  \nEmbedded synthetic dataset (weave, tiles: textures; washer: "
         f"object): {'ready' if ready else 'generated on first use, about 15 s'}. Set `ANOVIT_DATA_DIR` to move it."
     )
     c2.markdown(
-        f"**Checkpoints** · `{default_checkpoint_dir()}`  \n{len(runs)} run folder(s), {active} training now. "
+        f"**Checkpoints** · `{shown_path(default_checkpoint_dir())}`  \n{len(runs)} run folder(s), {active} training now. "
         "Set `ANOVIT_CHECKPOINTS` to move them."
     )
     st.subheader("First step (offline, about a minute)")

@@ -1,17 +1,21 @@
 """Hub page: load a published AnoViT / l2-CAE checkpoint from the Hugging Face Hub (or the local cache)
-into checkpoints/, where Gallery, Heatmaps and Inspect find it; the fetching is :mod:`anovit.hub`'s."""
+into checkpoints/, where Gallery, Heatmaps, Inspect and Attention find it; the fetching is :mod:`anovit.hub`'s.
+Publishing stays on the command line (it needs a Hub token, which the app never holds): the page shows
+the ``anovit hub push`` command for a chosen run."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from ..errors import AnovitError
-from ..hub import offline_reason, pull
+from ..hub import SOURCE, offline_reason, pull
 from ..hub_catalog import cached_repos, card_text, curated_models, pulled_runs
 from ..models import MODEL_LABELS
 from ..network import hub_reachable
-from ..runs import RunInfo
+from ..runs import RunInfo, list_runs
 from .common import page_header, page_link, show_errors
 
 NO_CHOICE = "(type a repo id below)"
@@ -33,12 +37,16 @@ def suggestions() -> dict[str, str]:
     return found | {f"{repo} (in the local cache)": repo for repo in cached_repos()}
 
 
+def _auroc(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
 def pulled_table(pulled: list[tuple[RunInfo, dict]]) -> pd.DataFrame:
     """One row per run folder pulled from the Hub: checkpoint, model, repo, revision, commit, AUROCs."""
     return pd.DataFrame([{
         "checkpoint": run.name, "model": MODEL_LABELS.get(run.model_type, run.model_type), "repo": source.get("repo_id"),
         "revision": source.get("revision") or "main", "commit": str(source.get("commit", ""))[:10],
-        "image AUROC": run.test.get("image_auroc"), "pixel AUROC": run.test.get("pixel_auroc"),
+        "image AUROC": _auroc(run.test.get("image_auroc")), "pixel AUROC": _auroc(run.test.get("pixel_auroc")),
     } for run, source in pulled])
 
 
@@ -51,15 +59,38 @@ def _load(repo: str) -> None:
         st.error(str(err))
         return
     st.success(f"{repo.strip()} is ready as checkpoint {dest.name}: pick it on these pages.")
-    for page in ("gallery", "heatmaps", "inspect"):
+    for page in ("gallery", "heatmaps", "inspect", "attention"):
         page_link(page)
+
+
+def push_command(run_dir: Path, repo_id: str, dry_run: bool = True) -> str:
+    """The ``anovit hub push`` command that publishes ``run_dir`` (relative to the current folder when inside it)."""
+    path = Path(run_dir).resolve()
+    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    return f"python -m anovit hub push {shown} --repo-id {repo_id or 'ORG/NAME'}" + (" --dry-run" if dry_run else "")
+
+
+def _publish() -> None:
+    st.subheader("Publish a run")
+    own = [run for run in list_runs() if run.test and not (run.path / SOURCE).is_file()]
+    if not own:
+        st.caption("No evaluated run of your own yet: train one on the Train page.")
+        return
+    left, right = st.columns(2)
+    run = left.selectbox("Run", own, format_func=lambda r: r.name)
+    repo = right.text_input("Target repo id", placeholder="ORG/NAME", key="push-repo")
+    st.caption("Publishing needs your Hugging Face token, which this app never asks for: run these in a terminal "
+               "where `huggingface-cli login` (or HF_TOKEN) holds it. The first prints the files and the model card "
+               "and uploads nothing; the second uploads.")
+    st.code(push_command(run.path, repo.strip()) + "\n" + push_command(run.path, repo.strip(), dry_run=False),
+            language="bash")
 
 
 @show_errors
 def render() -> None:
     """The Hub page."""
     page_header("Hub", "Load a pretrained AnoViT or l2-CAE checkpoint from the Hugging Face Hub; it then appears "
-                       "in Gallery, Heatmaps and Inspect.")
+                       "in Gallery, Heatmaps, Inspect and Attention. Publishing a run of yours: the command is below.")
     if not _hub_online():
         why = offline_reason()
         st.info(f"{why[0].upper()}{why[1:]}, so only repos already in the local cache can be loaded.")
@@ -68,6 +99,11 @@ def render() -> None:
     repo = st.text_input("Repo id", value=offered.get(picked, ""), placeholder="ORG/NAME or ORG/NAME@revision")
     if st.button("Load", type="primary", disabled=not repo.strip()):
         _load(repo)
+    _pulled()
+    _publish()
+
+
+def _pulled() -> None:
     pulled = pulled_runs()
     st.subheader("Loaded from the Hub")
     if not pulled:

@@ -21,7 +21,7 @@ from ..imaging import overlay, to_rgb_uint8
 from ..viz import Panel, Scale, panel_grid_figure, score_histogram_figure
 from .common import page_header, show_errors
 from .pickers import checkpoint_picker, load_dataset
-from .predictions import fitted_detector
+from .predictions import fitted_detector, test_scores
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"]
 UPLOAD_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "MPO")  # as Pillow names them (MPO: multi-picture JPEG)
@@ -64,29 +64,62 @@ def inspect_image(detector: Detector, image: torch.Tensor) -> dict[str, Any]:
             "decision": decision(score, detector.threshold)}
 
 
-def _source_image(run_key: str, ref: Any, image_size: int) -> tuple[torch.Tensor, str] | None:
-    """The image to score, (1, C, S, S) in [0, 1], and its name: an upload resized as the datasets resize,
-    or a test image exactly as the evaluation scores it."""
+class Source:
+    """The image to score, (1, C, S, S) in [0, 1], its name and, for a test image, what the split knows of it."""
+
+    def __init__(self, image: torch.Tensor, name: str, item: dict[str, Any] | None = None) -> None:
+        self.image, self.name, self.item = image, name, item
+
+
+def test_image_label(row: Any) -> str:
+    """How a test image is offered in the picker: its index, defect type and anomaly score."""
+    return f"#{row.index} · {row.defect_type} · score {row.score:.4g}"
+
+
+def _source_image(run: Any, ref: Any, image_size: int) -> Source | None:
+    """An upload resized as the datasets resize, or a test image (picked by defect type) exactly as the
+    evaluation scores it; None (and nothing else drawn) while there is none or the upload is refused."""
     source = st.radio("Image", ["Upload an image", "A test image of the class"], horizontal=True)
     if source == "Upload an image":
         upload = st.file_uploader(
             f"PNG, JPEG, BMP or TIFF, up to {MAX_UPLOAD_MB} MB",
             type=UPLOAD_TYPES,
             max_upload_size=MAX_UPLOAD_MB,
-            key=f"upload-{run_key}",
+            key=f"upload-{run.name}",
         )
         if upload is None:
             st.info("Upload an image to score it, or pick a test image of the checkpoint's class.")
             return None
         try:
-            return prepare(decode_upload(upload.getvalue(), upload.name), image_size), upload.name
+            return Source(prepare(decode_upload(upload.getvalue(), upload.name), image_size), upload.name)
         except UploadError as err:
             st.error(str(err))
             return None
-    dataset = load_dataset(ref, "test", image_size)
-    index = st.number_input(f"Test image index (0 to {len(dataset) - 1})", 0, len(dataset) - 1, 0)
-    item = dataset[int(index)]
-    return item["image"][None], f"test #{index} ({item['defect_type']})"
+    scores = test_scores(run, ref, image_size)
+    types = sorted(scores["defect_type"].unique(), key=lambda t: (t != "good", t))
+    left, right = st.columns([1, 2])
+    kind = left.selectbox("Defect type", types, index=min(1, len(types) - 1))  # a defect first, when there is one
+    of_kind = scores[scores["defect_type"] == kind]
+    labels = {int(r.index): test_image_label(r) for r in of_kind.itertuples()}
+    index = right.selectbox(f"Test image ({len(of_kind)} of this type)", list(labels), format_func=labels.get)
+    item = load_dataset(ref, "test", image_size)[int(index)]
+    return Source(item["image"][None], f"test #{index} ({item['defect_type']})", {**item, "scores": scores})
+
+
+def _histogram(source: Source, val: np.ndarray, score: float, threshold: float) -> None:
+    """Where the score lies: among the normal validation scores, and for a test image among the test split's
+    scores by defect type (shared bins)."""
+    if source.item is None:
+        figure = score_histogram_figure(val, ["normal validation"] * len(val), threshold, marks={source.name: score},
+                                        bins_of=np.r_[val, score])
+    else:
+        test = source.item["scores"]
+        figure = score_histogram_figure(test["score"], test["defect_type"], threshold, marks={source.name: score},
+                                        bins_of=np.r_[test["score"], val, score])
+    st.plotly_chart(figure, key="inspect-hist")
+    st.caption("The image's score (red line) among "
+               + ("the normal validation images'" if source.item is None else "the test split's, by defect type")
+               + "; dashed: the threshold.")
 
 
 @show_errors
@@ -97,11 +130,10 @@ def render() -> None:
     if checkpoint is None:
         return
     run, ref, model = checkpoint
-    size = model.config.image_size
-    picked = _source_image(run.name, ref, size)
-    if picked is None:
+    source = _source_image(run, ref, model.config.image_size)
+    if source is None:
         return
-    image, name = picked
+    image, name = source.image, source.name
     detector = fitted_detector(run, ref)
     threshold, val = detector.threshold, detector.validation_scores_
     result = inspect_image(detector, image)
@@ -115,20 +147,21 @@ def render() -> None:
         "training; anomalous means score >= threshold",
     )
     (c3.error if verdict == "anomalous" else c3.success)(f"Decision: **{verdict}**")
+    if source.item is not None:
+        truth = "anomalous" if int(source.item["label"]) else "normal"
+        right = "right" if truth == verdict else "wrong"
+        st.markdown(f"True label: **{truth}** ({source.item['defect_type']}): the decision is **{right}**.")
     vmax = max(threshold, float(result["anomaly_map"].max()))
     shown = to_rgb_uint8(image[0])
     panels = [
-        [
-            Panel(name, shown),
-            Panel("reconstruction", result["recon"]),
-            Panel("anomaly map", result["anomaly_map"], "error"),
-            Panel("overlay", overlay(shown, result["anomaly_map"], 0.0, vmax)),
-        ]
+        Panel(name, shown),
+        Panel("reconstruction", result["recon"]),
+        Panel("anomaly map", result["anomaly_map"], "error"),
+        Panel("overlay", overlay(shown, result["anomaly_map"], 0.0, vmax)),
     ]
+    if source.item is not None:
+        panels.append(Panel("ground truth", np.asarray(source.item["mask"]).squeeze().astype(bool)))
     st.plotly_chart(
-        panel_grid_figure(panels, {"error": Scale(0.0, vmax)}, cell_px=260), key="inspect-panels", theme=None
+        panel_grid_figure([panels], {"error": Scale(0.0, vmax)}, cell_px=260), key="inspect-panels", theme=None
     )
-    st.plotly_chart(
-        score_histogram_figure(np.r_[val, result["score"]], ["normal validation"] * len(val) + [name], threshold),
-        key="inspect-hist",
-    )
+    _histogram(source, val, result["score"], threshold)

@@ -6,22 +6,65 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from .. import checkpoint as ckpt
 from .. import report, reproduction
-from ..report_render import comparison_figure, cost_table, display_table, with_protocol
-from ..benchmark import default_results_path
+from ..benchmark import default_results_path, resolve_stored
+from ..metrics import AUPRO_MAX_FPR
+from ..models import MODEL_LABELS
+from ..provenance import budget, budget_warnings, default_counted
+from ..report_render import (
+    LEGEND, comparison_figure, cost_table, display_overall, display_table, runs_table, with_protocol,
+)
 from ..runs import list_runs
 from .common import page_header, show_errors
 
-CAPTION = ("Mean ± sample std over seeds per class; mean and std rows over classes; relative improvement = "
-           "(AnoViT − l2-CAE) / l2-CAE × 100 on the means, as in the paper; Δ = ours − paper. "
-           "Reproduce with `python -m anovit benchmark --dataset synthetic` then `python -m anovit report`.")
+CAPTION = ("Per-class AUROC of AnoViT vs l2-CAE beside the paper's Tables 1-5. Every cell names the runs that "
+           "fill it; runs of different training budgets are never averaged, and you choose which runs count (below "
+           "the tables). Reproduce with `python -m anovit benchmark --dataset synthetic` then `python -m anovit report`.")
+RUN_COLUMNS = {"run": "run folder", "model": "model", "class": "class", "seed": "seed", "budget": "budget",
+               "finished_at": "finished", "image_auroc": "image AUROC", "source": "source"}
+
+
+def runs_that_count(part: pd.DataFrame, key: str) -> pd.Series:
+    """An editable table of the runs of one section, one row per run; True where "counts" is ticked
+    (by default: :func:`anovit.provenance.default_counted`)."""
+    table = part.assign(budget=[budget(e, i) for e, i in zip(part["epochs"], part["train_images"])],
+                        finished_at=part["finished_at"].astype(str).str[:16].str.replace("T", " "))
+    table = table[list(RUN_COLUMNS)].rename(columns=RUN_COLUMNS)
+    table["model"] = table["model"].map(lambda m: MODEL_LABELS.get(m, m))
+    table.insert(0, "counts", default_counted(part).to_numpy())
+    edited = st.data_editor(
+        table, key=key, hide_index=True, disabled=[c for c in table.columns if c != "counts"],
+        column_config={"counts": st.column_config.CheckboxColumn(help="Averaged into the tables above"),
+                       "image AUROC": st.column_config.NumberColumn(format="%.3f")},
+    )
+    return pd.Series(edited["counts"].astype(bool).to_numpy(), index=part.index)
+
+
+def per_image_scores(rows: pd.DataFrame) -> pd.DataFrame:
+    """The per-image test scores (each run folder's test_scores.csv) of ``rows``, with run, model, class and seed."""
+    frames = []
+    for row in rows.to_dict("records"):
+        path = resolve_stored(row["run_dir"]) / ckpt.TEST_SCORES if row["run_dir"] else None
+        if path is not None and path.is_file():
+            frames.append(pd.read_csv(path).assign(**{k: row[k] for k in ("run", "model", "class", "seed")}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _metric_tab(df: pd.DataFrame, dataset: str, preset: str, metric: str, data_root: str) -> None:
     table = report.comparison(df, dataset, preset, metric, data_root)
     source = report.paper_source(dataset, metric, report.section_custom(df, dataset, preset, data_root))
-    st.caption(f"Paper columns: {source}." if source else "The paper reports no such table.")
+    note = f"Paper columns: {source}." if source else "The paper reports no such table."
+    if metric == "aupro":
+        note += f" AUPRO integrates the per-region overlap up to a false positive rate of {AUPRO_MAX_FPR:g}."
+    st.caption(note)
+    mismatched = budget_warnings(table, labels=MODEL_LABELS)
+    if mismatched:
+        st.warning("The two models were not trained alike, so their difference is not only the model: "
+                   + "; ".join(mismatched) + ". Tick runs of equal budgets below.")
     st.dataframe(display_table(table), hide_index=True)
+    st.caption("Which runs fill each cell (budget; run folder, seed, finished):")
+    st.dataframe(runs_table(table), hide_index=True)
     st.plotly_chart(comparison_figure(table, metric), key=f"chart-{metric}")
     st.download_button("Download this table (CSV)", table.to_csv(index=False), mime="text/csv",
                        file_name=f"{dataset}-{preset}-{metric}.csv", key=f"csv-{metric}")
@@ -57,16 +100,33 @@ def render() -> None:
     data_root = middle.selectbox("Data folder", roots, format_func=lambda r: r or "(built in / not recorded)")
     in_folder = df[(df["dataset"] == dataset) & (df["data_root"] == data_root)]
     preset = right.selectbox("Preset", sorted(in_folder["preset"].unique()))
-    metrics = [m for d, r, p, m in report.sections(df) if (d, r, p) == (dataset, data_root, preset)]
-    for tab, metric in zip(st.tabs([report.METRICS[m] for m in metrics]), metrics):
-        with tab:
-            _metric_tab(df, dataset, preset, metric, data_root)
-    st.caption("Training budget and protocol of each model (read from the cells' run folders)")
-    st.dataframe(cost_table(report.section_rows(df, dataset, preset, data_root)), hide_index=True)
-    with st.expander("Overall, beside the paper's Table 1"):
-        st.dataframe(report.overall(df), hide_index=True)
-    with st.expander(f"Every cell ({len(df)}): one row per dataset, class, model, preset and seed, with its "
-                     "training budget and sigma"):
-        st.dataframe(with_protocol(df), hide_index=True)
+    part = report.section_rows(df, dataset, preset, data_root)
+    counted = default_counted(df)
+    tables = st.container()
+    st.subheader("Runs that count")
+    st.caption("One row per run. Runs of one class and model are averaged only when they share their budget "
+               "(epochs, training-image cap); by default every seed of the newest run's budget counts. Untick a "
+               "run to leave it out, tick one to put it in.")
+    counted[part.index] = runs_that_count(part, key=f"runs-{dataset}-{data_root}-{preset}-{with_runs}")
+    chosen = df[counted]
+    with tables:
+        st.caption(LEGEND + " Error bars: sample std over seeds.")
+        metrics = [m for d, r, p, m in report.sections(chosen) if (d, r, p) == (dataset, data_root, preset)]
+        for tab, metric in zip(st.tabs([report.METRICS[m] for m in metrics]), metrics):
+            with tab:
+                _metric_tab(chosen, dataset, preset, metric, data_root)
+        if not metrics:
+            st.info("No run counts: tick some in the table below.")
+    scores = per_image_scores(chosen[chosen.index.isin(part.index)])
+    if not scores.empty:
+        st.download_button("Download the per-image scores of the runs that count (CSV)", scores.to_csv(index=False),
+                           mime="text/csv", file_name=f"{dataset}-{preset}-per-image-scores.csv", key="csv-scores")
+    st.caption("Training budget and protocol of each model (read from the runs' folders)")
+    st.dataframe(cost_table(report.section_rows(chosen, dataset, preset, data_root)), hide_index=True)
+    with st.expander("Overall, beside the paper's Table 1 (the runs that count)"):
+        st.dataframe(display_overall(report.overall(chosen)), hide_index=True)
+    with st.expander(f"Every run ({len(df)}), with its training budget and sigma"):
+        st.dataframe(with_protocol(df), hide_index=True,
+                     column_config={m: st.column_config.NumberColumn(format="%.3f") for m in report.METRICS})
         st.download_button("Download all results (CSV)", df.to_csv(index=False), mime="text/csv",
                            file_name="results.csv", key="csv-all")

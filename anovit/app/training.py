@@ -93,7 +93,7 @@ def format_duration(seconds: float | None) -> str:
 def progress_text(state: JobState) -> str:
     """One line: phase, epoch/step, loss, speed and ETA."""
     if state.phase == "data":
-        return "preparing: reading (or, the first time, generating) the images and building the model…"
+        return f"preparing: {state.detail or 'reading (or, the first time, generating) the images and building the model'}…"
     if state.phase == "evaluate":
         return f"evaluating on the test split: {state.eval_progress:.0%}"
     if state.phase == "queued":
@@ -280,6 +280,8 @@ def show_outcome(run_dir: Path, state: JobState) -> None:
         ):
             value = test.get(key)
             col.metric(label, "n/a" if value is None else (f"{value:.3f}" if isinstance(value, float) else value))
+        st.caption("AUROC: 0.5 is chance (scores that do not tell normal from anomalous), 1.000 perfect. F1-max: the "
+                   "best F1 over all thresholds of the test split.")
         pages = "Results, Gallery, Heatmaps, Inspect" + (" and Attention" if state.config.get("model") == "anovit" else "")
         st.success(f"Done: the checkpoint is listed on the {pages} pages.")
         for col, (page, label) in zip(
