@@ -80,6 +80,16 @@ def run_sigma(path: Path) -> float:
     return float(sigma) if sigma is not None else DEFAULT_SIGMA
 
 
+def run_score(path: Path) -> str:
+    """The score function a run's anomaly maps use (anovit.scoring.error_map): its training.json's
+    "score", else "l2" (eq. 6), that of runs trained before the score was recorded (and of pulled models)."""
+    from .scoring import DEFAULT_SCORE
+
+    training = Path(path) / ckpt.TRAINING
+    score = ckpt.read_json(training).get("score") if training.is_file() else None
+    return str(score) if score is not None else DEFAULT_SCORE
+
+
 PROTOCOL_FIELDS = ("epochs_run", "lr", "batch_size", "max_train_images", "decoder", "image_size", "sigma")
 
 
