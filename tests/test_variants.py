@@ -15,7 +15,7 @@ from anovit.errors import AnovitError, ConfigError
 from anovit.evaluate import evaluate_run
 from anovit.export import ExportError, export_onnx
 from anovit.models import MODEL_LABELS, MODELS, PRESETS, TRAINING_DEFAULTS
-from anovit.runs import run_score
+from anovit.runs import SWITCH_FIELDS, run_protocol, run_score, run_switches
 from anovit.scoring import anomaly_maps
 from anovit.train import train
 from anovit.train_config import TrainConfig, load_training
@@ -87,6 +87,13 @@ def test_masked_anovit_trains_scores_with_its_run_score_and_export_refuses_non_l
     assert detector.model.test_masks.sum(0).eq(1).all()
     with pytest.raises(ExportError, match="scores with 'msgms'"):
         export_onnx(run)
+    switches = run_switches(run)
+    assert list(switches) == list(SWITCH_FIELDS)
+    assert (switches["model"], switches["preset"], switches["mask_ratio"], switches["score"], switches["loss"]) == (
+        "anovit", "cpu-tiny-masked", PRESETS["anovit"]["cpu-tiny-masked"]["mask_ratio"], config.score, "l2")
+    assert (switches["encoder"], switches["pretrained"], switches["decoder"]) == ("vit_tiny_patch16_224", False, "stable")
+    assert (switches["sigma"], switches["epochs"], switches["lr"]) == (config.sigma, 1, config.lr)
+    assert run_protocol(run)["mask_ratio"] == switches["mask_ratio"] and run_protocol(run)["score"] is None  # not evaluated
 
 
 def test_a_run_recorded_before_loss_and_score_scores_with_l2(trained_runs, tmp_path):
@@ -99,6 +106,8 @@ def test_a_run_recorded_before_loss_and_score_scores_with_l2(trained_runs, tmp_p
     ckpt.write_json(run / ckpt.TRAINING, training)
     assert run_score(run) == "l2" and load_training(run).score == "l2" and load_training(run).loss == "l2"
     assert Detector.from_run(run, device="cpu").score_function == "l2"
+    switches = run_switches(run)
+    assert (switches["model"], switches["loss"], switches["score"], switches["mask_ratio"]) == ("cae", "l2", "l2", None)
     config = ckpt.read_json(run / ckpt.CONFIG)
     assert "mask_ratio" not in config  # an l2-CAE has none; AnoViT's old config.json neither, and loads as 0
 
@@ -114,3 +123,4 @@ def test_an_anovit_run_without_mask_ratio_loads_and_scores_as_before(trained_run
     ckpt.write_json(run / ckpt.CONFIG, config)
     detector = Detector.from_run(run, device="cpu", bf16=False)
     assert detector.model.config.mask_ratio == 0 and torch.equal(detector.score(images), before)
+    assert run_switches(run)["mask_ratio"] == 0.0 and run_protocol(run)["mask_ratio"] == 0.0
