@@ -136,6 +136,7 @@ def resolved_config(config: Any, sigma_given: bool = False) -> dict[str, Any]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import join
     from .train import default_run_dir, recorded_epochs, train
 
     config = _train_config(args)
@@ -154,10 +155,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
             tqdm.write(f"epoch {event['epoch']}/{event['epochs']}: train {event['train_loss']:.5f} "
                        f"val {event['val_loss']:.5f} ({event['seconds']:.1f} s, best epoch {event['best_epoch']})")
 
+    par = join(config.device)  # under torchrun: this process's rank in a data-parallel run
     try:
         result = train(config, args.output, resume=args.resume, overwrite=args.overwrite, progress=progress)
     finally:
         bar.close()
+    if not par.is_main:  # rank 0 reports and evaluates
+        return 0
     print(f"best epoch {result.best_epoch} (val loss {result.best_val_loss:.5f}); run folder {result.run_dir}")
     if not args.no_eval:
         _print_eval(_evaluate_with_bar(result.run_dir, sigma=args.sigma, device=args.device))
