@@ -193,10 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="anovit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    from .benchmark import add_benchmark_parser
     from .data.cli import add_data_parser
     from .export import add_export_parser
     from .hub_cli import add_hub_parser
+    from .launchers import add_benchmark_parser  # anovit.benchmark's, with --devices and --cluster
     from .report_cli import add_report_parser
     from .score import add_score_parser
 
