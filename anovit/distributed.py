@@ -20,6 +20,7 @@ The rules of an N-process run:
   refused resume) reach every process (:meth:`Parallel.agree`).
 - Each process takes ``cuda:LOCAL_RANK`` (``--device auto`` or ``cuda``; NCCL) or the CPU (gloo).
 - Augmentation draws its random numbers per process (rank 0's stream is the one-process one).
+- An error in one process (a non-finite loss, a full disk on rank 0) ends it; torchrun then ends the others.
 """
 
 from __future__ import annotations

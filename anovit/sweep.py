@@ -14,7 +14,7 @@ import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +49,10 @@ class CellJob:
     def __call__(self, device: str = "auto", gpu: int | None = None, threads: int | None = None) -> dict[str, Any]:
         """Train and evaluate the cell on ``device``, append its row and return it with where and when it
         ran (``pid``, ``started``, ``ended``: seconds since the epoch). ``gpu``: the one GPU this process
-        may see (set before CUDA starts); ``threads``: torch's CPU threads."""
+        may see, numbered as the parent sees them (set before CUDA starts); ``threads``: torch's CPU threads."""
         if gpu is not None:
-            os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+            seen = os.environ.get("CUDA_VISIBLE_DEVICES")  # the parent's numbering counts these only
+            os.environ["CUDA_VISIBLE_DEVICES"] = seen.split(",")[gpu] if seen else str(gpu)
         if threads is not None:
             import torch
 
@@ -147,8 +148,11 @@ def run_parallel(cells: list[Cell], slots: list[Slot], *, epochs: int | None = N
         notify({"event": "cell", "cell": job.cell, "status": "skip", "index": index, "total": len(cells)})
     threads = max(1, (os.cpu_count() or 1) // len(slots))
     free, running, failed, queue = list(slots), {}, [], list(todo)
-    context = get_context("forkserver")  # fresh processes, forked from a server that imported anovit once
-    context.set_forkserver_preload([__name__])  # (import only: no CUDA or thread pool to inherit)
+    if "forkserver" in get_all_start_methods():  # fresh processes, forked from a server that imported
+        context = get_context("forkserver")     # anovit once (import only: no CUDA or thread pool to inherit)
+        context.set_forkserver_preload([__name__])
+    else:
+        context = get_context("spawn")
     with ProcessPoolExecutor(len(slots), mp_context=context, max_tasks_per_child=1) as pool:
         while queue or running:
             while queue and free:

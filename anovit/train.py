@@ -22,7 +22,7 @@ from .augment import build_augmentation
 from .data import train_val_datasets
 from .data.splits import subsample
 from .distributed import SINGLE, Parallel, current
-from .errors import CheckpointError, TrainingError
+from .errors import CheckpointError, ConfigError, TrainingError
 from .models import build_model
 from .runs import default_checkpoint_dir
 from .runtime import autocast, use_bf16
@@ -118,6 +118,8 @@ def train(
     """
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     par = parallel or current()
+    if should_stop is not None and par.world_size > 1:  # one process stopping alone would stall the others
+        raise ConfigError("should_stop works in one process; under torchrun, stop the torchrun command instead")
     with par.lock(run_dir):
         return _train_locked(config, run_dir, resume, overwrite, progress, should_stop, par)
 

@@ -3,7 +3,8 @@ process at the same global batch, from scratch and resumed; the sharding rules c
 
 Tolerance: losses, weights and anomaly scores agree to 1e-4 (relative; 1e-6 absolute for weights). Without
 random augmentation the two runs see the same batches in the same order and differ only by the order of
-float sums (the gradient mean over 2 x 2 images instead of 4), measured here at 0 on one thread each.
+float sums (the gradient mean over 2 x 2 images instead of 4): measured 3e-8 in the validation loss and
+1.5e-8 in the weights after one epoch.
 """
 
 import json

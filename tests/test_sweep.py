@@ -8,7 +8,8 @@ import pytest
 
 from anovit.benchmark import Cell, read_results
 from anovit.errors import AnovitError
-from anovit.launchers import make_executor, run_job, submit_cells, wait_for
+from anovit.cli import main
+from anovit.launchers import make_executor, run_job, submit_cells
 from anovit.results_table import read_table
 from anovit.sweep import CellJob, Slot, append_result_locked, parse_devices, run_parallel
 
@@ -43,20 +44,28 @@ def test_two_cells_run_at_once_in_two_processes_and_a_rerun_skips_them(synthetic
     assert len(read_results(tmp_path / "results.csv")) == 2
 
 
-def test_job_array_through_submitit_debug_executor(synthetic_root, tmp_path):
+def test_job_array_through_submitit_debug_executor(synthetic_root, tmp_path, capsys):
     pytest.importorskip("submitit")
     cells = [_cell(1)]
-    kw = dict(epochs=1, results=tmp_path / "results.csv", runs_root=tmp_path / "runs", data_root=synthetic_root,
-              sizes=SIZES)
+    results, runs = tmp_path / "results.csv", tmp_path / "runs"
+    code = main(["benchmark", "--dataset", "synthetic", "--data-root", str(synthetic_root), "--classes", "weave",
+                 "--models", "cae", "--seeds", "2", "--epochs", "1", "--image-size", "32", "--results", str(results),
+                 "--runs-root", str(runs), "--cluster", "debug", "--cluster-folder", str(tmp_path / "submitit")])
+    assert code == 0 and "submitted 2 cell(s) to debug" in capsys.readouterr().out
+    _assert_rows(results, [_cell(0), _cell(1)], synthetic_root)
     executor = make_executor("debug", tmp_path / "submitit")
-    jobs, todo, skipped = submit_cells(cells, executor, **kw)
-    assert len(jobs) == 1 and todo == cells and skipped == []
-    ran, failed = wait_for(jobs, todo)
-    assert ran == cells and failed == []
-    _assert_rows(tmp_path / "results.csv", cells, synthetic_root)
-    assert submit_cells(cells, executor, **kw)[0] == []  # finished: nothing to submit again
-    job = CellJob(cells[0], 1, tmp_path / "r.csv", tmp_path, str(synthetic_root), SIZES)
+    kw = dict(epochs=1, results=results, runs_root=runs, data_root=synthetic_root, sizes=SIZES)
+    assert submit_cells(cells, executor, **kw) == ([], [], cells)  # finished: nothing to submit again
+    job = CellJob(cells[0], 1, results, runs, str(synthetic_root), SIZES)
     assert pickle.loads(pickle.dumps(job)) == job and pickle.loads(pickle.dumps(run_job)) is run_job  # what Slurm gets
+
+
+def test_sweep_options_are_checked_before_any_work(capsys):
+    with pytest.raises(SystemExit):  # argparse: one or the other
+        main(["benchmark", "--devices", "cpu,cpu", "--cluster", "debug"])
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert main(["benchmark", "--classes", "weave", "--devices", "cpu,gpu0"]) == 2
+    assert "'gpu0' is not a device" in capsys.readouterr().err
 
 
 def _append_many(path, writer, count):
