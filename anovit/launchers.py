@@ -119,7 +119,7 @@ def add_sweep_args(p: argparse.ArgumentParser) -> None:
     where.add_argument("--devices", help="run cells at once, one process per device: cuda:0,cuda:1 | cpu,cpu | auto "
                        "(every GPU); replaces --device")
     where.add_argument("--cluster", choices=CLUSTERS, help="one job-array task per cell through submitit: slurm, or "
-                       "local / debug to try it on this machine (pip install 'anovit[cluster]')")
+                       "local (every task at once) / debug (in this process) to try it here (pip install 'anovit[cluster]')")
     p.add_argument("--cluster-folder", type=Path, help="submitit's logs and pickled tasks (default: submitit/ beside "
                    "the results table)")
     p.add_argument("--detach", action="store_true", help="--cluster: submit and return without waiting")
