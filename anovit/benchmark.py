@@ -296,10 +296,12 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--runs-root", type=Path, help="folder of the cells' run folders (default: checkpoints/bench)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     add_size_args(p)  # run folders are named without the size: give each setting its own --results/--runs-root
-    p.set_defaults(func=_cmd_benchmark)
+    p.set_defaults(func=cmd_benchmark)
 
 
-def _cmd_benchmark(args: argparse.Namespace) -> int:
+def cmd_benchmark(args: argparse.Namespace, runner: Callable[..., BenchmarkOutcome] = run_benchmark) -> int:
+    """``benchmark``: plan the cells, run them with ``runner`` (keywords of :func:`run_benchmark`; the
+    spread-out runners are in :mod:`anovit.launchers`) under a progress bar, print the outcome."""
     from tqdm import tqdm
 
     classes = resolve_classes(args.dataset, args.classes, args.data_root)
@@ -324,6 +326,9 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"evaluate {event['done']}/{event['total']}")
         elif kind == "restart":
             bar.write(f"{cell.name}: starting over ({event['reason']})")
+        elif kind == "failed":  # a spread-out sweep goes on without the cell
+            bar.write(f"{cell.name}: failed ({event['reason']})")
+            bar.update(1)
         elif kind == "done":
             row = event["row"]
             bar.write(f"{cell.name}: image AUROC {row['image_auroc'] or 'n/a'}, pixel AUROC "
@@ -331,9 +336,9 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
                       f"(train {float(row['train_seconds']):.0f} s)")
             bar.update(1)
 
-    outcome = run_benchmark(cells, epochs=args.epochs, results=args.results, runs_root=args.runs_root,
-                            data_root=args.data_root, device=args.device,
-                            sizes={"image_size": args.image_size, "encoder": args.encoder}, progress=progress)
+    outcome = runner(cells, epochs=args.epochs, results=args.results, runs_root=args.runs_root,
+                     data_root=args.data_root, device=args.device,
+                     sizes={"image_size": args.image_size, "encoder": args.encoder}, progress=progress)
     bar.close()
     print(f"{len(outcome.ran)} cell(s) run, {len(outcome.skipped)} done already; results in {outcome.results}")
     return 0

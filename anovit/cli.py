@@ -184,6 +184,7 @@ def start_line(config: Any, run_dir: Path) -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import join
     from .train import default_run_dir, recorded_epochs, train
 
     config = _train_config(args)
@@ -203,10 +204,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
             tqdm.write(f"epoch {event['epoch']}/{event['epochs']}: train {event['train_loss']:.5f} "
                        f"val {event['val_loss']:.5f} ({event['seconds']:.1f} s, best epoch {event['best_epoch']})")
 
+    par = join(config.device)  # under torchrun: this process's rank in a data-parallel run
     try:
         result = train(config, args.output, resume=args.resume, overwrite=args.overwrite, progress=progress)
     finally:
         bar.close()
+    if not par.is_main:  # rank 0 reports and evaluates
+        return 0
     print(f"best epoch {result.best_epoch} (val loss {result.best_val_loss:.5f}); run folder {result.run_dir}")
     if not args.no_eval:
         _print_eval(_evaluate_with_bar(result.run_dir, sigma=args.sigma, device=args.device))
@@ -238,10 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="anovit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    from .benchmark import add_benchmark_parser
     from .data.cli import add_data_parser
     from .export import add_export_parser
     from .hub_cli import add_hub_parser
+    from .launchers import add_benchmark_parser  # anovit.benchmark's, with --devices and --cluster
     from .report_cli import add_report_parser
     from .score import add_score_parser
 

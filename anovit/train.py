@@ -21,11 +21,11 @@ from . import checkpoint as ckpt
 from .augment import build_augmentation
 from .data import train_val_datasets
 from .data.splits import subsample
-from .errors import CheckpointError, TrainingError
+from .distributed import SINGLE, Parallel, current
+from .errors import CheckpointError, ConfigError, TrainingError
 from .models import build_model
-from .run_lock import run_lock
 from .runs import default_checkpoint_dir
-from .runtime import autocast, resolve_device, use_bf16
+from .runtime import autocast, use_bf16
 from .scoring import training_loss
 from .resume import load_resume_point, save_resume_point
 from .train_config import TrainConfig, model_config
@@ -79,7 +79,10 @@ def recorded_epochs(run_dir: Path) -> int | None:
     return int(ckpt.read_json(path)["epochs"]) if path.is_file() else None
 
 
-def _val_loss(model: nn.Module, loader: DataLoader, device: torch.device, bf16: bool, loss: str) -> float:
+def _val_loss(model: nn.Module, loader: DataLoader, device: torch.device, bf16: bool, loss: str,
+              par: Parallel = SINGLE) -> float:
+    """Mean training loss (``loss``: the run's) per image over ``loader`` (over every process's share
+    under torchrun)."""
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
@@ -89,6 +92,7 @@ def _val_loss(model: nn.Module, loader: DataLoader, device: torch.device, bf16: 
                 recon = model(images)
             total += training_loss(images, recon, loss).item() * len(images)
             count += len(images)
+    total, count = par.sums(total, count)
     return total / max(count, 1)
 
 
@@ -100,6 +104,7 @@ def train(
     overwrite: bool = False,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    parallel: Parallel | None = None,
 ) -> TrainResult:
     """Train ``config.model`` on the normal images of ``config.dataset``/``config.category``.
 
@@ -108,12 +113,17 @@ def train(
     ``model.safetensors`` (best validation epoch), ``metrics.json`` (history) and
     ``resume.safetensors`` (last epoch), holding the folder's lock (:mod:`anovit.run_lock`) throughout.
     ``progress`` receives dicts with ``event`` "step" or "epoch"; ``should_stop`` is polled after
-    each step to cancel cleanly at the next epoch end. Raises RunLockedError when another process
-    trains into ``run_dir``, TrainingError at the first non-finite loss.
+    each step to cancel cleanly at the next epoch end. ``parallel`` (default: :func:`anovit.distributed.current`,
+    the torchrun process group if one is initialised): one process of a data-parallel run, where rank 0
+    alone writes the folder and reports progress (see :mod:`anovit.distributed`). Raises RunLockedError
+    when another process trains into ``run_dir``, TrainingError at the first non-finite loss.
     """
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
-    with run_lock(run_dir):
-        return _train_locked(config, run_dir, resume, overwrite, progress, should_stop)
+    par = parallel or current()
+    if should_stop is not None and par.world_size > 1:  # one process stopping alone would stall the others
+        raise ConfigError("should_stop works in one process; under torchrun, stop the torchrun command instead")
+    with par.lock(run_dir):
+        return _train_locked(config, run_dir, resume, overwrite, progress, should_stop, par)
 
 
 def _diverged(config: TrainConfig, loss: float, epoch: int, step: int, steps: int, bf16: bool,
@@ -129,11 +139,11 @@ def _diverged(config: TrainConfig, loss: float, epoch: int, step: int, steps: in
 
 
 def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bool, progress: Progress | None,
-                  should_stop: Callable[[], bool] | None) -> TrainResult:
+                  should_stop: Callable[[], bool] | None, par: Parallel) -> TrainResult:
     """:func:`train` once the run folder's lock is held."""
-    resuming = _check_run_dir(run_dir, config, resume, overwrite)
-    notify = progress or (lambda event: None)
-    device = resolve_device(config.device)
+    resuming = par.agree(lambda: _check_run_dir(run_dir, config, resume, overwrite))
+    notify = progress if progress and par.is_main else (lambda event: None)
+    device = par.device(config.device)
     bf16 = use_bf16(device, config.bf16)
     torch.manual_seed(config.seed)
 
@@ -148,8 +158,7 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, overwrite: b
         train_set = subsample(train_set, config.max_train_images, config.seed)
         val_set = subsample(val_set, val_cap, config.seed)
     loader_rng = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=len(train_set) > config.batch_size, generator=loader_rng)
-    val_loader = DataLoader(val_set, batch_size=config.batch_size)
+    train_loader, val_loader = par.loaders(train_set, val_set, config.batch_size, loader_rng)
     augment = build_augmentation(config.augment)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
 
@@ -160,25 +169,27 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, overwrite: b
         history, best_epoch, best_val, start = meta["history"], meta["best_epoch"], meta["best_val_loss"], meta["epoch"] + 1
         if config.epochs < meta["epoch"]:
             raise CheckpointError(f"cannot resume {run_dir} to {config.epochs} epochs: it has trained {meta['epoch']}")
-    else:
+    elif par.is_main:
         for stale in (ckpt.WEIGHTS, ckpt.RESUME):  # of an overwritten run
             (run_dir / stale).unlink(missing_ok=True)
         ckpt.write_json(run_dir / ckpt.TRAINING, asdict(config))
         ckpt.write_json(run_dir / ckpt.CONFIG, ckpt.config_to_dict(model))  # weights come with the first epoch
         ckpt.write_json(run_dir / ckpt.METRICS, {})
 
+    net = par.wrap(model)  # the module trained; model itself is evaluated and saved
     stopped = False
     steps = len(train_loader)
     for epoch in range(start, config.epochs + 1):
         model.train()
         loader_rng.manual_seed(config.seed * 100_003 + epoch)  # per-epoch order: a resumed run repeats it
+        par.seed_augmentation(config.seed, epoch)
         t0, seen, running = time.perf_counter(), 0, 0.0
         for step, batch in enumerate(train_loader, 1):
             images = batch["image"].to(device, non_blocking=True)
             if augment is not None:
                 images = augment(images)
             with autocast(device, bf16):
-                recon = model(images)
+                recon = net(images)
             loss = training_loss(images, recon, config.loss)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
@@ -196,16 +207,20 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, overwrite: b
             if should_stop is not None and should_stop():
                 stopped = True
                 break
-        val_loss = _val_loss(model, val_loader, device, bf16, config.loss)
+        running, seen = par.sums(running, seen)
+        val_loss = _val_loss(model, val_loader, device, bf16, config.loss, par)
         record = {"epoch": epoch, "train_loss": running / max(seen, 1), "val_loss": val_loss,
                   "seconds": time.perf_counter() - t0, "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
         history.append(record)
         if val_loss < best_val:
             best_val, best_epoch = val_loss, epoch
-            ckpt.save_tensors(run_dir / ckpt.WEIGHTS, model.state_dict())
+            if par.is_main:
+                ckpt.save_tensors(run_dir / ckpt.WEIGHTS, model.state_dict())
         meta = {"epoch": epoch, "history": history, "best_epoch": best_epoch, "best_val_loss": best_val}
-        save_resume_point(run_dir, model, opt, meta)
-        ckpt.update_metrics(run_dir, training={**meta, "bf16": bf16, "device": str(device), "stopped": stopped})
+        if par.is_main:
+            save_resume_point(run_dir, model, opt, meta)
+            ckpt.update_metrics(run_dir, training={**meta, "bf16": bf16, "device": str(device), "stopped": stopped,
+                                                   **par.record()})
         notify({"event": "epoch", **record, "epochs": config.epochs, "best_epoch": best_epoch})
         if stopped:
             break
