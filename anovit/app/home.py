@@ -23,6 +23,8 @@ PAGE_TEXT = {
     "inspect": "upload an image and get its reconstruction, heatmap, score and decision",
     "attention": "where a patch looks in the ViT encoder, per layer and rolled out, beside the anomaly map",
     "hub": "push checkpoints to, and pull them from, the Hugging Face Hub",
+    "ablations": "for one class, the effect of each switch (pretrained encoder, mask ratio, decoder, score "
+                 "function, sigma) on image and pixel AUROC; queue the missing runs",
 }
 
 
