@@ -256,7 +256,8 @@ def ablation_figure(table: pd.DataFrame, switches: Sequence[tuple[str, str]],
         categories = list(dict.fromkeys(rows["value"].tolist() + missing.get(name, [])))
         for value in rows.loc[rows["baseline"], "value"].unique():
             i = categories.index(value)
-            fig.add_vrect(x0=i - 0.45, x1=i + 0.45, fillcolor="#cccccc", opacity=0.35, line_width=0, row=1, col=col)
+            fig.add_vrect(x0=i - 0.45, x1=i + 0.45, fillcolor="#bbbbbb", opacity=0.3, line_width=0, layer="below",
+                          row=1, col=col, exclude_empty_subplots=False)
         for source, symbol in (("trained", "circle"), ("re-scored", "circle-open")):
             part = rows[rows["source"] == source]
             for metric, colour in AUROC_COLOURS.items():

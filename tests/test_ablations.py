@@ -200,9 +200,13 @@ def test_page_charts_the_switches_and_queues_exactly_the_missing_runs(runs_root,
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     titles = [a["text"] for a in chart["layout"]["annotations"]]
     assert titles[:5] == ["pretrained encoder", "mask ratio", "decoder", "score function", "sigma (px)"]
+    assert len(chart["layout"]["shapes"]) == 5  # the baseline's value shaded in every panel
     names = {t["name"] for t in chart["data"]}
     assert {"image AUROC (trained)", "pixel AUROC (trained)", "missing run (not trained yet)"} <= names
     assert any("weights not available offline" in i.value for i in at.info)
+    table = at.dataframe[0].value.set_index(["switch", "value"])
+    assert table.loc[("mask ratio", "0.25"), "Δ image AUROC"] == "-0.150"
+    assert table.loc[("mask ratio", "0"), "image AUROC"] == f"0.850 ± {statistics.stdev([0.8, 0.9]):.3f}"
     [button] = [b for b in at.button if b.label.startswith("Queue")]
     assert button.label == "Queue the 2 missing runs"
     button.click().run()
@@ -210,3 +214,28 @@ def test_page_charts_the_switches_and_queues_exactly_the_missing_runs(runs_root,
         ({"mask_ratio": 0.5}, "synthetic-weave-anovit-cpu-tiny-s0-maskratio-0.5"),
         ({"mask_ratio": 0.75}, "synthetic-weave-anovit-cpu-tiny-s0-maskratio-0.75"),
     ]
+
+
+def test_page_rescores_the_baseline_runs_for_score_and_sigma(runs_root, monkeypatch):
+    monkeypatch.setenv("ANOVIT_CHECKPOINTS", str(runs_root))
+    calls = []
+
+    def rescore(run_dir, score, sigma, progress=None):
+        calls.append((Path(run_dir).name, score, sigma))
+        return (0.5, 0.6) if score == "ssim" else (0.4, sigma / 10)
+
+    monkeypatch.setattr("anovit.ablations.rescore", rescore)
+    at = ablations_page()
+    assert calls == [] and "re-scored" not in set(at.dataframe[0].value["source"])  # only when asked
+    at.toggle[0].set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    sigma = ckpt.read_json(runs_root / "base-s0" / ckpt.TRAINING)["sigma"]
+    expected = {("ssim", sigma)} | {("l2", round(sigma * f, 4)) for f in (0.0, 0.5, 2.0)}
+    assert sorted(calls) == sorted((run, *task) for run in ("base-s0", "base-s1") for task in expected)
+    table = at.dataframe[0].value.set_index(["switch", "value", "source"])
+    assert table.loc[("score function", "ssim", "re-scored"), "image AUROC"] == "0.500 ± 0.000"
+    assert table.loc[("score function", "msgms", "trained"), "run folders"] == "msgms"
+    assert table.loc[("sigma (px)", ab.value_text(round(sigma * 2, 4)), "re-scored"), "pixel AUROC"].startswith(
+        f"{sigma * 2 / 10:.3f}")
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {"image AUROC (re-scored)", "pixel AUROC (re-scored)"} <= {t["name"] for t in chart["data"]}

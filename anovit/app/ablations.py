@@ -92,14 +92,20 @@ def pending_switches(key: ab.DataKey) -> list[dict]:
 
 
 def display(table: pd.DataFrame) -> pd.DataFrame:
-    """The summary as the page shows it: switch labels, baseline marked, numbers to 3 decimals."""
+    """The summary as the page shows it: switch labels, baseline marked, "mean ± std" and deltas to 3 decimals."""
     labels = {s.name: s.label for s in ab.SWITCHES}
-    out = table.assign(switch=table["switch"].map(labels), baseline=table["baseline"].map({True: "baseline", False: ""}))
-    for col in out.columns:
-        if "auroc" in col:
-            out[col] = out[col].map(lambda v: "n/a" if pd.isna(v) else f"{v:+.3f}" if col.startswith("delta") else f"{v:.3f}")
-    return out.rename(columns={c: c.replace("delta_", "Δ ").replace("_auroc", " AUROC").replace("_std", " std")
-                               for c in out.columns})
+    out = table[["switch", "value", "source", "baseline", "runs"]].assign(
+        switch=table["switch"].map(labels), baseline=table["baseline"].map({True: "baseline", False: ""}))
+    for m in ab.METRICS:
+        name = m.replace("_auroc", " AUROC")
+        out[name] = [_number(v) if pd.isna(sd) else f"{_number(v)} ± {sd:.3f}" for v, sd in zip(table[m], table[f"{m}_std"])]
+        out[f"Δ {name}"] = table[f"delta_{m}"].map(lambda v: _number(v, "+"))
+    out["run folders"] = table["run folders"]
+    return out
+
+
+def _number(value: float, sign: str = "") -> str:
+    return "n/a" if pd.isna(value) else f"{value:{sign}.3f}"
 
 
 def missing_runs(baseline: ab.Baseline, points: list[ab.Point]) -> tuple[list[ab.Missing], str]:
