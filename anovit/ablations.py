@@ -6,13 +6,14 @@ evaluation-time switches (score function, sigma) come from run folders too, or f
 baseline's runs (:func:`anovit.evaluate.evaluate_run` with ``record=False``: no retraining).
 Runs compare on :data:`COMPARED` (the seed is left out: seeds of one setting are its error bar), read
 by :func:`anovit.runs.run_switches`, with the score function and sigma their test metrics were computed
-with. Pure functions except :func:`rescore` (a pass over the test split).
+with. Pure functions except :func:`rescore` (a pass over the test split). The variants still to train:
+:mod:`anovit.ablation_plan`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -21,11 +22,9 @@ import pandas as pd
 from .models import MODEL_LABELS, PRESETS, SCORE_FUNCTIONS, training_defaults
 from .models.anovit import DECODERS
 from .runs import RunInfo, run_switches
-from .train_config import TrainConfig, model_config
 
 COMPARED = ("model", "encoder", "pretrained", "decoder", "mask_ratio", "loss", "score", "sigma", "epochs", "lr",
             "image_size")
-RECIPE = ("pretrained", "decoder", "mask_ratio", "loss", "score")  # what makes a run its preset's recipe
 SIGMA_FACTORS = (0.0, 0.5, 1.0, 2.0)  # sigma values explored, as multiples of the baseline's sigma
 TRAINED, RESCORED = "trained", "re-scored"
 
@@ -77,19 +76,6 @@ def evaluated_switches(run: RunInfo) -> dict[str, Any]:
     return switches
 
 
-def config_switches(config: TrainConfig) -> dict[str, Any]:
-    """The :data:`COMPARED` switches a training config will produce (to match queued jobs with runs)."""
-    model = model_config(config)
-    anovit = config.model == "anovit"
-    return {
-        "model": config.model, "encoder": model.encoder if anovit else None,
-        "pretrained": bool(model.pretrained or model.encoder_weights) if anovit else None,
-        "decoder": model.decoder if anovit else None, "mask_ratio": float(model.mask_ratio) if anovit else None,
-        "loss": config.loss, "score": config.score, "sigma": config.sigma, "epochs": config.epochs, "lr": config.lr,
-        "image_size": model.image_size,
-    }
-
-
 DataKey = tuple[str, str, str]  # (dataset, data folder or "", class)
 
 
@@ -128,7 +114,8 @@ class Baseline:
 
 
 def is_recipe(switches: dict[str, Any], preset: str | None) -> bool:
-    """Whether ``switches`` are the :data:`RECIPE` fields of ``preset``'s default config (no overrides)."""
+    """Whether ``switches`` have the pretrained, decoder, mask ratio, loss and score of ``preset``'s
+    default config (other settings, such as epochs, may differ)."""
     if preset not in PRESETS.get(switches["model"], {}):
         return False
     defaults = training_defaults(switches["model"], preset)
@@ -226,54 +213,6 @@ def rescore(run_dir: Path, score: str, sigma: float, progress: Callable[[int, in
 
     result = evaluate_run(run_dir, sigma=sigma, score=score, device="cpu", progress=progress, record=False)
     return result.image_auroc, result.pixel_auroc
-
-
-def variant_config(base: TrainConfig, switch: str, value: Any) -> TrainConfig:
-    """``base`` (the training config of a baseline run) with one switch changed."""
-    if switch in ("pretrained", "decoder", "mask_ratio"):
-        overrides = {**base.model_overrides, switch: value}
-        if switch == "pretrained" and not value:
-            overrides["encoder_weights"] = None
-        return replace(base, model_overrides=overrides)
-    return replace(base, **{switch: value})
-
-
-def variant_name(config: TrainConfig, switch: str, value: Any) -> str:
-    """Run folder name of a variant: the config's default name and the switch's value."""
-    text = {True: "on", False: "off"}.get(value, f"{value:g}" if isinstance(value, float) else str(value))
-    return f"{config.run_name()}-{switch.replace('_', '')}-{text}"
-
-
-@dataclass(frozen=True)
-class Missing:
-    """A variant that needs training: its switch and value, its config and run name; ``reason`` when it cannot be queued."""
-
-    switch: str
-    value: Any
-    config: TrainConfig
-    name: str
-    reason: str | None = None
-
-
-def missing_variants(base: TrainConfig, baseline: Baseline, points: list[Point],
-                     pending: Iterable[dict[str, Any]] = (), unavailable: Callable[[TrainConfig], str | None] =
-                     lambda config: None) -> list[Missing]:
-    """Variants of the training switches with no point and no queued or running job (``pending``: the
-    :func:`config_switches` of active jobs); ``unavailable(config)`` says why a variant cannot train (e.g.
-    pretrained weights offline), None when it can."""
-    pending = list(pending)
-    missing = []
-    for switch in switches_of(baseline.switches["model"]):
-        if not switch.trained:
-            continue
-        for value in switch_values(switch, baseline):
-            queued = any(differences(p, {**baseline.switches, switch.name: value}) == [] for p in pending)
-            if covered(points, switch.name, value) or queued:
-                continue
-            config = variant_config(base, switch.name, value)
-            missing.append(Missing(switch.name, value, config, variant_name(config, switch.name, value),
-                                   unavailable(config)))
-    return missing
 
 
 def value_text(value: Any) -> str:

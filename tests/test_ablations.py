@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from anovit import ablation_plan as plan
 from anovit import ablations as ab
 from anovit import checkpoint as ckpt
 from anovit import job_queue
@@ -107,16 +108,16 @@ def test_missing_variants_change_one_switch_and_skip_covered_pending_and_unavail
     baseline = ab.baselines(runs, "anovit", KEY)[0]
     points = ab.trained_points(runs, baseline)
     base = TrainConfig.from_dict(ckpt.read_json(runs_root / "base-s0" / ckpt.TRAINING))
-    pending = [ab.config_switches(ab.variant_config(base, "mask_ratio", 0.5))]  # a queued job
-    missing = ab.missing_variants(base, baseline, points, pending,
+    pending = [plan.config_switches(plan.variant_config(base, "mask_ratio", 0.5))]  # a queued job
+    missing = plan.missing_variants(base, baseline, points, pending,
                                   lambda c: "weights not available offline" if c.model_overrides.get("pretrained") else None)
     assert [(m.switch, m.value) for m in missing] == [("pretrained", True), ("mask_ratio", 0.75)]
     assert missing[0].reason == "weights not available offline" and missing[1].reason is None
     for m in missing:
-        assert ab.differences(ab.config_switches(m.config), baseline.switches) == [m.switch]
+        assert ab.differences(plan.config_switches(m.config), baseline.switches) == [m.switch]
         assert (m.config.seed, m.config.category, m.config.epochs) == (0, "weave", 10)
     assert missing[1].name == "synthetic-weave-anovit-cpu-tiny-s0-maskratio-0.75"
-    assert ab.missing_variants(base, ab.baselines(runs, "cae", KEY)[0], []) == []  # no training switch for the l2-CAE
+    assert plan.missing_variants(base, ab.baselines(runs, "cae", KEY)[0], []) == []  # no training switch for the l2-CAE
 
 
 def test_rescore_tasks_cover_the_values_no_run_has(runs_root):

@@ -1,7 +1,7 @@
 """Ablations page: for one class and one baseline setting, the effect of each switch (pretrained encoder,
 mask ratio, decoder, score function, sigma) on image and pixel AUROC, from the runs that exist; the score
 function and sigma by re-scoring the baseline's runs; the missing trained variants queued as background
-jobs that run one after another. The logic is :mod:`anovit.ablations`."""
+jobs that run one after another. The logic is :mod:`anovit.ablations` and :mod:`anovit.ablation_plan`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from .. import ablations as ab
+from .. import ablation_plan as plan
 from ..errors import AnovitError, CheckpointError, ConfigError
 from ..job_queue import queue_jobs
 from ..jobs import JobError, list_jobs, read_job
@@ -55,7 +56,7 @@ def unavailable(config: TrainConfig) -> str | None:
     """Why a variant cannot train: a pretrained encoder whose weights cannot be had."""
     overrides = config.model_overrides
     if overrides.get("pretrained") and not overrides.get("encoder_weights"):
-        return weights_unavailable(ab.config_switches(config)["encoder"])
+        return weights_unavailable(plan.config_switches(config)["encoder"])
     return None
 
 
@@ -87,7 +88,7 @@ def pending_switches(key: ab.DataKey) -> list[dict]:
         except (ConfigError, TypeError):
             continue
         if (config.dataset, config.data_root or "", config.category) == key:
-            pending.append(ab.config_switches(config))
+            pending.append(plan.config_switches(config))
     return pending
 
 
@@ -108,7 +109,7 @@ def _number(value: float, sign: str = "") -> str:
     return "n/a" if pd.isna(value) else f"{value:{sign}.3f}"
 
 
-def missing_runs(baseline: ab.Baseline, points: list[ab.Point]) -> tuple[list[ab.Missing], str]:
+def missing_runs(baseline: ab.Baseline, points: list[ab.Point]) -> tuple[list[plan.Missing], str]:
     """The missing trained variants (trained like the baseline's lowest-seed run, one switch changed) and a
     sentence on what they are trained like; none, and why, when that run has no usable training.json."""
     base_run = min(baseline.runs, key=lambda r: (r.training.get("seed") or 0, r.name))
@@ -116,11 +117,11 @@ def missing_runs(baseline: ab.Baseline, points: list[ab.Point]) -> tuple[list[ab
         base = load_training(base_run.path)
     except CheckpointError:
         return [], f"{base_run.name} has no usable training.json: its variants cannot be configured."
-    missing = ab.missing_variants(base, baseline, points, pending_switches(baseline.key), unavailable)
+    missing = plan.missing_variants(base, baseline, points, pending_switches(baseline.key), unavailable)
     return missing, f"Trained like {base_run.name} (seed {base.seed}, {base.epochs} epochs), one switch changed."
 
 
-def _queue_section(missing: list[ab.Missing], note: str) -> None:
+def _queue_section(missing: list[plan.Missing], note: str) -> None:
     st.subheader("Missing trained variants")
     labels = {s.name: s.label for s in ab.SWITCHES}
     for m in (m for m in missing if m.reason):
