@@ -211,7 +211,7 @@ def rescore(run_dir: Path, score: str, sigma: float, progress: Callable[[int, in
     without retraining and without touching its metrics.json."""
     from .evaluate import evaluate_run
 
-    result = evaluate_run(run_dir, sigma=sigma, score=score, device="cpu", progress=progress, record=False)
+    result = evaluate_run(run_dir, sigma=sigma, score=score, progress=progress, record=False)
     return result.image_auroc, result.pixel_auroc
 
 

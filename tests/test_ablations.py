@@ -240,3 +240,18 @@ def test_page_rescores_the_baseline_runs_for_score_and_sigma(runs_root, monkeypa
         f"{sigma * 2 / 10:.3f}")
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert {"image AUROC (re-scored)", "pixel AUROC (re-scored)"} <= {t["name"] for t in chart["data"]}
+
+
+def test_page_leaves_out_variants_already_queued_and_explains_models_without_training_switches(runs_root, monkeypatch):
+    monkeypatch.setenv("ANOVIT_CHECKPOINTS", str(runs_root))
+    monkeypatch.setattr("anovit.app.ablations.unavailable", lambda c: None)
+    base = TrainConfig.from_dict(ckpt.read_json(runs_root / "base-s0" / ckpt.TRAINING))
+    job = runs_root / "queued-mask-0.5"
+    job.mkdir()
+    write_state(job, JobState(config=asdict(plan.variant_config(base, "mask_ratio", 0.5)), pid=os.getpid()))
+    at = ablations_page()
+    frames = [d.value for d in at.dataframe]
+    assert list(frames[1]["value"]) == ["on", "0.75"]  # pretrained on, mask ratio 0.75; 0.5 is queued
+    at.selectbox[1].set_value("cae").run()
+    assert not at.exception and not [b for b in at.button if b.label.startswith("Queue")]
+    assert any("has no switch here that needs training" in c.value for c in at.caption)

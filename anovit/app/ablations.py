@@ -121,8 +121,12 @@ def missing_runs(baseline: ab.Baseline, points: list[ab.Point]) -> tuple[list[pl
     return missing, f"Trained like {base_run.name} (seed {base.seed}, {base.epochs} epochs), one switch changed."
 
 
-def _queue_section(missing: list[plan.Missing], note: str) -> None:
+def _queue_section(missing: list[plan.Missing], note: str, model: str) -> None:
     st.subheader("Missing trained variants")
+    if not any(s.trained for s in ab.switches_of(model)):
+        st.caption(f"The {MODEL_LABELS.get(model, model)} has no switch here that needs training: its score function "
+                   "and sigma are re-scored above.")
+        return
     labels = {s.name: s.label for s in ab.SWITCHES}
     for m in (m for m in missing if m.reason):
         st.info(f"{labels[m.switch]} {ab.value_text(m.value)}: {m.reason}.")
@@ -200,4 +204,4 @@ def render() -> None:
     st.caption("Filled: a run's own test metrics; open: a baseline run re-scored; shaded: the baseline's value; "
                "grey crosses: variants not trained yet. Error bars: sample std over runs (seeds).")
     st.dataframe(display(table), hide_index=True)
-    _queue_section(missing, note)
+    _queue_section(missing, note, model)
