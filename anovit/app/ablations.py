@@ -203,5 +203,5 @@ def render() -> None:
     st.plotly_chart(figure, key="ablation-chart")
     st.caption("Filled: a run's own test metrics; open: a baseline run re-scored; shaded: the baseline's value; "
                "grey crosses: variants not trained yet. Error bars: sample std over runs (seeds).")
-    st.dataframe(display(table), hide_index=True)
+    st.dataframe(display(table), hide_index=True, height=min(38 + 35 * len(table), 800))  # every row, no scrolling
     _queue_section(missing, note, model)
