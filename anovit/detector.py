@@ -78,15 +78,16 @@ class Detector:
 
     @classmethod
     def from_run(cls, run_dir: Path | str, *, sigma: float | None = None, threshold: float | None = None,
-                 bf16: bool | None = None, device: str = "auto") -> Self:
+                 bf16: bool | None = None, device: str = "auto", score_function: str | None = None) -> Self:
         """The detector of a run folder's model (see :func:`anovit.checkpoint.load_model`); ``sigma``
-        None: the run's own, stored in its training.json (:func:`anovit.runs.run_sigma`); the score
-        function is always the run's (:func:`anovit.runs.run_score`)."""
+        None: the run's own, stored in its training.json (:func:`anovit.runs.run_sigma`); ``score_function``
+        None: the run's (:func:`anovit.runs.run_score`), another one re-scores the run without retraining."""
         from .runs import run_score, run_sigma
 
         sigma = run_sigma(Path(run_dir)) if sigma is None else sigma
+        score_function = run_score(Path(run_dir)) if score_function is None else score_function
         return cls(ckpt.load_model(Path(run_dir), resolve_device(device)), sigma=sigma, threshold=threshold, bf16=bf16,
-                   score_function=run_score(Path(run_dir)))
+                   score_function=score_function)
 
     @property
     def image_size(self) -> int:

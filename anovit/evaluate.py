@@ -141,23 +141,29 @@ def evaluate_run(
     device: str = "auto",
     max_images: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    score: str | None = None,
+    record: bool = True,
 ) -> Evaluation:
     """Evaluate a run folder's best model on the test split it was trained for (or another one),
     and record the summary (with the resolved data folder) under "test" in its metrics.json and
     the rows in test_scores.csv. A bad training.json is a CheckpointError naming it and the field.
     ``max_images``: a seeded subsample of the test split (recorded as "max_images"); None: all of it.
-    ``sigma`` None: the run's own (stored in its training.json; see :func:`anovit.runs.run_sigma`)."""
+    ``sigma`` None: the run's own (stored in its training.json; see :func:`anovit.runs.run_sigma`);
+    ``score`` None: the run's score function (:func:`anovit.runs.run_score`). ``record=False`` writes
+    nothing (a re-scoring with another sigma or score function that leaves the run's metrics alone)."""
     from .train_config import load_training  # train does not import evaluate
 
     run_dir = Path(run_dir)
     training = load_training(run_dir)
-    detector = Detector.from_run(run_dir, sigma=sigma, device=device)
+    detector = Detector.from_run(run_dir, sigma=sigma, device=device, score_function=score)
     name, category = dataset or training.dataset, category or training.category
     root = absolute_path(data_root) if data_root is not None else training.data_root
     test_set = get_dataset(name, "test", category=category, image_size=detector.image_size, root=root,
                            seed=training.seed)
     test_set = subsample(test_set, max_images, training.seed)
     result = evaluate_detector(detector, test_set, batch_size=batch_size, progress=progress)
+    if not record:
+        return result
     ckpt.update_metrics(run_dir, test={**result.summary(), "score": detector.score_function,
                                        "max_images": max_images, "dataset": name,
                                        "category": category, "data_root": root})

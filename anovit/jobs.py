@@ -179,10 +179,18 @@ def start_job(config: TrainConfig, run_dir: Path) -> JobState:
         raise JobError(f"run folder {run_dir} already exists; pick another run name") from None
     state = JobState(config=asdict(config), epochs=config.epochs)
     write_state(run_dir, state)
+    pid = spawn_detached(["anovit.jobs", str(run_dir)], run_dir / LOG_FILE)
+    claim_queued(run_dir, pid)  # the worker writes its own pid once it runs
+    return read_job(run_dir) or state
+
+
+def spawn_detached(module_args: list[str], log_path: Path) -> int:
+    """Start ``python -m MODULE ARGS...`` in its own session (it outlives the page), from the workspace,
+    with this checkout importable, logging to ``log_path``; its pid."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    with open(run_dir / LOG_FILE, "ab") as log:
+    with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "anovit.jobs", str(run_dir)],
+            [sys.executable, "-m", *module_args],
             cwd=workspace_dir(),
             env=env,
             stdin=subprocess.DEVNULL,
@@ -190,11 +198,16 @@ def start_job(config: TrainConfig, run_dir: Path) -> JobState:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    return proc.pid
+
+
+def claim_queued(run_dir: Path, pid: int) -> None:
+    """Record ``pid`` (the process that will run it) in a queued job that has none yet: should that process
+    die before the job starts, readers see the job "stale" instead of queued for ever."""
     current = read_job(run_dir)
     if current is not None and current.status == "queued" and current.pid is None:
-        current.pid = proc.pid  # the worker writes the same pid itself once it runs
+        current.pid = pid
         write_state(run_dir, current)
-    return read_job(run_dir) or state
 
 
 def cancel_job(run_dir: Path) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -269,6 +270,55 @@ def colour_bar_figure(vmin: float, vmax: float, colorscale: str = ERROR_COLORSCA
     return fig
 
 
+AUROC_COLOURS = {"image_auroc": "#d62728", "pixel_auroc": "#1f77b4"}
+AUROC_LABELS = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC"}
+
+
+def ablation_figure(table: pd.DataFrame, switches: Sequence[tuple[str, str]],
+                    missing: dict[str, list[str]] | None = None) -> go.Figure:
+    """One panel per switch ((name, label) pairs) of an ablation summary (:func:`anovit.ablations.summary`:
+    columns switch, value, source, baseline, image/pixel AUROC mean and ``_std``): mean image and pixel
+    AUROC per value, ± std over runs as error bars; filled markers for trained runs, open ones for re-scored
+    runs; the baseline's value shaded; ``missing`` values (switch -> value texts) as grey crosses at 0."""
+    missing = missing or {}
+    fig = make_subplots(rows=1, cols=len(switches), shared_yaxes=True, subplot_titles=[label for _, label in switches],
+                        horizontal_spacing=0.04)
+    shown: set[str] = set()
+    for col, (name, _) in enumerate(switches, start=1):
+        rows = table[table["switch"] == name]
+        categories = list(dict.fromkeys(rows["value"].tolist() + missing.get(name, [])))
+        for value in rows.loc[rows["baseline"], "value"].unique():
+            i = categories.index(value)
+            fig.add_vrect(x0=i - 0.45, x1=i + 0.45, fillcolor="#bbbbbb", opacity=0.3, line_width=0, layer="below",
+                          row=1, col=col, exclude_empty_subplots=False)
+        for source, symbol in (("trained", "circle"), ("re-scored", "circle-open")):
+            part = rows[rows["source"] == source]
+            for metric, colour in AUROC_COLOURS.items():
+                legend = f"{AUROC_LABELS[metric]} ({source})"
+                if part.empty or part[metric].isna().all():
+                    continue
+                fig.add_trace(go.Scatter(
+                    x=part["value"], y=part[metric], mode="markers", name=legend, legendgroup=legend,
+                    showlegend=legend not in shown, offsetgroup=metric,
+                    marker=dict(symbol=symbol, size=11, color=colour, line=dict(width=2, color=colour)),
+                    error_y=dict(type="data", array=part[f"{metric}_std"].fillna(0.0), visible=True, color=colour),
+                    customdata=part[["runs"]], hovertemplate=f"{legend}: %{{y:.3f}} (%{{customdata[0]}} run(s))<extra></extra>",
+                ), row=1, col=col)
+                shown.add(legend)
+        if missing.get(name):
+            fig.add_trace(go.Scatter(
+                x=missing[name], y=[0.0] * len(missing[name]), mode="markers", name="missing run (not trained yet)",
+                legendgroup="missing", showlegend="missing" not in shown,
+                marker=dict(symbol="x-thin-open", size=12, color="#7f7f7f", line=dict(width=2, color="#7f7f7f")),
+                hovertemplate="%{x}: not trained yet<extra></extra>"), row=1, col=col)
+            shown.add("missing")
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=categories, row=1, col=col)
+    fig.update_yaxes(title_text="AUROC (test split)", range=[-0.03, 1.03], row=1, col=1)
+    fig.update_layout(scattermode="group", height=380, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", y=-0.15))
+    return fig
+
+
 def layer_distance_figure(distances: np.ndarray, patch_px: int) -> go.Figure:
     """Mean attention distance (pixels) per layer, one point per head, mean line across heads."""
     distances = np.asarray(distances, np.float64)
@@ -343,6 +393,7 @@ __all__ = [
     "MODEL_COLOURS",
     "Panel",
     "Scale",
+    "ablation_figure",
     "architecture_figure",
     "layer_distance_figure",
     "loss_curve_figure",

@@ -46,7 +46,7 @@ def test_home_explains_and_names_every_page(checkpoints):
     at = page()
     assert at.title[0].value == "AnoViT explorer"
     text = " ".join(m.value for m in at.markdown)
-    for name in ("Train", "Results", "Gallery", "Heatmaps", "Inspect", "Attention", "Hub"):
+    for name in ("Train", "Results", "Gallery", "Heatmaps", "Inspect", "Attention", "Hub", "Ablations"):
         assert name in text or any(link.label == name for link in at.get("page_link"))
     assert str(checkpoints) in text and f"{len(list_runs())} run folder(s)" in text
     assert [b.label for b in at.button][:2] == [

@@ -43,6 +43,7 @@ PAGES = {
     "inspect": ("pages/5_Inspect.py", "Inspect", ":material/image_search:"),
     "attention": ("pages/6_Attention.py", "Attention", ":material/visibility:"),
     "hub": ("pages/7_Hub.py", "Hub", ":material/cloud_sync:"),
+    "ablations": ("pages/8_Ablations.py", "Ablations", ":material/tune:"),
 }
 
 

@@ -29,6 +29,8 @@ PAGE_TEXT = {
     "inspect": "upload an image and get its reconstruction, heatmap, score and decision",
     "attention": "where a patch looks in the ViT encoder, per layer and rolled out, beside the anomaly map",
     "hub": "load published checkpoints from the Hugging Face Hub; the command that publishes yours",
+    "ablations": "for one class, the effect of each switch (pretrained encoder, mask ratio, decoder, score "
+                 "function, sigma) on image and pixel AUROC; queue the missing runs",
 }
 
 

@@ -101,7 +101,7 @@ def progress_text(state: JobState) -> str:
     if state.phase == "evaluate":
         return f"evaluating on the test split: {state.eval_progress:.0%}"
     if state.phase == "queued":
-        return "starting the worker process…"
+        return "queued: waiting for its turn (jobs queued together train one after another) or for its worker to start…"
     parts = [f"epoch {state.epoch}/{state.epochs}", f"step {state.step}/{state.steps}"]
     if state.loss is not None:
         parts.append(f"loss {state.loss:.5f}")
