@@ -193,10 +193,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     if args.resume and args.epochs is None:  # continue to the recorded budget; --epochs N extends it
         config.epochs = recorded_epochs(Path(args.output) if args.output else default_run_dir(config)) or config.epochs
-    print(start_line(config, Path(args.output) if args.output else default_run_dir(config)), flush=True)
+    summary = [start_line(config, Path(args.output) if args.output else default_run_dir(config))]
     bar = TerminalBar("train", "step", leave=True)
 
     def progress(event: dict[str, Any]) -> None:
+        if summary:  # once, when the first step ran (rank 0 only): a refused start prints its error alone
+            tqdm.write(summary.pop())
         if event["event"] == "step":
             bar((event["epoch"] - 1) * event["steps"] + event["step"], event["epochs"] * event["steps"],
                        epoch=event["epoch"], loss=f"{event['loss']:.4f}", img_s=f"{event['images_per_s']:.0f}")
