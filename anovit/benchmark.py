@@ -89,17 +89,28 @@ def resolve_classes(dataset: str, spec: str, data_root: str | Path | None = None
     return chosen
 
 
-def plan_cells(dataset: str, classes: list[str], models: list[str], preset: str, seeds: int) -> list[Cell]:
-    """Every cell, class by class (so each class's comparison completes early), then model, then seed."""
+def missing_presets(models: list[str], presets: list[str]) -> list[tuple[str, str]]:
+    """The (model, preset) combinations of a sweep that a model lacks (e.g. the l2-CAE has no
+    cpu-tiny-masked): :func:`plan_cells` skips them."""
+    return [(m, p) for m in models for p in presets if m in MODELS and p not in PRESETS[m]]
+
+
+def plan_cells(dataset: str, classes: list[str], models: list[str], presets: str | list[str], seeds: int) -> list[Cell]:
+    """Every cell, class by class (so each class's comparison completes early), then model, preset and
+    seed; the combinations a model lacks (:func:`missing_presets`) are left out, a preset no model has
+    is an error."""
+    presets = [presets] if isinstance(presets, str) else list(presets)
     for model in models:
         if model not in MODELS:
             raise AnovitError(f"--models: unknown model '{model}' (expected some of {', '.join(MODELS)})")
-        if preset not in PRESETS[model]:
-            raise AnovitError(f"--preset: {model} has no preset '{preset}' (expected one of "
-                              f"{', '.join(PRESETS[model])})")
+    for preset in presets:
+        if not any(preset in PRESETS[m] for m in models):
+            raise AnovitError(f"--preset: {', '.join(models)} has no preset '{preset}' (expected one of "
+                              f"{', '.join(sorted({p for m in models for p in PRESETS[m]}))})")
     if seeds < 1:
         raise AnovitError(f"--seeds must be at least 1; got {seeds}")
-    return [Cell(dataset, c, m, preset, s) for c in classes for m in models for s in range(seeds)]
+    return [Cell(dataset, c, m, p, s) for c in classes for m in models for p in presets if p in PRESETS[m]
+            for s in range(seeds)]
 
 
 def read_results(path: Path) -> list[dict[str, str]]:
@@ -274,8 +285,10 @@ def add_benchmark_parser(sub: Any) -> None:
     p.add_argument("--dataset", choices=DATASETS, default="synthetic", help="dataset name (default: %(default)s)")
     p.add_argument("--data-root", help="dataset folder (required for mvtec and folder datasets)")
     p.add_argument("--classes", default="all", help="'all' or a comma-separated list (default: %(default)s)")
-    p.add_argument("--models", default="anovit,cae", help="comma-separated (default: %(default)s)")
-    p.add_argument("--preset", choices=sorted(PRESETS["anovit"]), default="cpu-tiny")
+    p.add_argument("--models", default="anovit,cae", help=f"comma-separated, of {', '.join(MODELS)} (default: %(default)s)")
+    p.add_argument("--presets", "--preset", dest="presets", default="cpu-tiny",
+                   help=f"comma-separated, of {', '.join(sorted({p for v in PRESETS.values() for p in v}))}; "
+                        "a combination a model lacks is skipped (default: %(default)s)")
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 per class and model (default: %(default)s)")
     p.add_argument("--epochs", type=positive_int, help="epochs per cell (default: the model's, 200 for the l2-CAE "
                                                       "and 10 for AnoViT)")
@@ -290,7 +303,11 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     classes = resolve_classes(args.dataset, args.classes, args.data_root)
-    cells = plan_cells(args.dataset, classes, split_list(args.models, "--models"), args.preset, args.seeds)
+    models, presets = split_list(args.models, "--models"), split_list(args.presets, "--presets")
+    cells = plan_cells(args.dataset, classes, models, presets, args.seeds)
+    skipped = missing_presets(models, presets)
+    if skipped:
+        print("skipped (the model has no such preset): " + ", ".join(f"{m} {p}" for m, p in skipped))
     bar = tqdm(total=len(cells), desc="benchmark", unit="cell")
 
     def progress(event: dict[str, Any]) -> None:

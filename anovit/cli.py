@@ -10,8 +10,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from .errors import AnovitError
-from .models import MODELS, PRESETS, SIGMA_SOURCE, describe_training_default
+from .errors import AnovitError, ConfigError
+from .models import LOSSES, MODELS, PRESETS, SCORE_FUNCTIONS, SIGMA_SOURCE, describe_training_default
 from .progress import TerminalBar
 from .validation import add_size_args, arg_type, non_negative_float, non_negative_int, positive_float, positive_int
 
@@ -20,10 +20,26 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     from .data import DATASETS
     from .train_config import TrainConfig
 
-    dataset, category = (TrainConfig.default("dataset"), TrainConfig.default("category")) if required else (None, None)
+    dataset = TrainConfig.default("dataset") if required else None
     p.add_argument("--dataset", choices=DATASETS, default=dataset, help="dataset name (default: %(default)s)")
     p.add_argument("--data-root", help="dataset folder (MVTec layout for mvtec/folder datasets)")
-    p.add_argument("--category", default=category, help="class / category (default: %(default)s)")
+    category_help = ("class / category (default: the dataset's first class, e.g. weave for synthetic and 0 for "
+                     "mnist; required where the categories are the folders under --data-root)" if required
+                     else "class / category (default: the run's)")
+    p.add_argument("--category", help=category_help)
+
+
+def resolve_category(dataset: str, category: str | None) -> str:
+    """``category``, else the dataset's first class (``weave`` for synthetic, ``0`` for MNIST; never a
+    class of another dataset); ConfigError where the categories are folders under --data-root."""
+    from .data import fixed_classes
+
+    if category is not None:
+        return category
+    classes = fixed_classes(dataset)
+    if classes:
+        return classes[0]
+    raise ConfigError(f"--category is required with --dataset {dataset} (a category folder under --data-root)")
 
 
 def size_overrides(args: argparse.Namespace, model: str) -> dict[str, Any]:
@@ -38,13 +54,15 @@ def _train_parser(sub: Any) -> None:
     from .train_config import TrainConfig
 
     default = TrainConfig.default
-    p = sub.add_parser("train", help="train AnoViT or the l2-CAE on normal images, then evaluate")
+    p = sub.add_parser("train", help="train AnoViT, the l2-CAE or the SSIM-AE on normal images, then evaluate")
     _add_data_args(p, required=True)
     p.add_argument("--model", choices=sorted(MODELS), default=default("model"),
-                   help="anovit (ViT encoder + conv decoder) or cae (the l2-CAE baseline) (default: %(default)s)")
-    p.add_argument("--preset", choices=sorted(PRESETS["anovit"]), default=default("preset"),
-                   help="model size and image size: cpu-* run on a laptop CPU, paper is the paper's ViT-B/16 "
+                   help="anovit (ViT encoder + conv decoder), cae (the l2-CAE baseline) or ssim-cae (the SSIM-AE) "
                         "(default: %(default)s)")
+    p.add_argument("--preset", choices=sorted({p for presets in PRESETS.values() for p in presets}),
+                   default=default("preset"),
+                   help="model size and image size: cpu-* run on a laptop CPU, paper is the paper's ViT-B/16; "
+                        "cpu-tiny-masked: AnoViT only (default: %(default)s)")
     p.add_argument("--epochs", type=positive_int, help=f"epochs (default: the preset's; {describe_training_default('epochs')})")
     p.add_argument("--batch-size", type=positive_int, default=default("batch_size"),
                    help="training images per step (default: %(default)s)")
@@ -70,6 +88,12 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--encoder-weights", help="AnoViT: local encoder weights file (safetensors or timm checkpoint)")
     p.add_argument("--decoder", choices=("stable", "paper"), help="AnoViT decoder: stable (GroupNorm, conv head; "
                    "the default) or paper (six plain ConvT + ReLU blocks, upsampling last)")
+    p.add_argument("--mask-ratio", type=arg_type(minimum=0, maximum=0.9),
+                   help="AnoViT: share of patches hidden (masked-patch inpainting; 0: the paper's model; "
+                        "default: the preset's)")
+    p.add_argument("--loss", choices=LOSSES, help="training loss (default: the model's; ssim for ssim-cae, else l2)")
+    p.add_argument("--score", choices=SCORE_FUNCTIONS, help="score function of the anomaly maps, stored with the "
+                   "run (default: the preset's; l2 is eq. 6, ssim for ssim-cae, msgms for cpu-tiny-masked)")
     p.add_argument("--latent-dim", type=positive_int, help="l2-CAE latent size (default: the category's kind, 100 for "
                                                   "textures and 500 for objects, as Bergmann et al.)")
     add_size_args(p)
@@ -106,17 +130,20 @@ def _train_config(args: argparse.Namespace) -> Any:
             overrides["encoder_weights"] = str(Path(args.encoder_weights).resolve())
         if args.decoder:
             overrides["decoder"] = args.decoder
+        if args.mask_ratio is not None:
+            overrides["mask_ratio"] = args.mask_ratio
     elif args.latent_dim:
         overrides["latent_dim"] = args.latent_dim
     from .data import default_augment
 
     no_flip = False if args.no_flip else None  # None: the category's flip rule
+    category = resolve_category(args.dataset, args.category)
     return TrainConfig(
-        dataset=args.dataset, category=args.category, data_root=args.data_root, model=args.model,
+        dataset=args.dataset, category=category, data_root=args.data_root, model=args.model,
         preset=args.preset, model_overrides=overrides, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, val_fraction=args.val_fraction, grad_clip=args.grad_clip or None, seed=args.seed, sigma=args.sigma,
-        bf16=args.bf16, device=args.device,
-        augment=default_augment(args.dataset, args.category, affine=not args.no_affine, hflip=no_flip, vflip=no_flip),
+        loss=args.loss, score=args.score, bf16=args.bf16, device=args.device,
+        augment=default_augment(args.dataset, category, affine=not args.no_affine, hflip=no_flip, vflip=no_flip),
     )
 
 

@@ -3,8 +3,8 @@ detectors (``fit_threshold`` then ``score`` / ``predict``).
 
 A detector holds a model, the smoothing sigma of its anomaly maps, one precision and a threshold:
 
-- anomaly map (eq. 6 + the Gaussian smoothing of sec. 4.3) and anomaly score (eq. 7), see
-  :mod:`anovit.scoring`;
+- anomaly map (eq. 6, or the run's score function "ssim" / "msgms", + the Gaussian smoothing of
+  sec. 4.3) and anomaly score (eq. 7), see :mod:`anovit.scoring`;
 - precision: the model runs under bf16 autocast or not, decided once when the detector is built;
   maps and scores are float32 either way, and the threshold fitted by the same detector comes from
   scores of that same precision;
@@ -30,7 +30,7 @@ from . import checkpoint as ckpt
 from .errors import AnovitError
 from .items import ImageBatch
 from .runtime import autocast, resolve_device, use_bf16
-from .scoring import DEFAULT_SIGMA, anomaly_maps, check_sigma
+from .scoring import DEFAULT_SCORE, DEFAULT_SIGMA, anomaly_maps, check_score, check_sigma
 
 Progress = Callable[[int, int], None]  # (images done, images in all)
 SCORE_BATCH_SIZE = 16  # images per forward pass when scoring a dataset or a list of files
@@ -58,7 +58,8 @@ def threshold_above(scores: Any) -> float:
 
 
 class Detector:
-    """A model, its sigma, its precision and a threshold; ``score_maps`` / ``score`` / ``predict`` images.
+    """A model, its sigma, its score function, its precision and a threshold; ``score_maps`` / ``score`` /
+    ``predict`` images. ``score_function``: "l2" (eq. 6), "ssim" or "msgms" (:func:`anovit.scoring.error_map`).
 
     ``images`` are float tensors (B, C, H, W) in [0, 1] at the model's ``image_size``; results are
     CPU tensors. ``bf16=None`` means bf16 autocast where the model's device supports it (see
@@ -66,10 +67,11 @@ class Detector:
     """
 
     def __init__(self, model: nn.Module, *, sigma: float = DEFAULT_SIGMA, threshold: float | None = None,
-                 bf16: bool | None = None) -> None:
+                 bf16: bool | None = None, score_function: str = DEFAULT_SCORE) -> None:
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.sigma = check_sigma(sigma)
+        self.score_function = check_score(score_function)
         self.bf16 = use_bf16(self.device, bf16)
         self.threshold = threshold
         self.validation_scores_: np.ndarray | None = None  # set by fit_threshold
@@ -78,11 +80,13 @@ class Detector:
     def from_run(cls, run_dir: Path | str, *, sigma: float | None = None, threshold: float | None = None,
                  bf16: bool | None = None, device: str = "auto") -> Self:
         """The detector of a run folder's model (see :func:`anovit.checkpoint.load_model`); ``sigma``
-        None: the run's own, stored in its training.json (:func:`anovit.runs.run_sigma`)."""
-        from .runs import run_sigma
+        None: the run's own, stored in its training.json (:func:`anovit.runs.run_sigma`); the score
+        function is always the run's (:func:`anovit.runs.run_score`)."""
+        from .runs import run_score, run_sigma
 
         sigma = run_sigma(Path(run_dir)) if sigma is None else sigma
-        return cls(ckpt.load_model(Path(run_dir), resolve_device(device)), sigma=sigma, threshold=threshold, bf16=bf16)
+        return cls(ckpt.load_model(Path(run_dir), resolve_device(device)), sigma=sigma, threshold=threshold, bf16=bf16,
+                   score_function=run_score(Path(run_dir)))
 
     @property
     def image_size(self) -> int:
@@ -101,11 +105,12 @@ class Detector:
         """(reconstruction (B, C, H, W), anomaly maps (B, H, W), anomaly scores (B,)) from one forward pass."""
         images = images.to(self.device)
         recon = self.reconstruct(images)
-        maps, scores = anomaly_maps(images, recon, self.sigma)
+        maps, scores = anomaly_maps(images, recon, self.sigma, self.score_function)
         return recon.cpu(), maps.cpu(), scores.cpu()
 
     def score_maps(self, images: torch.Tensor) -> torch.Tensor:
-        """Anomaly maps (B, H, W): per-pixel squared error averaged over channels, Gaussian-smoothed."""
+        """Anomaly maps (B, H, W): the score function's error map (l2: squared error averaged over
+        channels), Gaussian-smoothed."""
         return self.outputs(images)[1]
 
     def score(self, images: torch.Tensor) -> torch.Tensor:

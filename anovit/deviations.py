@@ -44,7 +44,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
     Deviation("l2-CAE training set", "not stated",
               "the training images themselves each epoch, batch 16, linear output layer",
               "Bergmann et al.'s port trains on 10,000 augmented crops per epoch, batch 128, sigmoid output: "
-              "too slow for a CPU"),
+              "too slow for a CPU; on a small training split 200 epochs are few steps (25 cookie images: 400; "
+              "still improving on validation, docs/benchmark.md section 8)"),
     Deviation("Gaussian smoothing sigma", "not stated (sec. 4.2)",
               "4 x image size / 256 px (128 px: 2, 224 px: 3.5, 384 px: 6), stored in each run's training.json; "
               "runs without one: 4", "anomalib's PaDiM default (4 px at 256 px), scaled so it blurs the same share "

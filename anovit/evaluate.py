@@ -158,7 +158,8 @@ def evaluate_run(
                            seed=training.seed)
     test_set = subsample(test_set, max_images, training.seed)
     result = evaluate_detector(detector, test_set, batch_size=batch_size, progress=progress)
-    ckpt.update_metrics(run_dir, test={**result.summary(), "max_images": max_images, "dataset": name,
+    ckpt.update_metrics(run_dir, test={**result.summary(), "score": detector.score_function,
+                                       "max_images": max_images, "dataset": name,
                                        "category": category, "data_root": root})
     with open(run_dir / ckpt.TEST_SCORES, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=ROW_FIELDS)

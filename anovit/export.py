@@ -26,7 +26,8 @@ from . import __version__
 from . import checkpoint as ckpt
 from .errors import AnovitError
 from .inference import run_detector
-from .scoring import anomaly_maps
+from .runs import run_score
+from .scoring import DEFAULT_SCORE, anomaly_maps
 from .validation import non_negative_float
 
 OPSET = 18
@@ -93,10 +94,15 @@ def export_onnx(
 
     Without ``threshold``, the run's float32 detector fits one on the run's validation images
     (:func:`anovit.inference.run_detector`); without ``sigma``, the run's own (stored in its
-    training.json, :func:`anovit.runs.run_sigma`). Raises ExportError without the onnx extra.
+    training.json, :func:`anovit.runs.run_sigma`). Raises ExportError without the onnx extra, and for a
+    run whose score function is not "l2" (:func:`anovit.runs.run_score`).
     """
     require_onnx_extra("onnx", "onnxscript")
     run_dir = Path(run_dir)
+    score = run_score(run_dir)
+    if score != DEFAULT_SCORE:
+        raise ExportError(f"{run_dir} scores with {score!r}; the ONNX export bakes in eq. (6)'s l2 map only, "
+                          "so score this run with anovit itself (anovit score / evaluate).")
     detector = run_detector(run_dir, sigma, threshold)
     sigma = detector.sigma
     model, threshold = detector.model.cpu(), detector.threshold

@@ -12,7 +12,8 @@ from . import checkpoint as ckpt
 from .models import MODEL_LABELS
 
 TAGS = ("anomaly-detection", "anovit", "reconstruction", "safetensors")
-MODEL_TAGS = {"anovit": ("vision-transformer", "timm"), "cae": ("autoencoder", "l2-cae")}
+MODEL_TAGS = {"anovit": ("vision-transformer", "timm"), "cae": ("autoencoder", "l2-cae"),
+              "ssim-cae": ("autoencoder", "ssim-ae")}
 
 PAPER = (
     "Y. Lee and P. Kang, \"AnoViT: Unsupervised Anomaly Detection and Localization With Vision "
@@ -220,7 +221,7 @@ def render_model_card(config: dict[str, Any], training: dict[str, Any], metrics:
         f"```python\nfrom anovit.hub import load_pretrained\n\n"
         f"model = load_pretrained(\"{name}\", model_type=\"{model_type}\")  # safetensors only, eval mode\n```",
         "## Reference",
-        f"- {PAPER}" + (f"\n- l2-CAE baseline: {CAE_PAPER}" if model_type == "cae" else ""),
+        f"- {PAPER}" + (f"\n- {MODEL_LABELS[model_type]} baseline: {CAE_PAPER}" if model_type in ("cae", "ssim-cae") else ""),
         f"```bibtex\n{BIBTEX}\n```",
     ]
     return "\n\n".join(parts) + "\n"

@@ -80,29 +80,71 @@ def run_sigma(path: Path) -> float:
     return float(sigma) if sigma is not None else DEFAULT_SIGMA
 
 
-PROTOCOL_FIELDS = ("epochs_run", "lr", "batch_size", "max_train_images", "decoder", "image_size", "sigma")
+def run_score(path: Path) -> str:
+    """The score function a run's anomaly maps use (anovit.scoring.error_map): its training.json's
+    "score", else "l2" (eq. 6), that of runs trained before the score was recorded (and of pulled models)."""
+    from .scoring import DEFAULT_SCORE
+
+    training = Path(path) / ckpt.TRAINING
+    score = ckpt.read_json(training).get("score") if training.is_file() else None
+    return str(score) if score is not None else DEFAULT_SCORE
+
+
+PROTOCOL_FIELDS = ("epochs_run", "lr", "batch_size", "max_train_images", "decoder", "mask_ratio", "image_size",
+                   "score", "sigma")
 
 
 def run_protocol(path: Path) -> dict[str, Any]:
     """The training budget and scoring protocol of a run folder, for tables beside its numbers:
-    epochs run, learning rate, batch size, training images cap, decoder, image size and the sigma its
-    test metrics used (None where the folder or the value is missing)."""
-    path = Path(path)
-
-    def read(name: str) -> dict[str, Any]:
-        try:
-            data = ckpt.read_json(path / name) if (path / name).is_file() else {}
-        except CheckpointError:
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    training, config, metrics = read(ckpt.TRAINING), read(ckpt.CONFIG), read(ckpt.METRICS)
+    epochs run, learning rate, batch size, training images cap, decoder and mask ratio (AnoViT), image
+    size, and the score function and sigma its test metrics used (None where the folder or the value is
+    missing; runs from before the mask ratio and the score were recorded: 0 and "l2")."""
+    training, config, metrics = (_read_object(Path(path) / name) for name in (ckpt.TRAINING, ckpt.CONFIG, ckpt.METRICS))
     history = metrics.get("training", {}).get("history", [])
+    test = metrics.get("test", {})
+    anovit = config.get("model_type") == "anovit"
     return {
         "epochs_run": len(history) or None, "lr": training.get("lr"), "batch_size": training.get("batch_size"),
         "max_train_images": training.get("max_train_images"),
-        "decoder": config.get("decoder", "stable") if config.get("model_type") == "anovit" else None,
-        "image_size": config.get("image_size"), "sigma": metrics.get("test", {}).get("sigma"),
+        "decoder": config.get("decoder", "stable") if anovit else None,
+        "mask_ratio": config.get("mask_ratio", 0.0) if anovit else None, "image_size": config.get("image_size"),
+        "score": test.get("score", "l2") if test else None, "sigma": test.get("sigma"),
+    }
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    """A JSON object file's content; {} when it is missing, unreadable or not an object."""
+    try:
+        data = ckpt.read_json(path) if path.is_file() else {}
+    except CheckpointError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+SWITCH_FIELDS = ("model", "preset", "encoder", "pretrained", "decoder", "mask_ratio", "loss", "score", "sigma",
+                 "epochs", "lr", "image_size", "seed")
+
+
+def run_switches(path: Path) -> dict[str, Any]:
+    """The settings an ablation compares, of one run folder, with the defaults of runs recorded before a
+    setting existed: model and preset; AnoViT's encoder, pretrained, decoder ("stable") and mask_ratio (0;
+    None for the autoencoders); the loss and score function ("l2"), the sigma (training.json's, else
+    DEFAULT_SIGMA), epochs, lr, image size and seed (None where training.json is missing)."""
+    from .scoring import DEFAULT_SCORE
+
+    path = Path(path)
+    training, config = _read_object(path / ckpt.TRAINING), _read_object(path / ckpt.CONFIG)
+    anovit = config.get("model_type") == "anovit"
+    return {
+        "model": config.get("model_type"), "preset": training.get("preset"),
+        "encoder": config.get("encoder") if anovit else None,
+        "pretrained": bool(config.get("pretrained") or config.get("encoder_weights")) if anovit else None,
+        "decoder": config.get("decoder", "stable") if anovit else None,
+        "mask_ratio": float(config.get("mask_ratio", 0.0)) if anovit else None,
+        "loss": training.get("loss", DEFAULT_SCORE) if training else None,
+        "score": run_score(path), "sigma": run_sigma(path),
+        "epochs": training.get("epochs"), "lr": training.get("lr"),
+        "image_size": config.get("image_size"), "seed": training.get("seed"),
     }
 
 

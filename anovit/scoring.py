@@ -4,6 +4,10 @@
 - eq. (6)  :func:`score_map`            M = ||X_ij - f(X_ij)||^2, averaged over channels
 - smoothing :func:`gaussian_smooth`     the Gaussian post-processing of section 4.3
 - eq. (7)  :func:`image_score`          s_a = max M
+
+Beyond the paper, :func:`error_map` gives the map of a run's score function (``"l2"``: eq. (6), the
+default; ``"ssim"``, ``"msgms"``: :mod:`anovit.structural`), and :func:`training_loss` the loss of a
+run (``"l2"``: eq. (1); ``"ssim"``: the mean 1 - SSIM of the SSIM-AE, Bergmann et al. 2019b).
 """
 
 from __future__ import annotations
@@ -13,6 +17,10 @@ import math
 import torch
 
 from .models import DEFAULT_SIGMA  # noqa: F401  (one home: with the presets; the default of the functions below)
+from .models import LOSSES, SCORE_FUNCTIONS
+from .structural import msgms_error_map, ssim_error_map
+
+DEFAULT_SCORE = SCORE_FUNCTIONS[0]  # eq. (6), the paper's
 
 
 def reconstruction_loss(images: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
@@ -34,6 +42,31 @@ def score_map(images: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
             f"expected images and recon of one shape (B, C, H, W); got {tuple(images.shape)} and {tuple(recon.shape)}"
         )
     return (images.float() - recon.float()).pow(2).mean(dim=1)
+
+
+def check_score(score: str) -> str:
+    """``score`` if it names a score function (:data:`SCORE_FUNCTIONS`); ValueError otherwise."""
+    if score not in SCORE_FUNCTIONS:
+        raise ValueError(f"score function must be one of {list(SCORE_FUNCTIONS)}; got {score!r}")
+    return score
+
+
+def error_map(images: torch.Tensor, recon: torch.Tensor, score: str = DEFAULT_SCORE) -> torch.Tensor:
+    """The per-pixel error map (B, H, W) of score function ``score``: "l2" (eq. 6, :func:`score_map`),
+    "ssim" (1 - local SSIM) or "msgms" (1 - multi-scale GMS); ValueError for another name."""
+    if check_score(score) == "l2":
+        return score_map(images, recon)
+    return ssim_error_map(images, recon) if score == "ssim" else msgms_error_map(images, recon)
+
+
+def training_loss(images: torch.Tensor, recon: torch.Tensor, loss: str = DEFAULT_SCORE) -> torch.Tensor:
+    """The batch loss of a run: "l2" is eq. (1) (:func:`reconstruction_loss`), "ssim" the mean of the
+    1 - SSIM map (the SSIM-AE's loss); ValueError for another name."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {list(LOSSES)}; got {loss!r}")
+    if loss == "l2":
+        return reconstruction_loss(images, recon)
+    return ssim_error_map(images, recon).mean()
 
 
 def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> torch.Tensor:
@@ -92,7 +125,8 @@ def image_score(maps: torch.Tensor) -> torch.Tensor:
     return maps.flatten(1).amax(dim=1)
 
 
-def anomaly_maps(images: torch.Tensor, recon: torch.Tensor, sigma: float = DEFAULT_SIGMA) -> tuple[torch.Tensor, torch.Tensor]:
-    """Smoothed score maps (eq. 6 + smoothing) and image scores (eq. 7) in one call."""
-    maps = gaussian_smooth(score_map(images, recon), sigma)
+def anomaly_maps(images: torch.Tensor, recon: torch.Tensor, sigma: float = DEFAULT_SIGMA,
+                 score: str = DEFAULT_SCORE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Smoothed score maps (eq. 6, or ``score``'s :func:`error_map`, + smoothing) and image scores (eq. 7)."""
+    maps = gaussian_smooth(error_map(images, recon, score), sigma)
     return maps, image_score(maps)

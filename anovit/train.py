@@ -1,4 +1,4 @@
-"""One trainer for AnoViT and the l2-CAE: l2 loss (eq. 1) on normal images, Adam with gradient-norm
+"""One trainer for AnoViT, the l2-CAE and the SSIM-AE: the run's loss (eq. 1's l2, or SSIM) on normal images, Adam with gradient-norm
 clipping, the paper's augmentations (per batch, on the device), a validation split with best-epoch
 selection, bf16 autocast where supported, a progress callback, an atomic checkpoint every epoch
 and resume after a kill.
@@ -26,7 +26,7 @@ from .models import build_model
 from .run_lock import run_lock
 from .runs import default_checkpoint_dir
 from .runtime import autocast, resolve_device, use_bf16
-from .scoring import reconstruction_loss
+from .scoring import training_loss
 from .resume import load_resume_point, save_resume_point
 from .train_config import TrainConfig, model_config
 
@@ -79,7 +79,7 @@ def recorded_epochs(run_dir: Path) -> int | None:
     return int(ckpt.read_json(path)["epochs"]) if path.is_file() else None
 
 
-def _val_loss(model: nn.Module, loader: DataLoader, device: torch.device, bf16: bool) -> float:
+def _val_loss(model: nn.Module, loader: DataLoader, device: torch.device, bf16: bool, loss: str) -> float:
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
@@ -87,7 +87,7 @@ def _val_loss(model: nn.Module, loader: DataLoader, device: torch.device, bf16: 
             images = batch["image"].to(device)
             with autocast(device, bf16):
                 recon = model(images)
-            total += reconstruction_loss(images, recon).item() * len(images)
+            total += training_loss(images, recon, loss).item() * len(images)
             count += len(images)
     return total / max(count, 1)
 
@@ -179,7 +179,7 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, overwrite: b
                 images = augment(images)
             with autocast(device, bf16):
                 recon = model(images)
-            loss = reconstruction_loss(images, recon)
+            loss = training_loss(images, recon, config.loss)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 raise _diverged(config, loss_value, epoch, step, steps, bf16, best_epoch)
@@ -196,7 +196,7 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, overwrite: b
             if should_stop is not None and should_stop():
                 stopped = True
                 break
-        val_loss = _val_loss(model, val_loader, device, bf16)
+        val_loss = _val_loss(model, val_loader, device, bf16, config.loss)
         record = {"epoch": epoch, "train_loss": running / max(seen, 1), "val_loss": val_loss,
                   "seconds": time.perf_counter() - t0, "images_per_s": seen / max(time.perf_counter() - t0, 1e-9)}
         history.append(record)

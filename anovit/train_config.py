@@ -9,12 +9,12 @@ from typing import Any
 
 from . import checkpoint as ckpt
 from .augment import AugmentConfig
-from .data import category_kind, dataset_spec, default_augment
+from .data import category_kind, dataset_spec, default_augment, fixed_classes
 from .data.registry import ONE_CLASS
 from .data.splits import DEFAULT_VAL_FRACTION
 from .errors import CheckpointError, ConfigError
-from .models import MODELS, PRESETS, default_sigma, make_config, training_defaults
-from .models.cae import latent_dim_for
+from .models import LOSSES, MODELS, PRESETS, SCORE_FUNCTIONS, default_sigma, make_config, training_defaults
+from .models.cae import L2CAEConfig, latent_dim_for
 from .validation import absolute_path, check_bool, check_number, check_optional_number, check_str
 
 
@@ -43,6 +43,11 @@ class TrainConfig:
     # Gaussian smoothing of the score maps (px) the run is evaluated with; None: models.default_sigma
     # of the model's image size (see models.SIGMA_SOURCE).
     sigma: float | None = None
+    # Training loss and the score function of the anomaly maps (models.LOSSES, models.SCORE_FUNCTIONS);
+    # None: the preset's (TRAINING_DEFAULTS; "l2", the paper's, except for ssim-cae and cpu-tiny-masked).
+    # Runs recorded before these fields were l2 throughout (anovit.runs.run_score).
+    loss: str | None = None
+    score: str | None = None
     augment: AugmentConfig | None = None  # None: anovit.data.default_augment (the dataset's flip rule)
     bf16: bool | None = None
     device: str = "auto"
@@ -56,7 +61,7 @@ class TrainConfig:
         from .data import DATASETS
 
         check_str("dataset", self.dataset, choices=DATASETS)
-        check_str("category", self.category)
+        check_str("category", self.category, choices=fixed_classes(self.dataset))
         check_str("data_root", self.data_root, optional=True)
         self.data_root = absolute_path(self.data_root)
         check_str("model", self.model, choices=MODELS)
@@ -75,6 +80,8 @@ class TrainConfig:
         check_optional_number("max_train_images", self.max_train_images, integer=True, minimum=1)
         check_bool("bf16", self.bf16, optional=True)
         check_str("device", self.device)
+        check_str("loss", self.loss, optional=True, choices=LOSSES)
+        check_str("score", self.score, optional=True, choices=SCORE_FUNCTIONS)
         check_number("seed", self.seed, integer=True, minimum=0)
         if self.augment is not None and not isinstance(self.augment, AugmentConfig):
             raise ConfigError(f"field 'augment' must be an augmentation config; got {self.augment!r}")
@@ -85,8 +92,12 @@ class TrainConfig:
             self.lr = defaults.lr
         if self.augment is None:
             self.augment = default_augment(self.dataset, self.category)
+        if self.loss is None:
+            self.loss = defaults.loss
+        if self.score is None:
+            self.score = defaults.score
         if self.sigma is None:
-            self.sigma = default_sigma(model_config(self).image_size)
+            self.sigma = defaults.sigma if defaults.sigma is not None else default_sigma(model_config(self).image_size)
 
     def run_name(self) -> str:
         """Default folder name of the run under checkpoints/."""
@@ -142,6 +153,6 @@ def model_config(config: TrainConfig) -> Any:
     (:func:`paper_setting`), the category kind's l2-CAE latent size (Bergmann et al.: 100 for
     textures, 500 for objects; 100 where the kind is unknown), then ``config.model_overrides``."""
     by_data = paper_setting(config.model, config.preset, config.dataset)
-    if config.model == "cae":
+    if MODELS[config.model][0] is L2CAEConfig:  # the l2-CAE and the SSIM-AE
         by_data["latent_dim"] = latent_dim_for(category_kind(config.dataset, config.category))
     return make_config(config.model, config.preset, **{**by_data, **config.model_overrides})

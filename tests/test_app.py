@@ -80,6 +80,8 @@ def test_home_first_step_starts_the_suggested_job(checkpoints, monkeypatch):
     # the README's first command (the same class, model and preset) trains into another folder
     readme = TrainConfig(dataset="synthetic", category="weave", model="anovit", preset="cpu-tiny", epochs=10)
     assert default_run_dir(readme) != run_dir
+    page().button[1].click().run()  # the l2-CAE: its own budget, 5x AnoViT's epochs (it trains ~5x faster)
+    assert (started[1][0].model, started[0][0].epochs, started[1][0].epochs) == ("cae", 5, 25)
 
 
 def test_train_page_runs_a_tiny_job_to_completion(checkpoints, synthetic_root):

@@ -96,7 +96,7 @@ def test_config_dataclasses_check_their_fields():
     for field, value, message in (("lr", -1.0, "field 'lr' must be a number > 0; got -1.0"),
                                   ("batch_size", 0, "field 'batch_size' must be an integer >= 1; got 0"),
                                   ("val_fraction", 1.0, "field 'val_fraction' must be a number > 0 and < 1"),
-                                  ("model", "vae", "field 'model' must be one of ['anovit', 'cae']; got 'vae'"),
+                                  ("model", "vae", "field 'model' must be one of ['anovit', 'cae', 'ssim-cae']; got 'vae'"),
                                   ("bf16", "yes", "field 'bf16' must be true or false or null; got 'yes'")):
         with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
             TrainConfig(**{field: value})

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from anovit.app.training import make_train_config
-from anovit.cli import build_parser
+from anovit.cli import build_parser, resolve_category
 from anovit.data import default_augment, flip_rule
 from anovit.evaluate import EVAL_BATCH_SIZE
 from anovit.models import PRESETS, TRAINING_DEFAULTS, default_sigma, make_config, training_defaults
@@ -36,8 +36,9 @@ def test_every_preset_has_training_defaults():
 def test_cli_reads_the_defaults():
     train = build_parser().parse_args(["train"])
     config = TrainConfig()
-    for name in ("dataset", "category", "model", "preset", "batch_size", "val_fraction", "grad_clip", "seed"):
+    for name in ("dataset", "model", "preset", "batch_size", "val_fraction", "grad_clip", "seed"):
         assert getattr(train, name) == getattr(config, name), name
+    assert train.category is None and resolve_category(train.dataset, train.category) == config.category
     assert train.epochs is None and train.lr is None  # the preset's, resolved by TrainConfig
     assert train.sigma is None  # resolved by TrainConfig from the image size (models.default_sigma)
     assert config.sigma == default_sigma(make_config(config.model, config.preset).image_size)

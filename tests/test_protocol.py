@@ -59,3 +59,16 @@ def test_sigma_scales_with_the_image_size_and_is_stored():
     assert TrainConfig().sigma == 2.0  # cpu-tiny, 128 px
     assert TrainConfig(model_overrides={"image_size": 384}).sigma == 6.0
     assert TrainConfig(sigma=5.0).sigma == 5.0
+
+
+def test_a_category_is_never_inherited_from_another_dataset(capsys, tmp_path):
+    # issue 12's check as written: no --category; MNIST's first class, not the synthetic default "weave"
+    printed = _print_config(capsys, "--dataset", "mnist", "--preset", "paper")
+    assert printed["training"]["category"] == "0"
+    assert (printed["model"]["image_size"], printed["model"]["encoder"]) == (224, "vit_base_patch16_224")
+    # a folder dataset's categories are its folders: nothing to default to, one sentence
+    assert main(["train", "--dataset", "mvtec", "--data-root", str(tmp_path), "--print-config"]) == 2
+    assert "--category is required with --dataset mvtec" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="field 'category' must be one of .*'9'.*got 'weave'"):
+        TrainConfig(dataset="mnist", category="weave")
+    assert TrainConfig(dataset="mvtec", category="cookie").category == "cookie"  # custom MVTec-layout folder

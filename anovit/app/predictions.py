@@ -18,7 +18,7 @@ from .. import checkpoint as ckpt
 from ..detector import SCORE_BATCH_SIZE, Detector, Progress
 from ..evaluate import ROW_FIELDS, evaluate_detector
 from ..metrics import BinnedROC
-from ..runs import RunInfo, run_sigma
+from ..runs import RunInfo, run_score, run_sigma
 from ..scoring import DEFAULT_SIGMA
 from .pickers import DataRef, describe_items, load_dataset, load_model_cached, weights_mtime
 
@@ -41,7 +41,7 @@ class _Bar:
 def detector_for(run_dir: Path, sigma: float | None = None) -> Detector:
     """The run's :class:`~anovit.detector.Detector` (cached model; bf16 where the CPU supports it), no threshold."""
     sigma = run_sigma(Path(run_dir)) if sigma is None else sigma  # None: the run's own (its training.json)
-    return Detector(load_model_cached(Path(run_dir)), sigma=sigma)
+    return Detector(load_model_cached(Path(run_dir)), sigma=sigma, score_function=run_score(Path(run_dir)))
 
 
 def _uint8(images: torch.Tensor) -> np.ndarray:

@@ -18,7 +18,7 @@ from .. import checkpoint as ckpt
 from ..data import DATASETS, dataset_spec, default_augment, flip_rule, list_classes
 from ..errors import AnovitError
 from ..jobs import JOB_FILE, LOG_FILE, JobState, cancel_job, delete_run, list_jobs, read_job, start_job, unique_run_dir
-from ..models import MODEL_LABELS, PRESETS, describe_training_default, training_defaults
+from ..models import MODEL_LABELS, PRESETS, SCORE_FUNCTIONS, describe_training_default, training_defaults
 from ..network import hub_reachable
 from ..runs import default_checkpoint_dir
 from ..train_config import TrainConfig, model_config
@@ -56,14 +56,17 @@ def make_train_config(
     pretrained: bool | None = None,
     image_size: int | None = None,
     encoder: str | None = None,
+    mask_ratio: float | None = None,
+    score: str | None = None,
 ) -> TrainConfig:
     """The TrainConfig of the form's values; None keeps TrainConfig's default (epochs and lr: the preset's).
     Flips default to the dataset's rule (no flip that makes a normal image look defective);
-    ``pretrained`` and ``encoder`` only apply to AnoViT (None keeps the preset's); ``image_size`` None
-    keeps the preset's (the paper preset's follows the dataset)."""
+    ``pretrained``, ``encoder`` and ``mask_ratio`` only apply to AnoViT (None keeps the preset's);
+    ``image_size`` None keeps the preset's (the paper preset's follows the dataset); ``score`` None: the preset's."""
     overrides: dict = {"image_size": int(image_size)} if image_size else {}
     if model == "anovit":
-        overrides.update({k: v for k, v in (("pretrained", pretrained), ("encoder", encoder or None)) if v is not None})
+        overrides.update({k: v for k, v in (("pretrained", pretrained), ("encoder", encoder or None),
+                                            ("mask_ratio", mask_ratio)) if v is not None})
     counts = {"epochs": epochs, "batch_size": batch_size, "seed": seed}  # number inputs may give floats
     given = {k: int(v) for k, v in counts.items() if v is not None} | ({"lr": float(lr)} if lr is not None else {})
     return TrainConfig(
@@ -74,6 +77,7 @@ def make_train_config(
         preset=preset,
         model_overrides=overrides,
         augment=default_augment(dataset, category, affine=affine, hflip=hflip, vflip=vflip),
+        score=score,
         **given,
     )
 
@@ -145,7 +149,8 @@ def _form() -> None:
     category = c1.selectbox("Class (the normal class)", classes)
     model = c2.radio("Model", list(MODEL_LABELS), format_func=MODEL_LABELS.get, horizontal=True)
     preset = c2.selectbox(
-        "Preset", list(PRESETS[model]), help="cpu-tiny: minutes on a CPU; paper: ViT-B/16 at 384 px, a GPU job"
+        "Preset", list(PRESETS[model]), help="cpu-tiny: minutes on a CPU; paper: ViT-B/16 at 384 px, a GPU job; "
+                                             "cpu-tiny-masked: masked-patch inpainting from scratch (beyond the paper)"
     )
     pretrained = None
     if model == "anovit":
@@ -163,6 +168,15 @@ def _form() -> None:
     encoder = None
     if model == "anovit":
         encoder = c2.text_input("Encoder (timm ViT/DeiT name)", resolved.encoder, key=f"enc-{preset}-{dataset}")
+    mask_ratio = None
+    if model == "anovit":
+        mask_ratio = c2.number_input("Mask ratio", 0.0, 0.9, float(resolved.mask_ratio), step=0.05,
+                                     key=f"mask-{preset}", help="share of patches hidden in training; at test, "
+                                     "round(1/ratio) complementary passes (0: the paper's AnoViT)")
+    defaults = training_defaults(model, preset)
+    score = c2.selectbox("Score function", SCORE_FUNCTIONS, index=SCORE_FUNCTIONS.index(defaults.score),
+                         key=f"score-{model}-{preset}", help="l2: eq. (6), the paper's; ssim: 1 - local SSIM "
+                         "(SSIM-AE); msgms: 1 - multi-scale gradient magnitude similarity (RIAD, InTra)")
     for check, value, what in ((image_size_arg, str(int(image_size)), "Image size"), (encoder_arg, encoder, "Encoder")):
         if value is None:
             continue
@@ -171,7 +185,6 @@ def _form() -> None:
         except ArgumentTypeError as err:
             c2.error(f"{what} {err}.")
             return
-    defaults = training_defaults(model, preset)
     epochs = c3.number_input("Epochs", 1, 1000, defaults.epochs, key=f"epochs-{model}-{preset}",
                              help=f"the default is the preset's ({describe_training_default('epochs')})")
     batch_size = c3.number_input("Batch size", 1, 512, TrainConfig.default("batch_size"))
@@ -198,6 +211,8 @@ def _form() -> None:
         pretrained=pretrained,
         image_size=image_size if image_size != resolved.image_size else None,
         encoder=encoder if model == "anovit" and encoder != resolved.encoder else None,
+        mask_ratio=mask_ratio if model == "anovit" and mask_ratio != resolved.mask_ratio else None,
+        score=score,
     )
     suggested = unique_run_dir(default_checkpoint_dir(), config.run_name()).name
     name = st.text_input("Run name (folder under checkpoints/)", value=suggested)

@@ -29,7 +29,7 @@ from .mvtec_ad import MVTEC_CATEGORIES, download_mvtec
 from .one_class import OneClassDataset, one_class_split
 from .paths import default_data_dir
 from .registry import (
-    DATASETS, FOLDER, LAYOUT, REGISTRY, DatasetSpec, dataset_spec, default_augment, flip_rule,
+    DATASETS, FOLDER, LAYOUT, REGISTRY, DatasetSpec, dataset_spec, default_augment, fixed_classes, flip_rule,
 )
 from .splits import DEFAULT_VAL_FRACTION, split_indices
 from .synthetic import CATEGORIES, CATEGORY_KIND, DEFECT_TYPES, ensure_synthetic
@@ -42,7 +42,7 @@ __all__ = [
     "CATEGORIES", "CATEGORY_KIND", "DATASETS", "DEFECT_TYPES", "DIGIT_CLASSES", "MVTEC_CATEGORIES", "REGISTRY",
     "SPLITS", "DatasetSpec", "ImageFolderDataset", "MVTecLayoutDataset", "OneClassDataset", "category_kind",
     "check_category", "check_tree", "dataset_spec", "default_augment", "default_data_dir", "digits_one_class",
-    "download_mvtec", "ensure_synthetic", "flip_rule", "format_report", "get_dataset", "has_masks",
+    "download_mvtec", "ensure_synthetic", "fixed_classes", "flip_rule", "format_report", "get_dataset", "has_masks",
     "list_categories", "list_classes", "one_class_split", "split_indices", "train_val_datasets",
 ]
 

@@ -85,6 +85,14 @@ def dataset_spec(name: str) -> DatasetSpec:
     return REGISTRY[name]
 
 
+def fixed_classes(name: str) -> tuple[str, ...] | None:
+    """The only categories `name` has (e.g. "0".."9" for MNIST), or None where the categories are the
+    folders under --data-root (MVTec AD layout and image folders: a custom MVTec-layout folder may hold
+    any category)."""
+    spec = dataset_spec(name)
+    return None if spec.needs_root else spec.classes
+
+
 def flip_rule(dataset: str, category: str) -> tuple[bool, bool, str]:
     """(horizontal flip, vertical flip, why) for training on `dataset`/`category`."""
     if dataset == "mvtec" and category in MVTEC_CATEGORIES:

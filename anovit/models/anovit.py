@@ -35,6 +35,16 @@ its ReLU, lies in [0, inf)); bilinear upsampling to the input size comes last::
     1-3    D -> 256 -> 128 -> 64, k3 s1 p0      g+2, g+4, g+6
     4-6    64 -> 32 -> 16 -> C,  k3 s2 p1       2(g+6)-1, ...  (24 -> 233 at 384 px)
     upsample (bilinear) to the input size
+
+Masked-patch inpainting (``mask_ratio`` > 0; 0, the default, is the paper's model, unchanged): the
+patch tokens of hidden patches are replaced by one learned mask token right after the patch
+embedding and *before* the position embedding is added (as SimMIM does), so a hidden token still
+carries its position and the decoder still sees the full grid. In training (``model.train()``) each
+image hides ``round(mask_ratio * N)`` random patches and the trainer's loss covers the whole image,
+hidden and visible patches weighted alike (the visible ones are near-identity and cheap; the hidden
+ones carry the signal). In evaluation the reconstruction is composed from K = round(1/mask_ratio)
+passes with complementary masks, each pixel from the pass that hid its patch (:mod:`anovit.models.masking`):
+K forward passes per image.
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from .masking import complementary_masks, compose, hide_tokens, pixel_mask, random_mask, inference_passes
 from ..validation import check_bool, check_in, check_int_list, check_number, check_str
 from .encoder import create_encoder
 
@@ -63,6 +74,7 @@ class AnoViTConfig:
     encoder_weights: str | None = None
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16, 16)
     decoder: str = "stable"  # "stable" (GroupNorm, linear 3x3 head) or "paper" (sec. 4.2 as written)
+    mask_ratio: float = 0.0  # share of patches hidden (masked-patch inpainting); 0: the paper's AnoViT
 
     def __post_init__(self) -> None:
         """Check every field where the config is built (ConfigError naming the field), before timm sees it."""
@@ -81,6 +93,7 @@ class AnoViTConfig:
         check_bool("pretrained", self.pretrained)
         check_str("encoder_weights", self.encoder_weights, optional=True)
         check_str("decoder", self.decoder, choices=DECODERS)
+        check_number("mask_ratio", self.mask_ratio, minimum=0, maximum=0.9)
         self.decoder_channels = check_int_list("decoder_channels", self.decoder_channels, 6)
         odd = [c for c in self.decoder_channels if c > 8 and c % 8]
         if odd and self.decoder == "stable":
@@ -144,25 +157,59 @@ class AnoViT(nn.Module):
         else:
             self.decoder, self.head = stable_decoder(width, channels, self.encoder.patch_embed.patch_size[0],
                                                      config.in_channels)
+        if config.mask_ratio > 0:  # only then: a paper model's parameters, state dict and RNG use stay as they were
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
+            nn.init.trunc_normal_(self.mask_token, std=0.02)
+            grid = tuple(self.encoder.patch_embed.grid_size)
+            masks = complementary_masks(grid[0] * grid[1], inference_passes(config.mask_ratio))
+            self.register_buffer("test_masks", masks, persistent=False)
 
     @property
     def num_prefix_tokens(self) -> int:
         """Tokens before the patch tokens (cls, distillation, registers) that the map drops."""
         return int(getattr(self.encoder, "num_prefix_tokens", 1))
 
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        """The feature map F (B, D, sqrt(N), sqrt(N)): patch embeddings back on their grid."""
+    def masked_features(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """timm's ``forward_features`` of normalised ``x`` with the tokens hidden by ``mask`` ((B, N) or
+        (N,) bool) replaced by the mask token between the patch embedding and the position embedding."""
+        enc = self.encoder
+        tokens = hide_tokens(enc.patch_embed(x), mask, self.mask_token)
+        tokens = enc.norm_pre(enc.patch_drop(enc._pos_embed(tokens)))
+        return enc.norm(enc.blocks(tokens))
+
+    def feature_map(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The feature map F (B, D, sqrt(N), sqrt(N)): patch embeddings back on their grid; ``mask``
+        (B, N) or (N,) bool hides patches (needs ``mask_ratio`` > 0)."""
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
-        tokens = self.encoder.forward_features((x - self.mean) / self.std)
+        x = (x - self.mean) / self.std
+        tokens = self.encoder.forward_features(x) if mask is None else self.masked_features(x, mask)
         patches = tokens[:, self.num_prefix_tokens :]
         h, w = self.encoder.patch_embed.grid_size
         return patches.transpose(1, 2).reshape(x.shape[0], patches.shape[2], h, w)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruct ``x`` (B, C, H, W), pixel values in [0, 1], as (B, C, H, W): unbounded for the
-        stable decoder (linear head), in [0, inf) for the paper's (ReLU last)."""
-        out = self.decoder(self.feature_map(x))
+    def reconstruct(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """One decoder pass over :meth:`feature_map` (``mask``: the patches hidden, None: none)."""
+        out = self.decoder(self.feature_map(x, mask))
         if out.shape[-2:] != x.shape[-2:]:
             out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return self.head(out)
+
+    def inpaint(self, x: torch.Tensor) -> torch.Tensor:
+        """The test-time reconstruction of a masked model: K passes with the complementary masks
+        ``test_masks`` (K, N), each pixel taken from the pass that hid its patch."""
+        grid, patch = tuple(self.encoder.patch_embed.grid_size), self.encoder.patch_embed.patch_size[0]
+        masks = list(self.test_masks)
+        recons = [self.reconstruct(x, m) for m in masks]
+        return compose(recons, [pixel_mask(m.unsqueeze(0), grid, patch, tuple(x.shape[-2:])) for m in masks])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x`` (B, C, H, W), pixel values in [0, 1], as (B, C, H, W): unbounded for the
+        stable decoder (linear head), in [0, inf) for the paper's (ReLU last). With ``mask_ratio`` > 0:
+        random patches hidden per image in training mode, :meth:`inpaint` (K passes) in eval mode."""
+        if self.config.mask_ratio == 0:
+            return self.reconstruct(x)
+        if self.training:
+            n = self.test_masks.shape[1]
+            return self.reconstruct(x, random_mask(x.shape[0], n, self.config.mask_ratio, device=x.device))
+        return self.inpaint(x)

@@ -25,6 +25,9 @@ bottleneck is larger than 8 and even (256 px: one, 8x8 bottleneck as published; 
 placed first; since the leading convolutions are all ``4x4 s2 32``, the layer sequence is exactly
 Bergmann et al.'s. The input size must be a multiple of 16.
 
+The SSIM-AE (:class:`SSIMCAE`, model name "ssim-cae") is the same network trained with the SSIM loss
+and scored with 1 - SSIM (Bergmann et al. 2019b); only its name, and so its run's training defaults, differ.
+
 Latent size d: ``latent_dim_for(kind)`` gives Bergmann et al.'s 100 for textures and 500 for
 objects; the trainer applies it per category kind (MVTec AD and synthetic know theirs).
 """
@@ -126,3 +129,10 @@ class L2CAE(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``x`` (B, C, H, W), pixel values in [0, 1]; the output is unbounded (linear layer)."""
         return self.decoder(self.encoder(x))
+
+
+class SSIMCAE(L2CAE):
+    """The SSIM-AE of Bergmann et al. (2019b): :class:`L2CAE`'s network, trained with the SSIM loss
+    and scored with 1 - SSIM (its loss and score are training defaults of the "ssim-cae" model)."""
+
+    model_type = "ssim-cae"
