@@ -85,6 +85,15 @@ def runs_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["class", "model", "budget", "runs"])
 
 
+def display_models(cells: pd.DataFrame) -> pd.DataFrame:
+    """:func:`anovit.provenance.model_cells` for people: model labels, "mean ± std" with 3 decimals."""
+    return pd.DataFrame({
+        "type": cells["type"], "class": cells["class"], "model": cells["model"].map(lambda m: MODEL_LABELS.get(m, m)),
+        "value": [_mean_std(m, d) for m, d in zip(cells["mean"], cells["std"])], "seeds": cells["n"],
+        "budget": cells["budget"], "runs": cells["runs"],
+    })
+
+
 def display_overall(top: pd.DataFrame) -> pd.DataFrame:
     """:func:`anovit.report.overall` as strings for people: readable column names, 3 decimals, the absolute
     and relative difference, the paper's Table 1 row beside ours, blanks where there is none."""

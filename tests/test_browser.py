@@ -237,7 +237,7 @@ def grid_cells(page, header: str) -> list[str]:
     return [t.strip() for t in cells.evaluate_all("cells => cells.map(c => c.textContent)")]
 
 
-RUN_ROW = ("counts", "run folder", "model", "class", "seed", "budget", "finished", "image AUROC", "source")
+RUN_ROW = ("counts", "run folder", "model", "class", "seed", "budget", "recipe", "finished", "image AUROC", "source")
 
 
 def test_results_cells_name_their_runs(trained_server, browser):
@@ -250,7 +250,8 @@ def test_results_cells_name_their_runs(trained_server, browser):
         comparison, runs, editor = (grid_cells(page, h) for h in ("abs. diff.", "runs", "run folder"))
         assert "1 epoch / 1 epoch" in comparison, comparison
         for name in ("weave-cae", "weave-anovit"):
-            assert any(t.startswith("1 epoch: ") and f"{name} (seed 0, " in t for t in runs), runs
+            # its setting (budget, then the recipe its folder records), then the run
+            assert any(t.startswith("1 epoch (lr ") and "sigma" in t and f"): {name} (seed 0, " in t for t in runs), runs
         rows = [editor[i : i + len(RUN_ROW)] for i in range(0, len(editor), len(RUN_ROW))]
         for name in ("weave-cae", "weave-anovit"):  # one row per run, ticked: it counts by default
             assert any(r[0] == "true" and r[1] == name and r[5] == "1 epoch" for r in rows), editor
