@@ -8,6 +8,7 @@ Skips (with the reason) where chromium or playwright are not installed; `.ci/run
 
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -255,5 +256,27 @@ def test_results_cells_name_their_runs(trained_server, browser):
         rows = [editor[i : i + len(RUN_ROW)] for i in range(0, len(editor), len(RUN_ROW))]
         for name in ("weave-cae", "weave-anovit"):  # one row per run, ticked: it counts by default
             assert any(r[0] == "true" and r[1] == name and r[5] == "1 epoch" for r in rows), editor
+    finally:
+        page.close()
+
+
+def test_gallery_tiles_enlarge_on_click(trained_server, browser):
+    """Gallery: every tile has a fullscreen button named by its caption; clicking one shows the tile enlarged."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    try:
+        page.goto(trained_server)
+        settle(page, "AnoViT explorer")
+        page.goto(f"{trained_server}/Gallery")
+        settle(page, "Gallery", timeout_s=300)
+        tiles = page.locator('[data-testid="stImage"] img')
+        tiles.first.wait_for(timeout=60_000)
+        buttons = page.get_by_role("button", name=re.compile(r"^Fullscreen: #\d+ · "))
+        assert buttons.count() == 24  # one per tile of the first page
+        small = tiles.nth(3).bounding_box()["width"]
+        tiles.nth(3).hover()
+        buttons.first.click(force=True)
+        page.wait_for_timeout(1000)
+        widths = [b["width"] for b in (tiles.nth(i).bounding_box() for i in range(tiles.count())) if b]
+        assert max(widths) > 2 * small, (small, widths)
     finally:
         page.close()
