@@ -100,7 +100,8 @@ def default_counted(df: pd.DataFrame) -> pd.Series:
 
 
 def describe_runs(rows: pd.DataFrame) -> str:
-    """The runs of one cell in words: per setting (budget and recipe), each run's folder, seed and finish time."""
+    """The runs of one cell in words: each run's folder, seed and finish time; when the runs differ in their
+    setting (budget and recipe), grouped under each setting ("setting: runs | setting: runs")."""
     setting = pd.Series(settings_of(rows), index=rows.index)
     parts = []
     for each in sorted(set(setting)):
@@ -109,19 +110,21 @@ def describe_runs(rows: pd.DataFrame) -> str:
             f"{r.run or '(no folder)'} (seed {r.seed}, {str(r.finished_at)[:16].replace('T', ' ') or 'time unknown'})"
             for r in same.sort_values("seed").itertuples()
         )
-        parts.append(f"{each}: {runs}")
+        parts.append(f"{each}: {runs}" if setting.nunique() > 1 else runs)
     return " | ".join(parts)
 
 
 def cell_stats(rows: pd.DataFrame, metric: str, prefix: str) -> dict[str, Any]:
     """Mean, sample std and count of ``metric`` over the runs of one cell, its budget and its runs named
-    (keys ``prefix``_mean, _std, _n, _budget, _runs). Runs of different settings (budget or recipe) are not
+    (keys ``prefix``_mean, _std, _n, _budget, _recipe, _runs). Runs of different settings (budget or recipe) are not
     averaged: mean and std NaN, budget "mixed"."""
     mixed = len(set(settings_of(rows))) > 1
     values = rows[metric].dropna()
     found = budgets(rows)
+    recipes = sorted(set(rows["recipe"]))
     cell = {f"{prefix}_n": len(rows) if mixed else len(values), f"{prefix}_runs": describe_runs(rows),
-            f"{prefix}_budget": MIXED if mixed else (found[0] if found else "")}
+            f"{prefix}_budget": MIXED if mixed else (found[0] if found else ""),
+            f"{prefix}_recipe": MIXED if len(recipes) > 1 else (recipes[0] if recipes else "")}
     if mixed:
         cell[f"{prefix}_mean"] = cell[f"{prefix}_std"] = math.nan
         cell[f"{prefix}_runs"] = "not averaged (different settings; choose which runs count): " + cell[f"{prefix}_runs"]
@@ -137,7 +140,7 @@ def model_cells(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     records = [{"type": kind, "class": category, "model": model, **{k.removeprefix("cell_"): v for k, v in
                 cell_stats(group, metric, "cell").items()}}
                for (kind, category, model), group in rows.groupby(["type", "class", "model"], sort=True)]
-    return pd.DataFrame(records, columns=["type", "class", "model", "mean", "std", "n", "budget", "runs"])
+    return pd.DataFrame(records, columns=["type", "class", "model", "mean", "std", "n", "budget", "recipe", "runs"])
 
 
 def budget_warnings(table: pd.DataFrame, first: str = "cae", second: str = "anovit",

@@ -249,10 +249,11 @@ def test_results_cells_name_their_runs(trained_server, browser):
         page.goto(f"{trained_server}/Results")
         settle(page, "Results", timeout_s=120)
         comparison, runs, editor = (grid_cells(page, h) for h in ("abs. diff.", "runs", "run folder"))
+        cells_recipes = grid_cells(page, "recipe")
         assert "1 epoch / 1 epoch" in comparison, comparison
         for name in ("weave-cae", "weave-anovit"):
-            # its setting (budget, then the recipe its folder records), then the run
-            assert any(t.startswith("1 epoch (lr ") and "sigma" in t and f"): {name} (seed 0, " in t for t in runs), runs
+            assert any(t.startswith(f"{name} (seed 0, ") for t in runs), runs  # the run, its seed and time
+        assert any(t.startswith("lr ") and "sigma" in t for t in cells_recipes), cells_recipes  # what its folder records
         rows = [editor[i : i + len(RUN_ROW)] for i in range(0, len(editor), len(RUN_ROW))]
         for name in ("weave-cae", "weave-anovit"):  # one row per run, ticked: it counts by default
             assert any(r[0] == "true" and r[1] == name and r[5] == "1 epoch" for r in rows), editor

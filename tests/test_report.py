@@ -223,7 +223,7 @@ def test_report_counts_the_newest_budget_and_hints_at_with_runs(results_csv, tmp
     assert main(["report", "--results", str(results_csv), "--output-dir", str(tmp_path / "out")]) == 0
     md = (tmp_path / "out" / "report.md").read_text()
     assert "3 older run(s) trained with another budget" in md
-    assert "| bottle | l2-CAE | 10 epochs | 10 epochs: mvtec-bottle-cae-s3 (seed 3, 2026-11-30 09:00) |" in md
+    assert "| bottle | l2-CAE | 10 epochs |  | mvtec-bottle-cae-s3 (seed 3, 2026-11-30 09:00) |" in md  # no folder: no recipe
     capsys.readouterr()
     assert main(["report", "--results", str(tmp_path / "none.csv")]) == 2
     assert "pass --with-runs" in capsys.readouterr().err
@@ -242,9 +242,9 @@ def test_results_page_names_runs_warns_on_budgets_and_lets_the_reviewer_choose(r
     shown = next(f for f in frames if "abs. diff." in f.columns).set_index("class")
     assert shown.loc["bottle", "budget"] == "10 epochs / 2 epochs" and shown.loc["bottle", "seeds"] == "1/3"
     assert "Δ AnoViT" in shown.columns
-    runs = next(f for f in frames if list(f.columns) == ["class", "model", "budget", "runs"])
+    runs = next(f for f in frames if list(f.columns) == ["class", "model", "budget", "recipe", "runs"])
     runs = runs.set_index(["class", "model"])["runs"]
-    assert runs[("bottle", "l2-CAE")] == "10 epochs: mvtec-bottle-cae-s3 (seed 3, 2026-11-30 09:00)"
+    assert runs[("bottle", "l2-CAE")] == "mvtec-bottle-cae-s3 (seed 3, 2026-11-30 09:00)"
     captions = " ".join(c.value for c in app.caption)
     assert "seeds n/m" in captions and "type: object or texture" in captions and "0.5 is chance" in captions
     assert "false positive rate of 0.3" in captions

@@ -63,7 +63,7 @@ def _metric_tab(df: pd.DataFrame, dataset: str, preset: str, metric: str, data_r
         st.warning("The two models were not trained alike, so their difference is not only the model: "
                    + "; ".join(mismatched) + ". Tick runs of equal budgets below.")
     st.dataframe(display_table(table), hide_index=True)
-    st.caption("Which runs fill each cell (budget; run folder, seed, finished):")
+    st.caption("Which runs fill each cell (budget, recipe; run folder, seed, finished):")
     st.dataframe(runs_table(table), hide_index=True)
     st.plotly_chart(comparison_figure(table, metric), key=f"chart-{metric}")
     with st.expander("Every model of this section, per class (also those the paper does not compare)"):
