@@ -284,5 +284,6 @@ def test_results_offers_the_per_image_scores_of_the_runs_that_count(checkpoints)
     labels = [b.label for b in at.get("download_button")]
     assert "Download the per-image scores of the runs that count (CSV)" in labels
     scores = per_image_scores(collect_results(None, list_runs()))
-    assert set(scores["run"]) == {"weave-cae", "weave-anovit"} and len(scores) == 2 * 78  # every test image, each run
+    per_run = scores["run"].value_counts()  # other modules' tests may have added runs to the folder
+    assert per_run["weave-cae"] == per_run["weave-anovit"] == 78  # every test image of each run
     assert {"path", "label", "defect_type", "score", "model", "class", "seed"} <= set(scores.columns)
