@@ -86,16 +86,20 @@ def tile(*images: np.ndarray, gap: int = 2) -> np.ndarray:
     return np.concatenate(parts[:-1], axis=1)
 
 
-def header_strip(labels: list[str], width: int, gap: int = 2, height: int = 16) -> np.ndarray:
-    """White uint8 (height, W, 3) strip naming the parts of a :func:`tile` of ``len(labels)`` images of
-    ``width`` px each (W as the tile's): each label centred above its part."""
-    from PIL import Image, ImageDraw
+def header_strip(labels: list[str], width: int, gap: int = 2) -> np.ndarray:
+    """White uint8 (H, W, 3) strip naming the parts of a :func:`tile` of ``len(labels)`` images of ``width`` px
+    each (W as the tile's): each label centred above its part, in the largest font (up to width / 4 px) with
+    which the longest label fits its part, so it stays readable where the tile is shown small."""
+    from PIL import Image, ImageDraw, ImageFont
 
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    size = max(6, width // 4)
+    while size > 6 and max(draw.textlength(label, font=ImageFont.load_default(size)) for label in labels) > 0.92 * width:
+        size -= 1
+    font = ImageFont.load_default(size)
     total = len(labels) * width + (len(labels) - 1) * gap
-    strip = Image.new("RGB", (total, height), (255, 255, 255))
+    strip = Image.new("RGB", (total, int(size * 1.5)), (255, 255, 255))
     draw = ImageDraw.Draw(strip)
     for k, label in enumerate(labels):
-        left, _, right, bottom = draw.textbbox((0, 0), label)
-        x = k * (width + gap) + max(0, (width - (right - left)) // 2)
-        draw.text((x, max(0, (height - bottom) // 2)), label, fill=(0, 0, 0))
+        draw.text((k * (width + gap) + width / 2, size * 0.75), label, fill=(0, 0, 0), font=font, anchor="mm")
     return np.asarray(strip)

@@ -39,9 +39,9 @@ SUMMARY_ROWS = ("mean", "std")
 COMPARISON_COLUMNS = (
     "type", "class", "cae_mean", "cae_std", "cae_n", "anovit_mean", "anovit_std", "anovit_n", "relative_pct",
     "paper_cae", "paper_anovit", "paper_relative_pct", "delta_cae", "delta_anovit",
-    "cae_budget", "anovit_budget", "cae_runs", "anovit_runs",
+    "cae_budget", "anovit_budget", "cae_recipe", "anovit_recipe", "cae_runs", "anovit_runs",
 )
-TEXT_COLUMNS = ("type", "class", "cae_budget", "anovit_budget", "cae_runs", "anovit_runs")
+TEXT_COLUMNS = ("type", "class", "cae_budget", "anovit_budget", "cae_recipe", "anovit_recipe", "cae_runs", "anovit_runs")
 
 
 def relative_improvement(cae: float, anovit: float) -> float:

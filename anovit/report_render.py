@@ -77,12 +77,21 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def runs_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Which runs fill each cell of a comparison: one row per class and model, with its budget and its run
-    folders (seed, finish time)."""
+    """Which runs fill each cell of a comparison: one row per class and model, with its budget, its recipe
+    and its run folders (seed, finish time)."""
     rows = [{"class": row["class"], "model": MODEL_LABELS.get(model, model), "budget": row[f"{model}_budget"],
-             "runs": row[f"{model}_runs"]}
+             "recipe": row[f"{model}_recipe"], "runs": row[f"{model}_runs"]}
             for row in table.to_dict("records") for model in (CAE, ANOVIT) if row[f"{model}_runs"]]
-    return pd.DataFrame(rows, columns=["class", "model", "budget", "runs"])
+    return pd.DataFrame(rows, columns=["class", "model", "budget", "recipe", "runs"])
+
+
+def display_models(cells: pd.DataFrame) -> pd.DataFrame:
+    """:func:`anovit.provenance.model_cells` for people: model labels, "mean ± std" with 3 decimals."""
+    return pd.DataFrame({
+        "type": cells["type"], "class": cells["class"], "model": cells["model"].map(lambda m: MODEL_LABELS.get(m, m)),
+        "value": [_mean_std(m, d) for m, d in zip(cells["mean"], cells["std"])], "seeds": cells["n"],
+        "budget": cells["budget"], "recipe": cells["recipe"], "runs": cells["runs"],
+    })
 
 
 def display_overall(top: pd.DataFrame) -> pd.DataFrame:

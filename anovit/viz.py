@@ -169,6 +169,7 @@ def loss_curve_figure(
         yaxis_title="reconstruction loss (MSE, eq. 1)",
         yaxis_type="log",
         yaxis_tickformat=".2~g",  # 0.02, 0.05, 0.1: not plotly's bare "2", "5" between decades
+        yaxis_dtick="D2",  # only 1, 2 and 5 of each decade carry a label
         height=320,
         margin=dict(l=10, r=10, t=30, b=10),
         legend=dict(orientation="h", y=1.12),

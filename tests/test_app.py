@@ -274,3 +274,16 @@ def test_hub_page_shows_the_command_that_publishes_a_run(checkpoints):
     code = at.code[0].value
     assert f"python -m anovit hub push {Path(checkpoints) / run.value.name} --repo-id someorg/weave --dry-run" in code
     assert code.splitlines()[1].endswith("--repo-id someorg/weave")  # the upload itself
+
+
+def test_results_offers_the_per_image_scores_of_the_runs_that_count(checkpoints):
+    from anovit.app.results import per_image_scores
+    from anovit.report import collect_results
+
+    at = page("pages/2_Results.py")
+    labels = [b.label for b in at.get("download_button")]
+    assert "Download the per-image scores of the runs that count (CSV)" in labels
+    scores = per_image_scores(collect_results(None, list_runs()))
+    per_run = scores["run"].value_counts()  # other modules' tests may have added runs to the folder
+    assert per_run["weave-cae"] == per_run["weave-anovit"] == 78  # every test image of each run
+    assert {"path", "label", "defect_type", "score", "model", "class", "seed"} <= set(scores.columns)

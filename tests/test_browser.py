@@ -8,6 +8,7 @@ Skips (with the reason) where chromium or playwright are not installed; `.ci/run
 
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -237,7 +238,7 @@ def grid_cells(page, header: str) -> list[str]:
     return [t.strip() for t in cells.evaluate_all("cells => cells.map(c => c.textContent)")]
 
 
-RUN_ROW = ("counts", "run folder", "model", "class", "seed", "budget", "finished", "image AUROC", "source")
+RUN_ROW = ("counts", "run folder", "model", "class", "seed", "budget", "recipe", "finished", "image AUROC", "source")
 
 
 def test_results_cells_name_their_runs(trained_server, browser):
@@ -248,11 +249,35 @@ def test_results_cells_name_their_runs(trained_server, browser):
         page.goto(f"{trained_server}/Results")
         settle(page, "Results", timeout_s=120)
         comparison, runs, editor = (grid_cells(page, h) for h in ("abs. diff.", "runs", "run folder"))
+        cells_recipes = grid_cells(page, "recipe")
         assert "1 epoch / 1 epoch" in comparison, comparison
         for name in ("weave-cae", "weave-anovit"):
-            assert any(t.startswith("1 epoch: ") and f"{name} (seed 0, " in t for t in runs), runs
+            assert any(t.startswith(f"{name} (seed 0, ") for t in runs), runs  # the run, its seed and time
+        assert any(t.startswith("lr ") and "sigma" in t for t in cells_recipes), cells_recipes  # what its folder records
         rows = [editor[i : i + len(RUN_ROW)] for i in range(0, len(editor), len(RUN_ROW))]
         for name in ("weave-cae", "weave-anovit"):  # one row per run, ticked: it counts by default
             assert any(r[0] == "true" and r[1] == name and r[5] == "1 epoch" for r in rows), editor
+    finally:
+        page.close()
+
+
+def test_gallery_tiles_enlarge_on_click(trained_server, browser):
+    """Gallery: every tile has a fullscreen button named by its caption; clicking one shows the tile enlarged."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    try:
+        page.goto(trained_server)
+        settle(page, "AnoViT explorer")
+        page.goto(f"{trained_server}/Gallery")
+        settle(page, "Gallery", timeout_s=300)
+        tiles = page.locator('[data-testid="stImage"] img')
+        tiles.first.wait_for(timeout=60_000)
+        buttons = page.get_by_role("button", name=re.compile(r"^Fullscreen: #\d+ · "))
+        assert buttons.count() == 24  # one per tile of the first page
+        small = tiles.nth(3).bounding_box()["width"]
+        tiles.nth(3).hover()
+        buttons.first.click(force=True)
+        page.wait_for_timeout(1000)
+        widths = [b["width"] for b in (tiles.nth(i).bounding_box() for i in range(tiles.count())) if b]
+        assert max(widths) > 2 * small, (small, widths)
     finally:
         page.close()

@@ -223,7 +223,7 @@ def test_report_counts_the_newest_budget_and_hints_at_with_runs(results_csv, tmp
     assert main(["report", "--results", str(results_csv), "--output-dir", str(tmp_path / "out")]) == 0
     md = (tmp_path / "out" / "report.md").read_text()
     assert "3 older run(s) trained with another budget" in md
-    assert "| bottle | l2-CAE | 10 epochs | 10 epochs: mvtec-bottle-cae-s3 (seed 3, 2026-11-30 09:00) |" in md
+    assert "| bottle | l2-CAE | 10 epochs |  | mvtec-bottle-cae-s3 (seed 3, 2026-11-30 09:00) |" in md  # no folder: no recipe
     capsys.readouterr()
     assert main(["report", "--results", str(tmp_path / "none.csv")]) == 2
     assert "pass --with-runs" in capsys.readouterr().err
@@ -242,14 +242,56 @@ def test_results_page_names_runs_warns_on_budgets_and_lets_the_reviewer_choose(r
     shown = next(f for f in frames if "abs. diff." in f.columns).set_index("class")
     assert shown.loc["bottle", "budget"] == "10 epochs / 2 epochs" and shown.loc["bottle", "seeds"] == "1/3"
     assert "Δ AnoViT" in shown.columns
-    runs = next(f for f in frames if list(f.columns) == ["class", "model", "budget", "runs"])
+    runs = next(f for f in frames if list(f.columns) == ["class", "model", "budget", "recipe", "runs"])
     runs = runs.set_index(["class", "model"])["runs"]
-    assert runs[("bottle", "l2-CAE")] == "10 epochs: mvtec-bottle-cae-s3 (seed 3, 2026-11-30 09:00)"
+    assert runs[("bottle", "l2-CAE")] == "mvtec-bottle-cae-s3 (seed 3, 2026-11-30 09:00)"
     captions = " ".join(c.value for c in app.caption)
     assert "seeds n/m" in captions and "type: object or texture" in captions and "0.5 is chance" in captions
     assert "false positive rate of 0.3" in captions
     overall_shown = next(f for f in frames if "paper row" in f.columns)
     assert "cae" not in overall_shown.columns and "None" not in overall_shown.to_string()
+    every = next(f for f in frames if "value" in f.columns).set_index(["class", "model"])
+    assert every.loc[("carpet", "l2-CAE"), "value"] == "0.600 ± 0.100" and every.loc[("bottle", "l2-CAE"), "seeds"] == 1
     app.selectbox[0].select("synthetic").run()
     shown = next(d.value for d in app.dataframe if "abs. diff." in d.value.columns)
     assert "paper AnoViT" in shown.columns and "Δ AnoViT" not in shown.columns  # no deltas for a stand-in dataset
+
+
+def test_runs_of_one_budget_but_another_recipe_are_not_averaged(tmp_path):
+    """Two seeds of one cell, both 2 epochs, scored with different score functions: never one mean."""
+    path = tmp_path / "results.csv"
+    for seed, score, finished in ((0, "l2", "2026-11-29T00:00:00"), (1, "ssim", "2026-11-30T00:00:00")):
+        run = tmp_path / f"run{seed}"
+        run.mkdir()
+        (run / "training.json").write_text(json.dumps({"lr": 2e-4, "batch_size": 16}))
+        (run / "config.json").write_text(json.dumps({"model_type": "cae", "image_size": 128}))
+        (run / "metrics.json").write_text(json.dumps({"test": {"score": score, "sigma": 2.0}}))
+        append_result(path, _row("mvtec", "bottle", "cae", seed, 0.7 + seed / 10, run_dir=str(run),
+                                 finished_at=finished))
+    df = collect_results(path)
+    assert df.set_index("seed")["recipe"].tolist() == ["lr 0.0002 · batch 16 · px 128 · score l2 · sigma 2",
+                                                       "lr 0.0002 · batch 16 · px 128 · score ssim · sigma 2"]
+    cell = comparison(df, "mvtec", "cpu-tiny", "image_auroc").set_index("class").loc["bottle"]
+    assert np.isnan(cell["cae_mean"]) and cell["cae_budget"] == "mixed"
+    assert "2 epochs (lr 0.0002 · batch 16 · px 128 · score ssim · sigma 2): run1 (seed 1, " in cell["cae_runs"]
+    counted = df[default_counted(df)]  # the newest run's setting: the ssim one
+    assert counted["seed"].tolist() == [1]
+    cell = comparison(counted, "mvtec", "cpu-tiny", "image_auroc").set_index("class").loc["bottle"]
+    assert cell["cae_mean"] == pytest.approx(0.8) and cell["cae_budget"] == "2 epochs"
+
+
+def test_every_model_of_a_section_appears_with_its_cells(results_csv):
+    from anovit.provenance import model_cells
+
+    append_result(results_csv, _row("mvtec", "bottle", "ssim-cae", 0, 0.95))  # a model the paper does not compare
+    df = collect_results(results_csv)
+    cells = model_cells(report_section(df), "image_auroc").set_index(["class", "model"])
+    assert cells.loc[("bottle", "ssim-cae"), "mean"] == pytest.approx(0.95) and cells.loc[("bottle", "ssim-cae"), "n"] == 1
+    assert cells.loc[("bottle", "cae"), "mean"] == pytest.approx(0.8) and cells.loc[("bottle", "cae"), "n"] == 3
+    assert set(cells.index.get_level_values("model")) == {"cae", "anovit", "ssim-cae"}
+
+
+def report_section(df):
+    from anovit.report import section_rows
+
+    return section_rows(df, "mvtec", "cpu-tiny")

@@ -106,7 +106,7 @@ def test_loss_curve_roc_histogram_and_distance_figures():
     )
     assert [t.name for t in fig.data] == ["train loss (step)", "train loss (epoch)", "validation loss"]
     assert list(fig.data[0].x) == [0.5, 1.0, 1.5, 2.0]
-    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.tickformat == ".2~g"  # ticks read 0.2, 0.3, 0.5
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.tickformat == ".2~g" and fig.layout.yaxis.dtick == "D2"  # ticks read 0.2, 0.3, 0.5
 
     roc = roc_figure(
         {"AnoViT": (np.array([0, 0.5, 1]), np.array([0, 0.9, 1])), "l2-CAE": (np.array([0, 1]), np.array([0, 1]))},
@@ -134,3 +134,15 @@ def test_architecture_figure_has_the_seven_stages():
     assert len([s for s in fig.layout.shapes if s.type == "rect"]) == 7
     texts = " ".join(a.text for a in fig.layout.annotations)
     assert "ViT encoder" in texts and "decoder" in texts and "eq. 7" in texts
+
+
+def test_header_strip_spans_its_tile_and_labels_each_part():
+    from anovit.imaging import header_strip, tile
+
+    parts = [np.zeros((128, 128, 3), np.uint8)] * 4
+    strip = header_strip(["input", "recon.", "anomaly", "truth"], 128)
+    assert strip.shape[1] == tile(*parts).shape[1] and strip.dtype == np.uint8
+    ink = (strip < 128).any(axis=(0, 2))  # columns holding text
+    for k in range(4):  # every part has its label, within its own width
+        assert ink[k * 130 : k * 130 + 128].any()
+    assert not ink[128:130].any() and not ink[-3:].any()

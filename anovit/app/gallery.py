@@ -22,7 +22,7 @@ SORT_ORDERS = {
 }
 PAGE_SIZES = (12, 24, 48)
 COLUMNS = 3
-PARTS = ("input", "reconstruction", "anomaly map", "ground truth")  # the parts of a tile, left to right
+PARTS = ("input", "recon.", "anomaly", "truth")  # a tile's parts, left to right, as its header names them
 
 
 def filter_sort(scores: pd.DataFrame, defect_types: list[str], order: str) -> pd.DataFrame:

@@ -11,9 +11,9 @@ from .. import report, reproduction
 from ..benchmark import default_results_path, resolve_stored
 from ..metrics import AUPRO_MAX_FPR
 from ..models import MODEL_LABELS
-from ..provenance import budget, budget_warnings, default_counted
+from ..provenance import budget, budget_warnings, default_counted, model_cells
 from ..report_render import (
-    LEGEND, comparison_figure, cost_table, display_overall, display_table, runs_table, with_protocol,
+    LEGEND, comparison_figure, cost_table, display_models, display_overall, display_table, runs_table, with_protocol,
 )
 from ..runs import list_runs
 from .common import page_header, show_errors
@@ -22,7 +22,7 @@ CAPTION = ("Per-class AUROC of AnoViT vs l2-CAE beside the paper's Tables 1-5. E
            "fill it; runs of different training budgets are never averaged, and you choose which runs count (below "
            "the tables). Reproduce with `python -m anovit benchmark --dataset synthetic` then `python -m anovit report`.")
 RUN_COLUMNS = {"run": "run folder", "model": "model", "class": "class", "seed": "seed", "budget": "budget",
-               "finished_at": "finished", "image_auroc": "image AUROC", "source": "source"}
+               "recipe": "recipe", "finished_at": "finished", "image_auroc": "image AUROC", "source": "source"}
 
 
 def runs_that_count(part: pd.DataFrame, key: str) -> pd.Series:
@@ -63,9 +63,12 @@ def _metric_tab(df: pd.DataFrame, dataset: str, preset: str, metric: str, data_r
         st.warning("The two models were not trained alike, so their difference is not only the model: "
                    + "; ".join(mismatched) + ". Tick runs of equal budgets below.")
     st.dataframe(display_table(table), hide_index=True)
-    st.caption("Which runs fill each cell (budget; run folder, seed, finished):")
+    st.caption("Which runs fill each cell (budget, recipe; run folder, seed, finished):")
     st.dataframe(runs_table(table), hide_index=True)
     st.plotly_chart(comparison_figure(table, metric), key=f"chart-{metric}")
+    with st.expander("Every model of this section, per class (also those the paper does not compare)"):
+        st.dataframe(display_models(model_cells(report.section_rows(df, dataset, preset, data_root), metric)),
+                     hide_index=True)
     st.download_button("Download this table (CSV)", table.to_csv(index=False), mime="text/csv",
                        file_name=f"{dataset}-{preset}-{metric}.csv", key=f"csv-{metric}")
 
@@ -105,8 +108,9 @@ def render() -> None:
     tables = st.container()
     st.subheader("Runs that count")
     st.caption("One row per run. Runs of one class and model are averaged only when they share their budget "
-               "(epochs, training-image cap); by default every seed of the newest run's budget counts. Untick a "
-               "run to leave it out, tick one to put it in.")
+               "(epochs, training-image cap) and recipe (learning rate, batch, decoder, mask ratio, image size, "
+               "score function, sigma); by default every seed of the newest run's setting counts. Untick a run to "
+               "leave it out, tick one to put it in.")
     counted[part.index] = runs_that_count(part, key=f"runs-{dataset}-{data_root}-{preset}-{with_runs}")
     chosen = df[counted]
     with tables:
