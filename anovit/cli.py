@@ -93,7 +93,7 @@ def _train_parser(sub: Any) -> None:
                         "default: the preset's)")
     p.add_argument("--loss", choices=LOSSES, help="training loss (default: the model's; ssim for ssim-cae, else l2)")
     p.add_argument("--score", choices=SCORE_FUNCTIONS, help="score function of the anomaly maps, stored with the "
-                   "run (default: the preset's; l2 is eq. 6, ssim for ssim-cae, msgms for cpu-tiny-masked)")
+                   "run (default: the preset's: ssim for ssim-cae, else l2, eq. 6)")
     p.add_argument("--latent-dim", type=positive_int, help="l2-CAE latent size (default: the category's kind, 100 for "
                                                   "textures and 500 for objects, as Bergmann et al.)")
     add_size_args(p)

@@ -44,7 +44,7 @@ class TrainConfig:
     # of the model's image size (see models.SIGMA_SOURCE).
     sigma: float | None = None
     # Training loss and the score function of the anomaly maps (models.LOSSES, models.SCORE_FUNCTIONS);
-    # None: the preset's (TRAINING_DEFAULTS; "l2", the paper's, except for ssim-cae and cpu-tiny-masked).
+    # None: the preset's (TRAINING_DEFAULTS; "l2", the paper's, except for ssim-cae).
     # Runs recorded before these fields were l2 throughout (anovit.runs.run_score).
     loss: str | None = None
     score: str | None = None

@@ -34,21 +34,87 @@ def summary(runs: list[dict]) -> list[dict]:
     out = []
     for (name, model, preset), seeds in groups.items():
         row: dict = {"set": name, "model": model, "preset": preset, "seeds": sorted(seeds)}
-        for key in ("image_auroc", "pixel_auroc", "train_seconds", "eval_seconds"):
-            values = [statistics.fmean(r[key] for r in rs) for rs in seeds.values()]
-            row[f"{key}_mean"] = statistics.fmean(values)
+        for key in ("image_auroc", "pixel_auroc", "train_seconds", "eval_seconds"):  # None: not measured
+            values = [statistics.fmean(r[key] for r in rs) for rs in seeds.values() if all(r[key] is not None for r in rs)]
+            row[f"{key}_mean"] = statistics.fmean(values) if values else None
             row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else None
         out.append(row)
     return out
 
 
+LABELS = {("cae", "cpu-tiny"): "l2-CAE", ("ssim-cae", "cpu-tiny"): "SSIM-AE",
+          ("anovit", "cpu-tiny"): "AnoViT cpu-tiny (paper recipe)", ("anovit", "cpu-tiny-masked"): "AnoViT cpu-tiny-masked"}
+
+
+def _pm(mean: float, std: float | None, digits: int = 3) -> str:
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if std is not None else f"{mean:.{digits}f}"
+
+
+def cae_cookie_rows(path) -> list[dict]:
+    """The l2-CAE cookie runs of ``benchmarks/cae_recipe.py``'s JSON (Bergmann recipe, 128 px) as runs of
+    this script ([] when the file or such runs are missing)."""
+    if not path.is_file():
+        return []
+    runs = json.loads(path.read_text()).get("runs", [])
+    return [{"set": "cookies", "category": r["category"], "model": "cae", "preset": "cpu-tiny", "seed": r["seed"],
+             "image_auroc": r["image_auroc"], "pixel_auroc": r["pixel_auroc"], "train_seconds": r["train_seconds"],
+             "eval_seconds": None}
+            for r in runs if r.get("dataset") == "mvtec" and r.get("recipe") == "bergmann" and r.get("image_size") == 128]
+
+
+def markdown_table(runs: list[dict]) -> str:
+    """The README table: one row per (set, model, preset), mean ± std over seeds."""
+    lines = ["| set | model | image AUROC | pixel AUROC | train s / seed | seeds |", "|---|---|---|---|---|---|"]
+    for row in sorted(summary(runs), key=lambda r: (r["set"], list(LABELS).index((r["model"], r["preset"])))):
+        lines.append(f"| {row['set']} | {LABELS[(row['model'], row['preset'])]} | "
+                     f"{_pm(row['image_auroc_mean'], row['image_auroc_std'])} | "
+                     f"{_pm(row['pixel_auroc_mean'], row['pixel_auroc_std'])} | "
+                     f"{row['train_seconds_mean']:.0f} | {len(row['seeds'])} |")
+    return "\n".join(lines)
+
+
+def rescore(out: dict, variants: list, sets: list[str], work, evaluate_run) -> None:
+    """Re-evaluate each recorded run of ``variants`` on ``sets`` with its preset's current score function and
+    sigma (its training.json rewritten with them; training seconds kept) and write the JSON again."""
+    from dataclasses import asdict
+
+    from anovit import checkpoint as ckpt
+    from anovit.train_config import TrainConfig, load_training
+
+    for row in out["runs"]:
+        if row["set"] not in sets or (row["model"], row["preset"]) not in variants:
+            continue
+        run_dir = work / f"{row['set']}-{row['category']}-{row['model']}-{row['preset']}-s{row['seed']}"
+        config = TrainConfig.from_dict({**asdict(load_training(run_dir)), "score": None, "sigma": None})
+        ckpt.write_json(run_dir / ckpt.TRAINING, json.loads(json.dumps(asdict(config))))
+        t0 = time.perf_counter()
+        test = evaluate_run(run_dir)
+        row.update(score=config.score, sigma=config.sigma, image_auroc=test.image_auroc, pixel_auroc=test.pixel_auroc,
+                   eval_seconds=time.perf_counter() - t0)
+        print(json.dumps(row), flush=True)
+    out["summary"] = summary(out["runs"])
+    OUTPUT.write_text(json.dumps(out, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", metavar="CAE_RECIPE_JSON", nargs="?", const="",
+                        help="print the README table of the measured JSON (with the l2-CAE cookie runs of a "
+                             "cae_recipe.json, if given) and exit")
     parser.add_argument("--sets", default="cookies,synthetic")
     parser.add_argument("--variants", default=VARIANTS, help="comma-separated model:preset (default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--n-train", type=int, default=48, help="synthetic training images per category")
+    parser.add_argument("--rescore", action="store_true",
+                        help="re-evaluate the finished run folders of --variants and --sets with their preset's "
+                             "current score function and sigma (scoring settings; the training is unchanged)")
     args = parser.parse_args()
+    if args.table is not None:
+        from pathlib import Path
+
+        runs = json.loads(OUTPUT.read_text())["runs"] + (cae_cookie_rows(Path(args.table)) if args.table else [])
+        print(markdown_table(runs))
+        return
 
     import torch
 
@@ -68,9 +134,12 @@ def main() -> None:
                  "runs": [], "machine": machine()}
     if OUTPUT.is_file():  # keep the runs of an earlier invocation (e.g. another --sets)
         previous = json.loads(OUTPUT.read_text())
-        out["runs"] = [r for r in previous.get("runs", []) if r["set"] not in args.sets.split(",")
+        out["runs"] = [r for r in previous.get("runs", []) if args.rescore or r["set"] not in args.sets.split(",")
                        or (r["model"], r["preset"]) not in variants]
     start = time.time()
+    if args.rescore:
+        rescore(out, variants, args.sets.split(","), work, evaluate_run)
+        return
     for name in args.sets.split(","):
         dataset, data_root, categories = sets[name]
         for seed in range(args.seeds):

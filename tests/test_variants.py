@@ -78,8 +78,9 @@ def test_ssim_ae_trains_with_the_ssim_loss_and_scores_with_ssim(synthetic_root, 
     assert ckpt.read_metrics(run)["test"]["score"] == "ssim" and result.n_images == 6
 
 
-def test_masked_anovit_trains_scores_with_its_run_score_and_export_refuses_non_l2(synthetic_root, tmp_path):
-    config = _config(synthetic_root, "anovit", "cpu-tiny-masked", model_overrides={"decoder_channels": [16] * 6})
+def test_masked_anovit_trains_scores_with_its_run_score_and_export_refuses_msgms(synthetic_root, tmp_path):
+    config = _config(synthetic_root, "anovit", "cpu-tiny-masked", model_overrides={"decoder_channels": [16] * 6},
+                     score="msgms")
     run = train(config, tmp_path / "masked").run_dir
     assert ckpt.read_json(run / ckpt.CONFIG)["mask_ratio"] == PRESETS["anovit"]["cpu-tiny-masked"]["mask_ratio"]
     detector = Detector.from_run(run, device="cpu")
