@@ -64,7 +64,7 @@ def cae_cookie_rows(path) -> list[dict]:
 
 def markdown_table(runs: list[dict]) -> str:
     """The README table: one row per (set, model, preset), mean ± std over seeds."""
-    lines = ["| set | model | image AUROC | pixel AUROC | train s / seed | seeds |", "|---|---|---|---|---|---|"]
+    lines = ["| set | model | image AUROC | pixel AUROC | train s per class | seeds |", "|---|---|---|---|---|---|"]
     for row in sorted(summary(runs), key=lambda r: (r["set"], list(LABELS).index((r["model"], r["preset"])))):
         lines.append(f"| {row['set']} | {LABELS[(row['model'], row['preset'])]} | "
                      f"{_pm(row['image_auroc_mean'], row['image_auroc_std'])} | "
