@@ -35,6 +35,7 @@ PAGES = {
     "inspect": ("Inspect", "Inspect", 3, 1500),
     "attention": ("Attention", "Attention", 3, 1500),
     "train": ("Train", "New training run", 2, 1650),
+    "ablations": ("Ablations", "Ablations", 4, 1700),
 }
 
 
