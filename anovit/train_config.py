@@ -61,7 +61,13 @@ class TrainConfig:
         from .data import DATASETS
 
         check_str("dataset", self.dataset, choices=DATASETS)
-        check_str("category", self.category, choices=fixed_classes(self.dataset))
+        check_str("category", self.category)
+        classes = fixed_classes(self.dataset)
+        if classes is not None and self.category not in classes:
+            names = dataset_spec(self.dataset).class_names or classes
+            named = "" if tuple(names) == classes else " (" + ", ".join(f"{c}: {n}" for c, n in zip(classes, names)) + ")"
+            raise ConfigError(f"field 'category' must be one of {list(classes)}{named} for dataset '{self.dataset}'; "
+                              f"got {self.category!r}")
         check_str("data_root", self.data_root, optional=True)
         self.data_root = absolute_path(self.data_root)
         check_str("model", self.model, choices=MODELS)

@@ -71,4 +71,6 @@ def test_a_category_is_never_inherited_from_another_dataset(capsys, tmp_path):
     assert "--category is required with --dataset mvtec" in capsys.readouterr().err
     with pytest.raises(ValueError, match="field 'category' must be one of .*'9'.*got 'weave'"):
         TrainConfig(dataset="mnist", category="weave")
+    with pytest.raises(ValueError, match=r"\(0: airplane, .*3: cat, .*\) for dataset 'cifar10'; got 'cat'"):
+        TrainConfig(dataset="cifar10", category="cat")  # a class's name: the refusal names each index's class
     assert TrainConfig(dataset="mvtec", category="cookie").category == "cookie"  # custom MVTec-layout folder
