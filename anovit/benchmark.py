@@ -21,7 +21,7 @@ from typing import Any, Callable
 from . import __version__
 from . import checkpoint as ckpt
 from .data import category_kind, list_classes
-from .data.paths import workspace_dir
+from .data.paths import resolve_stored, stored_path, workspace_dir
 from .errors import AnovitError, CheckpointError, DatasetError
 from .evaluate import evaluate_run
 from .models import MODELS, PRESETS
@@ -139,18 +139,6 @@ def append_result(path: Path, row: dict[str, Any]) -> None:
         f.write(text.getvalue())
         f.flush()
         os.fsync(f.fileno())
-
-
-def stored_path(path: Path) -> str:
-    """``path`` relative to the workspace when inside it (portable tables), else absolute."""
-    path, root = Path(path).resolve(), workspace_dir()
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-
-
-def resolve_stored(path: str) -> Path:
-    """Inverse of :func:`stored_path`."""
-    p = Path(path)
-    return p if p.is_absolute() else workspace_dir() / p
 
 
 def run_result_row(run: RunInfo) -> dict[str, Any] | None:

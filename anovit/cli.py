@@ -171,12 +171,12 @@ def resolved_config(config: Any, sigma_given: bool = False) -> dict[str, Any]:
 
 def start_line(config: Any, run_dir: Path) -> str:
     """The one line ``train`` prints before it starts: data, model, sizes, budget, device, precision, folder."""
-    from .runtime import bf16_supported, resolve_device
+    from .runtime import resolve_device, use_bf16
     from .train_config import model_config
 
     model = model_config(config)
     device = resolve_device(config.device)
-    bf16 = bf16_supported(device) if config.bf16 is None else config.bf16
+    bf16 = use_bf16(device, config.bf16)
     data = f"{config.dataset}/{config.category} ({config.data_root or 'built-in data folder'})"
     encoder = f", {model.encoder}" if getattr(model, "encoder", None) else ""
     return (f"training {config.model} ({config.preset}{encoder}, {model.image_size} px) on {data} · {config.epochs} "
@@ -191,9 +191,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(resolved_config(config, args.sigma is not None), indent=2))
         return 0
+    run_dir = Path(args.output) if args.output else default_run_dir(config)
     if args.resume and args.epochs is None:  # continue to the recorded budget; --epochs N extends it
-        config.epochs = recorded_epochs(Path(args.output) if args.output else default_run_dir(config)) or config.epochs
-    summary = [start_line(config, Path(args.output) if args.output else default_run_dir(config))]
+        config.epochs = recorded_epochs(run_dir) or config.epochs
+    summary = [start_line(config, run_dir)]
     bar = TerminalBar("train", "step", leave=True)
 
     def progress(event: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from . import checkpoint as ckpt
-from .benchmark import resolve_stored
+from .data.paths import resolve_stored
 from .runs import PROTOCOL_FIELDS, run_protocol
 
 GROUP_COLUMNS = ("dataset", "data_root", "preset", "class", "model")  # one cell of a table

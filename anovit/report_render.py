@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .benchmark import resolve_stored
+from .data.paths import resolve_stored
 from .metrics import AUPRO_MAX_FPR
 from .models import MODEL_LABELS
 from .report import (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ..data.paths import default_data_dir, workspace_dir
+from ..data.paths import default_data_dir, stored_path
 from ..deviations import deviations_markdown
 from ..errors import AnovitError
 from ..jobs import list_jobs, start_job, unique_run_dir
@@ -55,8 +55,8 @@ def first_step(model: str) -> None:
 
 def shown_path(path: Path) -> str:
     """``path`` as the page shows it: relative to the workspace (``checkpoints/``) when inside it, else absolute."""
-    path, root = Path(path).resolve(), workspace_dir().resolve()
-    return f"{path.relative_to(root)}/" if path.is_relative_to(root) else str(path)
+    stored = stored_path(path)
+    return stored if Path(stored).is_absolute() else f"{stored}/"
 
 
 @show_errors

@@ -8,7 +8,8 @@ import streamlit as st
 
 from .. import checkpoint as ckpt
 from .. import report, reproduction
-from ..benchmark import default_results_path, resolve_stored
+from ..benchmark import default_results_path
+from ..data.paths import resolve_stored
 from ..metrics import AUPRO_MAX_FPR
 from ..models import MODEL_LABELS
 from ..provenance import budget, budget_warnings, default_counted, model_cells
