@@ -13,7 +13,7 @@ from tqdm import tqdm
 from .errors import AnovitError, ConfigError
 from .models import LOSSES, MODELS, PRESETS, SCORE_FUNCTIONS, SIGMA_SOURCE, describe_training_default
 from .progress import TerminalBar
-from .validation import add_size_args, arg_type, non_negative_float, non_negative_int, positive_float, positive_int
+from .validation import add_scoring_precision_arg, add_size_args, arg_type, non_negative_float, non_negative_int, positive_float, positive_int
 
 
 def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
@@ -115,6 +115,7 @@ def _evaluate_parser(sub: Any) -> None:
                    "the run's own, from its training.json)")
     p.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH_SIZE, help="(default: %(default)s)")
     p.add_argument("--device", default="auto")
+    add_scoring_precision_arg(p)
     p.add_argument("--output", type=Path, help="JSON file (default: RUN_DIR/evaluation.json)")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -151,6 +152,8 @@ def _print_eval(result: Any) -> None:
     def fmt(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.4f}"
 
+    if result.precision_note:
+        print(f"note: {result.precision_note}")
     print(f"image AUROC {fmt(result.image_auroc)}  pixel AUROC {fmt(result.pixel_auroc)}  AUPRO {fmt(result.aupro)}  "
           f"({result.n_images} images, {result.n_anomalous} anomalous, {result.images_per_s:.1f} images/s)")
     for kind, reason in result.unavailable.items():
@@ -233,7 +236,7 @@ def _evaluate_with_bar(run_dir: Path, **kwargs: Any) -> Any:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = _evaluate_with_bar(args.run_dir, dataset=args.dataset, category=args.category, data_root=args.data_root,
-                                sigma=args.sigma, batch_size=args.batch_size, device=args.device)
+                                sigma=args.sigma, batch_size=args.batch_size, device=args.device, bf16=args.bf16)
     _print_eval(result)
     out = args.output or args.run_dir / "evaluation.json"
     out.write_text(json.dumps({**result.summary(), "rows": result.rows}, indent=2))

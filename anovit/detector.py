@@ -5,9 +5,10 @@ A detector holds a model, the smoothing sigma of its anomaly maps, one precision
 
 - anomaly map (eq. 6, or the run's score function "ssim" / "msgms", + the Gaussian smoothing of
   sec. 4.3) and anomaly score (eq. 7), see :mod:`anovit.scoring`;
-- precision: the model runs under bf16 autocast or not, decided once when the detector is built;
-  maps and scores are float32 either way, and the threshold fitted by the same detector comes from
-  scores of that same precision;
+- precision: the model runs under bf16 autocast or not, decided once when the detector is built
+  (a run's detector: the run's recorded precision, :func:`anovit.runtime.scoring_bf16`); maps and
+  scores are float32 either way, and the threshold fitted by the same detector comes from scores of
+  that same precision;
 - decision: an image (or pixel) is anomalous when its score is ``>=`` the threshold
   (:func:`is_anomalous`), the comparison the metrics' ROC curves use;
 - threshold rule (:meth:`Detector.fit_threshold`): the smallest float32 above every anomaly score of
@@ -29,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from . import checkpoint as ckpt
 from .errors import AnovitError
 from .items import ImageBatch
-from .runtime import autocast, resolve_device, use_bf16
+from .runtime import autocast, resolve_device, scoring_bf16, use_bf16
 from .scoring import DEFAULT_SCORE, DEFAULT_SIGMA, anomaly_maps, check_score, check_sigma
 
 Progress = Callable[[int, int], None]  # (images done, images in all)
@@ -63,7 +64,8 @@ class Detector:
 
     ``images`` are float tensors (B, C, H, W) in [0, 1] at the model's ``image_size``; results are
     CPU tensors. ``bf16=None`` means bf16 autocast where the model's device supports it (see
-    :func:`anovit.runtime.use_bf16`; True on a device without it is a ValueError).
+    :func:`anovit.runtime.use_bf16`; True on a device without it is a ConfigError). ``precision_note``:
+    a one-line note when the precision differs from the run's recorded one (see :meth:`from_run`), else None.
     """
 
     def __init__(self, model: nn.Module, *, sigma: float = DEFAULT_SIGMA, threshold: float | None = None,
@@ -74,6 +76,7 @@ class Detector:
         self.score_function = check_score(score_function)
         self.bf16 = use_bf16(self.device, bf16)
         self.threshold = threshold
+        self.precision_note: str | None = None
         self.validation_scores_: np.ndarray | None = None  # set by fit_threshold
 
     @classmethod
@@ -81,13 +84,19 @@ class Detector:
                  bf16: bool | None = None, device: str = "auto", score_function: str | None = None) -> Self:
         """The detector of a run folder's model (see :func:`anovit.checkpoint.load_model`); ``sigma``
         None: the run's own, stored in its training.json (:func:`anovit.runs.run_sigma`); ``score_function``
-        None: the run's (:func:`anovit.runs.run_score`), another one re-scores the run without retraining."""
-        from .runs import run_score, run_sigma
+        None: the run's (:func:`anovit.runs.run_score`), another one re-scores the run without retraining;
+        ``bf16`` None: the run's recorded precision (:func:`anovit.runs.run_precision`), float32 with a
+        ``precision_note`` where it is bf16 and the device has none (:func:`anovit.runtime.scoring_bf16`)."""
+        from .runs import run_precision, run_score, run_sigma
 
-        sigma = run_sigma(Path(run_dir)) if sigma is None else sigma
-        score_function = run_score(Path(run_dir)) if score_function is None else score_function
-        return cls(ckpt.load_model(Path(run_dir), resolve_device(device)), sigma=sigma, threshold=threshold, bf16=bf16,
-                   score_function=score_function)
+        run_dir = Path(run_dir)
+        sigma = run_sigma(run_dir) if sigma is None else sigma
+        score_function = run_score(run_dir) if score_function is None else score_function
+        model = ckpt.load_model(run_dir, resolve_device(device))
+        bf16, note = scoring_bf16(next(model.parameters()).device, run_precision(run_dir), bf16)
+        detector = cls(model, sigma=sigma, threshold=threshold, bf16=bf16, score_function=score_function)
+        detector.precision_note = note
+        return detector
 
     @property
     def image_size(self) -> int:

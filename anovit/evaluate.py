@@ -46,10 +46,11 @@ class Evaluation:
     rows: list[dict[str, Any]] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)  # "image" / "pixel" -> why those metrics are None
     pixel_roc: BinnedROC | None = field(default=None, repr=False)  # the binned pixel counts, for ROC curves
+    precision_note: str | None = field(default=None, repr=False)  # Detector.precision_note of a run's evaluation
 
     def summary(self) -> dict[str, Any]:
         """The metrics, without the per-image rows and the pixel counts."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("rows", "pixel_roc")}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("rows", "pixel_roc", "precision_note")}
 
 
 def evaluate(
@@ -143,6 +144,7 @@ def evaluate_run(
     progress: Callable[[int, int], None] | None = None,
     score: str | None = None,
     record: bool = True,
+    bf16: bool | None = None,
 ) -> Evaluation:
     """Evaluate a run folder's best model on the test split it was trained for (or another one),
     and record the summary (with the resolved data folder) under "test" in its metrics.json and
@@ -150,18 +152,21 @@ def evaluate_run(
     ``max_images``: a seeded subsample of the test split (recorded as "max_images"); None: all of it.
     ``sigma`` None: the run's own (stored in its training.json; see :func:`anovit.runs.run_sigma`);
     ``score`` None: the run's score function (:func:`anovit.runs.run_score`). ``record=False`` writes
-    nothing (a re-scoring with another sigma or score function that leaves the run's metrics alone)."""
+    nothing (a re-scoring with another sigma or score function that leaves the run's metrics alone).
+    ``bf16`` None: the run's recorded precision (:meth:`anovit.detector.Detector.from_run`); the
+    result's ``precision_note`` says when it could not be used."""
     from .train_config import load_training  # train does not import evaluate
 
     run_dir = Path(run_dir)
     training = load_training(run_dir)
-    detector = Detector.from_run(run_dir, sigma=sigma, device=device, score_function=score)
+    detector = Detector.from_run(run_dir, sigma=sigma, device=device, score_function=score, bf16=bf16)
     name, category = dataset or training.dataset, category or training.category
     root = absolute_path(data_root) if data_root is not None else training.data_root
     test_set = get_dataset(name, "test", category=category, image_size=detector.image_size, root=root,
                            seed=training.seed)
     test_set = subsample(test_set, max_images, training.seed)
     result = evaluate_detector(detector, test_set, batch_size=batch_size, progress=progress)
+    result.precision_note = detector.precision_note
     if not record:
         return result
     ckpt.update_metrics(run_dir, test={**result.summary(), "score": detector.score_function,

@@ -103,7 +103,7 @@ def export_onnx(
     if score != DEFAULT_SCORE:
         raise ExportError(f"{run_dir} scores with {score!r}; the ONNX export bakes in eq. (6)'s l2 map only, "
                           "so score this run with anovit itself (anovit score / evaluate).")
-    detector = run_detector(run_dir, sigma, threshold)
+    detector = run_detector(run_dir, sigma, threshold, bf16=False)  # the graph computes in fp32: so does its threshold
     sigma = detector.sigma
     model, threshold = detector.model.cpu(), detector.threshold
     if detector.validation_scores_ is not None:

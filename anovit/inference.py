@@ -25,9 +25,9 @@ def prepare(rgb: np.ndarray, image_size: int) -> torch.Tensor:
 
 
 def run_detector(run_dir: Path, sigma: float | None = None, threshold: float | None = None, *,
-                 bf16: bool | None = False, batch_size: int = SCORE_BATCH_SIZE, device: str = "auto") -> Detector:
-    """The run's detector (fp32 by default, as an ONNX export computes; ``sigma`` None: the run's own)
-    with ``threshold``, or, when None,
+                 bf16: bool | None = None, batch_size: int = SCORE_BATCH_SIZE, device: str = "auto") -> Detector:
+    """The run's detector (``bf16`` None: in the run's recorded precision, see
+    :meth:`~anovit.detector.Detector.from_run`; ``sigma`` None: the run's own) with ``threshold``, or, when None,
     the threshold fitted on the normal validation images of the run's training (its training.json:
     dataset, class, folder, seed, fraction); their number is ``len(detector.validation_scores_)``.
 

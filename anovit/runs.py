@@ -90,6 +90,25 @@ def run_score(path: Path) -> str:
     return str(score) if score is not None else DEFAULT_SCORE
 
 
+def run_precision(path: Path) -> str | None:
+    """The precision ("bf16" or "fp32") a run is scored in by default (see :mod:`anovit.runtime`): its
+    training.json's "precision", resolved once when training started; runs trained before it was recorded:
+    the precision their training used (metrics.json's training "bf16"); None when neither is recorded
+    (e.g. a pulled model without them), which :func:`anovit.runtime.scoring_bf16` resolves by the device.
+    CheckpointError for a recorded value other than "bf16" or "fp32"."""
+    from .runtime import PRECISIONS, precision_name
+
+    training_file = Path(path) / ckpt.TRAINING
+    precision = ckpt.read_json(training_file).get("precision") if training_file.is_file() else None
+    if precision is None:
+        training = _read_object(Path(path) / ckpt.METRICS).get("training")
+        trained_bf16 = training.get("bf16") if isinstance(training, dict) else None
+        return precision_name(trained_bf16) if isinstance(trained_bf16, bool) else None
+    if precision not in PRECISIONS:
+        raise CheckpointError(f"{training_file}: field 'precision' must be one of {PRECISIONS}; got {precision!r}")
+    return str(precision)
+
+
 PROTOCOL_FIELDS = ("epochs_run", "lr", "batch_size", "max_train_images", "decoder", "mask_ratio", "image_size",
                    "score", "sigma")
 

@@ -1,5 +1,5 @@
 """``anovit score RUN IMAGE_OR_FOLDER``: the anomaly score and decision of each image, by the run's
-:class:`~anovit.detector.Detector` in float32 (as the app's Inspect page decides) or, with ``--onnx``,
+:class:`~anovit.detector.Detector` in the run's recorded precision (as the app's Inspect page decides) or, with ``--onnx``,
 by its exported graph through onnxruntime; both decide with :func:`~anovit.detector.decision`. Optionally a CSV of the results and the anomaly maps as PNGs."""
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from .detector import SCORE_BATCH_SIZE, decision
 from .errors import AnovitError
 from .inference import prepare, run_detector
 from .progress import TerminalBar
+from .runtime import precision_name
 from .scoring import DEFAULT_SIGMA
-from .validation import non_negative_float, positive_int
+from .validation import add_scoring_precision_arg, non_negative_float, positive_int
 
 CSV_COLUMNS = ["path", "anomaly_score", "decision", "threshold"]
 
@@ -37,12 +38,16 @@ class Scorer:
     name: str
 
 
-def torch_scorer(run_dir: Path, sigma: float | None, threshold: float | None, device: str = "auto") -> Scorer:
-    """The run's detector in float32 on ``device``; without ``threshold``, the one it fits on its validation images."""
-    detector = run_detector(run_dir, sigma, threshold, device=device)
+def torch_scorer(run_dir: Path, sigma: float | None, threshold: float | None, device: str = "auto",
+                 bf16: bool | None = None) -> Scorer:
+    """The run's detector on ``device`` (``bf16`` None: in the run's recorded precision, its note printed);
+    without ``threshold``, the one it fits on its validation images in that same precision."""
+    detector = run_detector(run_dir, sigma, threshold, bf16=bf16, device=device)
+    if detector.precision_note:
+        print(f"note: {detector.precision_note}")
     assert detector.threshold is not None  # given or fitted
     return Scorer(detector.image_size, detector.threshold, lambda images: detector.outputs(images)[1:],
-                  f"pytorch, {detector.device}")
+                  f"pytorch, {detector.device}, {precision_name(detector.bf16)}")
 
 
 def onnx_scorer(run_dir: Path, sigma: float | None, threshold: float | None) -> Scorer:
@@ -104,10 +109,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise AnovitError(f"--batch-size must be a whole number of at least 1, got {args.batch_size}")
     files = image_files(args.images)
+    if args.onnx and args.bf16:
+        raise AnovitError("--bf16 does not apply to --onnx: the exported graph computes in float32")
     if args.onnx:
         scorer = onnx_scorer(args.run_dir, args.sigma, args.threshold)
     else:
-        scorer = torch_scorer(args.run_dir, args.sigma, args.threshold, args.device)
+        scorer = torch_scorer(args.run_dir, args.sigma, args.threshold, args.device, args.bf16)
     rows: list[dict[str, Any]] = []
     bar = TerminalBar(f"score ({scorer.name})")
     start = time.perf_counter()
@@ -151,4 +158,5 @@ def add_score_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=positive_int, default=SCORE_BATCH_SIZE, help="(default: %(default)s)")
     p.add_argument("--device", default="auto", help="PyTorch device: auto (CUDA when present), cpu, cuda, ... "
                                                    "(default: %(default)s)")
+    add_scoring_precision_arg(p)
     p.set_defaults(func=_cmd_score)

@@ -25,7 +25,7 @@ from .distributed import SINGLE, Parallel, current
 from .errors import CheckpointError, ConfigError, TrainingError
 from .models import build_model
 from .runs import default_checkpoint_dir
-from .runtime import autocast, use_bf16
+from .runtime import autocast, precision_name, use_bf16
 from .scoring import training_loss
 from .resume import load_resume_point, save_resume_point
 from .train_config import TrainConfig, model_config
@@ -122,8 +122,10 @@ def train(
     par = parallel or current()
     if should_stop is not None and par.world_size > 1:  # one process stopping alone would stall the others
         raise ConfigError("should_stop works in one process; under torchrun, stop the torchrun command instead")
+    device = par.device(config.device)
+    bf16 = use_bf16(device, config.bf16)  # resolved once, before the run folder is touched
     with par.lock(run_dir):
-        return _train_locked(config, run_dir, resume, overwrite, progress, should_stop, par)
+        return _train_locked(config, run_dir, resume, overwrite, progress, should_stop, par, device, bf16)
 
 
 def _diverged(config: TrainConfig, loss: float, epoch: int, step: int, steps: int, bf16: bool,
@@ -139,12 +141,11 @@ def _diverged(config: TrainConfig, loss: float, epoch: int, step: int, steps: in
 
 
 def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bool, progress: Progress | None,
-                  should_stop: Callable[[], bool] | None, par: Parallel) -> TrainResult:
-    """:func:`train` once the run folder's lock is held."""
+                  should_stop: Callable[[], bool] | None, par: Parallel, device: torch.device,
+                  bf16: bool) -> TrainResult:
+    """:func:`train` once the run folder's lock is held, on ``device`` with bf16 autocast or not."""
     resuming = par.agree(lambda: _check_run_dir(run_dir, config, resume, overwrite))
     notify = progress if progress and par.is_main else (lambda event: None)
-    device = par.device(config.device)
-    bf16 = use_bf16(device, config.bf16)
     torch.manual_seed(config.seed)
 
     model_cfg = model_config(config)
@@ -172,7 +173,7 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, overwrite: b
     elif par.is_main:
         for stale in (ckpt.WEIGHTS, ckpt.RESUME):  # of an overwritten run
             (run_dir / stale).unlink(missing_ok=True)
-        ckpt.write_json(run_dir / ckpt.TRAINING, asdict(config))
+        ckpt.write_json(run_dir / ckpt.TRAINING, {**asdict(config), "precision": precision_name(bf16)})
         ckpt.write_json(run_dir / ckpt.CONFIG, ckpt.config_to_dict(model))  # weights come with the first epoch
         ckpt.write_json(run_dir / ckpt.METRICS, {})
 

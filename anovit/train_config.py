@@ -17,6 +17,10 @@ from .models import LOSSES, MODELS, PRESETS, SCORE_FUNCTIONS, default_sigma, mak
 from .models.cae import L2CAEConfig, latent_dim_for
 from .validation import absolute_path, check_bool, check_number, check_optional_number, check_str
 
+# What training writes into training.json beside the request: "precision", the bf16 request resolved
+# at the start ("bf16" / "fp32", anovit.runs.run_precision). Not part of the config.
+RECORDED_FIELDS = ("precision",)
+
 
 @dataclass
 class TrainConfig:
@@ -122,6 +126,7 @@ class TrainConfig:
         """Inverse of ``asdict``; ConfigError naming the field for an unknown field or a bad value."""
         if not isinstance(data, dict):
             raise ConfigError(f"must hold a JSON object of training fields; got {type(data).__name__}")
+        data = {k: v for k, v in data.items() if k not in RECORDED_FIELDS}
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
             raise ConfigError(f"unknown field(s) {unknown}; expected some of {sorted(cls.__dataclass_fields__)}")

@@ -145,3 +145,11 @@ def add_size_args(p: argparse.ArgumentParser) -> None:
                    "(default: the preset's; the paper preset's follows the dataset: 224 for MNIST/CIFAR-10, "
                    "384 for MVTec AD)")
     p.add_argument("--encoder", type=encoder_arg, help="AnoViT: any timm ViT/DeiT name (default: the preset's)")
+
+
+def add_scoring_precision_arg(p: argparse.ArgumentParser) -> None:
+    """--bf16 / --no-bf16 of the commands that score a run (evaluate, score): None (neither) is the run's
+    recorded precision (:func:`anovit.runtime.scoring_bf16`)."""
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="score under bf16 autocast, or not (default: the precision the run was trained in, "
+                        "float32 where the device has no bf16)")

@@ -76,10 +76,9 @@ def test_from_run_loads_the_run_folder(model, tmp_path):
 
 
 @pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
-def test_inspect_heatmaps_and_evaluate_agree_on_one_image(model, splits, monkeypatch, bf16):
+def test_inspect_heatmaps_and_evaluate_agree_on_one_image(model, splits, bf16):
     if bf16 and not runtime.bf16_supported(torch.device("cpu")):
-        # CPU autocast runs bf16 kernels either way; only the speed differs on CPUs without native support
-        monkeypatch.setattr(runtime, "bf16_supported", lambda device: True)
+        pytest.skip(f"this CPU has no bf16 support (or {runtime.NO_BF16_ENV} is set): the bf16 path runs where it has")
     val, test = splits
     detector = Detector(model, bf16=bf16).fit_threshold(val)
     assert detector.bf16 is bf16

@@ -1,23 +1,28 @@
 """The package as people install it: a wheel built from pyproject.toml, installed into a fresh
-virtual environment, gives an ``anovit`` command that works from a folder outside the repository,
+virtual environment (built from the running interpreter's environment: a venv, a conda env or a system
+Python), gives an ``anovit`` command that works from a folder outside the repository,
 keeps its working files there, and needs neither the app extra nor the ONNX extra for its help."""
 
+import importlib.metadata
 import os
+import re
 import shutil
+import site
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    """(venv python, venv anovit script, wheel): the wheel installed with --no-deps into a venv that
-    sees this interpreter's packages (--system-site-packages), so nothing is downloaded."""
+def wheel(tmp_path_factory) -> Path:
+    """The wheel built from a copy of the checkout with this interpreter's pip and setuptools (offline)."""
     if subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode != 0:
         pytest.skip("pip is not available to build a wheel")
     tmp = tmp_path_factory.mktemp("packaging")
@@ -25,14 +30,51 @@ def installed(tmp_path_factory):
     shutil.copytree(REPO / "anovit", source / "anovit", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
-    _run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(tmp / "dist"), str(source)])
-    wheel = next((tmp / "dist").glob("anovit-*.whl"))
-    venv = tmp / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)])
+    _run([*PIP, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(tmp / "dist"), str(source)])
+    return next((tmp / "dist").glob("anovit-*.whl"))
+
+
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory):
+    """(venv python, venv anovit script): the wheel installed with --no-deps into a fresh venv that sees the
+    packages of this interpreter's environment (see :func:`make_venv`), so nothing is downloaded. Skipped
+    where this environment lacks anovit's dependencies (e.g. a system Python before `pip install -r
+    requirements.txt`)."""
+    missing = missing_dependencies()
+    if missing:
+        pytest.skip(f"this interpreter ({sys.executable}) lacks anovit's dependencies {missing}: "
+                    "run `pip install -r requirements.txt` with it first")
+    python = make_venv(tmp_path_factory.mktemp("packaging-venv") / "venv")
+    _run([*PIP, "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)])
+    return python, python.parent / "anovit"
+
+
+def missing_dependencies() -> list[str]:
+    """The distributions of pyproject.toml's [project] dependencies that this interpreter cannot import."""
+    requirements = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = [re.match(r"[A-Za-z0-9_.-]+", r).group(0) for r in requirements]
+    missing = []
+    for name in names:
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(name)
+    return missing
+
+
+def make_venv(venv: Path) -> Path:
+    """A venv (its python) built from the base interpreter, whose ``environment.pth`` puts the running
+    environment's site-packages on its path: this works whether pytest runs in a venv (whose packages a
+    ``--system-site-packages`` venv would not see), a conda env or a system Python. Plain path lines only:
+    the .pth files of those folders (e.g. the checkout's editable install) are not run, so ``anovit`` is
+    the installed wheel."""
+    _run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(venv)])
     python = venv / "bin" / "python"
-    _run([*pip, "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)])
-    return python, venv / "bin" / "anovit", wheel
+    own = _run([python, "-c", "import site; print(site.getsitepackages()[0])"]).stdout.strip()
+    found = [*site.getsitepackages(), *(p for p in sys.path if Path(p).name in ("site-packages", "dist-packages"))]
+    folders = [p for p in dict.fromkeys(found) if Path(p).is_dir()]
+    (Path(own) / "environment.pth").write_text("".join(f"{p}\n" for p in folders))
+    return python
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -42,8 +84,7 @@ def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess
     return proc
 
 
-def test_wheel_holds_the_package_and_its_data_only(installed):
-    _, _, wheel = installed
+def test_wheel_holds_the_package_and_its_data_only(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "anovit/hub_models.json" in names and "anovit/cli.py" in names and "anovit/models/anovit.py" in names
     assert not [n for n in names if n.startswith(("tests/", "pages/", "benchmarks/")) or "__pycache__" in n]
@@ -52,7 +93,7 @@ def test_wheel_holds_the_package_and_its_data_only(installed):
 
 
 def test_console_script_runs_from_outside_the_repository(installed, tmp_path):
-    python, script, _ = installed
+    python, script = installed
     out = _run([script, "--help"], cwd=tmp_path).stdout
     for command in ("train", "evaluate", "export", "score"):
         assert command in out
@@ -68,7 +109,7 @@ def test_console_script_runs_from_outside_the_repository(installed, tmp_path):
 
 
 def test_installed_command_trains_and_scores_outside_the_repository(installed, synthetic_root, tmp_path):
-    _, script, _ = installed
+    _, script = installed
     _run([script, "train", "--dataset", "synthetic", "--data-root", synthetic_root, "--category", "tiles",
           "--model", "cae", "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--no-eval"], cwd=tmp_path)
     run = tmp_path / "checkpoints" / "synthetic-tiles-cae-cpu-tiny-s0"  # under the current folder

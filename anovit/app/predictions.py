@@ -18,7 +18,8 @@ from .. import checkpoint as ckpt
 from ..detector import SCORE_BATCH_SIZE, Detector, Progress
 from ..evaluate import ROW_FIELDS, evaluate_detector
 from ..metrics import BinnedROC
-from ..runs import RunInfo, run_score, run_sigma
+from ..runs import RunInfo, run_precision, run_score, run_sigma
+from ..runtime import scoring_bf16
 from ..scoring import DEFAULT_SIGMA
 from .pickers import DataRef, describe_items, load_dataset, load_model_cached, weights_mtime
 
@@ -39,9 +40,15 @@ class _Bar:
 
 
 def detector_for(run_dir: Path, sigma: float | None = None) -> Detector:
-    """The run's :class:`~anovit.detector.Detector` (cached model; bf16 where the CPU supports it), no threshold."""
-    sigma = run_sigma(Path(run_dir)) if sigma is None else sigma  # None: the run's own (its training.json)
-    return Detector(load_model_cached(Path(run_dir)), sigma=sigma, score_function=run_score(Path(run_dir)))
+    """The run's :class:`~anovit.detector.Detector` (cached model; in the run's recorded precision, as
+    :meth:`~anovit.detector.Detector.from_run`), no threshold."""
+    run_dir = Path(run_dir)
+    sigma = run_sigma(run_dir) if sigma is None else sigma  # None: the run's own (its training.json)
+    model = load_model_cached(run_dir)
+    bf16, note = scoring_bf16(next(model.parameters()).device, run_precision(run_dir))
+    detector = Detector(model, sigma=sigma, bf16=bf16, score_function=run_score(run_dir))
+    detector.precision_note = note
+    return detector
 
 
 def _uint8(images: torch.Tensor) -> np.ndarray:
