@@ -54,7 +54,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
               "the paper preset follows the dataset (224 px + vit_base_patch16_224 for the one-class sets, "
               "384 px + vit_base_patch16_384 otherwise); the cpu-* presets run 128 or 224 px",
               "CPU-sized presets; `--image-size` and `--encoder` override"),
-    Deviation("precision", "not stated", "bf16 autocast where the hardware supports it; losses and maps in float32",
+    Deviation("precision", "not stated", "bf16 autocast where the hardware supports it (`--no-bf16`: float32), "
+              "recorded with the run and used by every later scoring of it; losses and maps in float32",
               "2x faster on CPUs with bf16 units, AUROC unchanged to 1e-3 (benchmarks/bf16_vs_fp32.py)"),
 )
 

@@ -7,6 +7,7 @@ computing (tracemalloc: numpy allocations, not counting the input arrays) and |o
 Run at two sizes to show that our memory does not grow with the number of pixels.
 
     python benchmarks/pixel_auroc_vs_sklearn.py [--sizes 10000000 100000000]
+    python benchmarks/pixel_auroc_vs_sklearn.py --smoke [--out DIR]   # 10,000 and 100,000 scores
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 import tracemalloc
 
 import numpy as np
-from _common import machine, write_result
+from _common import add_output_args, machine, output_dir, write_result
 from sklearn.metrics import roc_auc_score
 
 from anovit.metrics import BinnedROC
@@ -55,7 +56,11 @@ def measured(fn, *args) -> tuple[object, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000_000, 100_000_000])
+    add_output_args(parser)
     args = parser.parse_args()
+    out = output_dir(args)
+    if args.smoke:
+        args.sizes = [10_000, 100_000]
     start = machine()
     rows = []
     for n in args.sizes:
@@ -72,10 +77,10 @@ def main() -> None:
     write_result("pixel_auroc_vs_sklearn", {
         "what": "pixel AUROC: streaming BinnedROC (2^20 log bins, slices of 2^22) vs sklearn roc_auc_score",
         "target": "speedup >= 20 at 100 M scores; our peak memory the same at every size",
-        "sizes": rows, "speedup_at_largest": rows[-1]["speedup"],
+        "smoke": args.smoke, "sizes": rows, "speedup_at_largest": rows[-1]["speedup"],
         "ours_peak_mib_ratio_largest_to_smallest": rows[-1]["ours_peak_mib"] / rows[0]["ours_peak_mib"],
         "machine": start,
-    })
+    }, out)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
 
 Pipeline = ``anovit.evaluate.evaluate``: data loading, model forward (bf16 autocast where the CPU
 supports it, as evaluation does), score maps (eq. 6 + Gaussian smoothing, eq. 7), image scores and
-the streaming pixel metrics (one BinnedPRO update per batch, which also feeds the pixel AUROC). Bare = ``reconstruct(model, batch)`` over
-the same batches, already in memory. "warm": the dataset's decoded-image cache is filled (repeat
+the streaming pixel metrics (one BinnedPRO update per batch, which also feeds the pixel AUROC). Bare =
+``Detector.reconstruct`` (the forward pass under the same autocast) over the same batches, already in memory. "warm": the dataset's decoded-image cache is filled (repeat
 evaluations in one process); "cold": a fresh dataset decodes every PNG (a first evaluation).
 A per-stage breakdown of one warm pass says where the rest of the time goes.
 
     python benchmarks/scoring_throughput.py [--models anovit cae] [--category washer] [--repeats 3]
+    python benchmarks/scoring_throughput.py --smoke [--out DIR]   # seconds, tiny data made here
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ import argparse
 import time
 
 import torch
-from _common import interleaved, machine, median, write_result
+from _common import SMOKE_CATEGORY, SMOKE_SIZE, add_output_args, interleaved, machine, median, output_dir, \
+    smoke_workdir, tiny_mvtec, write_result
 from torch.utils.data import DataLoader
 
 from anovit.data import get_dataset
-from anovit.evaluate import evaluate, reconstruct
+from anovit.detector import Detector
+from anovit.evaluate import evaluate
 from anovit.metrics import BinnedPRO
 from anovit.models import create_model
 from anovit.runtime import use_bf16
 from anovit.scoring import anomaly_maps
 
 
-def breakdown(model: torch.nn.Module, dataset, batch_size: int, bf16: bool) -> dict[str, float]:
+def breakdown(detector: Detector, dataset, batch_size: int) -> dict[str, float]:
     """Seconds per stage of one pass over ``dataset`` (the stages of evaluate(), timed one by one)."""
     stages = dict.fromkeys(("load", "forward", "score_maps", "pixel_metrics"), 0.0)
     pixels = BinnedPRO()
@@ -38,7 +41,7 @@ def breakdown(model: torch.nn.Module, dataset, batch_size: int, bf16: bool) -> d
         if batch is None:
             break
         t1 = time.perf_counter()
-        recon = reconstruct(model, batch["image"], bf16)
+        recon = detector.reconstruct(batch["image"])
         t2 = time.perf_counter()
         maps, _ = anomaly_maps(batch["image"], recon)
         t3 = time.perf_counter()
@@ -49,27 +52,30 @@ def breakdown(model: torch.nn.Module, dataset, batch_size: int, bf16: bool) -> d
     return stages
 
 
-def measure(name: str, category: str, batch_size: int, repeats: int) -> dict:
-    model = create_model(name, "cpu-tiny").eval()
+def measure(name: str, data: dict, batch_size: int, repeats: int, **overrides) -> dict:
+    """Bare forward vs evaluate() of cpu-tiny ``name`` on the test split of ``data`` (get_dataset's
+    dataset, category and root)."""
+    model = create_model(name, "cpu-tiny", **overrides).eval()
     size = model.config.image_size
     bf16 = use_bf16(torch.device("cpu"), None)
-    dataset = get_dataset("synthetic", "test", category=category, image_size=size)
+    detector = Detector(model, bf16=bf16)
+    dataset = get_dataset(data["dataset"], "test", category=data["category"], image_size=size, root=data["root"])
     batches = [b["image"] for b in DataLoader(dataset, batch_size=batch_size)]  # also fills the decode cache
     n = len(dataset)
 
     def bare() -> None:
         for images in batches:
-            reconstruct(model, images, bf16)
+            detector.reconstruct(images)
 
     def warm() -> None:
         evaluate(model, dataset, batch_size=batch_size, device="cpu")
 
     def cold() -> None:
-        evaluate(model, get_dataset("synthetic", "test", category=category, image_size=size),
-                 batch_size=batch_size, device="cpu")
+        evaluate(model, get_dataset(data["dataset"], "test", category=data["category"], image_size=size,
+                                    root=data["root"]), batch_size=batch_size, device="cpu")
 
     times = interleaved({"bare": bare, "warm": warm, "cold": cold}, repeats)
-    stages = breakdown(model, dataset, batch_size, bf16)
+    stages = breakdown(detector, dataset, batch_size)
     result = {
         "model": name, "images": n, "batch_size": batch_size, "image_size": size, "bf16": bf16,
         "bare_images_per_s": n / median(times["bare"]),
@@ -93,14 +99,20 @@ def main() -> None:
     parser.add_argument("--category", default="washer")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    add_output_args(parser)
     args = parser.parse_args()
+    out = output_dir(args)
     start = machine()
-    results = [measure(m, args.category, args.batch_size, args.repeats) for m in args.models]
+    data, overrides = {"dataset": "synthetic", "category": args.category, "root": None}, {}
+    if args.smoke:  # 8 test images at 64 px, batches of 4, one timed repeat
+        data = {"dataset": "mvtec", "category": SMOKE_CATEGORY, "root": str(tiny_mvtec(smoke_workdir()))}
+        overrides, args.batch_size, args.repeats = {"image_size": SMOKE_SIZE}, 4, 1
+    results = [measure(m, data, args.batch_size, args.repeats, **overrides) for m in args.models]
     write_result("scoring_throughput", {
         "what": "evaluate() (load + forward + score maps + metrics) vs bare forward on the same batches, "
-                f"synthetic/{args.category} test split, cpu-tiny",
-        "target": "ratio >= 0.9", "models": results, "machine": start,
-    })
+                f"{data['dataset']}/{data['category']} test split, cpu-tiny",
+        "target": "ratio >= 0.9", "smoke": args.smoke, "models": results, "machine": start,
+    }, out)
 
 
 if __name__ == "__main__":

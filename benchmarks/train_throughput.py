@@ -8,6 +8,7 @@ The bare loop runs before and after the trainer and its two medians are averaged
 machine's load during the run affects both sides alike.
 
     python benchmarks/train_throughput.py [--models anovit cae] [--epochs 3] [--category washer]
+    python benchmarks/train_throughput.py --smoke [--out DIR]   # seconds, tiny data made here
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import tempfile
 import time
 
 import torch
-from _common import machine, write_result
+from _common import SMOKE_CATEGORY, SMOKE_SIZE, add_output_args, machine, output_dir, smoke_workdir, tiny_mvtec, \
+    write_result
 
 from anovit.models import create_model
 from anovit.runtime import autocast, use_bf16
@@ -27,9 +29,9 @@ from anovit.train import train
 from anovit.train_config import TrainConfig
 
 
-def bare_images_per_s(name: str, batch_size: int, steps: int, bf16: bool) -> float:
+def bare_images_per_s(name: str, batch_size: int, steps: int, bf16: bool, **overrides) -> float:
     """Median images/s of forward + loss + backward + Adam step on one random batch, repeated."""
-    model = create_model(name, "cpu-tiny").train()
+    model = create_model(name, "cpu-tiny", **overrides).train()
     size = model.config.image_size
     config = TrainConfig(model=name)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
@@ -50,10 +52,10 @@ def bare_images_per_s(name: str, batch_size: int, steps: int, bf16: bool) -> flo
     return statistics.median(rates)
 
 
-def trainer_images_per_s(name: str, category: str, epochs: int) -> tuple[list[float], int]:
-    """Images/s of every epoch after the first, from the trainer's step events, and its batch size."""
-    config = TrainConfig(dataset="synthetic", category=category, model=name, preset="cpu-tiny", epochs=epochs,
-                         device="cpu")
+def trainer_images_per_s(name: str, data: dict, epochs: int, **fields) -> tuple[list[float], int]:
+    """Images/s of every epoch after the first, from the trainer's step events, and its batch size; ``data``:
+    the TrainConfig's dataset, category and data_root; ``fields``: other TrainConfig fields."""
+    config = TrainConfig(**data, model=name, preset="cpu-tiny", epochs=epochs, device="cpu", **fields)
     last: dict[int, float] = {}
 
     def progress(event: dict) -> None:
@@ -71,15 +73,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--category", default="washer")
     parser.add_argument("--steps", type=int, default=8, help="bare steps before and after the trainer")
+    add_output_args(parser)
     args = parser.parse_args()
+    out = output_dir(args)
     start = machine()
     bf16 = use_bf16(torch.device("cpu"), None)
+    data, overrides, fields = {"dataset": "synthetic", "category": args.category, "data_root": None}, {}, {}
+    if args.smoke:  # 8 training images at 64 px (6 trained on, batches of 4), 2 epochs, 1 bare step
+        data = {"dataset": "mvtec", "category": SMOKE_CATEGORY, "data_root": str(tiny_mvtec(smoke_workdir()))}
+        overrides, args.epochs, args.steps = {"image_size": SMOKE_SIZE}, 2, 1
+        fields = {"model_overrides": overrides, "batch_size": 4}
     results = []
     for name in args.models:
-        batch_size = TrainConfig().batch_size
-        before = bare_images_per_s(name, batch_size, args.steps, bf16)
-        epochs, batch_size = trainer_images_per_s(name, args.category, args.epochs)
-        after = bare_images_per_s(name, batch_size, args.steps, bf16)
+        batch_size = fields.get("batch_size", TrainConfig().batch_size)
+        before = bare_images_per_s(name, batch_size, args.steps, bf16, **overrides)
+        epochs, batch_size = trainer_images_per_s(name, data, args.epochs, **fields)
+        after = bare_images_per_s(name, batch_size, args.steps, bf16, **overrides)
         bare = (before + after) / 2
         trainer = statistics.median(epochs)
         results.append({"model": name, "batch_size": batch_size, "bf16": bf16, "bare_images_per_s": bare,
@@ -89,9 +98,9 @@ def main() -> None:
               f"(before {before:.1f}, after {after:.1f}): ratio {trainer / bare:.2f}")
     write_result("train_throughput", {
         "what": "train() steps (data loading + augmentation + step) vs bare forward+backward+Adam step, "
-                f"synthetic/{args.category}, cpu-tiny, TrainConfig defaults",
-        "target": "ratio >= 0.9", "models": results, "machine": start,
-    })
+                f"{data['dataset']}/{data['category']}, cpu-tiny, TrainConfig defaults",
+        "target": "ratio >= 0.9", "smoke": args.smoke, "models": results, "machine": start,
+    }, out)
 
 
 if __name__ == "__main__":

@@ -152,9 +152,11 @@ def test_heatmaps_give_each_model_its_validation_threshold(checkpoints):
     for model, run in (("l2-CAE", "weave-cae"), ("AnoViT", "weave-anovit")):
         row = thresholds.set_index("model").loc[model]
         shown = summary.set_index("model").loc[model]
-        # the CLI's threshold (anovit score: fitted on the run's validation split, in float32); the app scores in bf16
-        reference = run_detector(checkpoints / run, device="cpu").threshold
-        assert float(row["validation threshold"]) == pytest.approx(reference, rel=2e-2)
+        # the CLI's threshold (anovit score: fitted on the run's validation split), in the run's precision as the app's;
+        # in bf16, kernels chosen per batch size may round the scores differently
+        reference = run_detector(checkpoints / run, device="cpu")
+        tolerance = 2e-2 if reference.bf16 else 1e-5
+        assert float(row["validation threshold"]) == pytest.approx(reference.threshold, rel=tolerance)
         assert shown["threshold"] == row["validation threshold"]  # used by default
         assert row["test F1-optimal (reference)"] != "—"
         assert shown["image FPR"] != "1.000", shown  # not every normal test image flagged
