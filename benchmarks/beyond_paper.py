@@ -9,7 +9,9 @@ std over seeds (categories averaged per seed first). The l2-CAE on cookies is me
 ``benchmarks/cae_recipe.py``-style runs elsewhere (``--models`` adds ``cae:cpu-tiny`` here).
 
 Writes ``benchmarks/results/beyond_paper.json`` after every run (a killed run keeps what it measured).
-Run from the repository root: ``OMP_NUM_THREADS=1 nice -n 5 python benchmarks/beyond_paper.py``.
+Run from the repository root: ``OMP_NUM_THREADS=1 nice -n 5 python benchmarks/beyond_paper.py``
+(``--smoke [--out DIR]``: every variant for one epoch at 64 px on tiny data made here, one seed, the JSON
+into DIR or a temporary folder).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import json
 import statistics
 import time
 
-from _common import RESULTS, ROOT, machine
+from _common import RESULTS, ROOT, SMOKE_CATEGORY, SMOKE_SIZE, add_output_args, machine, output_dir, smoke_workdir, \
+    tiny_mvtec
 
 VARIANTS = "ssim-cae:cpu-tiny,anovit:cpu-tiny,anovit:cpu-tiny-masked"
 OUTPUT = RESULTS / "beyond_paper.json"
@@ -73,7 +76,7 @@ def markdown_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def rescore(out: dict, variants: list, sets: list[str], work, evaluate_run) -> None:
+def rescore(out: dict, variants: list, sets: list[str], work, evaluate_run, output) -> None:
     """Re-evaluate each recorded run of ``variants`` on ``sets`` with its preset's current score function and
     sigma (its training.json rewritten with them; training seconds kept) and write the JSON again."""
     from dataclasses import asdict
@@ -93,7 +96,7 @@ def rescore(out: dict, variants: list, sets: list[str], work, evaluate_run) -> N
                    eval_seconds=time.perf_counter() - t0)
         print(json.dumps(row), flush=True)
     out["summary"] = summary(out["runs"])
-    OUTPUT.write_text(json.dumps(out, indent=2))
+    output.write_text(json.dumps(out, indent=2))
 
 
 def main() -> None:
@@ -108,6 +111,7 @@ def main() -> None:
     parser.add_argument("--rescore", action="store_true",
                         help="re-evaluate the finished run folders of --variants and --sets with their preset's "
                              "current score function and sigma (scoring settings; the training is unchanged)")
+    add_output_args(parser)
     args = parser.parse_args()
     if args.table is not None:
         from pathlib import Path
@@ -124,21 +128,30 @@ def main() -> None:
     from anovit.train_config import TrainConfig
 
     torch.set_num_threads(1)
-    work = ROOT / "checkpoints" / "beyond-paper"
-    sets = {"cookies": ("mvtec", str(ROOT.parent / "shared" / "data" / "cookies"), ("cookie",))}
+    output = output_dir(args) / OUTPUT.name
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fields: dict = {}  # TrainConfig fields beyond the preset's
+    if args.smoke:
+        work = smoke_workdir()
+        sets = {"tiny": ("mvtec", str(tiny_mvtec(work / "data")), (SMOKE_CATEGORY,))}
+        args.sets, args.seeds = "tiny", 1
+        fields = {"epochs": 1, "batch_size": 4, "model_overrides": {"image_size": SMOKE_SIZE}}
+    else:
+        work = ROOT / "checkpoints" / "beyond-paper"
+        sets = {"cookies": ("mvtec", str(ROOT.parent / "shared" / "data" / "cookies"), ("cookie",))}
     if "synthetic" in args.sets:
         root = generate(work / "synthetic", categories=list(SYNTHETIC), n_train=args.n_train, seed=0)
         sets["synthetic"] = ("synthetic", str(root), SYNTHETIC)
     variants = [tuple(v.split(":")) for v in args.variants.split(",")]
     out: dict = {"variants": variants, "seeds": args.seeds, "synthetic_n_train": args.n_train, "image_size": 128,
                  "runs": [], "machine": machine()}
-    if OUTPUT.is_file():  # keep the runs of an earlier invocation (e.g. another --sets)
-        previous = json.loads(OUTPUT.read_text())
+    if output.is_file():  # keep the runs of an earlier invocation (e.g. another --sets)
+        previous = json.loads(output.read_text())
         out["runs"] = [r for r in previous.get("runs", []) if args.rescore or r["set"] not in args.sets.split(",")
                        or (r["model"], r["preset"]) not in variants]
     start = time.time()
     if args.rescore:
-        rescore(out, variants, args.sets.split(","), work, evaluate_run)
+        rescore(out, variants, args.sets.split(","), work, evaluate_run, output)
         return
     for name in args.sets.split(","):
         dataset, data_root, categories = sets[name]
@@ -146,7 +159,7 @@ def main() -> None:
             for model, preset in variants:
                 for category in categories:
                     config = TrainConfig(dataset=dataset, category=category, data_root=data_root, model=model,
-                                         preset=preset, seed=seed)
+                                         preset=preset, seed=seed, **fields)
                     run_dir = work / f"{name}-{category}-{model}-{preset}-s{seed}"
                     result = train(config, run_dir, overwrite=True)
                     t0 = time.perf_counter()
@@ -159,11 +172,10 @@ def main() -> None:
                            "eval_seconds": time.perf_counter() - t0}
                     out["runs"].append(row)
                     out["summary"], out["wall_seconds"], out["machine_end"] = summary(out["runs"]), time.time() - start, machine()
-                    RESULTS.mkdir(parents=True, exist_ok=True)
-                    OUTPUT.write_text(json.dumps(out, indent=2))
+                    output.write_text(json.dumps(out, indent=2))
                     print(json.dumps(row), flush=True)
     print(json.dumps(out["summary"], indent=2))
-    print(f"wrote {OUTPUT}")
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ Per run it records the image and pixel AUROC, the best epoch, the wall time, and
 its flatness: the relative change of the mean training loss over the last 10% of epochs vs the 10%
 before. Runs are merged into ``benchmarks/results/cae_recipe.json`` by (set, recipe, seed, image
 size), so runs at several sizes sit side by side. Run from the repository root, e.g.
-``OMP_NUM_THREADS=1 nice -n 2 python benchmarks/cae_recipe.py --sets cookie --image-size 128``.
+``OMP_NUM_THREADS=1 nice -n 2 python benchmarks/cae_recipe.py --sets cookie --image-size 128``
+(``--smoke [--out DIR]``: one seed of each recipe for one epoch at 64 px on tiny data made here, the JSON
+into DIR or a temporary folder).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import argparse
 import json
 import time
 
-from _common import RESULTS, ROOT, machine
+from _common import RESULTS, ROOT, SMOKE_CATEGORY, SMOKE_SIZE, add_output_args, machine, output_dir, smoke_workdir, \
+    tiny_mvtec
 
 # {}: the trainer's defaults (Bergmann et al.'s recipe); "long": the same at 3x the epochs, to see whether
 # 200 passes over a small training split still leave AUROC to gain
@@ -57,13 +60,20 @@ def main() -> None:
     p.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="comma list of seeds")
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--synthetic-train", type=int, default=12, help="train/good images of the synthetic washer")
+    add_output_args(p)
     args = p.parse_args()
     torch.set_num_threads(1)
-    work = ROOT / "checkpoints" / "cae-recipe"
+    output = output_dir(args) / OUTPUT.name
+    output.parent.mkdir(parents=True, exist_ok=True)
+    work = smoke_workdir() if args.smoke else ROOT / "checkpoints" / "cae-recipe"
     sets = {"cookie": ("mvtec", lambda: str(ROOT.parent / "shared" / "data" / "cookies"), "cookie"),
             "synthetic": ("synthetic", lambda: str(generate(work / "synthetic", categories=["washer"],
-                                                             n_train=args.synthetic_train)), "washer")}
-    old = json.loads(OUTPUT.read_text()) if OUTPUT.is_file() else {}
+                                                             n_train=args.synthetic_train)), "washer"),
+            "tiny": ("mvtec", lambda: str(tiny_mvtec(work / "tiny")), SMOKE_CATEGORY)}
+    budget: dict = {}  # overrides of every recipe's epochs
+    if args.smoke:
+        args.sets, args.seeds, args.image_size, budget = "tiny", "0", SMOKE_SIZE, {"epochs": 1}
+    old = json.loads(output.read_text()) if output.is_file() else {}
     # a file written before sizes varied holds one top-level image_size
     runs = {_key(r): r for r in ({"image_size": old.get("image_size"), **r} for r in old.get("runs", []))}
     out = {"recipes": RECIPES, "seeds": list(SEEDS), "machine": machine()}
@@ -75,7 +85,7 @@ def main() -> None:
             for seed in map(int, args.seeds.split(",")):
                 config = TrainConfig(dataset=dataset, category=category, data_root=root, model="cae",
                                      preset="cpu-tiny", model_overrides={"image_size": args.image_size}, seed=seed,
-                                     device="cpu", bf16=False, **RECIPES[recipe])
+                                     device="cpu", bf16=False, **{**RECIPES[recipe], **budget})
                 run_dir = work / f"{category}-{recipe}-{args.image_size}px-s{seed}"
                 result = train(config, run_dir, overwrite=True)
                 test = evaluate_run(run_dir, device="cpu")
@@ -92,8 +102,7 @@ def main() -> None:
                 runs[_key(run)] = run
                 out["runs"] = sorted(runs.values(), key=lambda r: tuple(map(str, _key(r))))
                 out["wall_seconds"], out["machine_end"] = time.time() - start, machine()
-                RESULTS.mkdir(parents=True, exist_ok=True)
-                OUTPUT.write_text(json.dumps(out, indent=2))
+                output.write_text(json.dumps(out, indent=2))
                 print(f"{category} {recipe} {args.image_size}px seed {seed}: image {test.image_auroc:.3f} pixel "
                       f"{test.pixel_auroc:.3f} best epoch {result.best_epoch} flatness {run['flatness_last_10pct']} "
                       f"({run['train_seconds']:.0f} s)", flush=True)

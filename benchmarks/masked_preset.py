@@ -11,7 +11,8 @@ ones. Records image and pixel AUROC per category, training seconds and the best 
 
 Writes ``benchmarks/results/masked_preset.json``. Run from the repository root:
 ``OMP_NUM_THREADS=1 nice -n 5 python benchmarks/masked_preset.py`` (``--rescore``: score the finished
-run folders again without training them).
+run folders again without training them; ``--smoke [--out DIR]``: one candidate for one epoch at 64 px on
+tiny data made here, every score function, the JSON into DIR or a temporary folder).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from __future__ import annotations
 import json
 import time
 
-from _common import RESULTS, ROOT, machine
+from _common import RESULTS, ROOT, SMOKE_CATEGORY, SMOKE_SIZE, add_output_args, machine, output_dir, smoke_workdir, \
+    tiny_mvtec
 
 CATEGORIES = ("washer", "weave")  # an object and a texture
 N_TRAIN = 48
@@ -49,22 +51,32 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rescore", action="store_true", help="reuse finished run folders")
+    add_output_args(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    work = ROOT / "checkpoints" / "masked-preset"
-    root = generate(work / "synthetic-validation", categories=list(CATEGORIES), n_train=N_TRAIN, seed=VALIDATION_SEED)
-    out: dict = {"categories": CATEGORIES, "n_train": N_TRAIN, "validation_seed": VALIDATION_SEED,
-                 "candidates": CANDIDATES, "runs": [], "machine": machine()}
+    output = output_dir(args) / OUTPUT.name
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if args.smoke:
+        work = smoke_workdir()
+        dataset, root, categories, size, batch_size = "mvtec", tiny_mvtec(work / "data"), (SMOKE_CATEGORY,), SMOKE_SIZE, 4
+        candidates, sigmas = ((0.25, 1),), (2.0,)
+    else:
+        work = ROOT / "checkpoints" / "masked-preset"
+        root = generate(work / "synthetic-validation", categories=list(CATEGORIES), n_train=N_TRAIN, seed=VALIDATION_SEED)
+        dataset, categories, candidates, sigmas, size, batch_size = "synthetic", CATEGORIES, CANDIDATES, SIGMAS, 128, 16
+    out: dict = {"categories": categories, "n_train": N_TRAIN, "validation_seed": VALIDATION_SEED,
+                 "candidates": candidates, "smoke": args.smoke, "runs": [], "machine": machine()}
     start = time.time()
-    for category in CATEGORIES:
-        valid = get_dataset("synthetic", "test", category=category, image_size=128, root=str(root))
+    for category in categories:
+        valid = get_dataset(dataset, "test", category=category, image_size=size, root=str(root))
         batches = list(DataLoader(valid, batch_size=16))
         images = torch.cat([b["image"] for b in batches])
         masks = torch.cat([b["mask"] for b in batches]).bool().squeeze(1)
         labels = torch.cat([b["label"] for b in batches]).numpy()
-        for mask_ratio, epochs in CANDIDATES:
-            config = TrainConfig(dataset="synthetic", category=category, data_root=str(root), model="anovit",
-                                 preset="cpu-tiny", model_overrides={"mask_ratio": mask_ratio}, epochs=epochs, seed=0)
+        for mask_ratio, epochs in candidates:
+            config = TrainConfig(dataset=dataset, category=category, data_root=str(root), model="anovit",
+                                 preset="cpu-tiny", model_overrides={"mask_ratio": mask_ratio, "image_size": size},
+                                 epochs=epochs, batch_size=batch_size, seed=0)
             run_dir = work / f"{category}-m{mask_ratio:g}-e{epochs}"
             if args.rescore and (run_dir / ckpt.WEIGHTS).is_file():
                 history = ckpt.read_metrics(run_dir)["training"]
@@ -77,7 +89,7 @@ def main() -> None:
             recon = torch.cat([detector.reconstruct(images[i:i + 16]).cpu() for i in range(0, len(images), 16)])
             infer = time.perf_counter() - t0
             for score in SCORES:
-                for sigma in SIGMAS:
+                for sigma in sigmas:
                     maps, scores = anomaly_maps(images, recon, sigma, score)
                     row = {"category": category, "mask_ratio": mask_ratio, "epochs": epochs, "score": score,
                            "sigma": sigma, "image_auroc": image_auroc(scores.numpy(), labels),
@@ -86,8 +98,7 @@ def main() -> None:
                     out["runs"].append(row)
                     print(json.dumps(row), flush=True)
             out["wall_seconds"], out["machine_end"] = time.time() - start, machine()
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            OUTPUT.write_text(json.dumps(out, indent=2))
+            output.write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
