@@ -11,6 +11,7 @@ the default busy-waiting made a 2-thread process 4-8x slower than two 1-thread p
 images/s, load average 6), which measures the spinning, not the data parallelism.
 
     python benchmarks/scale_out_cpu.py [--repeats 2] [--epochs 3] [--model cae] [--skip-sweep]
+    python benchmarks/scale_out_cpu.py --smoke [--out DIR]   # one 1-epoch run each way on tiny data, no sweep
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, machine, write_result
+from _common import ROOT, SMOKE_CATEGORY, SMOKE_SIZE, add_output_args, machine, output_dir, tiny_mvtec, write_result
 
 
 WAIT_POLICY = {"policy": "PASSIVE"}
@@ -47,9 +48,8 @@ def train_once(processes: int, args: argparse.Namespace, out: Path) -> dict:
     threads = max(1, (os.cpu_count() or 1) // processes)
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
                 if processes > 1 else [sys.executable])
-    cmd = [*launcher, "-m", "anovit", "train", "--dataset", "synthetic", "--category", args.category, "--model",
-           args.model, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--device", "cpu",
-           "--no-eval", "--overwrite", "--output", str(out)]
+    cmd = [*launcher, "-m", "anovit", "train", *args.data, "--model", args.model, "--epochs", str(args.epochs),
+           "--batch-size", str(args.batch_size), "--device", "cpu", "--no-eval", "--overwrite", "--output", str(out)]
     wall = _run(cmd, threads)
     history = json.loads((out / "metrics.json").read_text())["training"]["history"]
     later = history[1:] or history  # epoch 1 also decodes the images into the dataset's cache
@@ -77,12 +77,19 @@ def main() -> None:
     parser.add_argument("--sweep-epochs", type=int, default=1)
     parser.add_argument("--omp-wait-policy", default="PASSIVE", help="OMP_WAIT_POLICY of every process")
     parser.add_argument("--skip-sweep", action="store_true")
+    add_output_args(parser)
     args = parser.parse_args()
+    out = output_dir(args)
     WAIT_POLICY["policy"] = args.omp_wait_policy
     start = {**machine(), "omp_wait_policy": args.omp_wait_policy}
     train_runs: dict[int, list[dict]] = {1: [], 2: []}
     sweep_runs: dict[str, list[float]] = {"sequential": [], "devices cpu,cpu": []}
+    args.data = ["--dataset", "synthetic", "--category", args.category]
     with tempfile.TemporaryDirectory() as tmp:
+        if args.smoke:  # one 1-epoch run on 1 and on 2 processes, 64 px, tiny data; the sweep is anovit benchmark's
+            args.data = ["--dataset", "mvtec", "--data-root", str(tiny_mvtec(Path(tmp) / "data")), "--category",
+                         SMOKE_CATEGORY, "--image-size", str(SMOKE_SIZE)]
+            args.repeats, args.epochs, args.batch_size, args.skip_sweep = 1, 1, 4, True
         for repeat in range(args.repeats):
             for processes in (1, 2):
                 train_runs[processes].append(train_once(processes, args, Path(tmp) / f"train-{processes}"))
@@ -97,7 +104,8 @@ def main() -> None:
         return statistics.median(r[key] for r in runs)
 
     result = {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "model": args.model, "epochs": args.epochs,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "smoke": args.smoke, "model": args.model,
+        "epochs": args.epochs,
         "global_batch": args.batch_size, "train": {str(k): v for k, v in train_runs.items()},
         "ddp_2_over_1_train_images_per_s": med(train_runs[2], "train_images_per_s") / med(train_runs[1], "train_images_per_s"),
         "ddp_2_over_1_wall": med(train_runs[1], "wall_s") / med(train_runs[2], "wall_s"),
@@ -106,7 +114,7 @@ def main() -> None:
     if not args.skip_sweep:
         result.update(sweep_seconds=sweep_runs, sweep_speedup=statistics.median(sweep_runs["sequential"])
                       / statistics.median(sweep_runs["devices cpu,cpu"]))
-    write_result("scale_out_cpu", result)
+    write_result("scale_out_cpu", result, out)
 
 
 if __name__ == "__main__":
