@@ -153,9 +153,9 @@ def test_heatmaps_give_each_model_its_validation_threshold(checkpoints):
         row = thresholds.set_index("model").loc[model]
         shown = summary.set_index("model").loc[model]
         # the CLI's threshold (anovit score: fitted on the run's validation split), in the run's precision as the app's;
-        # in bf16, kernels chosen per batch size may round the scores differently
+        # the table shows 4 significant digits; in bf16, kernels chosen per batch size may round the scores differently
         reference = run_detector(checkpoints / run, device="cpu")
-        tolerance = 2e-2 if reference.bf16 else 1e-5
+        tolerance = 2e-2 if reference.bf16 else 1e-3
         assert float(row["validation threshold"]) == pytest.approx(reference.threshold, rel=tolerance)
         assert shown["threshold"] == row["validation threshold"]  # used by default
         assert row["test F1-optimal (reference)"] != "—"
