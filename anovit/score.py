@@ -74,7 +74,7 @@ def image_files(path: Path) -> list[Path]:
         folders += list_subfolders(folder)
     files.sort()
     if not files:
-        raise AnovitError(f"{path} holds no PNG, JPEG, BMP or TIFF file")
+        raise AnovitError(f"{path} holds no {SUFFIXES_TEXT} file")
     return files
 
 
