@@ -4,6 +4,7 @@ root, a report counts a cell once, and interruptions and refused writes end in o
 
 from __future__ import annotations
 
+import csv
 import errno
 import os
 import shlex
@@ -54,20 +55,15 @@ def test_score_lists_gif_and_webp_names_what_it_skips_and_scores_each_real_file_
 
 def test_score_prints_the_skipped_files_with_their_reason(trained_runs: Path, tmp_path: Path, capsys) -> None:
     folder = tmp_path / "images"
-    _image(folder / "a.png"), _image(folder / "b.webp")
+    for name in ("a.png", "b.webp"):
+        _image(folder / name)
     (folder / "loop").symlink_to(folder, target_is_directory=True)
     out = tmp_path / "scores.csv"
     assert main(["score", str(trained_runs / "weave-cae"), str(folder), "--threshold", "1", "--output", str(out),
                  "--device", "cpu"]) == 0
     assert f"skipped {folder / 'loop'}: a link to folder" in capsys.readouterr().err
-    assert [row["path"] for row in read_results_rows(out)] == [str(folder / "a.png"), str(folder / "b.webp")]
-
-
-def read_results_rows(path: Path) -> list[dict[str, str]]:
-    import csv
-
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    with open(out, newline="") as f:
+        assert [row["path"] for row in csv.DictReader(f)] == [str(folder / "a.png"), str(folder / "b.webp")]
 
 
 # ---------------------------------------------------------------- non-finite numbers
@@ -78,7 +74,7 @@ def read_results_rows(path: Path) -> list[dict[str, str]]:
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_non_finite_thresholds_sigmas_and_rates_are_refused_at_parse_time(command, value, capsys) -> None:
     with pytest.raises(SystemExit) as refused:
-        main([*command, value])
+        main([*command[:-1], f"{command[-1]}={value}"])  # "=": argparse reads a bare -inf as an option
     assert refused.value.code == 2
     err = capsys.readouterr().err
     assert f"{command[-1]}: must be" in err and f"got {value}" in err and "Traceback" not in err
