@@ -59,9 +59,14 @@ class Cell:
 
     @property
     def name(self) -> str:
-        """Its run folder's name (the trainer's default run name)."""
+        """Its name in messages (the trainer's default run name without a data root)."""
         return TrainConfig(dataset=self.dataset, category=self.category, model=self.model, preset=self.preset,
                            seed=self.seed).run_name()
+
+    def run_name(self, data_root: str | Path | None) -> str:
+        """Its run folder's name: the trainer's default run name of the cell on ``data_root`` (its hash included)."""
+        return TrainConfig(dataset=self.dataset, category=self.category, model=self.model, preset=self.preset,
+                           seed=self.seed, data_root=str(data_root) if data_root is not None else None).run_name()
 
     def key(self, data_root: str | Path | None) -> tuple[str, ...]:
         """The values of CELL_COLUMNS as they read back from the CSV table, with the cell's data folder."""
@@ -200,7 +205,7 @@ def run_cell(cell: Cell, *, epochs: int | None, runs_root: Path, data_root: str 
              progress: Progress | None = None) -> dict[str, Any]:
     """Train (resuming a killed run), evaluate on the test split and return the cell's result row."""
     notify = progress or (lambda event: None)
-    run_dir = Path(runs_root) / cell.name
+    run_dir = Path(runs_root) / cell.run_name(data_root)
     config = train_config(cell, epochs, data_root, device, sizes)
     epochs = config.epochs
     trained = ckpt.read_metrics(run_dir).get("training", {}).get("epoch", 0) if run_dir.is_dir() else 0
@@ -246,9 +251,9 @@ def run_benchmark(cells: list[Cell], *, epochs: int | None = None, results: Path
         check_number("epochs", epochs, integer=True, minimum=1)  # 0 must not mean "the default"
     results = Path(results) if results is not None else default_results_path()
     runs_root = Path(runs_root) if runs_root is not None else default_bench_dir()
-    rows = read_results(results)
     outcome = BenchmarkOutcome([], [], results)
     for index, cell in enumerate(cells):
+        rows = read_results(results)  # read again: another benchmark (another --runs-root) may have run the cell
         done = is_finished(cell, train_config(cell, epochs, data_root, device, sizes).epochs, rows, data_root)
         notify({"event": "cell", "cell": cell, "status": "skip" if done else "run", "index": index,
                 "total": len(cells)})
@@ -258,7 +263,6 @@ def run_benchmark(cells: list[Cell], *, epochs: int | None = None, results: Path
         row = run_cell(cell, epochs=epochs, runs_root=runs_root, data_root=data_root, device=device, sizes=sizes,
                        progress=notify)
         append_result(results, row)
-        rows.append({k: str(v) for k, v in row.items()})
         outcome.ran.append(cell)
         notify({"event": "done", "cell": cell, "row": row})
     return outcome

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,8 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last "
                    "epoch, up to its recorded epochs (--epochs N: up to N, and the record says N)")
     p.add_argument("--overwrite", action="store_true", help="start over in an existing run folder")
+    p.add_argument("--data-moved", action="store_true", help="with --resume: the run's images moved to --data-root "
+                   "(without it, resuming on a data root other than the run's record is refused)")
     p.add_argument("--no-affine", action="store_true", help="switch off random affine augmentation")
     p.add_argument("--no-flip", action="store_true", help="switch off horizontal and vertical flips")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: where supported)")
@@ -212,7 +216,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     par = join(config.device)  # under torchrun: this process's rank in a data-parallel run
     try:
-        result = train(config, args.output, resume=args.resume, overwrite=args.overwrite, progress=progress)
+        result = train(config, args.output, resume=args.resume, overwrite=args.overwrite, progress=progress,
+                       data_moved=args.data_moved)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"\n{interrupted(run_dir, args.argv)}", file=sys.stderr)
+        return 130
     finally:
         bar.close()
     if not par.is_main:  # rank 0 reports and evaluates
@@ -221,6 +230,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not args.no_eval:
         _print_eval(_evaluate_with_bar(result.run_dir, sigma=args.sigma, device=args.device))
     return 0
+
+
+def interrupted(run_dir: Path, argv: list[str]) -> str:
+    """What ``train`` says when Ctrl-C stops it: the exact command that resumes it (the same arguments with
+    --resume and --output, without --overwrite), or that nothing was saved yet."""
+    from . import checkpoint as ckpt
+
+    if not (run_dir / ckpt.RESUME).is_file():
+        return f"training stopped (Ctrl-C) before its first epoch ended: nothing was saved in {run_dir}; run the same command again"
+    kept = [a for a in argv if a not in ("--overwrite", "--resume")]
+    if "--output" not in kept and not any(a.startswith("--output=") for a in kept):
+        kept += ["--output", str(run_dir)]
+    command = shlex.join(["python", "-m", "anovit", *kept, "--resume"])
+    return f"training stopped (Ctrl-C); its last finished epoch is saved in {run_dir}: continue it with  {command}"
 
 
 def _evaluate_with_bar(run_dir: Path, **kwargs: Any) -> Any:
@@ -262,10 +285,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; anovit's own errors print one line and exit with status 2."""
+    """Run the CLI; anovit's own errors, and files the system refuses to write or name, print one line and
+    exit with status 2."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except (AnovitError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno not in REFUSED_OS_ERRORS:
+            raise
+        print(f"error: {os_refusal(err)}", file=sys.stderr)
+        return 2
+
+
+REFUSED_OS_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG)
+
+
+def os_refusal(err: OSError) -> str:
+    """One sentence for a file the system refuses to write (no permission, read-only) or to name (too long)."""
+    name = err.filename or "a file"
+    if err.errno == errno.ENAMETOOLONG:
+        longest = max(Path(name).parts, key=len) if err.filename else ""
+        return (f"'{name}' is longer than the file system allows (a name of {len(longest)} characters; expected "
+                f"at most 255 per name and 4096 in all): choose a shorter name")
+    return (f"cannot write '{name}': {(err.strerror or 'refused').lower()} (expected a folder anovit may write "
+            f"to: choose another --output, or set ANOVIT_CHECKPOINTS / ANOVIT_RESULTS)")

@@ -28,7 +28,7 @@ from .errors import AnovitError
 from .inference import run_detector
 from .runs import run_score
 from .scoring import DEFAULT_SCORE, anomaly_maps
-from .validation import non_negative_float
+from .validation import finite_float, non_negative_float
 
 OPSET = 18
 ONNX_FILE = "model.onnx"
@@ -140,6 +140,6 @@ def add_export_parser(sub: Any) -> None:
                    help=f"folder for {ONNX_FILE} and config.json (default: RUN_DIR/{EXPORT_DIR})")
     p.add_argument("--sigma", type=non_negative_float,
                    help="Gaussian smoothing baked into the graph (default: the run's, from its training.json)")
-    p.add_argument("--threshold", type=float,
+    p.add_argument("--threshold", type=finite_float,
                    help="decision threshold (default: computed on the run's validation images, which must be present)")
     p.set_defaults(func=_cmd_export)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .benchmark import CELL_COLUMNS, RESULT_COLUMNS, run_result_row
 from .paper_tables import DETECTION, LOCALIZATION, TABLE_1, PaperTable, paper_row, paper_table
-from .provenance import add_provenance, cell_stats
+from .provenance import add_provenance, cell_stats, settings_of
 from .results_table import read_table
 from .runs import RunInfo
 
@@ -87,8 +87,22 @@ def collect_results(results: Path | None, runs: Iterable[RunInfo] = ()) -> pd.Da
     cells = zip(*(df[c].astype(str) for c in (*CELL_COLUMNS, "epochs")))
     run_key = pd.Series([d or "|".join(cell) for d, cell in zip(df["run_dir"], cells)], index=df.index, dtype=object)
     df = add_provenance(df[~run_key.duplicated(keep="last")].reset_index(drop=True))
+    df, repeated = _once_per_cell(df)
     df.attrs["left_out"] = [f"{results} {problem}" for problem in read.problems] if read is not None else []
+    df.attrs["repeated"] = repeated
     return df
+
+
+def _once_per_cell(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``df`` with each run of the same cell (its data root included) and setting counted once, the later row
+    winning (e.g. one cell trained again under another --runs-root), and one sentence per run left out."""
+    same = pd.Series(["|".join(key) for key in zip(*(df[c].astype(str) for c in CELL_COLUMNS), settings_of(df))],
+                     index=df.index)
+    repeat = same.duplicated(keep="last")
+    kept = {key: run for key, run in zip(same[~repeat], df.loc[~repeat, "run_dir"])}
+    notes = [f"run {run or '(no folder)'} repeats the cell of run {kept[key]} ({key.replace('|', ', ')}); only the "
+             f"later counts" for key, run in zip(same[repeat], df.loc[repeat, "run_dir"])]
+    return df[~repeat].reset_index(drop=True), notes
 
 
 def custom_data(dataset: str, data_root: str, classes: Iterable[str]) -> str:

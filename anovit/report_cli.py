@@ -28,7 +28,7 @@ def add_report_parser(sub: Any) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     results = args.results or default_results_path()
     df = collect_results(results, list_runs() if args.with_runs else ())
-    for problem in df.attrs["left_out"]:
+    for problem in df.attrs["left_out"] + df.attrs["repeated"]:
         print(f"warning: {problem}", file=sys.stderr)
     if df.empty:
         if args.with_runs:
@@ -37,9 +37,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise AnovitError(f"no results in {results}: run `python -m anovit benchmark` first, or pass --with-runs "
                           f"to report the evaluated run folders in {default_checkpoint_dir()}")
     counted = default_counted(df)
-    left_out = df.attrs["left_out"]
+    left_out, repeated = df.attrs["left_out"], df.attrs["repeated"]
     df = df[counted].reset_index(drop=True)
-    df.attrs.update(left_out=left_out, not_counted=int((~counted).sum()))
+    df.attrs.update(left_out=left_out, repeated=repeated, not_counted=int((~counted).sum()))
     sources = [str(results.resolve())] if results.is_file() else []
     if args.with_runs:
         sources.append(f"evaluated run folders in {default_checkpoint_dir().resolve()}")

@@ -125,6 +125,10 @@ def markdown_report(df: pd.DataFrame, source: str = "") -> str:
     if left_out:
         lines += [f"**{len(left_out)} row(s) of the results table were left out** (they break its schema):", "",
                   *[f"- {problem}" for problem in left_out], ""]
+    repeated = df.attrs.get("repeated", [])
+    if repeated:
+        lines += [f"**{len(repeated)} run(s) repeat a cell already counted** (the same data, class, model, preset, "
+                  "seed and setting; the later run counts):", "", *[f"- {note}" for note in repeated], ""]
     lines += [LEGEND, ""]
     not_counted = df.attrs.get("not_counted", 0)
     if not_counted:

@@ -81,11 +81,12 @@ class TableRead:
 
 
 def read_text(path: Path) -> str:
-    """The table's text; AnovitError naming the file when it is not UTF-8 (e.g. Latin-1 or binary)."""
+    """The table's text (a UTF-8 byte-order mark, as spreadsheet programs write, is dropped); AnovitError
+    naming the file when it is not UTF-8 (e.g. Latin-1 or binary)."""
     path = Path(path)
     data = path.read_bytes()
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise AnovitError(
             f"{path} is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); a results table is "

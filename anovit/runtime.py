@@ -16,17 +16,28 @@ import os
 
 import torch
 
-from .errors import ConfigError
+from .errors import AnovitError, ConfigError
 
 NO_BF16_ENV = "ANOVIT_NO_BF16"  # set (to anything but "" or "0"): bf16_supported() is False everywhere
 PRECISIONS = ("bf16", "fp32")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" picks CUDA when present, else the CPU; anything else is passed to torch.device."""
+    """"auto" picks CUDA when present, else the CPU; anything else is passed to torch.device.
+
+    Raises AnovitError in one sentence for a name torch does not know or a CUDA device this machine lacks.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AnovitError(f"--device '{name}' is not a device name (expected auto, cpu, cuda or cuda:N)") from None
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device.type == "cuda" and (device.index or 0) >= count:
+        have = f"{count} CUDA device(s)" if count else "no CUDA device (or this torch build has no CUDA)"
+        raise AnovitError(f"--device {name}: this machine has {have} (expected --device cpu or auto)")
+    return device
 
 
 def bf16_supported(device: torch.device) -> bool:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
+import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -16,14 +19,14 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from .data.imageio import list_images, list_subfolders, read_rgb
+from .data.imageio import IMAGE_EXTENSIONS, SUFFIXES_TEXT, is_image_file, list_dir, read_rgb
 from .detector import SCORE_BATCH_SIZE, decision
 from .errors import AnovitError
 from .inference import prepare, run_detector
 from .progress import TerminalBar
 from .runtime import precision_name
 from .scoring import DEFAULT_SIGMA
-from .validation import add_scoring_precision_arg, non_negative_float, positive_int
+from .validation import add_scoring_precision_arg, finite_float, non_negative_float, positive_int
 
 CSV_COLUMNS = ["path", "anomaly_score", "decision", "threshold"]
 
@@ -62,25 +65,41 @@ def onnx_scorer(run_dir: Path, sigma: float | None, threshold: float | None) -> 
     return Scorer(session.image_size, session.threshold if threshold is None else threshold, session, "onnx")
 
 
-def image_files(path: Path) -> list[Path]:
-    """``path`` itself if it is a file, else every image file under the folder (recursively, sorted).
+def image_files(path: Path) -> tuple[list[Path], list[str]]:
+    """(image files, skipped entries with the reason) of ``path``: itself if it is a file, else every image
+    file under the folder (recursively, sorted). Each real file is scored once and each real folder searched
+    once, symbolic links resolved (a link loop ends); hidden entries are left out without a word.
 
     Raises AnovitError when the path does not exist or the folder holds no image.
     """
     path = Path(path)
     if path.is_file():
-        return [path]
+        return [path], []
     if not path.is_dir():
         raise AnovitError(f"{path} does not exist; expected an image file or a folder of images")
-    files, folders = [], [path]
+    files: dict[str, Path] = {}  # real path -> the first name it was found under
+    skipped: list[str] = []
+    searched, folders = {os.path.realpath(path)}, deque([path])
     while folders:  # data.imageio's listing names an unreadable folder or a dangling link in one sentence
-        folder = folders.pop()
-        files += list_images(folder)
-        folders += list_subfolders(folder)
-    files.sort()
+        for entry in list_dir(folders.popleft()):
+            real = os.path.realpath(entry)
+            if entry.name.startswith("."):
+                continue
+            if os.path.isdir(entry):
+                if real in searched:
+                    skipped.append(f"{entry}: a link to folder '{real}', which is searched once")
+                else:
+                    searched.add(real)
+                    folders.append(entry)
+            elif not is_image_file(entry):
+                skipped.append(f"{entry}: not an image file (expected {'/'.join(IMAGE_EXTENSIONS)})")
+            elif real in files:
+                skipped.append(f"{entry}: the same file as '{files[real]}', which is scored once")
+            else:
+                files[real] = entry
     if not files:
-        raise AnovitError(f"{path} holds no PNG, JPEG, BMP or TIFF file")
-    return files
+        raise AnovitError(f"{path} holds no {SUFFIXES_TEXT} file")
+    return sorted(files.values()), sorted(skipped)
 
 
 def score_files(scorer: Scorer, files: list[Path], batch_size: int = SCORE_BATCH_SIZE) -> Iterator[tuple[Path, np.ndarray, float]]:
@@ -108,7 +127,9 @@ def _map_name(file: Path, root: Path) -> Path:
 def _cmd_score(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise AnovitError(f"--batch-size must be a whole number of at least 1, got {args.batch_size}")
-    files = image_files(args.images)
+    files, skipped = image_files(args.images)
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
     if args.onnx and args.bf16:
         raise AnovitError("--bf16 does not apply to --onnx: the exported graph computes in float32")
     if args.onnx:
@@ -150,7 +171,7 @@ def add_score_parser(sub: Any) -> None:
     p.add_argument("--output", type=Path, help="CSV file: path, anomaly_score, decision, threshold")
     p.add_argument("--maps", type=Path, help="folder for the anomaly maps as grey PNGs (255 = twice the threshold)")
     p.add_argument("--onnx", action="store_true", help="use RUN_DIR/onnx/model.onnx (anovit export) via onnxruntime")
-    p.add_argument("--threshold", type=float,
+    p.add_argument("--threshold", type=finite_float,
                    help="decision threshold (default: the export's, or computed on the run's validation images)")
     p.add_argument("--sigma", type=non_negative_float,
                    help=f"Gaussian smoothing (default: the run's, from its training.json, {DEFAULT_SIGMA:g} for runs "

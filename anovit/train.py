@@ -44,22 +44,31 @@ class TrainResult:
     stopped: bool = False
 
 
-def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: bool) -> bool:
-    """Decide whether to resume; refuse to silently overwrite or to resume another config."""
+def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: bool, data_moved: bool) -> bool:
+    """Decide whether to resume; refuse to silently overwrite, to resume another config, or to resume on
+    another data root unless ``data_moved`` says the run's data now lives there."""
     has_resume = (run_dir / ckpt.RESUME).is_file()
     if resume and not has_resume:
         raise CheckpointError(f"cannot resume {run_dir}: it holds no run to continue ({ckpt.RESUME} is missing); "
                               "drop --resume to start a new run there")
+    saved = ckpt.read_json(run_dir / ckpt.TRAINING) if has_resume and (run_dir / ckpt.TRAINING).is_file() else {}
+    other_root = "data_root" in saved and saved["data_root"] != config.data_root
+    roots = f"it trained on data root {saved.get('data_root')}, not {config.data_root}"
     if resume:
-        saved = ckpt.read_json(run_dir / ckpt.TRAINING)
         mine = json.loads(json.dumps(asdict(config)))
-        diff = sorted(k for k in mine if k != "epochs" and k in saved and saved[k] != mine[k])  # new fields: no diff
-        if diff:
+        diff = sorted(k for k in mine if k not in ("epochs", "data_root") and k in saved and saved[k] != mine[k])
+        if diff:  # new fields: no diff
             raise CheckpointError(f"cannot resume {run_dir}: training.json differs in {diff}")
-        if mine["epochs"] != saved.get("epochs"):  # an explicit new budget: the record follows it
-            ckpt.write_json(run_dir / ckpt.TRAINING, {**saved, "epochs": mine["epochs"]})
+        if other_root and not data_moved:
+            raise CheckpointError(f"cannot resume {run_dir}: {roots}; if the same images moved there, add "
+                                  f"--data-moved (the record then names the new root), else train into another --output")
+        if mine["epochs"] != saved.get("epochs") or other_root:  # the record follows a new budget or root
+            ckpt.write_json(run_dir / ckpt.TRAINING, {**saved, "epochs": mine["epochs"], "data_root": mine["data_root"]})
         return True
-    if has_resume and not overwrite and not resume:
+    if has_resume and not overwrite and other_root:
+        raise CheckpointError(f"{run_dir} already holds a run on other data ({roots}): choose another --output, or "
+                              f"leave --output out (each data root has its own default run folder)")
+    if has_resume and not overwrite:
         raise CheckpointError(
             f"{run_dir} already holds a run: continue it with --resume (add --epochs N to train it up to N epochs), "
             "start it over with --overwrite, or choose another --output"
@@ -105,6 +114,7 @@ def train(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     parallel: Parallel | None = None,
+    data_moved: bool = False,
 ) -> TrainResult:
     """Train ``config.model`` on the normal images of ``config.dataset``/``config.category``.
 
@@ -115,8 +125,10 @@ def train(
     ``progress`` receives dicts with ``event`` "step" or "epoch"; ``should_stop`` is polled after
     each step to cancel cleanly at the next epoch end. ``parallel`` (default: :func:`anovit.distributed.current`,
     the torchrun process group if one is initialised): one process of a data-parallel run, where rank 0
-    alone writes the folder and reports progress (see :mod:`anovit.distributed`). Raises RunLockedError
-    when another process trains into ``run_dir``, TrainingError at the first non-finite loss.
+    alone writes the folder and reports progress (see :mod:`anovit.distributed`). ``data_moved``: resume
+    a run recorded on another data root (its images moved). Raises RunLockedError when another process
+    trains into ``run_dir``, TrainingError at the first non-finite loss, AnovitError for a device this
+    machine lacks (before the run folder is made).
     """
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     par = parallel or current()
@@ -125,7 +137,7 @@ def train(
     device = par.device(config.device)
     bf16 = use_bf16(device, config.bf16)  # resolved once, before the run folder is touched
     with par.lock(run_dir):
-        return _train_locked(config, run_dir, resume, overwrite, progress, should_stop, par, device, bf16)
+        return _train_locked(config, run_dir, resume, overwrite, progress, should_stop, par, device, bf16, data_moved)
 
 
 def _diverged(config: TrainConfig, loss: float, epoch: int, step: int, steps: int, bf16: bool,
@@ -142,9 +154,9 @@ def _diverged(config: TrainConfig, loss: float, epoch: int, step: int, steps: in
 
 def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bool, progress: Progress | None,
                   should_stop: Callable[[], bool] | None, par: Parallel, device: torch.device,
-                  bf16: bool) -> TrainResult:
+                  bf16: bool, data_moved: bool = False) -> TrainResult:
     """:func:`train` once the run folder's lock is held, on ``device`` with bf16 autocast or not."""
-    resuming = par.agree(lambda: _check_run_dir(run_dir, config, resume, overwrite))
+    resuming = par.agree(lambda: _check_run_dir(run_dir, config, resume, overwrite, data_moved))
     notify = progress if progress and par.is_main else (lambda event: None)
     torch.manual_seed(config.seed)
 

@@ -3,6 +3,7 @@ its field checks and its defaults (owned by the model presets, the dataset's fli
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,7 @@ class TrainConfig:
         check_number("weight_decay", self.weight_decay, minimum=0)
         check_number("val_fraction", self.val_fraction, minimum=0, maximum=1, min_open=True, max_open=True)
         check_optional_number("grad_clip", self.grad_clip, minimum=0, min_open=True)
+        check_optional_number("sigma", self.sigma, minimum=0)
         check_optional_number("max_train_images", self.max_train_images, integer=True, minimum=1)
         check_bool("bf16", self.bf16, optional=True)
         check_str("device", self.device)
@@ -110,8 +112,13 @@ class TrainConfig:
             self.sigma = defaults.sigma if defaults.sigma is not None else default_sigma(model_config(self).image_size)
 
     def run_name(self) -> str:
-        """Default folder name of the run under checkpoints/."""
-        return f"{self.dataset}-{self.category}-{self.model}-{self.preset}-s{self.seed}"
+        """Default folder name of the run under checkpoints/: <dataset>-<category>-<model>-<preset>-s<seed>,
+        then, when a data root is given, "-d" and 6 hex digits of its resolved path's SHA-1, so runs on two
+        data roots with the same category keep their own folders (runs without one keep the short name)."""
+        name = f"{self.dataset}-{self.category}-{self.model}-{self.preset}-s{self.seed}"
+        if self.data_root is None:
+            return name
+        return f"{name}-d{hashlib.sha1(self.data_root.encode()).hexdigest()[:6]}"
 
     @classmethod
     def default(cls, name: str) -> Any:

@@ -110,6 +110,7 @@ positive_int = arg_type(integer=True, minimum=1)
 non_negative_int = arg_type(integer=True, minimum=0)
 positive_float = arg_type(minimum=0, min_open=True)
 non_negative_float = arg_type(minimum=0)
+finite_float = arg_type()  # a threshold: any finite number (nan, inf refused)
 
 
 # The ViT patch size of every preset's encoder and the l2-CAE's total stride: an input side must be a

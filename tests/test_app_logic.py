@@ -186,9 +186,13 @@ def test_decode_upload_accepts_images_and_rejects_the_rest():
         decode_upload(b"0" * 2000, "big.png", max_bytes=1000)
     with pytest.raises(UploadError, match="image file 'huge.png' is 20x10 px .*more than the 0.0001 megapixels"):
         decode_upload(png_bytes(), "huge.png", max_pixels=100)
+    ppm = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(ppm, "PPM")
+    with pytest.raises(UploadError, match=r"image file 'x.ppm' is a PPM file \(expected PNG, JPEG, BMP, TIFF, GIF or WebP\)"):
+        decode_upload(ppm.getvalue(), "x.ppm")
     gif = io.BytesIO()
-    Image.new("RGB", (4, 4)).save(gif, "GIF")
-    with pytest.raises(UploadError, match="a GIF file; expected PNG, JPEG, BMP or TIFF"):
+    Image.new("RGB", (4, 4)).save(gif, "GIF", save_all=True, append_images=[Image.new("RGB", (4, 4), "red")])
+    with pytest.raises(UploadError, match="'anim.gif' is an animated GIF of 2 images"):
         decode_upload(gif.getvalue(), "anim.gif")
 
 

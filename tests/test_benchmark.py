@@ -44,7 +44,7 @@ def finished(template, tmp_path):
     return results, root / "runs"
 
 
-def test_sweep_writes_one_row_per_cell_with_the_run_folder(finished):
+def test_sweep_writes_one_row_per_cell_with_the_run_folder(finished, synthetic_root):
     results, runs = finished
     rows = read_results(results)
     assert len(rows) == 1
@@ -56,14 +56,14 @@ def test_sweep_writes_one_row_per_cell_with_the_run_folder(finished):
     assert float(row["train_seconds"]) > 0 and float(row["eval_images_per_s"]) > 0
     assert "torch" in row["versions"]
     run_dir = bench.resolve_stored(row["run_dir"])
-    assert run_dir == runs / CELL.name
+    assert run_dir == runs / CELL.run_name(synthetic_root)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test"]["aupro"] == pytest.approx(float(row["aupro"]), rel=1e-5)
 
 
 def test_resume_skips_finished_cells_and_rebuilds_nothing(finished, synthetic_root, monkeypatch):
     results, runs = finished
-    before, table = _mtimes(runs / CELL.name), results.read_text()
+    before, table = _mtimes(runs / CELL.run_name(synthetic_root)), results.read_text()
     monkeypatch.setattr(bench, "train", _forbid)
     monkeypatch.setattr(bench, "evaluate_run", _forbid)
     events = []
@@ -71,12 +71,12 @@ def test_resume_skips_finished_cells_and_rebuilds_nothing(finished, synthetic_ro
                             device="cpu", progress=events.append)
     assert outcome.skipped == [CELL] and outcome.ran == []
     assert [e["status"] for e in events if e["event"] == "cell"] == ["skip"]
-    assert _mtimes(runs / CELL.name) == before and results.read_text() == table
+    assert _mtimes(runs / CELL.run_name(synthetic_root)) == before and results.read_text() == table
 
 
 def test_killed_cell_continues_from_its_run_folder(finished, synthetic_root):
     results, runs = finished
-    run_dir = runs / CELL.name
+    run_dir = runs / CELL.run_name(synthetic_root)
     weights = (run_dir / "model.safetensors").stat().st_mtime_ns
     results.unlink()  # killed after training, before its row: training is not repeated
     events = []
@@ -95,7 +95,7 @@ def test_killed_cell_continues_from_its_run_folder(finished, synthetic_root):
 
 def test_a_row_whose_run_folder_lost_its_test_metrics_is_evaluated_again(finished, synthetic_root):
     results, runs = finished
-    metrics_file = runs / CELL.name / "metrics.json"
+    metrics_file = runs / CELL.run_name(synthetic_root) / "metrics.json"
     metrics = json.loads(metrics_file.read_text())
     del metrics["test"]
     metrics_file.write_text(json.dumps(metrics))

@@ -11,9 +11,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 import torch
-from PIL import Image
 
-from ..data.imageio import ImageInfo, decode, to_rgb
+from ..data.imageio import IMAGE_EXTENSIONS, SUFFIXES_TEXT, decode, to_rgb
 from ..detector import Detector, decision
 from ..errors import AnovitError, DatasetError
 from ..inference import prepare
@@ -23,8 +22,7 @@ from .common import page_header, show_errors
 from .pickers import checkpoint_picker, load_dataset
 from .predictions import fitted_detector, test_scores
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"]
-UPLOAD_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "MPO")  # as Pillow names them (MPO: multi-picture JPEG)
+UPLOAD_TYPES = [suffix[1:] for suffix in IMAGE_EXTENSIONS]
 MAX_UPLOAD_MB = 20
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 MAX_PIXELS = 40_000_000
@@ -37,20 +35,14 @@ class UploadError(AnovitError):
 def decode_upload(
     data: bytes, name: str, *, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_PIXELS
 ) -> np.ndarray:
-    """Decode an uploaded PNG/JPEG/BMP/TIFF to uint8 (H, W, 3), upright, as the datasets decode files
-    (anovit.data.imageio); too large, unreadable or other files raise UploadError in one sentence."""
+    """Decode an uploaded image to uint8 (H, W, 3), upright, by the one decision of the datasets
+    (anovit.data.imageio.decode); too large, unreadable or refused files raise UploadError in one sentence."""
     if len(data) > max_bytes:
         raise UploadError(
             f"{name} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB (expected one image)"
         )
-
-    def rgb(im: Image.Image, info: ImageInfo) -> np.ndarray:
-        if info.format not in UPLOAD_FORMATS:
-            raise UploadError(f"{name} is a {info.format} file; expected PNG, JPEG, BMP or TIFF")
-        return to_rgb(im)
-
     try:
-        return decode(io.BytesIO(data), rgb, name=name, max_pixels=max_pixels)
+        return decode(io.BytesIO(data), lambda im, _: to_rgb(im), name=name, max_pixels=max_pixels)
     except DatasetError as err:
         raise UploadError(str(err)) from None
 
@@ -82,7 +74,7 @@ def _source_image(run: Any, ref: Any, image_size: int) -> Source | None:
     source = st.radio("Image", ["Upload an image", "A test image of the class"], horizontal=True)
     if source == "Upload an image":
         upload = st.file_uploader(
-            f"PNG, JPEG, BMP or TIFF, up to {MAX_UPLOAD_MB} MB",
+            f"{SUFFIXES_TEXT}, up to {MAX_UPLOAD_MB} MB",
             type=UPLOAD_TYPES,
             max_upload_size=MAX_UPLOAD_MB,
             key=f"upload-{run.name}",

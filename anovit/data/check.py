@@ -33,7 +33,9 @@ def check_category(folder: str | Path, *, decode: bool = True, progress: Progres
     folder = Path(folder)
     report = CategoryReport(folder.name, folder)
     try:
-        _check_category(folder, report, Inspector(report, decode, progress))
+        inspector = Inspector(report, decode, progress)
+        _check_category(folder, report, inspector)
+        inspector.warn_mixed_depths(folder)
     except DatasetError as err:
         report.add(folder, str(err))
     except OSError as err:

@@ -23,6 +23,7 @@ class Inspector:
 
     def __init__(self, report: CategoryReport, decode: bool, progress: Progress | None) -> None:
         self.report, self.decode, self.progress, self.done = report, decode, progress, 0
+        self.depths: dict[int, list[Path]] = {}  # bit depth a wide image was scaled by -> its images
 
     def images(self, folder: Path, what: str, severity: str = ERROR) -> list[Path]:
         """The images in `folder`; stray files are warned about, an empty or unreadable folder is a problem."""
@@ -54,12 +55,27 @@ class Inspector:
             self.report.add(path, str(err))
             return None
         self.report.sizes[f"{info.width}x{info.height}"] += 1
-        self.report.modes[info.mode] += 1
+        self.report.modes[info.mode if info.bits is None else f"{info.mode} ({info.bits}-bit)"] += 1
+        if info.bits is not None:
+            self.depths.setdefault(info.bits, []).append(path)
         if info.width * info.height > LARGE_PIXELS:
             self.report.add(path, f"image '{path}' is {info.width}x{info.height} px ({info.megapixels:.0f} "
                                   f"megapixels): it is decoded in full before being resized, which is slow "
                                   f"(expected at most {LARGE_PIXELS / 1e6:.0f} megapixels: downscale it)", WARNING)
         return info
+
+    def warn_mixed_depths(self, folder: Path) -> None:
+        """A warning when the category's wide images were scaled by different bit depths (the rule of
+        anovit.data.imageio), naming the first image of each depth but the commonest."""
+        if len(self.depths) < 2:
+            return
+        common = max(self.depths, key=lambda bits: len(self.depths[bits]))
+        others = ", ".join(f"{len(paths)} at {bits}-bit (e.g. '{paths[0]}')" for bits, paths in sorted(self.depths.items())
+                           if bits != common)
+        self.report.add(folder, f"the images of '{folder}' read at different bit depths: {len(self.depths[common])} "
+                                f"at {common}-bit, {others}; each file is scaled by the smallest depth that holds "
+                                f"its largest value, so these are scaled differently (expected one depth: save "
+                                f"the images with the same range, or as 8-bit)", WARNING)
 
     def read_mask(self, path: Path) -> tuple[bool, ImageInfo] | None:
         """(whether mask `path` marks any pixel, its ImageInfo), or None (and an error) when unreadable."""

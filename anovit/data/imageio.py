@@ -9,6 +9,15 @@ Rules, applied to every file (see docs/datasets.md):
   MAX_PIXELS it is read, and `data check` and the trainer warn with its name; a larger one is
   refused with its name (a guard against decompression bombs). PIL's anonymous
   DecompressionBombWarning is never shown.
+- **Kinds**: every kind of IMAGE_EXTENSIONS is read as an image viewer shows it, or refused in one
+  sentence naming the file and its kind (the table in docs/datasets.md). Grey, palette, alpha
+  (dropped) and CMYK images become 8-bit RGB; a multi-page TIFF or an animated GIF/WebP is refused.
+- **Wide types** (16/32-bit integer, 32-bit float): a float image in 0-1 is scaled to 0-255, one in
+  0-255 read as is, any other range refused. An integer image whose values all fit in 0-255 reads as
+  those 8-bit values whatever its container; wider values are scaled by the smallest bit depth of
+  BIT_DEPTHS that holds the file's largest value (a 12-bit sensor's image reads full scale at 4095
+  in a 16-bit file), and `data check` warns when one category mixes bit depths; negative values are
+  refused.
 - **Masks**: decided per file. A mask whose largest value is 1 is a 0/1 mask (1 = defect); any other
   mask marks the pixels above half of full scale (any channel), so 0/255 masks, JPEG-compressed
   ones included, and 0/65535 masks keep working.
@@ -21,7 +30,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -32,10 +41,15 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DatasetError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")  # the one list of suffixes
+IMAGE_FORMATS = ("PNG", "JPEG", "MPO", "BMP", "TIFF", "GIF", "WEBP")  # as Pillow names them (MPO: multi-picture JPEG)
+SUFFIXES_TEXT = "PNG, JPEG, BMP, TIFF, GIF or WebP"
+BIT_DEPTHS = (8, 10, 12, 14, 16, 24, 32)  # an integer image is scaled by the smallest that holds its largest value
 LARGE_PIXELS = 89_478_485  # PIL's default Image.MAX_IMAGE_PIXELS: above it PIL warns of a decompression bomb
 MAX_PIXELS = 2 * LARGE_PIXELS  # above it PIL refuses the file, and so does anovit
-_HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # read as 16-bit full scale
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # grey with more than 8 bits: the wide-type rule
+_WIDE_COLOUR = {"RGB;16B": "RGB;16L", "RGB;16L": "RGB;16B", "RGBA;16B": "RGBA;16L", "RGBA;16L": "RGBA;16B"}
+_LOW_BYTES = "anovit.low_bytes"  # im.info key: the low bytes of a 16-bit colour image (Pillow keeps the high ones)
 _COLOUR_MODES = ("RGB", "RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
 _ROTATING = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 T = TypeVar("T")
@@ -50,6 +64,7 @@ class ImageInfo:
     mode: str
     orientation: int = 1  # EXIF Orientation tag (1 = upright, 6 = stored turned 90 degrees, ...)
     format: str | None = None  # as Pillow names it: "PNG", "JPEG", ...
+    bits: int | None = None  # the bit depth a wide image's values were scaled by (None: 8-bit, or not decoded)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -127,13 +142,81 @@ def _info(im: Image.Image, loaded: bool) -> ImageInfo:
     return ImageInfo(width, height, im.mode, orientation, im.format)
 
 
+class UnsupportedImage(Exception):
+    """A kind of image anovit refuses; the text follows the file's name ("is a ... (expected ...)")."""
+
+
+def _refuse_kind(im: Image.Image) -> None:
+    """UnsupportedImage for a format outside IMAGE_FORMATS or a file of several images (MPO's preview excepted)."""
+    if im.format not in IMAGE_FORMATS:
+        raise UnsupportedImage(f"is a {im.format} file (expected {SUFFIXES_TEXT})")
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1 and im.format != "MPO":
+        what = "a multi-page TIFF" if im.format == "TIFF" else f"an animated {im.format}"
+        raise UnsupportedImage(f"is {what} of {frames} images (expected one image per file: save each "
+                               f"page or frame as its own file)")
+
+
+def _rawmode(im: Image.Image) -> str | None:
+    args = im.tile[0].args if len(im.tile) else None
+    return args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else None
+
+
+def _low_bytes(source: Path | BinaryIO) -> Image.Image:
+    """The low bytes of a 16-bit colour image, decoded by reading its samples with the other byte order."""
+    if hasattr(source, "seek"):
+        source.seek(0)
+    with Image.open(source) as im:
+        args = im.tile[0].args
+        swapped = _WIDE_COLOUR[args] if isinstance(args, str) else (_WIDE_COLOUR[args[0]], *args[1:])
+        im.tile = [tile._replace(args=swapped) for tile in im.tile]
+        im.load()
+        return ImageOps.exif_transpose(im)
+
+
+def _is_wide(im: Image.Image) -> bool:
+    return im.mode in _WIDE_MODES or _LOW_BYTES in im.info
+
+
+def _values(im: Image.Image) -> np.ndarray:
+    """The stored values of a wide image: (H, W) grey, or (H, W, 3) uint16 colour (alpha dropped)."""
+    if _LOW_BYTES not in im.info:
+        return np.asarray(im)
+    high, low = np.asarray(im)[..., :3].astype(np.uint16), np.asarray(im.info[_LOW_BYTES])[..., :3]
+    return high << 8 | low
+
+
+def _scale(values: np.ndarray) -> tuple[float, int | None]:
+    """(factor to 0-255, bit depth or None for floats) of a wide image's values by the module's wide-type rule.
+
+    Raises UnsupportedImage for non-finite or out-of-range floats and for negative integers.
+    """
+    low, high = (values.min().item(), values.max().item()) if values.size else (0, 0)
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all():
+            raise UnsupportedImage("is a floating-point image with NaN or infinite values (expected finite "
+                                   "values in 0-1 or 0-255)")
+        if low >= 0 and high <= 1:
+            return 255.0, None
+        if low >= 0 and high <= 255:
+            return 1.0, None
+        raise UnsupportedImage(f"is a floating-point image with values from {low:g} to {high:g} (expected values "
+                               f"in 0-1 or in 0-255)")
+    if low < 0:
+        raise UnsupportedImage(f"is a signed integer image with values down to {low} (expected values of 0 "
+                               f"and above)")
+    bits = next(b for b in BIT_DEPTHS if high < 2**b)
+    return 255.0 / (2**bits - 1), bits
+
+
 def decode(source: Path | BinaryIO, convert: Callable[[Image.Image, ImageInfo], T], *, name: str | None = None,
            load: bool = True, max_pixels: int | None = None) -> T:
     """``convert(image, info)`` of an image file or binary stream, under the rules of the module docstring.
 
-    With `load`, the image is decoded and turned upright; without, only its header is parsed and
-    the file's structure verified (for PNG: every chunk checksum). `name` (default: the path) names
-    the file in errors; `max_pixels` defaults to MAX_PIXELS. Raises DatasetError in one sentence.
+    With `load`, the image is decoded, turned upright and, if wide, its values checked and its bit
+    depth set in `info`; without, only its header is parsed and the file's structure verified (for
+    PNG: every chunk checksum). `name` (default: the path) names the file in errors; `max_pixels`
+    defaults to MAX_PIXELS. Raises DatasetError in one sentence.
     """
     name = name or str(source)
     limit = MAX_PIXELS if max_pixels is None else max_pixels
@@ -151,13 +234,21 @@ def decode(source: Path | BinaryIO, convert: Callable[[Image.Image, ImageInfo], 
                     raise DatasetError(f"image file '{name}' is {width}x{height} px ({width * height / 1e6:.3g} "
                                        f"megapixels), more than the {limit / 1e6:.3g} megapixels anovit reads "
                                        f"(expected a smaller image: downscale it)")
+                _refuse_kind(im)
+                wide_colour = _rawmode(im) in _WIDE_COLOUR
                 if load:
                     im.load()
                 info = _info(im, load)
                 upright = ImageOps.exif_transpose(im) if load and info.orientation != 1 else im
+                if load and wide_colour:
+                    upright.info[_LOW_BYTES] = _low_bytes(source)
+                if load and _is_wide(upright):
+                    info = replace(info, bits=_scale(_values(upright))[1])
                 return convert(upright, info)
     except DatasetError:
         raise
+    except UnsupportedImage as err:
+        raise DatasetError(f"image file '{name}' {err}") from None
     except Image.DecompressionBombError:
         raise DatasetError(f"image file '{name}' has more than {limit / 1e6:.3g} megapixels, the most anovit "
                            f"reads (expected a smaller image: downscale it)") from None
@@ -170,10 +261,13 @@ def decode(source: Path | BinaryIO, convert: Callable[[Image.Image, ImageInfo], 
 
 
 def to_rgb(im: Image.Image) -> np.ndarray:
-    """A decoded PIL image as uint8 (H, W, 3): grey, palette, alpha and 16-bit modes converted."""
-    if im.mode in _HIGH_BIT_MODES:
-        grey = np.asarray(im).astype(np.float64).clip(0, 65535) / 257.0
-        return np.repeat(grey.round().astype(np.uint8)[..., None], 3, axis=-1)
+    """A decoded PIL image as uint8 (H, W, 3) as a viewer shows it: grey, palette, alpha, CMYK and wide kinds
+    converted (the wide-type rule of the module docstring; UnsupportedImage when it refuses the values)."""
+    if _is_wide(im):
+        values = _values(im)
+        factor, _ = _scale(values)
+        rgb = np.rint(values * factor).clip(0, 255).astype(np.uint8)
+        return rgb if rgb.ndim == 3 else np.repeat(rgb[..., None], 3, axis=-1)
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
     return np.array(im.convert("RGB"), dtype=np.uint8)  # alpha is dropped, colours kept
@@ -181,15 +275,19 @@ def to_rgb(im: Image.Image) -> np.ndarray:
 
 def to_mask(im: Image.Image) -> np.ndarray:
     """A decoded mask as bool (H, W), by the per-file rule of the module docstring."""
-    if im.mode in _HIGH_BIT_MODES:
-        values, full = np.asarray(im), 65535
-    elif im.mode in _COLOUR_MODES:
-        values, full = np.asarray(im.convert("RGB")).max(axis=-1), 255
-    else:  # "1", "L", "LA", "F", ...: grey
-        values, full = np.asarray(im.convert("L")) if im.mode != "1" else np.asarray(im, np.uint8), 255
+    if _is_wide(im):
+        values = _values(im)
+        values = values.max(axis=-1) if values.ndim == 3 else values
+        if values.size and values.max() == 1:
+            return values == 1
+        return values * _scale(values)[0] > 127.5
+    if im.mode in _COLOUR_MODES:
+        values = np.asarray(im.convert("RGB")).max(axis=-1)
+    else:  # "1", "L", "LA", ...: grey
+        values = np.asarray(im.convert("L")) if im.mode != "1" else np.asarray(im, np.uint8)
     if values.size and values.max() == 1:
         return values == 1
-    return values > full // 2
+    return values > 127
 
 
 def read_rgb(path: Path) -> np.ndarray:
