@@ -38,8 +38,9 @@ class Scorer:
 
 
 def torch_scorer(run_dir: Path, sigma: float | None, threshold: float | None, device: str = "auto") -> Scorer:
-    """The run's detector in float32 on ``device``; without ``threshold``, the one it fits on its validation images."""
-    detector = run_detector(run_dir, sigma, threshold, device=device)
+    """The run's detector in float32 on ``device``; without ``threshold``, its stored one where fitted in float32
+    at these settings, else one fitted on its validation images (said in one line)."""
+    detector = run_detector(run_dir, sigma, threshold, device=device, notify=tqdm.write)
     assert detector.threshold is not None  # given or fitted
     return Scorer(detector.image_size, detector.threshold, lambda images: detector.outputs(images)[1:],
                   f"pytorch, {detector.device}")
