@@ -110,8 +110,8 @@ class Detector:
 
         The run's stored fit (:mod:`anovit.stored_fit`) is loaded where it was made at these settings:
         the calibration statistics, and the threshold unless ``threshold`` is given. ``stored_differs_``
-        then names what differs from a stored fit that does not match (empty when none does not), so a
-        caller that refits says why.
+        names what differs where a stored part was made at other settings (empty when all match or none
+        is stored), so a caller that refits can say why.
         """
         from .runs import run_score, run_scoring, run_sigma
 

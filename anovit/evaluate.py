@@ -17,6 +17,7 @@ from .data import get_dataset
 from .data.splits import subsample
 from .detector import Detector
 from .metrics import BinnedPRO, BinnedROC, f1_max, image_auroc
+from .models import CALIBRATIONS, POOLINGS
 from .runtime import resolve_device
 from .scoring import DEFAULT_SIGMA
 from .validation import absolute_path
@@ -43,9 +44,9 @@ class Evaluation:
     images_per_s: float
     aupro: float | None = None  # per-region overlap up to 30% FPR; None without masks
     bf16: bool = False  # the precision the anomaly scores were computed in (Detector.bf16)
-    image_calibration: str = "none"  # the map the image scores pooled (anovit.calibration)
-    pixel_calibration: str = "none"  # the map the pixel metrics scored
-    pooling: str = "max"  # how the image scores pooled the map (anovit.scoring.pooled_score)
+    image_calibration: str = CALIBRATIONS[0]  # the map the image scores pooled (anovit.calibration)
+    pixel_calibration: str = CALIBRATIONS[0]  # the map the pixel metrics scored
+    pooling: str = POOLINGS[0]  # how the image scores pooled the map (anovit.scoring.pooled_score)
     pooling_top_percent: float | None = None  # q of "topk" pooling; None for "max"
     threshold: float | None = None  # the detector's decision threshold (fitted on validation images), if any
     rows: list[dict[str, Any]] = field(default_factory=list)

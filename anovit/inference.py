@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from . import checkpoint as ckpt
 from .data import train_val_datasets
 from .data.imageio import resize_image
+from .data.paths import stored_path
 from .data.splits import DEFAULT_VAL_FRACTION
 from .detector import SCORE_BATCH_SIZE, Detector, Progress
 from .errors import CheckpointError
@@ -54,11 +55,11 @@ def _is_own(detector: Detector, run_dir: Path) -> bool:
 
 
 def _relative(paths: list[str], run_dir: Path) -> list[str]:
-    """Image paths relative to the run's data folder (training.json's data_root) where they lie inside it."""
+    """Image paths relative to the run's data folder (training.json's data_root) where they lie inside it,
+    else as :func:`anovit.data.paths.stored_path` keeps them (relative to the workspace where inside it)."""
     root = ckpt.read_json(run_dir / ckpt.TRAINING).get("data_root") if (run_dir / ckpt.TRAINING).is_file() else None
-    if not root:
-        return paths
-    return [os.path.relpath(p, root) if Path(p).resolve().is_relative_to(Path(root).resolve()) else p for p in paths]
+    inside = (lambda p: Path(p).resolve().is_relative_to(Path(root).resolve())) if root else (lambda p: False)
+    return [os.path.relpath(Path(p).resolve(), Path(root).resolve()) if inside(p) else stored_path(Path(p)) for p in paths]
 
 
 def run_detector(run_dir: Path, sigma: float | None = None, threshold: float | None = None, *,

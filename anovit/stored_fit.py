@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from . import checkpoint as ckpt
 from .calibration import MapStatistics
@@ -84,7 +83,7 @@ def read_threshold(run_dir: Path) -> dict[str, Any] | None:
     if missing:
         raise CheckpointError(f"{path} lacks {missing}; refit with anovit evaluate --refit-threshold")
     value = record["value"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not torch.isfinite(torch.tensor(float(value))):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise CheckpointError(f"{path}: field 'value' must be a finite number; got {value!r}")
     return record
 

@@ -221,3 +221,22 @@ def test_presets_resolve_to_the_raw_map_and_its_max():
         config = asdict(TrainConfig(dataset="synthetic", model="anovit", preset=preset))
         assert {k: config[k] for k in ("image_calibration", "pixel_calibration", "pooling")} == \
             {"image_calibration": "none", "pixel_calibration": "none", "pooling": "max"}
+
+
+def test_train_and_evaluate_flags_reach_the_config_and_the_evaluation(calibrated_run, tmp_path, capsys):
+    from anovit.cli import _train_config, build_parser, main
+
+    args = build_parser().parse_args(["train", "--image-calibration", "shrunk", "--pixel-calibration", "standardise",
+                                      "--calibration-shrinkage", "0.7", "--pooling", "topk",
+                                      "--pooling-top-percent", "5"])
+    config = _train_config(args)
+    assert (config.image_calibration, config.pixel_calibration, config.calibration_shrinkage, config.pooling,
+            config.pooling_top_percent) == ("shrunk", "standardise", 0.7, "topk", 5.0)
+    run = tmp_path / "run"
+    shutil.copytree(calibrated_run[0], run)
+    assert main(["evaluate", str(run), "--device", "cpu", "--refit-threshold", "--output", str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert any("--refit-threshold" in line and "stored in" in line for line in out)
+    assert out[-2].startswith("image AUROC")  # then "wrote ..."
+    summary = json.loads((tmp_path / "e.json").read_text())
+    assert summary["image_calibration"] == "standardise" and summary["threshold"] == read_threshold(run)["value"]
