@@ -84,20 +84,29 @@ def run_detector(run_dir: Path, sigma: float | None = None, threshold: float | N
     if not (refit or unfitted or (need_threshold and detector.threshold is None)):
         return detector
     detector.fit_threshold(validation_split(run_dir, detector.image_size), batch_size, progress)
-    if threshold is not None:
-        detector.threshold = threshold
-    had_fit = (run_dir / ckpt.THRESHOLD).is_file()
-    store = record and (refit or not had_fit) and _is_own(detector, run_dir)
+    had_fit = (run_dir / ckpt.THRESHOLD).is_file() and (
+        not detector.calibration.needs_statistics or (run_dir / ckpt.CALIBRATION).is_file())
+    store = record and threshold is None and (refit or not had_fit) and _is_own(detector, run_dir)
     if store:
         settings = detector.settings()
         if detector.calibration.statistics is not None:
             write_statistics(run_dir, detector.calibration.statistics, settings)
         write_threshold(run_dir, detector.threshold, settings, _relative(detector.validation_paths_ or [], run_dir),
                         detector.validation_scores_.tolist())
-    n = len(detector.validation_scores_ if detector.validation_scores_ is not None else [])
-    why = (f"the stored fit ({ckpt.THRESHOLD}) was made at other settings ({'; '.join(detector.stored_differs_)})"
-           if detector.stored_differs_ and not refit else "refit asked: --refit-threshold" if refit else f"the run has no stored {ckpt.THRESHOLD}")
+    if threshold is not None:  # a given threshold wins; only the statistics were needed
+        detector.threshold, detector.threshold_source_ = threshold, "given"
+    fitted = "threshold and calibration" if detector.calibration.needs_statistics else "threshold"
     where = f"stored in {run_dir}" if store else "in memory only, not stored"
-    say(f"threshold{' and calibration' if detector.calibration.needs_statistics else ''} fitted on {n} normal "
-        f"validation images ({why}); {where}")
+    say(f"{fitted} fitted on {len(detector.validation_paths_ or [])} normal validation images "
+        f"({_why_fit(detector, refit)}); {where}")
     return detector
+
+
+def _why_fit(detector: Detector, refit: bool) -> str:
+    """Why :func:`run_detector` fitted: asked, a stored fit made at other settings, or none stored."""
+    if refit:
+        return "refit asked: --refit-threshold"
+    if detector.stored_differs_:
+        return f"the stored fit was made at other settings: {'; '.join(detector.stored_differs_)}"
+    files = (ckpt.THRESHOLD, ckpt.CALIBRATION) if detector.calibration.needs_statistics else (ckpt.THRESHOLD,)
+    return f"the run has no stored fit ({', '.join(files)})"

@@ -102,7 +102,7 @@ def calibrated_run(synthetic_root, tmp_path_factory):
     train(config, run)
     lines = []
     result = evaluate_run(run, device="cpu", notify=lines.append)
-    assert len(lines) == 1 and "no stored threshold.json" in lines[0] and "stored in" in lines[0]
+    assert len(lines) == 1 and "no stored fit (threshold.json, calibration.safetensors)" in lines[0] and "stored in" in lines[0]
     assert (result.image_calibration, result.pixel_calibration, result.pooling) == ("standardise", "mean", "topk")
     return run, config
 
