@@ -17,8 +17,9 @@ The variance is the unbiased one (ddof 1, as PaDiM's covariance), floored at :da
 times the global variance (and float32's smallest normal number) so a pixel that never varies does not
 divide by ~0. The image score and the pixel map may use different variants (:class:`Calibration`).
 
-Where the statistics come from (see :mod:`anovit.run_calibration`): the run's validation split (normal
-training images held out, never trained on), maps at the run's score function, sigma and precision.
+Where the statistics come from (:meth:`anovit.detector.Detector.fit_threshold`, called by
+:func:`anovit.inference.run_detector`; stored by :mod:`anovit.stored_fit`): the run's validation split
+(normal training images held out, never trained on), maps at the run's score function, sigma and precision.
 The decision threshold is fitted on *leave-one-out* calibrated scores of those same images
 (:func:`leave_one_out`): each image is calibrated with statistics fitted without it (closed form,
 no refit), so the threshold never sees the statistics of its own image, and a small class whose
@@ -135,6 +136,7 @@ class Calibration:
         return self.image != "none" or self.pixel != "none"
 
     def with_statistics(self, statistics: MapStatistics | None) -> "Calibration":
+        """The same variants with ``statistics``."""
         return replace(self, statistics=statistics)
 
     def transform(self, variant: str) -> tuple[torch.Tensor, torch.Tensor] | None:
