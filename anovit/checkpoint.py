@@ -1,5 +1,6 @@
 """Run folders on disk: model.safetensors + config.json + metrics.json (the Hub's layout), plus
-training.json, test_scores.csv and resume.safetensors with the optimiser state. Every file is written atomically (temp + rename)
+training.json, test_scores.csv, calibration.safetensors + threshold.json (anovit.stored_fit) and
+resume.safetensors with the optimiser state. Every file is written atomically (temp + rename)
 and nothing is ever unpickled.
 """
 
@@ -26,6 +27,8 @@ METRICS = "metrics.json"
 RESUME = "resume.safetensors"
 TRAINING = "training.json"  # the TrainConfig of the run (absent for a bare or pulled model)
 TEST_SCORES = "test_scores.csv"  # one row per test image, written by anovit.evaluate.evaluate_run
+CALIBRATION = "calibration.safetensors"  # per-pixel anomaly-map statistics (anovit.stored_fit)
+THRESHOLD = "threshold.json"  # the decision threshold and its provenance (anovit.stored_fit)
 
 
 def _fresh_path(parent: Path, prefix: str, suffix: str, directory: bool = False) -> Path:

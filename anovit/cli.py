@@ -13,7 +13,8 @@ from typing import Any
 from tqdm import tqdm
 
 from .errors import AnovitError, ConfigError
-from .models import LOSSES, MODELS, PRESETS, SCORE_FUNCTIONS, SIGMA_SOURCE, describe_training_default
+from .models import (CALIBRATIONS, LOSSES, MODELS, POOLINGS, PRESETS, SCORE_FUNCTIONS, SIGMA_SOURCE,
+                     describe_training_default)
 from .progress import TerminalBar
 from .validation import add_scoring_precision_arg, add_size_args, arg_type, non_negative_float, non_negative_int, positive_float, positive_int
 
@@ -50,6 +51,22 @@ def size_overrides(args: argparse.Namespace, model: str) -> dict[str, Any]:
     if args.encoder and model == "anovit":
         overrides["encoder"] = args.encoder
     return overrides
+
+
+def _add_scoring_args(p: argparse.ArgumentParser, default: str) -> None:
+    """--image-calibration, --pixel-calibration, --calibration-shrinkage, --pooling, --pooling-top-percent."""
+    p.add_argument("--image-calibration", choices=CALIBRATIONS,
+                   help="map the image score pools: none (raw, the paper's), mean (minus the per-pixel mean of normal "
+                        "validation maps), standardise (and divided by their std) or shrunk (std shrunk towards one "
+                        f"global spread) (default: {default})")
+    p.add_argument("--pixel-calibration", choices=CALIBRATIONS,
+                   help=f"map scored per pixel and shown, same choices (default: {default})")
+    p.add_argument("--calibration-shrinkage", type=arg_type(minimum=0, maximum=1),
+                   help=f"weight of the global spread in the shrunk calibration, in [0, 1] (default: {default})")
+    p.add_argument("--pooling", choices=POOLINGS, help="image score from the map: max (eq. 7) or topk (the mean of "
+                   f"the top --pooling-top-percent of its pixels) (default: {default})")
+    p.add_argument("--pooling-top-percent", type=arg_type(minimum=0, maximum=100, min_open=True),
+                   help=f"share of the map's pixels topk pooling averages, in percent, in (0, 100] (default: {default})")
 
 
 def _train_parser(sub: Any) -> None:
@@ -103,6 +120,7 @@ def _train_parser(sub: Any) -> None:
     add_size_args(p)
     p.add_argument("--sigma", type=non_negative_float, help="Gaussian smoothing of the anomaly maps in px, stored "
                    "with the run (0: no smoothing; default: " + SIGMA_SOURCE + ")")
+    _add_scoring_args(p, "the preset's; none and max for the paper's presets")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation after training")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved model and training config as JSON and exit without training")
@@ -117,6 +135,10 @@ def _evaluate_parser(sub: Any) -> None:
     _add_data_args(p, required=False)
     p.add_argument("--sigma", type=non_negative_float, help="Gaussian smoothing in px (0: no smoothing; default: "
                    "the run's own, from its training.json)")
+    _add_scoring_args(p, "the run's, from its training.json")
+    p.add_argument("--refit-threshold", action="store_true",
+                   help="fit the decision threshold and calibration statistics on the run's validation images again "
+                        "and store them (default: use the stored ones; fit and store them only when the run has none)")
     p.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH_SIZE, help="(default: %(default)s)")
     p.add_argument("--device", default="auto")
     add_scoring_precision_arg(p)
@@ -147,9 +169,16 @@ def _train_config(args: argparse.Namespace) -> Any:
         dataset=args.dataset, category=category, data_root=args.data_root, model=args.model,
         preset=args.preset, model_overrides=overrides, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, val_fraction=args.val_fraction, grad_clip=args.grad_clip or None, seed=args.seed, sigma=args.sigma,
-        loss=args.loss, score=args.score, bf16=args.bf16, device=args.device,
+        loss=args.loss, score=args.score, bf16=args.bf16, device=args.device, **scoring_overrides(args),
         augment=default_augment(args.dataset, category, affine=not args.no_affine, hflip=no_flip, vflip=no_flip),
     )
+
+
+def scoring_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The calibration and pooling flags as TrainConfig / evaluate_run keyword arguments (None: not given)."""
+    return {"image_calibration": args.image_calibration, "pixel_calibration": args.pixel_calibration,
+            "calibration_shrinkage": args.calibration_shrinkage, "pooling": args.pooling,
+            "pooling_top_percent": args.pooling_top_percent}
 
 
 def _print_eval(result: Any) -> None:
@@ -228,7 +257,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     print(f"best epoch {result.best_epoch} (val loss {result.best_val_loss:.5f}); run folder {result.run_dir}")
     if not args.no_eval:
-        _print_eval(_evaluate_with_bar(result.run_dir, sigma=args.sigma, device=args.device))
+        _print_eval(_evaluate_with_bar(result.run_dir, sigma=args.sigma, device=args.device, notify=tqdm.write))
     return 0
 
 
@@ -259,7 +288,8 @@ def _evaluate_with_bar(run_dir: Path, **kwargs: Any) -> Any:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = _evaluate_with_bar(args.run_dir, dataset=args.dataset, category=args.category, data_root=args.data_root,
-                                sigma=args.sigma, batch_size=args.batch_size, device=args.device, bf16=args.bf16)
+                                sigma=args.sigma, batch_size=args.batch_size, device=args.device, bf16=args.bf16,
+                                refit_threshold=args.refit_threshold, notify=tqdm.write, **scoring_overrides(args))
     _print_eval(result)
     out = args.output or args.run_dir / "evaluation.json"
     out.write_text(json.dumps({**result.summary(), "rows": result.rows}, indent=2))

@@ -5,6 +5,9 @@ A detector holds a model, the smoothing sigma of its anomaly maps, one precision
 
 - anomaly map (eq. 6, or the run's score function "ssim" / "msgms", + the Gaussian smoothing of
   sec. 4.3) and anomaly score (eq. 7), see :mod:`anovit.scoring`;
+- calibration (:class:`anovit.calibration.Calibration`; beyond the paper): the pixel map and the map the
+  image score pools may each be calibrated by per-pixel statistics of normal maps; pooling "max" (eq. 7)
+  or "topk" (:func:`anovit.scoring.pooled_score`). Without a calibration: the raw map and its max;
 - precision: the model runs under bf16 autocast or not, decided once when the detector is built
   (a run's detector: the run's recorded precision, :func:`anovit.runtime.scoring_bf16`); maps and
   scores are float32 either way, and the threshold fitted by the same detector comes from scores of
@@ -13,7 +16,8 @@ A detector holds a model, the smoothing sigma of its anomaly maps, one precision
   (:func:`is_anomalous`), the comparison the metrics' ROC curves use;
 - threshold rule (:meth:`Detector.fit_threshold`): the smallest float32 above every anomaly score of
   the normal validation images, so no normal validation image is called anomalous and any image
-  scoring above all of them is.
+  scoring above all of them is; with a calibration, each validation image's score uses statistics
+  fitted without it (:func:`anovit.calibration.leave_one_out`).
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
 from . import checkpoint as ckpt
+from .calibration import Calibration, fit_statistics, leave_one_out
 from .errors import AnovitError
 from .items import ImageBatch
 from .runtime import autocast, resolve_device, scoring_bf16, use_bf16
-from .scoring import DEFAULT_SCORE, DEFAULT_SIGMA, anomaly_maps, check_score, check_sigma
+from .scoring import (DEFAULT_SCORE, DEFAULT_SIGMA, DEFAULT_TOP_PERCENT, POOLINGS, check_pooling, check_score,
+                      check_sigma, error_map, gaussian_smooth, pooled_score)
 
 Progress = Callable[[int, int], None]  # (images done, images in all)
 SCORE_BATCH_SIZE = 16  # images per forward pass when scoring a dataset or a list of files
@@ -59,8 +65,9 @@ def threshold_above(scores: Any) -> float:
 
 
 class Detector:
-    """A model, its sigma, its score function, its precision and a threshold; ``score_maps`` / ``score`` /
-    ``predict`` images. ``score_function``: "l2" (eq. 6), "ssim" or "msgms" (:func:`anovit.scoring.error_map`).
+    """A model, its sigma, its score function, its precision, its calibration and pooling, and a threshold;
+    ``score_maps`` / ``score`` / ``predict`` images. ``score_function``: "l2" (eq. 6), "ssim" or "msgms"
+    (:func:`anovit.scoring.error_map`); ``calibration`` None: the raw map for both purposes.
 
     ``images`` are float tensors (B, C, H, W) in [0, 1] at the model's ``image_size``; results are
     CPU tensors. ``bf16=None`` means bf16 autocast where the model's device supports it (see
@@ -69,33 +76,63 @@ class Detector:
     """
 
     def __init__(self, model: nn.Module, *, sigma: float = DEFAULT_SIGMA, threshold: float | None = None,
-                 bf16: bool | None = None, score_function: str = DEFAULT_SCORE) -> None:
+                 bf16: bool | None = None, score_function: str = DEFAULT_SCORE, calibration: Calibration | None = None,
+                 pooling: str = POOLINGS[0], top_percent: float = DEFAULT_TOP_PERCENT) -> None:
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.sigma = check_sigma(sigma)
         self.score_function = check_score(score_function)
         self.bf16 = use_bf16(self.device, bf16)
+        self.calibration = calibration if calibration is not None else Calibration()
+        self.pooling, self.top_percent = check_pooling(pooling, top_percent)
         self.threshold = threshold
-        self.precision_note: str | None = None
-        self.validation_scores_: np.ndarray | None = None  # set by fit_threshold
+        self.precision_note: str | None = None  # set by from_run where the run's precision cannot be used
+        self.validation_scores_: np.ndarray | None = None  # set by fit_threshold (leave-one-out where calibrated)
+        self.validation_paths_: list[str] | None = None  # the images they came from
+        self.stored_differs_: list[str] = []  # set by load_stored_fit
+        self.threshold_source_ = "given" if threshold is not None else None  # "given", "fitted" or "stored"
+
+    def settings(self) -> dict[str, Any]:
+        """What its anomaly maps and scores depend on besides the model: precision, score function, sigma,
+        calibration and pooling (compared with a stored fit's, :mod:`anovit.stored_fit`)."""
+        return {"bf16": self.bf16, "score": self.score_function, "sigma": self.sigma,
+                "image_calibration": self.calibration.image, "pixel_calibration": self.calibration.pixel,
+                "calibration_shrinkage": self.calibration.shrinkage, "pooling": self.pooling,
+                "pooling_top_percent": self.top_percent}
 
     @classmethod
     def from_run(cls, run_dir: Path | str, *, sigma: float | None = None, threshold: float | None = None,
-                 bf16: bool | None = None, device: str = "auto", score_function: str | None = None) -> Self:
+                 bf16: bool | None = None, device: str = "auto", score_function: str | None = None,
+                 model: nn.Module | None = None, **scoring: Any) -> Self:
         """The detector of a run folder's model (see :func:`anovit.checkpoint.load_model`); ``sigma``
         None: the run's own, stored in its training.json (:func:`anovit.runs.run_sigma`); ``score_function``
         None: the run's (:func:`anovit.runs.run_score`), another one re-scores the run without retraining;
         ``bf16`` None: the run's recorded precision (:func:`anovit.runs.run_precision`), float32 with a
-        ``precision_note`` where it is bf16 and the device has none (:func:`anovit.runtime.scoring_bf16`)."""
-        from .runs import run_precision, run_score, run_sigma
+        ``precision_note`` where it is bf16 and the device has none (:func:`anovit.runtime.scoring_bf16`).
+        ``scoring``: image_calibration, pixel_calibration, calibration_shrinkage, pooling, pooling_top_percent,
+        None or left out: the run's (:func:`anovit.runs.run_scoring`). ``model``: the run's model already
+        loaded (e.g. cached by the app), else loaded onto ``device``.
+
+        The run's stored fit (:mod:`anovit.stored_fit`) is loaded where it was made at these settings:
+        the calibration statistics, and the threshold unless ``threshold`` is given. ``stored_differs_``
+        names what differs where a stored part was made at other settings (empty when all match or none
+        is stored), so a caller that refits can say why.
+        """
+        from .runs import run_precision, run_score, run_scoring, run_sigma
 
         run_dir = Path(run_dir)
         sigma = run_sigma(run_dir) if sigma is None else sigma
         score_function = run_score(run_dir) if score_function is None else score_function
-        model = ckpt.load_model(run_dir, resolve_device(device))
+        recipe = {**run_scoring(run_dir), **{k: v for k, v in scoring.items() if v is not None}}
+        calibration = Calibration(recipe["image_calibration"], recipe["pixel_calibration"],
+                                  recipe["calibration_shrinkage"])
+        model = model if model is not None else ckpt.load_model(run_dir, resolve_device(device))
         bf16, note = scoring_bf16(next(model.parameters()).device, run_precision(run_dir), bf16)
-        detector = cls(model, sigma=sigma, threshold=threshold, bf16=bf16, score_function=score_function)
+        detector = cls(model, sigma=sigma, threshold=threshold, bf16=bf16,
+                       score_function=score_function, calibration=calibration, pooling=recipe["pooling"],
+                       top_percent=recipe["pooling_top_percent"])
         detector.precision_note = note
+        detector.load_stored_fit(run_dir, keep_threshold=threshold is not None)
         return detector
 
     @property
@@ -111,20 +148,32 @@ class Detector:
             return self.model(images).float()
 
     @torch.no_grad()
-    def outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(reconstruction (B, C, H, W), anomaly maps (B, H, W), anomaly scores (B,)) from one forward pass."""
+    def raw_maps(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction (B, C, H, W), uncalibrated anomaly maps (B, H, W)) on the model's device: the
+        score function's error map, Gaussian-smoothed (what the calibration statistics describe)."""
         images = images.to(self.device)
         recon = self.reconstruct(images)
-        maps, scores = anomaly_maps(images, recon, self.sigma, self.score_function)
-        return recon.cpu(), maps.cpu(), scores.cpu()
+        return recon, gaussian_smooth(error_map(images, recon, self.score_function), self.sigma)
+
+    def image_scores(self, raw: torch.Tensor) -> torch.Tensor:
+        """Anomaly scores (B,) of raw maps (B, H, W): the image-calibrated map, pooled."""
+        return pooled_score(self.calibration.image_map(raw), self.pooling, self.top_percent)
+
+    @torch.no_grad()
+    def outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(reconstruction (B, C, H, W), anomaly maps (B, H, W), anomaly scores (B,)) from one forward pass:
+        the map is the pixel-calibrated one, the score pools the image-calibrated one (both raw without
+        a calibration: eqs. 6 and 7)."""
+        recon, raw = self.raw_maps(images)
+        return recon.cpu(), self.calibration.pixel_map(raw).cpu(), self.image_scores(raw).cpu()
 
     def score_maps(self, images: torch.Tensor) -> torch.Tensor:
         """Anomaly maps (B, H, W): the score function's error map (l2: squared error averaged over
-        channels), Gaussian-smoothed."""
+        channels), Gaussian-smoothed, then pixel-calibrated."""
         return self.outputs(images)[1]
 
     def score(self, images: torch.Tensor) -> torch.Tensor:
-        """Anomaly scores (B,): the maximum of each anomaly map."""
+        """Anomaly scores (B,): the pooling (max: eq. 7) of each image-calibrated anomaly map."""
         return self.outputs(images)[2]
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
@@ -150,14 +199,28 @@ class Detector:
 
     def fit_threshold(self, validation: Dataset | torch.Tensor, batch_size: int = SCORE_BATCH_SIZE,
                       progress: Progress | None = None) -> Self:
-        """Set ``threshold`` from normal validation images (a dataset, or a tensor (B, C, H, W)): the
-        smallest float32 above all their anomaly scores (:func:`threshold_above`); keeps the scores
-        in ``validation_scores_``. Returns self."""
+        """Fit on normal validation images (a dataset, or a tensor (B, C, H, W)): the calibration statistics
+        of their raw maps (when the calibration needs any), then ``threshold``, the smallest float32 above
+        all their anomaly scores (:func:`threshold_above`), each image's score calibrated without its own
+        map (:func:`anovit.calibration.leave_one_out`). Keeps the scores in ``validation_scores_`` and the
+        image paths in ``validation_paths_``. Returns self; CalibrationError for too few images."""
         if isinstance(validation, torch.Tensor):
-            scores = self.score(validation)
+            raw, paths = self.raw_maps(validation)[1].cpu(), [f"image {i}" for i in range(len(validation))]
         else:
-            batches = [b.pred_score for b in self.iter_scored(validation, batch_size, progress)]
-            scores = torch.cat(batches) if batches else torch.empty(0)
-        self.validation_scores_ = scores.numpy()
-        self.threshold = threshold_above(self.validation_scores_)
+            raw_batches, paths, done = [], [], 0
+            for collated in DataLoader(validation, batch_size=batch_size, shuffle=False):
+                batch = ImageBatch.from_collated(collated)
+                raw_batches.append(self.raw_maps(batch.image)[1].cpu())
+                paths += batch.image_path
+                done += len(batch)
+                if progress is not None:
+                    progress(done, len(validation))
+            raw = torch.cat(raw_batches) if raw_batches else torch.empty(0, self.image_size, self.image_size)
+        calibration = self.calibration
+        if calibration.needs_statistics:
+            self.calibration = calibration.with_statistics(fit_statistics(raw))
+        loo = leave_one_out(raw, calibration.image, calibration.shrinkage)
+        scores = pooled_score(loo, self.pooling, self.top_percent)
+        self.validation_scores_, self.validation_paths_ = scores.numpy(), paths
+        self.threshold, self.threshold_source_ = threshold_above(self.validation_scores_), "fitted"
         return self

@@ -17,6 +17,7 @@ from .data import get_dataset
 from .data.splits import subsample
 from .detector import Detector
 from .metrics import BinnedPRO, BinnedROC, f1_max, image_auroc
+from .models import CALIBRATIONS, POOLINGS
 from .runtime import resolve_device
 from .scoring import DEFAULT_SIGMA
 from .validation import absolute_path
@@ -43,6 +44,11 @@ class Evaluation:
     images_per_s: float
     aupro: float | None = None  # per-region overlap up to 30% FPR; None without masks
     bf16: bool = False  # the precision the anomaly scores were computed in (Detector.bf16)
+    image_calibration: str = CALIBRATIONS[0]  # the map the image scores pooled (anovit.calibration)
+    pixel_calibration: str = CALIBRATIONS[0]  # the map the pixel metrics scored
+    pooling: str = POOLINGS[0]  # how the image scores pooled the map (anovit.scoring.pooled_score)
+    pooling_top_percent: float | None = None  # q of "topk" pooling; None for "max"
+    threshold: float | None = None  # the detector's decision threshold (fitted on validation images), if any
     rows: list[dict[str, Any]] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)  # "image" / "pixel" -> why those metrics are None
     pixel_roc: BinnedROC | None = field(default=None, repr=False)  # the binned pixel counts, for ROC curves
@@ -80,7 +86,10 @@ def evaluate_detector(
     Pixel metrics are None when the split has no anomalous pixel (e.g. one-class digits), image
     metrics None when it holds only one class; ``unavailable`` says why in one phrase each. A
     dataset whose ``has_masks`` attribute is False has no pixel ground truth at all.
-    ``progress(done, total)`` is called per batch.
+    ``progress(done, total)`` is called per batch. A calibrated pixel map (which may be negative) is
+    binned minus its floor (:meth:`anovit.calibration.Calibration.pixel_floor`), a shift that leaves
+    pixel AUROC and AUPRO unchanged; ``pixel_threshold`` is given back on the map's own scale and
+    ``pixel_roc`` counts the shifted map.
     """
     regions = BinnedPRO()  # AUPRO, and pixel AUROC / F1-max from its .roc: the maps are binned once
     pixels = regions.roc
@@ -88,8 +97,9 @@ def evaluate_detector(
     labels: list[int] = []
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
+    floor = detector.calibration.pixel_floor()
     for batch in detector.iter_scored(dataset, batch_size, progress):
-        regions.update(batch.anomaly_map, batch.gt_mask)
+        regions.update((batch.anomaly_map - floor).clamp_min(0) if floor else batch.anomaly_map, batch.gt_mask)
         for path, label, defect, score in zip(batch.image_path, batch.gt_label.tolist(), batch.defect_type,
                                               batch.pred_score.tolist()):
             rows.append(dict(zip(ROW_FIELDS, (path, int(label), defect, float(score)))))
@@ -100,6 +110,7 @@ def evaluate_detector(
     has_pixels = pixels.n_pos > 0 and pixels.n_neg > 0
     img_f1, img_thr = f1_max(scores, labels) if both_classes else (None, None)
     pix_f1, pix_thr = pixels.f1_max() if has_pixels else (None, None)
+    pix_thr = pix_thr + floor if pix_thr is not None else None
     return Evaluation(
         image_auroc=image_auroc(scores, labels) if both_classes else None,
         pixel_auroc=pixels.auroc() if has_pixels else None,
@@ -108,6 +119,9 @@ def evaluate_detector(
         image_f1_max=img_f1, image_threshold=img_thr,
         pixel_f1_max=pix_f1, pixel_threshold=pix_thr,
         n_images=len(labels), n_anomalous=int(sum(labels)), sigma=detector.sigma, bf16=detector.bf16,
+        image_calibration=detector.calibration.image, pixel_calibration=detector.calibration.pixel,
+        pooling=detector.pooling, pooling_top_percent=detector.top_percent if detector.pooling != "max" else None,
+        threshold=detector.threshold,
         seconds=seconds, images_per_s=len(labels) / max(seconds, 1e-9), rows=rows, pixel_roc=pixels,
         unavailable=_unavailable(labels, getattr(dataset, "has_masks", True), pixels.n_pos, pixels.n_neg),
     )
@@ -143,23 +157,42 @@ def evaluate_run(
     max_images: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     score: str | None = None,
+    image_calibration: str | None = None,
+    pixel_calibration: str | None = None,
+    pooling: str | None = None,
+    pooling_top_percent: float | None = None,
+    calibration_shrinkage: float | None = None,
+    refit_threshold: bool = False,
     record: bool = True,
     bf16: bool | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Evaluate a run folder's best model on the test split it was trained for (or another one),
     and record the summary (with the resolved data folder) under "test" in its metrics.json and
     the rows in test_scores.csv. A bad training.json is a CheckpointError naming it and the field.
     ``max_images``: a seeded subsample of the test split (recorded as "max_images"); None: all of it.
     ``sigma`` None: the run's own (stored in its training.json; see :func:`anovit.runs.run_sigma`);
-    ``score`` None: the run's score function (:func:`anovit.runs.run_score`). ``record=False`` writes
-    nothing (a re-scoring with another sigma or score function that leaves the run's metrics alone).
-    ``bf16`` None: the run's recorded precision (:meth:`anovit.detector.Detector.from_run`); the
-    result's ``precision_note`` says when it could not be used."""
+    ``score`` None: the run's score function (:func:`anovit.runs.run_score`); ``image_calibration``,
+    ``pixel_calibration``, ``pooling``, ``pooling_top_percent``, ``calibration_shrinkage`` None: the run's
+    (:func:`anovit.runs.run_scoring`), another re-scores the run without retraining (statistics fitted on
+    its validation split). The pixel metrics score the pixel-calibrated map, the image metrics the pooled
+    image-calibrated one. ``bf16`` None: the run's recorded precision (:meth:`anovit.detector.Detector.from_run`);
+    the result's ``precision_note`` says when it could not be used.
+
+    The decision threshold and calibration statistics are the run's stored ones where they match these
+    settings (precision included); else they are fitted on the validation split
+    (:func:`anovit.inference.run_detector`) and, with ``record``, stored when the run had none (or
+    ``refit_threshold``) at its own settings. ``notify`` gets one line whenever a fit is made.
+    ``record=False`` writes nothing (a re-scoring with another setting that leaves the run's metrics alone)."""
+    from .inference import run_detector
     from .train_config import load_training  # train does not import evaluate
 
     run_dir = Path(run_dir)
     training = load_training(run_dir)
-    detector = Detector.from_run(run_dir, sigma=sigma, device=device, score_function=score, bf16=bf16)
+    detector = run_detector(run_dir, sigma, bf16=bf16, device=device, score_function=score, refit=refit_threshold,
+                            record=record, notify=notify, need_threshold=record, image_calibration=image_calibration,
+                            pixel_calibration=pixel_calibration, pooling=pooling, pooling_top_percent=pooling_top_percent,
+                            calibration_shrinkage=calibration_shrinkage)
     name, category = dataset or training.dataset, category or training.category
     root = absolute_path(data_root) if data_root is not None else training.data_root
     test_set = get_dataset(name, "test", category=category, image_size=detector.image_size, root=root,

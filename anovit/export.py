@@ -4,7 +4,9 @@ config a deployment needs to feed it and decide.
 The graph takes ``image`` float32 (batch, C, S, S), RGB in [0, 1] after resizing to S (the run's
 image size); normalisation (AnoViT: its encoder's mean/std) happens inside. It returns
 ``anomaly_map`` (batch, S, S): eq. (6) smoothed with the run's Gaussian sigma, and ``anomaly_score``
-(batch,): eq. (7). The batch dimension is dynamic; the opset is :data:`OPSET` (torch's dynamo
+(batch,): eq. (7). A run with a calibration (:mod:`anovit.calibration`) has its statistics embedded as
+constants: the map is then the pixel-calibrated one and the score pools (max or top-k mean) the
+image-calibrated one, as :class:`~anovit.detector.Detector` scores. The batch dimension is dynamic; the opset is :data:`OPSET` (torch's dynamo
 exporter, which needs onnxscript). Everything is in one file (no external weights; ONNX caps a
 single file at 2 GB, far above the paper preset's ViT-B/16). The decision, ``anomaly_score >=
 threshold`` (:func:`anovit.detector.is_anomalous`), is left to the caller, with the threshold from
@@ -27,15 +29,16 @@ from . import checkpoint as ckpt
 from .errors import AnovitError
 from .inference import run_detector
 from .runs import run_score
-from .scoring import DEFAULT_SCORE, anomaly_maps
+from .calibration import apply
+from .detector import Detector
+from .scoring import DEFAULT_SCORE, error_map, gaussian_smooth, pooled_score
+from .stored_fit import THRESHOLD_RULE
 from .validation import finite_float, non_negative_float
 
 OPSET = 18
 ONNX_FILE = "model.onnx"
 EXPORT_DIR = "onnx"  # default output folder inside the run folder
 INPUT, OUTPUTS = "image", ("anomaly_map", "anomaly_score")
-THRESHOLD_RULE = ("the smallest float32 above every anomaly score of the normal validation images held out "
-                  "during training (anovit.Detector.fit_threshold)")
 
 
 class ExportError(AnovitError):
@@ -43,14 +46,25 @@ class ExportError(AnovitError):
 
 
 class ScoringGraph(nn.Module):
-    """A model followed by eq. (6), Gaussian smoothing and eq. (7): images -> (anomaly maps, anomaly scores)."""
+    """A detector's model followed by eq. (6), Gaussian smoothing, its calibration (offsets and scales as
+    constants) and pooling: images -> (pixel-calibrated anomaly maps, pooled image-calibrated anomaly scores)."""
 
-    def __init__(self, model: nn.Module, sigma: float) -> None:
+    def __init__(self, detector: Detector) -> None:
         super().__init__()
-        self.model, self.sigma = model, sigma
+        self.model, self.sigma = detector.model, detector.sigma
+        self.pooling, self.top_percent = detector.pooling, detector.top_percent
+        for purpose, variant in (("image", detector.calibration.image), ("pixel", detector.calibration.pixel)):
+            transform = detector.calibration.transform(variant)
+            for name, value in zip(("offset", "scale"), transform or (None, None)):
+                self.register_buffer(f"{purpose}_{name}", None if value is None else value.float().cpu().clone())
+
+    def _calibrated(self, maps: torch.Tensor, purpose: str) -> torch.Tensor:
+        offset = getattr(self, f"{purpose}_offset")
+        return maps if offset is None else apply(maps, (offset, getattr(self, f"{purpose}_scale")))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return anomaly_maps(images, self.model(images).float(), self.sigma)
+        maps = gaussian_smooth(error_map(images, self.model(images).float()), self.sigma)
+        return self._calibrated(maps, "pixel"), pooled_score(self._calibrated(maps, "image"), self.pooling, self.top_percent)
 
 
 def require_onnx_extra(*modules: str) -> None:
@@ -68,10 +82,9 @@ def normalisation(model: nn.Module) -> dict[str, Any]:
     return {"mean": None, "std": None, "applied": "none: the model takes [0, 1] pixels"}
 
 
-def export_config(
-    model: nn.Module, sigma: float, threshold: float, threshold_source: str, run_dir: Path
-) -> dict[str, Any]:
+def export_config(detector: Detector, threshold_source: str, run_dir: Path) -> dict[str, Any]:
     """The config.json written beside model.onnx: everything needed to score an image as anovit does."""
+    model, sigma, threshold = detector.model, detector.sigma, float(detector.threshold)
     size, channels = model.config.image_size, model.config.in_channels
     return {
         "format": "onnx", "file": ONNX_FILE, "opset": OPSET, "anovit_version": __version__,
@@ -83,18 +96,23 @@ def export_config(
         "normalisation": normalisation(model),
         "outputs": {OUTPUTS[0]: ["batch", size, size], OUTPUTS[1]: ["batch"]},
         "sigma": sigma, "threshold": threshold, "threshold_source": threshold_source,
+        "image_calibration": detector.calibration.image, "pixel_calibration": detector.calibration.pixel,
+        "calibration_shrinkage": detector.calibration.shrinkage, "pooling": detector.pooling,
+        "pooling_top_percent": detector.top_percent, "calibration": "embedded in the graph as constants",
         "decision": "anomalous when anomaly_score >= threshold, else normal",
     }
 
 
 def export_onnx(
-    run_dir: Path, output: Path | None = None, *, sigma: float | None = None, threshold: float | None = None
+    run_dir: Path, output: Path | None = None, *, sigma: float | None = None, threshold: float | None = None,
+    notify: Any = None,
 ) -> Path:
     """Write ``model.onnx`` and ``config.json`` of ``run_dir`` into ``output`` (default RUN/onnx); the folder.
 
-    Without ``threshold``, the run's float32 detector fits one on the run's validation images
-    (:func:`anovit.inference.run_detector`); without ``sigma``, the run's own (stored in its
-    training.json, :func:`anovit.runs.run_sigma`). Raises ExportError without the onnx extra, and for a
+    Without ``threshold``, the run's float32 detector's: the stored one where it was fitted in float32
+    at these settings, else one fitted on the run's validation images (:func:`anovit.inference.run_detector`,
+    which tells ``notify``); without ``sigma``, the run's own (stored in its training.json,
+    :func:`anovit.runs.run_sigma`). The run's calibration and pooling are embedded. Raises ExportError without the onnx extra, and for a
     run whose score function is not "l2" (:func:`anovit.runs.run_score`).
     """
     require_onnx_extra("onnx", "onnxscript")
@@ -103,13 +121,14 @@ def export_onnx(
     if score != DEFAULT_SCORE:
         raise ExportError(f"{run_dir} scores with {score!r}; the ONNX export bakes in eq. (6)'s l2 map only, "
                           "so score this run with anovit itself (anovit score / evaluate).")
-    detector = run_detector(run_dir, sigma, threshold, bf16=False)  # the graph computes in fp32: so does its threshold
-    sigma = detector.sigma
-    model, threshold = detector.model.cpu(), detector.threshold
-    if detector.validation_scores_ is not None:
-        source = f"{THRESHOLD_RULE} ({len(detector.validation_scores_)} images)"
-    else:
+    # the graph computes in fp32: so does its threshold (a stored bf16 fit is refit in memory, said in one line)
+    detector = run_detector(run_dir, sigma, threshold, bf16=False, device="cpu", notify=notify)
+    model = detector.model
+    if threshold is not None:
         source = "given on the command line"
+    else:
+        stored = "; stored with the run" if detector.threshold_source_ == "stored" else ""
+        source = f"{THRESHOLD_RULE} ({len(detector.validation_paths_ or [])} images{stored})"
     output = Path(output) if output is not None else run_dir / EXPORT_DIR
     output.mkdir(parents=True, exist_ok=True)
     size = model.config.image_size
@@ -118,15 +137,15 @@ def export_onnx(
     logging.getLogger("onnx_ir").setLevel(logging.ERROR)  # "Attribute type is ambiguous" notes of the translator
     with torch.no_grad():
         torch.onnx.export(
-            ScoringGraph(model, sigma).eval(), (example,), output / ONNX_FILE, dynamo=True, opset_version=OPSET,
+            ScoringGraph(detector).eval(), (example,), output / ONNX_FILE, dynamo=True, opset_version=OPSET,
             input_names=[INPUT], output_names=list(OUTPUTS), dynamic_shapes=batch, external_data=False, verbose=False,
         )
-    ckpt.write_json(output / ckpt.CONFIG, export_config(model, sigma, float(threshold), source, run_dir))
+    ckpt.write_json(output / ckpt.CONFIG, export_config(detector, source, run_dir))
     return output
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    out = export_onnx(args.run_dir, args.output, sigma=args.sigma, threshold=args.threshold)
+    out = export_onnx(args.run_dir, args.output, sigma=args.sigma, threshold=args.threshold, notify=print)
     print(f"wrote {out / ONNX_FILE} and {out / ckpt.CONFIG}")
     return 0
 

@@ -27,7 +27,7 @@ from .network import hub_offline_forced, hub_reachable
 from .runs import default_checkpoint_dir
 
 CARD = "README.md"
-REPO_FILES = (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.METRICS, ckpt.TRAINING, CARD)
+REPO_FILES = (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.METRICS, ckpt.TRAINING, ckpt.CALIBRATION, ckpt.THRESHOLD, CARD)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 SOURCE = "hub.json"  # written next to a pulled run: repo id, revision and commit it came from
 PARTIAL = ".hub-partial"  # pulls are assembled here (below the runs, so never listed) then renamed
@@ -254,7 +254,8 @@ def push(run_dir: Path, repo_id: str, *, private: bool = False, license: str = "
          commit_message: str | None = None, token: str | None = None) -> str:
     """Publish ``run_dir`` as the model repo ``repo_id`` (created if needed); the commit's URL.
 
-    Uploads config.json, model.safetensors, metrics.json, training.json and a generated README.md.
+    Uploads config.json, model.safetensors, metrics.json, training.json, the fitted calibration.safetensors
+    and threshold.json where the run has them, and a generated README.md.
     """
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError

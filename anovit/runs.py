@@ -109,6 +109,21 @@ def run_precision(path: Path) -> str | None:
     return str(precision)
 
 
+SCORING_FIELDS = ("image_calibration", "pixel_calibration", "calibration_shrinkage", "pooling", "pooling_top_percent")
+
+
+def run_scoring(path: Path) -> dict[str, Any]:
+    """The calibration and pooling a run scores with (:data:`SCORING_FIELDS`): its training.json's, else
+    those of runs trained before they were recorded (and of pulled models without one): the raw map and
+    eq. 7's max (the first of anovit.models.CALIBRATIONS and POOLINGS)."""
+    from .models import CALIBRATIONS, DEFAULT_SHRINKAGE, DEFAULT_TOP_PERCENT, POOLINGS
+
+    defaults = dict(zip(SCORING_FIELDS, (CALIBRATIONS[0], CALIBRATIONS[0], DEFAULT_SHRINKAGE, POOLINGS[0],
+                                         DEFAULT_TOP_PERCENT)))
+    training = _read_object(Path(path) / ckpt.TRAINING)
+    return {k: training[k] if training.get(k) is not None else v for k, v in defaults.items()}
+
+
 PROTOCOL_FIELDS = ("epochs_run", "lr", "batch_size", "max_train_images", "decoder", "mask_ratio", "image_size",
                    "score", "sigma")
 

@@ -44,8 +44,9 @@ class Scorer:
 def torch_scorer(run_dir: Path, sigma: float | None, threshold: float | None, device: str = "auto",
                  bf16: bool | None = None) -> Scorer:
     """The run's detector on ``device`` (``bf16`` None: in the run's recorded precision, its note printed);
-    without ``threshold``, the one it fits on its validation images in that same precision."""
-    detector = run_detector(run_dir, sigma, threshold, bf16=bf16, device=device)
+    without ``threshold``, its stored one where fitted at these settings (precision included), else one
+    fitted on its validation images in that same precision (said in one line)."""
+    detector = run_detector(run_dir, sigma, threshold, bf16=bf16, device=device, notify=tqdm.write)
     if detector.precision_note:
         print(f"note: {detector.precision_note}")
     assert detector.threshold is not None  # given or fitted

@@ -5,6 +5,9 @@
 - smoothing :func:`gaussian_smooth`     the Gaussian post-processing of section 4.3
 - eq. (7)  :func:`image_score`          s_a = max M
 
+Beyond the paper, :func:`pooled_score` pools a map into an image score by :data:`POOLINGS`: "max"
+(eq. 7) or "topk", the mean of the top q % of the map's pixels (:func:`top_pixels`).
+
 Beyond the paper, :func:`error_map` gives the map of a run's score function (``"l2"``: eq. (6), the
 default; ``"ssim"``, ``"msgms"``: :mod:`anovit.structural`), and :func:`training_loss` the loss of a
 run (``"l2"``: eq. (1); ``"ssim"``: the mean 1 - SSIM of the SSIM-AE, Bergmann et al. 2019b).
@@ -17,7 +20,7 @@ import math
 import torch
 
 from .models import DEFAULT_SIGMA  # noqa: F401  (one home: with the presets; the default of the functions below)
-from .models import LOSSES, SCORE_FUNCTIONS
+from .models import DEFAULT_TOP_PERCENT, LOSSES, POOLINGS, SCORE_FUNCTIONS
 from .structural import msgms_error_map, ssim_error_map
 
 DEFAULT_SCORE = SCORE_FUNCTIONS[0]  # eq. (6), the paper's
@@ -123,6 +126,35 @@ def gaussian_smooth(maps: torch.Tensor, sigma: float = DEFAULT_SIGMA) -> torch.T
 def image_score(maps: torch.Tensor) -> torch.Tensor:
     """Eq. (7): the anomaly score of each image is the maximum of its score map, (B, H, W) -> (B,)."""
     return maps.flatten(1).amax(dim=1)
+
+
+def check_pooling(pooling: str, top_percent: float = DEFAULT_TOP_PERCENT) -> tuple[str, float]:
+    """(pooling, top_percent) if ``pooling`` is one of :data:`POOLINGS` and ``top_percent`` a number in
+    (0, 100]; ValueError naming the bad one otherwise."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {list(POOLINGS)}; got {pooling!r}")
+    try:
+        q = float(top_percent)
+    except (TypeError, ValueError):
+        q = math.nan
+    if not 0.0 < q <= 100.0:
+        raise ValueError(f"pooling top percent must be a number in (0, 100]; got {top_percent!r}")
+    return pooling, q
+
+
+def top_pixels(n_pixels: int, top_percent: float) -> int:
+    """How many pixels "topk" averages: ceil(q % of ``n_pixels``), at least one."""
+    return max(1, math.ceil(n_pixels * top_percent / 100.0 - 1e-9))
+
+
+def pooled_score(maps: torch.Tensor, pooling: str = POOLINGS[0], top_percent: float = DEFAULT_TOP_PERCENT) -> torch.Tensor:
+    """Image scores (B,) of maps (B, H, W): "max" is eq. (7) (:func:`image_score`); "topk" the mean of
+    each map's :func:`top_pixels` largest values. ValueError for another pooling."""
+    pooling, top_percent = check_pooling(pooling, top_percent)
+    if pooling == "max":
+        return image_score(maps)
+    flat = maps.flatten(1)
+    return flat.topk(top_pixels(flat.shape[1], top_percent), dim=1).values.mean(dim=1)
 
 
 def anomaly_maps(images: torch.Tensor, recon: torch.Tensor, sigma: float = DEFAULT_SIGMA,

@@ -14,7 +14,8 @@ from .data import category_kind, dataset_spec, default_augment, fixed_classes
 from .data.registry import ONE_CLASS
 from .data.splits import DEFAULT_VAL_FRACTION
 from .errors import CheckpointError, ConfigError
-from .models import LOSSES, MODELS, PRESETS, SCORE_FUNCTIONS, default_sigma, make_config, training_defaults
+from .models import (CALIBRATIONS, LOSSES, MODELS, POOLINGS, PRESETS, SCORE_FUNCTIONS, default_sigma, make_config,
+                     training_defaults)
 from .models.cae import L2CAEConfig, latent_dim_for
 from .validation import absolute_path, check_bool, check_number, check_optional_number, check_str
 
@@ -53,6 +54,15 @@ class TrainConfig:
     # Runs recorded before these fields were l2 throughout (anovit.runs.run_score).
     loss: str | None = None
     score: str | None = None
+    # Calibration of the anomaly map for the image score and for the pixel map (models.CALIBRATIONS; see
+    # anovit.calibration), the shrinkage of "shrunk", and the pooling of the image score (models.POOLINGS)
+    # with its top percent; None: the preset's (TRAINING_DEFAULTS). Runs recorded before these fields were
+    # raw maps scored by their max (eq. 7).
+    image_calibration: str | None = None
+    pixel_calibration: str | None = None
+    calibration_shrinkage: float | None = None
+    pooling: str | None = None
+    pooling_top_percent: float | None = None
     augment: AugmentConfig | None = None  # None: anovit.data.default_augment (the dataset's flip rule)
     bf16: bool | None = None
     device: str = "auto"
@@ -94,6 +104,11 @@ class TrainConfig:
         check_str("device", self.device)
         check_str("loss", self.loss, optional=True, choices=LOSSES)
         check_str("score", self.score, optional=True, choices=SCORE_FUNCTIONS)
+        check_str("image_calibration", self.image_calibration, optional=True, choices=CALIBRATIONS)
+        check_str("pixel_calibration", self.pixel_calibration, optional=True, choices=CALIBRATIONS)
+        check_optional_number("calibration_shrinkage", self.calibration_shrinkage, minimum=0, maximum=1)
+        check_str("pooling", self.pooling, optional=True, choices=POOLINGS)
+        check_optional_number("pooling_top_percent", self.pooling_top_percent, minimum=0, maximum=100, min_open=True)
         check_number("seed", self.seed, integer=True, minimum=0)
         if self.augment is not None and not isinstance(self.augment, AugmentConfig):
             raise ConfigError(f"field 'augment' must be an augmentation config; got {self.augment!r}")
@@ -108,6 +123,9 @@ class TrainConfig:
             self.loss = defaults.loss
         if self.score is None:
             self.score = defaults.score
+        for name in ("image_calibration", "pixel_calibration", "calibration_shrinkage", "pooling", "pooling_top_percent"):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(defaults, name))
         if self.sigma is None:
             self.sigma = defaults.sigma if defaults.sigma is not None else default_sigma(model_config(self).image_size)
 

@@ -242,7 +242,10 @@ def test_push_uploads_the_run_files_and_card_without_network(evaluated_run, monk
     url = hub.push(evaluated_run, "someorg/cae-tiles", private=True)
     assert url.startswith("https://huggingface.co/someorg/cae-tiles")
     assert created == [("someorg/cae-tiles", {"private": True, "exist_ok": True})]
-    assert set(uploaded) == set(hub.REPO_FILES)  # no resume.safetensors, no test_scores.csv
+    # no resume.safetensors, no test_scores.csv; threshold.json (fitted by the evaluation) but no
+    # calibration.safetensors: the run scores the raw map
+    assert set(uploaded) == set(hub.REPO_FILES) - {ckpt.CALIBRATION}
+    assert json.loads(uploaded[ckpt.THRESHOLD])["value"] == json.loads((evaluated_run / ckpt.THRESHOLD).read_text())["value"]
     assert uploaded["model.safetensors"] == (evaluated_run / "model.safetensors").read_bytes()
     training = json.loads(uploaded["training.json"])
     assert training["data_root"] is None and training["category"] == "tiles"  # no local path is published

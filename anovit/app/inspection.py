@@ -131,7 +131,9 @@ def render() -> None:
     result = inspect_image(detector, image)
     verdict = result["decision"]
     c1, c2, c3 = st.columns(3)
-    c1.metric("Anomaly score (max of the map, eq. 7)", f"{result['score']:.4g}")
+    pooled = "max of the map, eq. 7" if detector.pooling == "max" else f"mean of the map's top {detector.top_percent:g} %"
+    calibrated = "" if detector.calibration.image == "none" else f", {detector.calibration.image} map"
+    c1.metric(f"Anomaly score ({pooled}{calibrated})", f"{result['score']:.4g}")
     c2.metric(
         "Threshold (validation)",
         f"{threshold:.4g}",

@@ -18,8 +18,8 @@ from .. import checkpoint as ckpt
 from ..detector import SCORE_BATCH_SIZE, Detector, Progress
 from ..evaluate import ROW_FIELDS, evaluate_detector
 from ..metrics import BinnedROC
-from ..runs import RunInfo, run_precision, run_score, run_sigma
-from ..runtime import scoring_bf16
+from ..calibration import MapStatistics
+from ..runs import RunInfo, run_sigma
 from ..scoring import DEFAULT_SIGMA
 from .pickers import DataRef, describe_items, load_dataset, load_model_cached, weights_mtime
 
@@ -39,15 +39,31 @@ class _Bar:
         self.bar.empty()
 
 
-def detector_for(run_dir: Path, sigma: float | None = None) -> Detector:
-    """The run's :class:`~anovit.detector.Detector` (cached model; in the run's recorded precision, as
-    :meth:`~anovit.detector.Detector.from_run`), no threshold."""
+@st.cache_data(max_entries=32, show_spinner=False)
+def _fit(run_dir: str, mtime: float, fit_mtime: float | None, ref: DataRef, sigma: float | None,
+         need_threshold: bool) -> tuple[MapStatistics | None, float | None, np.ndarray | None]:
+    detector = Detector.from_run(Path(run_dir), sigma=sigma, model=load_model_cached(Path(run_dir)))
+    unfitted = detector.calibration.needs_statistics and detector.calibration.statistics is None
+    no_scores = detector.validation_scores_ is None or not len(detector.validation_scores_)
+    if unfitted or (need_threshold and (detector.threshold is None or no_scores)):
+        bar = _Bar("Scoring the validation images")
+        detector.fit_threshold(load_dataset(ref, "val", detector.image_size), progress=bar)
+        bar.close()
+    return detector.calibration.statistics, detector.threshold, detector.validation_scores_
+
+
+def detector_for(run_dir: Path, ref: DataRef, sigma: float | None = None, need_threshold: bool = False) -> Detector:
+    """The run's :class:`~anovit.detector.Detector` (cached model; bf16 where the CPU supports it) with its
+    stored fit (threshold, calibration statistics; :mod:`anovit.stored_fit`) where made at these settings,
+    else fitted on the validation split of ``ref`` (not stored): the calibration statistics when it needs
+    them, the threshold with ``need_threshold``. Cached per weights file and stored fit."""
     run_dir = Path(run_dir)
-    sigma = run_sigma(run_dir) if sigma is None else sigma  # None: the run's own (its training.json)
-    model = load_model_cached(run_dir)
-    bf16, note = scoring_bf16(next(model.parameters()).device, run_precision(run_dir))
-    detector = Detector(model, sigma=sigma, bf16=bf16, score_function=run_score(run_dir))
-    detector.precision_note = note
+    fit = run_dir / ckpt.THRESHOLD
+    statistics, threshold, scores = _fit(str(run_dir), weights_mtime(run_dir), fit.stat().st_mtime if fit.is_file() else None,
+                                         ref, sigma, need_threshold)
+    detector = Detector.from_run(run_dir, sigma=sigma, model=load_model_cached(run_dir))
+    detector.calibration = detector.calibration.with_statistics(statistics)
+    detector.threshold, detector.validation_scores_ = threshold, scores
     return detector
 
 
@@ -75,7 +91,7 @@ def scored_items(detector: Detector, dataset: Dataset, progress: Progress | None
 def _predict_items(
     run_dir: str, mtime: float, ref: DataRef, split: str, indices: tuple[int, ...], sigma: float
 ) -> dict[str, Any]:
-    detector = detector_for(Path(run_dir), sigma)
+    detector = detector_for(Path(run_dir), ref, sigma)
     bar = _Bar("Reconstructing")
     items = scored_items(detector, Subset(load_dataset(ref, split, detector.image_size), list(indices)), bar)
     bar.close()
@@ -96,7 +112,7 @@ def predict_items(
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _test_pass(run_dir: str, mtime: float, ref: DataRef, sigma: float, roc_points: int) -> dict[str, Any]:
-    detector = detector_for(Path(run_dir), sigma)
+    detector = detector_for(Path(run_dir), ref, sigma)
     bar = _Bar("Scoring the test split")
     result = evaluate_detector(detector, load_dataset(ref, "test", detector.image_size), batch_size=SCORE_BATCH_SIZE,
                                progress=bar)
@@ -149,21 +165,8 @@ def test_scores(run: RunInfo, ref: DataRef, image_size: int, sigma: float | None
     return scores if scores is not None else test_pass(run, ref, sigma)["scores"]
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _fitted_threshold(run_dir: str, mtime: float, ref: DataRef, sigma: float) -> tuple[float, np.ndarray]:
-    detector = detector_for(Path(run_dir), sigma)
-    bar = _Bar("Scoring the validation images")
-    detector.fit_threshold(load_dataset(ref, "val", detector.image_size), progress=bar)
-    bar.close()
-    assert detector.threshold is not None and detector.validation_scores_ is not None
-    return detector.threshold, detector.validation_scores_
-
-
 def fitted_detector(run: RunInfo, ref: DataRef, sigma: float | None = None) -> Detector:
-    """The run's detector with its threshold fitted (:meth:`~anovit.detector.Detector.fit_threshold`) on the
-    normal validation images held out during training (same seed and fraction); cached per weights."""
-    detector = detector_for(run.path, sigma)
-    detector.threshold, detector.validation_scores_ = _fitted_threshold(
-        str(run.path), weights_mtime(run.path), ref, sigma
-    )
-    return detector
+    """The run's detector with its stored threshold (threshold.json) where it was fitted at these settings,
+    else one fitted (:meth:`~anovit.detector.Detector.fit_threshold`) on the normal validation images held
+    out during training (same seed and fraction), not stored; cached per weights and stored fit."""
+    return detector_for(run.path, ref, sigma, need_threshold=True)

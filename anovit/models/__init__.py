@@ -41,6 +41,13 @@ MODEL_LABELS = {"anovit": "AnoViT", "cae": "l2-CAE", "ssim-cae": "SSIM-AE"}
 # each is the paper's (eq. 6 and eq. 1) and the default of runs that record none.
 SCORE_FUNCTIONS = ("l2", "ssim", "msgms")
 LOSSES = ("l2", "ssim")  # msgms is a score only (a gradient magnitude has no gradient at 0)
+# Calibrations of the anomaly map (anovit.calibration) and poolings of a map into an image score
+# (anovit.scoring.pooled_score). The first of each is the paper's (the raw map; eq. 7's max) and the
+# default of runs that record none.
+CALIBRATIONS = ("none", "mean", "standardise", "shrunk")
+POOLINGS = ("max", "topk")
+DEFAULT_SHRINKAGE = 0.5  # lam of the "shrunk" calibration
+DEFAULT_TOP_PERCENT = 1.0  # q of "topk" pooling: the mean of the top q % of the map's pixels
 
 
 # Smoothing sigma of the anomaly maps (px), per preset through its image size, stored in each run's
@@ -68,6 +75,11 @@ class TrainingDefaults:
     loss: str = LOSSES[0]  # training loss (LOSSES)
     score: str = SCORE_FUNCTIONS[0]  # score function of the anomaly maps (SCORE_FUNCTIONS)
     sigma: float | None = None  # smoothing (px); None: default_sigma of the image size
+    image_calibration: str = CALIBRATIONS[0]  # map the image score pools (CALIBRATIONS)
+    pixel_calibration: str = CALIBRATIONS[0]  # map scored per pixel and shown (CALIBRATIONS)
+    calibration_shrinkage: float = DEFAULT_SHRINKAGE  # lam of "shrunk"
+    pooling: str = POOLINGS[0]  # image score from the map (POOLINGS)
+    pooling_top_percent: float = DEFAULT_TOP_PERCENT  # q of "topk"
 
 
 # AnoViT: the authors' 2e-4 for fine-tuning ImageNet weights (paper preset); 1e-3 for the cpu-* presets,
@@ -164,7 +176,8 @@ def config_from_dict(data: Any) -> tuple[str, Any]:
 
 
 __all__ = [
-    "AnoViT", "AnoViTConfig", "L2CAE", "L2CAEConfig", "SSIMCAE", "SCORE_FUNCTIONS", "LOSSES", "MODELS", "PRESETS", "MODEL_LABELS", "TRAINING_DEFAULTS",
+    "AnoViT", "AnoViTConfig", "L2CAE", "L2CAEConfig", "SSIMCAE", "SCORE_FUNCTIONS", "LOSSES", "CALIBRATIONS", "POOLINGS",
+    "DEFAULT_SHRINKAGE", "DEFAULT_TOP_PERCENT", "MODELS", "PRESETS", "MODEL_LABELS", "TRAINING_DEFAULTS",
     "TrainingDefaults", "training_defaults", "describe_training_default", "DEFAULT_SIGMA", "SIGMA_SOURCE", "default_sigma",
     "make_config", "build_model", "create_model", "config_to_dict", "config_from_dict",
 ]
