@@ -11,11 +11,17 @@ from .digits import DIGIT_CLASSES
 from .mvtec_ad import HOMEPAGE as MVTEC_HOMEPAGE
 from .mvtec_ad import LICENCE as MVTEC_LICENCE
 from .mvtec_ad import MVTEC_CATEGORIES
+from .mvtec3d import HOMEPAGE as MVTEC3D_HOMEPAGE
+from .mvtec3d import LICENCE as MVTEC3D_LICENCE
+from .mvtec3d import MVTEC3D_CLASSES
 from .synthetic import CATEGORIES as SYNTHETIC_CATEGORIES
 from .torchvision_sets import LABELLED_SETS
+from .visa import HOMEPAGE as VISA_HOMEPAGE
+from .visa import LICENCE as VISA_LICENCE
+from .visa import VISA_CLASSES
 from ..errors import DatasetError
 
-LAYOUT, FOLDER, ONE_CLASS = "layout", "folder", "one-class"
+LAYOUT, FOLDER, ONE_CLASS, VISA, MVTEC3D = "layout", "folder", "one-class", "visa", "mvtec3d"
 
 
 @dataclass(frozen=True)
@@ -24,7 +30,7 @@ class DatasetSpec:
 
     name: str
     title: str
-    layout: str  # LAYOUT (MVTec AD folders), FOLDER (good/bad images) or ONE_CLASS (a labelled set)
+    layout: str  # LAYOUT (MVTec AD folders), FOLDER (good/bad images), ONE_CLASS (a labelled set), VISA, MVTEC3D
     classes: tuple[str, ...] | None  # usable as --category; None: the category folders under --data-root
     has_masks: bool  # pixel ground truth, hence localization metrics
     protocol: str
@@ -54,6 +60,14 @@ REGISTRY: dict[str, DatasetSpec] = {s.name: s for s in (
                 "per category: train/good (20% held out, seeded, for validation), test/good and "
                 "test/<defect> with pixel masks", MVTEC_HOMEPAGE, MVTEC_LICENCE, needs_root=True,
                 downloadable=True),
+    DatasetSpec("visa", "VisA (Visual Anomaly)", VISA, VISA_CLASSES, True,
+                "as distributed: <class>/Data/Images/{Normal,Anomaly}, masks in <class>/Data/Masks/Anomaly, "
+                "split by split_csv/1cls.csv (1-class setup); 20% of the train normals held out (seeded) for "
+                "validation", VISA_HOMEPAGE, VISA_LICENCE, needs_root=True, downloadable=True),
+    DatasetSpec("mvtec3d", "MVTec 3D-AD (RGB images)", MVTEC3D, MVTEC3D_CLASSES, True,
+                "per class: train/good/rgb trains, validation/good/rgb validates (where absent, 20% of "
+                "train/good held out, seeded), test/<type>/rgb with gt/ masks; xyz/ ignored",
+                MVTEC3D_HOMEPAGE, MVTEC3D_LICENCE, needs_root=True),
     DatasetSpec("folder", "Image folder (good / bad, no masks)", FOLDER, None, False,
                 "<root>/<category>/good and <category>/<defect>/; 20% of good (fixed seed) plus every "
                 "anomalous image test, the rest trains (20% of it validates); detection metrics only",
