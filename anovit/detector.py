@@ -152,3 +152,43 @@ class Detector:
         self.validation_scores_ = scores.numpy()
         self.threshold = threshold_above(self.validation_scores_)
         return self
+
+    # Hugging Face conventions (as in transformers, timm, diffusers); the files are anovit.pretrained's.
+    source_dir: Path | None = None  # the folder from_pretrained loaded; save_pretrained copies its scoring files
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str | Path, *, revision: str | None = None, bf16: bool | None = None,
+                        device: str = "auto") -> Self:
+        """The detector saved in a run folder (from ``train``), a folder from :meth:`save_pretrained`, or a Hub
+        repo ``ORG/NAME[@revision]``, with its sigma, score function, precision and threshold (a run folder
+        without detector.json: the run's sigma and score function, no threshold).
+
+        Safetensors only, the config checked strictly against the weights, no encoder weights fetched.
+        Raises CheckpointError for a folder without a checkpoint or an invalid repo id, and OfflineError
+        (one sentence) for a Hub id that is neither reachable nor cached.
+        """
+        from .pretrained import load_folder, settings_of
+
+        folder = load_folder(path_or_repo_id, revision)
+        settings = settings_of(folder, device)
+        if bf16 is not None:
+            settings["bf16"] = bf16
+        detector = cls(ckpt.load_model(folder, resolve_device(device)), **settings)
+        detector.source_dir = folder
+        return detector
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Save into ``folder`` what :meth:`from_pretrained` needs to score exactly as this detector does
+        (the source folder's scoring files, and detector.json); return the folder."""
+        from .pretrained import save_folder
+
+        return save_folder(self, folder)
+
+    def push_to_hub(self, repo_id: str, *, private: bool = False, license: str = "other",
+                    commit_message: str | None = None, token: str | None = None) -> str:
+        """Publish this detector as the Hub model repo ``repo_id`` (created if needed, with a model card and no
+        local paths; see :func:`anovit.hub.push`); the commit's URL. OfflineError without the Hub."""
+        from .pretrained import push_detector
+
+        return push_detector(self, repo_id, private=private, license=license, commit_message=commit_message,
+                             token=token)

@@ -14,7 +14,7 @@ from PIL import Image
 from anovit.cli import main
 from anovit.data import check_tree, get_dataset, list_classes, train_val_datasets
 from anovit.data import download as dl
-from anovit.data.check_layouts import guess_layout
+from anovit.data.layouts import guess_layout
 from anovit.data.visa import ARCHIVE, download_visa
 from anovit.errors import DatasetError, OfflineError
 
@@ -135,11 +135,11 @@ def test_mvtec3d_uses_its_own_validation_else_holds_out(tmp_path: Path, capsys, 
 def test_wrong_layout_names_the_layout_the_folder_has(tmp_path: Path, capsys) -> None:
     visa = _visa(tmp_path / "visa")
     m3d = _mvtec3d(tmp_path / "m3d", "bagel", validation=False)
-    with pytest.raises(DatasetError, match=r"looks like a VisA folder, not MVTec AD \(use --dataset visa"):
+    with pytest.raises(DatasetError, match=r"looks like VisA data, not MVTec AD \(use --dataset visa"):
         train_val_datasets("mvtec", category="candle", image_size=32, root=visa)
-    with pytest.raises(DatasetError, match=r"looks like a MVTec 3D-AD folder, not MVTec AD \(use --dataset mvtec3d"):
+    with pytest.raises(DatasetError, match=r"looks like MVTec 3D-AD data, not MVTec AD \(use --dataset mvtec3d"):
         train_val_datasets("mvtec", category="bagel", image_size=32, root=m3d)
-    with pytest.raises(DatasetError, match=r"split_csv/1cls.csv' is missing.*looks like a MVTec 3D-AD folder"):
+    with pytest.raises(DatasetError, match=r"split_csv/1cls.csv' is missing.*looks like MVTec 3D-AD data"):
         get_dataset("visa", "train", category="bagel", image_size=32, root=m3d)
     code = main(["train", "--dataset", "mvtec", "--data-root", str(m3d), "--category", "bagel", "--model", "cae",
                  "--output", str(tmp_path / "run"), "--device", "cpu"])

@@ -22,11 +22,11 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from .check import check_category, check_tree, require_valid
-from .check_layouts import layout_mismatch
 from .check_report import format_report
 from .digits import DIGIT_CLASSES, digits_one_class
 from .folder import ImageFolderDataset, list_folder_categories
 from .imageio import unreadable
+from .layouts import layout_mismatch
 from .mvtec import MVTecLayoutDataset, list_categories
 from .mvtec3d import MVTEC3D_CLASSES, MVTec3DDataset, has_validation, list_mvtec3d_classes
 from .mvtec_ad import MVTEC_CATEGORIES, download_mvtec

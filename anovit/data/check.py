@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .check_layouts import Inspector, check_folder, check_mvtec, check_mvtec3d, check_visa, layout_mismatch
+from .check_layouts import Inspector, check_folder, check_mvtec, check_mvtec3d, check_visa
 from .check_report import (
     ERROR, FOLDER_LAYOUT, MVTEC3D_LAYOUT, MVTEC_LAYOUT, VISA_LAYOUT, WARNING, CategoryReport, Problem, TreeReport,
 )
 from .download import Progress
 from .imageio import list_dir, list_subfolders, unreadable
+from .layouts import layout_mismatch
 from .mvtec3d import is_mvtec3d_category
 from .visa import SPLIT_CSV, is_visa_root
 from ..errors import DatasetError

@@ -1,31 +1,23 @@
 """The checks of one category folder per layout (MVTec AD, good/bad image folder, VisA, MVTec 3D-AD)
-behind `data check`, and which layout a folder looks like (:func:`guess_layout`): what each problem
-is and how serious is listed in anovit.data.check."""
+behind `data check`: what each problem is and how serious is listed in anovit.data.check."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from .check_report import (
-    ERROR, FOLDER_LAYOUT, LAYOUT_TITLES, MVTEC3D_LAYOUT, MVTEC_LAYOUT, VISA_LAYOUT, WARNING, CategoryReport,
-)
+from .check_report import ERROR, MVTEC_LAYOUT, WARNING, CategoryReport
 from .download import Progress
 from .folder import MIN_GOOD, TEST_FRACTION, TEST_SEED
 from .imageio import (
     IMAGE_EXTENSIONS, LARGE_PIXELS, ImageInfo, image_info, is_image_file, list_dir, list_subfolders, read_mask_info,
 )
 from .mvtec import has_ground_truth, mask_index, mask_name_hint
-from .mvtec3d import has_validation, is_mvtec3d_category
+from .mvtec3d import has_validation
 from .mvtec_ad import MVTEC_CATEGORIES, count_mismatch
-from .registry import FOLDER, LAYOUT, MVTEC3D, VISA, dataset_spec
 from .splits import DEFAULT_VAL_FRACTION, split_indices
-from .visa import LABELS, SPLIT_CSV, is_visa_root, read_split
+from .visa import LABELS, SPLIT_CSV, read_split
 from ..errors import DatasetError
-
-# The folder layouts each registry layout reads (an image-folder dataset also reads the MVTec AD layout).
-READS = {LAYOUT: (MVTEC_LAYOUT,), FOLDER: (FOLDER_LAYOUT, MVTEC_LAYOUT), VISA: (VISA_LAYOUT,),
-         MVTEC3D: (MVTEC3D_LAYOUT,)}
 
 
 class Inspector:
@@ -283,36 +275,3 @@ def check_mvtec3d(folder: Path, inspector: Inspector) -> None:
                 _check_mask_at(inspector, path, info, sub / "gt" / path.name)
     if types:
         _no_anomalous_test_images(report, folder)
-
-
-def _layout_of(folder: Path) -> str | None:
-    if (folder / "Data" / "Images").is_dir():
-        return VISA_LAYOUT
-    if is_mvtec3d_category(folder):
-        return MVTEC3D_LAYOUT
-    if (folder / "train" / "good").is_dir():
-        return MVTEC_LAYOUT
-    return FOLDER_LAYOUT if (folder / "good").is_dir() else None
-
-
-def guess_layout(root: Path) -> str | None:
-    """The layout `root` looks like (a dataset root or one category folder), or None when none fits."""
-    root = Path(root)
-    try:
-        if is_visa_root(root):
-            return VISA_LAYOUT
-        folders = [root, *list_subfolders(root)] if root.is_dir() else []
-        return next((found for found in map(_layout_of, folders) if found is not None), None)
-    except (DatasetError, OSError):  # an unreadable folder: its check names it
-        return None
-
-
-def layout_mismatch(root: Path, dataset: str) -> str | None:
-    """A sentence saying which layout `root` looks like when `dataset` cannot read it, else None."""
-    reads = READS.get(dataset_spec(dataset).layout)
-    found = guess_layout(root)
-    if reads is None or found is None or found in reads:
-        return None
-    where = "the folder holding split_csv/" if found == VISA_LAYOUT else "the folder holding the class folders"
-    return (f"'{root}' looks like a {LAYOUT_TITLES[found]} folder, not {LAYOUT_TITLES[reads[0]]} "
-            f"(use --dataset {found} with --data-root {where})")
