@@ -147,13 +147,21 @@ def test_wrong_layout_names_the_layout_the_folder_has(tmp_path: Path, capsys) ->
     assert code == 2 and len(err.strip().splitlines()) == 1 and "use --dataset mvtec3d" in err
 
 
+def test_visa_boards_are_not_flipped() -> None:
+    from anovit.data import default_augment
+
+    assert (default_augment("visa", "pcb2").hflip, default_augment("visa", "pcb2").vflip) == (False, False)
+    assert (default_augment("visa", "candle").hflip, default_augment("visa", "candle").vflip) == (True, True)
+
+
 def test_data_list_shows_both(capsys) -> None:
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
     assert "visa: VisA" in out and "CC BY 4.0" in out and "split_csv/1cls.csv" in out
     assert "mvtec3d: MVTec 3D-AD" in out and "bagel, cable_gland, carrot" in out
     assert main(["data", "list", "visa"]) == 0
-    assert "pipe_fryum" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "pipe_fryum" in listed and "pcb1                      hflip off  vflip off  a mirrored board" in listed
 
 
 def test_visa_download_refuses_offline_in_one_sentence(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -18,7 +18,7 @@ from .synthetic import CATEGORIES as SYNTHETIC_CATEGORIES
 from .torchvision_sets import LABELLED_SETS
 from .visa import HOMEPAGE as VISA_HOMEPAGE
 from .visa import LICENCE as VISA_LICENCE
-from .visa import VISA_CLASSES
+from .visa import VISA_CLASSES, VISA_FLIPS
 from ..errors import DatasetError
 
 LAYOUT, FOLDER, ONE_CLASS, VISA, MVTEC3D = "layout", "folder", "one-class", "visa", "mvtec3d"
@@ -80,7 +80,7 @@ REGISTRY: dict[str, DatasetSpec] = {s.name: s for s in (
 )}
 DATASETS = tuple(REGISTRY)
 
-# Flip rules outside MVTec AD (MVTec AD categories carry their own: anovit.data.mvtec_ad).
+# Flip rules outside MVTec AD and VisA (their categories carry their own: anovit.data.mvtec_ad, anovit.data.visa).
 _FLIP_RULES: dict[str, tuple[bool, bool, str]] = {
     "digits": (False, False, "a mirrored 2, 3, 4, 7 or 9 is no digit at all"),
     "mnist": (False, False, "a mirrored 2, 3, 4, 7 or 9 is no digit at all"),
@@ -112,6 +112,8 @@ def flip_rule(dataset: str, category: str) -> tuple[bool, bool, str]:
     if dataset == "mvtec" and category in MVTEC_CATEGORIES:
         c = MVTEC_CATEGORIES[category]
         return c.hflip, c.vflip, c.flip_reason
+    if dataset == "visa" and category in VISA_FLIPS:
+        return VISA_FLIPS[category]
     return _FLIP_RULES.get(dataset, _PAPER_FLIPS)
 
 

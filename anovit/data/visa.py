@@ -33,6 +33,9 @@ COLUMNS = ("object", "split", "label", "image", "mask")
 LABELS = {"normal": "good", "anomaly": "anomaly"}  # the split file's label -> anovit's defect type
 VISA_CLASSES = ("candle", "capsules", "cashew", "chewinggum", "fryum", "macaroni1", "macaroni2", "pcb1", "pcb2",
                 "pcb3", "pcb4", "pipe_fryum")
+# Flip rules (horizontal, vertical, why) where the paper's default (both flips) would show a defect.
+VISA_FLIPS = {c: (False, False, "a mirrored board has its components and printing on the wrong side, which no "
+                                "normal board shows") for c in ("pcb1", "pcb2", "pcb3", "pcb4")}
 
 
 def is_visa_root(root: Path) -> bool:
