@@ -49,7 +49,8 @@ def settings_of(folder: Path, device: str) -> dict[str, Any]:
 
 
 def load_folder(path_or_repo_id: str | Path, revision: str | None = None) -> Path:
-    """The folder to load: a run folder, a saved folder, or a Hub repo's snapshot (:func:`anovit.hub.checkpoint_folder`)."""
+    """The folder to load: a run folder, a saved folder, or a Hub repo's snapshot
+    (:func:`anovit.hub.checkpoint_folder`)."""
     return hub.checkpoint_folder(path_or_repo_id, revision)
 
 

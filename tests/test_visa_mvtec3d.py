@@ -1,7 +1,8 @@
-"""VisA and MVTec 3D-AD read as distributed: tiny trees in their own layouts (VisA: split CSV, JPG
-images, PNG masks; MVTec 3D-AD: rgb/ and gt/, xyz/ ignored, with and without validation/) train one
-epoch and evaluate through ``python -m anovit train``; ``data list`` and ``data check`` know them, a
-folder in the wrong layout is named, and the VisA download refuses offline in one sentence."""
+"""VisA, MVTec 3D-AD and MVTec LOCO AD read as distributed: tiny trees in their own layouts (VisA:
+split CSV, JPG images, PNG masks; MVTec 3D-AD: rgb/ and gt/, xyz/ ignored, with and without
+validation/; LOCO: several masks per image) train one epoch and evaluate through ``python -m anovit
+train``; ``data list`` and ``data check`` know them, a folder in the wrong layout is named, and the
+VisA download refuses offline in one sentence."""
 
 from __future__ import annotations
 
@@ -154,11 +155,12 @@ def test_visa_boards_are_not_flipped() -> None:
     assert (default_augment("visa", "candle").hflip, default_augment("visa", "candle").vflip) == (True, True)
 
 
-def test_data_list_shows_both(capsys) -> None:
+def test_data_list_shows_the_new_datasets(capsys) -> None:
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
     assert "visa: VisA" in out and "CC BY 4.0" in out and "split_csv/1cls.csv" in out
     assert "mvtec3d: MVTec 3D-AD" in out and "bagel, cable_gland, carrot" in out
+    assert "mvtec-loco: MVTec LOCO AD" in out and "breakfast_box, juice_bottle" in out
     assert main(["data", "list", "visa"]) == 0
     listed = capsys.readouterr().out
     assert "pipe_fryum" in listed and "pcb1                      hflip off  vflip off  a mirrored board" in listed
@@ -173,3 +175,37 @@ def test_visa_download_refuses_offline_in_one_sentence(tmp_path: Path, monkeypat
     assert ARCHIVE.name in message and "--data-root" in message and not (tmp_path / "visa" / "candle").exists()
     assert main(["data", "download", "visa", "--root", str(tmp_path / "visa")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def _loco(root: Path, category: str = "pushpins") -> Path:
+    folder = root / category
+    for split, n in (("train", 6), ("validation", 2)):
+        for i in range(n):
+            _image(folder / split / "good" / f"{i:03d}.png")
+    for defect in ("good", "logical_anomalies", "structural_anomalies"):
+        for i in range(2):
+            _image(folder / "test" / defect / f"{i:03d}.png", defect=defect != "good")
+            if defect != "good":
+                _mask(folder / "ground_truth" / defect / f"{i:03d}" / "000.png")
+    second = np.zeros((SIZE, SIZE), np.uint8)
+    second[30:40, 30:40] = 255  # a second defect of the same image, in its own mask file
+    Image.fromarray(second).save(folder / "ground_truth" / "logical_anomalies" / "000" / "001.png")
+    return root
+
+
+def test_mvtec_loco_unites_the_masks_of_an_image_and_trains(tmp_path: Path, capsys) -> None:
+    root = _loco(tmp_path / "loco")
+    assert list_classes("mvtec-loco", root) == ["pushpins"] and guess_layout(root) == "mvtec-loco"
+    test = get_dataset("mvtec-loco", "test", category="pushpins", image_size=SIZE, root=root)
+    assert (len(test), sum(test.labels)) == (6, 4)
+    first = next(i for i, s in enumerate(test.samples) if s[1] == "logical_anomalies" and s[0].stem == "000")
+    mask = test[first]["mask"][0]
+    assert mask[10:20, 10:20].all() and mask[30:40, 30:40].all() and mask.sum() == 200  # the union of both files
+    train_set, val_set = train_val_datasets("mvtec-loco", category="pushpins", image_size=32, root=root)
+    assert (len(train_set), len(val_set)) == (6, 2)
+    (pushpins,) = check_tree(root).categories
+    assert pushpins.layout == "mvtec-loco" and not pushpins.problems and pushpins.masks_found == 5
+    with pytest.raises(DatasetError, match=r"looks like MVTec LOCO AD data, not MVTec AD \(use --dataset mvtec-loco"):
+        train_val_datasets("mvtec", category="pushpins", image_size=32, root=root)
+    image_auroc, pixel_auroc = _train(capsys, "mvtec-loco", root, "pushpins", tmp_path / "run")
+    assert 0.0 <= image_auroc <= 1.0 and 0.0 <= pixel_auroc <= 1.0

@@ -6,7 +6,8 @@ label int (0 normal, 1 anomalous), defect_type str ("good" for normal), path str
 Folder datasets ("synthetic", "mvtec", "folder", "visa") have no validation folder: split "val"
 returns the whole train split, exactly like "train"; the trainer holds out part of it with
 `split_indices(len(dataset), val_fraction, seed)` and builds the val view without augmentation.
-"mvtec3d" validates on its own validation/ folder where a class has one, else as the folder datasets.
+"mvtec3d" validates on its own validation/ folder where a class has one, else as the folder datasets;
+"mvtec-loco" always on its own validation/ folder.
 One-class datasets ("digits", "mnist", "fashion-mnist", "cifar10") split train/val by their own
 protocol and ignore `val_fraction`.
 """
@@ -30,10 +31,11 @@ from .layouts import layout_mismatch
 from .mvtec import MVTecLayoutDataset, list_categories
 from .mvtec3d import MVTEC3D_CLASSES, MVTec3DDataset, has_validation, list_mvtec3d_classes
 from .mvtec_ad import MVTEC_CATEGORIES, download_mvtec
+from .mvtec_loco import LOCO_CLASSES, MVTecLOCODataset, list_loco_classes
 from .one_class import OneClassDataset, one_class_split
 from .paths import default_data_dir
 from .registry import (
-    DATASETS, FOLDER, LAYOUT, MVTEC3D, REGISTRY, VISA, DatasetSpec, dataset_spec, default_augment, fixed_classes,
+    DATASETS, FOLDER, LAYOUT, LOCO, MVTEC3D, REGISTRY, VISA, DatasetSpec, dataset_spec, default_augment, fixed_classes,
     flip_rule,
 )
 from .splits import DEFAULT_VAL_FRACTION, split_indices
@@ -44,15 +46,17 @@ from ..errors import DatasetError
 
 SPLITS = ("train", "val", "test")
 _LOG = logging.getLogger(__name__)
-_ROOT_LAYOUTS = {LAYOUT: "<category>/train/good", FOLDER: "<category>/good", VISA: "split_csv/1cls.csv and <class>/Data",
-                 MVTEC3D: "<class>/train/good/rgb"}
+_ROOT_LAYOUTS = {LAYOUT: "<category>/train/good", FOLDER: "<category>/good",
+                 VISA: "split_csv/1cls.csv and <class>/Data", MVTEC3D: "<class>/train/good/rgb",
+                 LOCO: "<class>/train/good and test/logical_anomalies"}
 _DOWNLOADED = {"mvtec": lambda p: bool(list_categories(p)), "visa": is_visa_root}
 
 __all__ = [
-    "CATEGORIES", "CATEGORY_KIND", "DATASETS", "DEFECT_TYPES", "DIGIT_CLASSES", "MVTEC3D_CLASSES", "MVTEC_CATEGORIES",
-    "REGISTRY", "SPLITS", "VISA_CLASSES", "DatasetSpec", "ImageFolderDataset", "MVTec3DDataset", "MVTecLayoutDataset",
-    "OneClassDataset", "VisADataset", "category_kind", "check_category", "check_tree", "dataset_spec",
-    "default_augment", "default_data_dir", "digits_one_class", "download_mvtec", "download_visa", "ensure_synthetic", "fixed_classes", "flip_rule", "format_report", "get_dataset", "has_masks",
+    "CATEGORIES", "CATEGORY_KIND", "DATASETS", "DEFECT_TYPES", "DIGIT_CLASSES", "LOCO_CLASSES", "MVTEC3D_CLASSES",
+    "MVTEC_CATEGORIES", "REGISTRY", "SPLITS", "VISA_CLASSES", "DatasetSpec", "ImageFolderDataset", "MVTec3DDataset",
+    "MVTecLOCODataset", "MVTecLayoutDataset", "OneClassDataset", "VisADataset", "category_kind", "check_category",
+    "check_tree", "dataset_spec", "default_augment", "default_data_dir", "digits_one_class", "download_mvtec",
+    "download_visa", "ensure_synthetic", "fixed_classes", "flip_rule", "format_report", "get_dataset", "has_masks",
     "list_categories", "list_classes", "one_class_split", "split_indices", "train_val_datasets",
 ]
 
@@ -106,6 +110,8 @@ def _get_dataset(name: str, split: str, *, category: str, image_size: int, root:
     if name in LABELLED_SETS:
         return one_class(name, category, split, image_size, root=root, transform=transform, seed=seed)
     folder_root = _folder_root(spec, root)
+    if spec.layout == LOCO:
+        return MVTecLOCODataset(folder_root, category, split, image_size, transform)
     if spec.layout == MVTEC3D:
         own_val = split == "val" and has_validation(folder_root / category)
         return MVTec3DDataset(folder_root, category, split if split == "test" or own_val else "train", image_size,
@@ -128,6 +134,8 @@ def list_classes(name: str, root: str | Path | None = None) -> list[str]:
             return list_visa_classes(_folder_root(spec, root))
         if spec.layout == MVTEC3D:
             return list_mvtec3d_classes(_folder_root(spec, root))
+        if spec.layout == LOCO:
+            return list_loco_classes(_folder_root(spec, root))
     except OSError as err:
         raise unreadable(err, Path(root or "."), "folder") from None
     return list(spec.classes or ())
@@ -153,18 +161,19 @@ def train_val_datasets(name: str, *, category: str, image_size: int, root: str |
 
     Folder datasets are checked first (`anovit.data.check.require_valid`: layout, structure,
     headers, masks), so a broken folder fails before any training; then ``val_fraction`` of the
-    train split is held out by a seeded index split, except for an MVTec 3D-AD class with its own
-    validation/ folder (used as it is; without one, require_valid logs the hold-out). One-class sets use
-    their protocol's validation split and ignore ``val_fraction``.
+    train split is held out by a seeded index split, except for MVTec LOCO AD and an MVTec 3D-AD
+    class with its own validation/ folder, used as it is (an MVTec 3D-AD class without one: the
+    hold-out is logged by require_valid). One-class sets use their protocol's validation split and
+    ignore ``val_fraction``.
     """
     spec = dataset_spec(name)
-    if spec.layout in (LAYOUT, FOLDER, VISA, MVTEC3D):
+    if spec.layout in (LAYOUT, FOLDER, VISA, MVTEC3D, LOCO):
         folder = _folder_root(spec, root) / category
         if os.path.isdir(folder):
             require_valid(folder, name)
         common = dict(category=category, image_size=image_size, root=root)
-        if spec.layout == MVTEC3D and has_validation(folder):
-            _LOG.info("%s/%s: validating on its own validation/good/rgb", name, category)
+        if spec.layout == LOCO or (spec.layout == MVTEC3D and has_validation(folder)):
+            _LOG.info("%s/%s: validating on its own validation/ folder", name, category)
             return get_dataset(name, "train", **common), get_dataset(name, "val", **common)
         normal = get_dataset(name, "train", category=category, image_size=image_size, root=root)
         train_idx, val_idx = split_indices(len(normal), val_fraction, seed)

@@ -1,15 +1,17 @@
 """Checks of a dataset folder before anything trains on it: every problem with its path.
 
-Four layouts are recognised per category folder: the MVTec AD layout (train/good, test/<type>,
+Five layouts are recognised per category folder: the MVTec AD layout (train/good, test/<type>,
 ground_truth/<type>/<stem>_mask.png), the plain image folder (good/, <defect>/; see
 anovit.data.folder), a VisA class (Data/Images, read through the root's split_csv/1cls.csv; see
-anovit.data.visa) and an MVTec 3D-AD class (<split>/<type>/rgb and gt/; see anovit.data.mvtec3d). Errors make the folder unusable (missing train/good, an unreadable image,
-folder or dangling link, a missing mask or one of the wrong size, an image over
-imageio.MAX_PIXELS, an empty category); warnings flag what still trains but deserves a look (a
-mask without its image, an anomalous image whose mask is empty, no ground_truth/ at all, no
-normal or no anomalous test images, an image over imageio.LARGE_PIXELS, stray files, image counts
-that differ from the official MVTec AD release). Images are read as displayed (EXIF orientation
-applied); masks are always decoded, since an empty mask silently changes the pixel metrics.
+anovit.data.visa), an MVTec 3D-AD class (<split>/<type>/rgb and gt/; see anovit.data.mvtec3d) and an
+MVTec LOCO AD class (ground_truth/<type>/<image>/ mask folders; see anovit.data.mvtec_loco). Errors
+make the folder unusable (missing train/good, an unreadable image, folder or dangling link, a
+missing mask or one of the wrong size, an image over imageio.MAX_PIXELS, an empty category);
+warnings flag what still trains but deserves a look (a mask without its image, an anomalous image
+whose mask is empty, no ground_truth/ at all, no normal or no anomalous test images, an image over
+imageio.LARGE_PIXELS, stray files, image counts that differ from the official MVTec AD release).
+Images are read as displayed (EXIF orientation applied); masks are always decoded, since an empty
+mask silently changes the pixel metrics.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .check_layouts import Inspector, check_folder, check_mvtec, check_mvtec3d, check_visa
+from .check_layouts import Inspector, check_folder, check_loco, check_mvtec, check_mvtec3d, check_visa
 from .check_report import (
-    ERROR, FOLDER_LAYOUT, MVTEC3D_LAYOUT, MVTEC_LAYOUT, VISA_LAYOUT, WARNING, CategoryReport, Problem, TreeReport,
+    ERROR, FOLDER_LAYOUT, LOCO_LAYOUT, MVTEC3D_LAYOUT, MVTEC_LAYOUT, VISA_LAYOUT, WARNING, CategoryReport, Problem,
+    TreeReport,
 )
 from .download import Progress
 from .imageio import list_dir, list_subfolders, unreadable
 from .layouts import layout_mismatch
 from .mvtec3d import is_mvtec3d_category
+from .mvtec_loco import is_loco_category
 from .visa import SPLIT_CSV, is_visa_root
 from ..errors import DatasetError
 
@@ -32,7 +36,7 @@ _LOG = logging.getLogger(__name__)
 
 
 def check_category(folder: str | Path, *, decode: bool = True, progress: Progress | None = None) -> CategoryReport:
-    """Check one category folder (MVTec AD, good/bad image folder, VisA class or MVTec 3D-AD class).
+    """Check one category folder (MVTec AD, image folder, VisA, MVTec 3D-AD or MVTec LOCO AD class).
 
     A folder the system refuses to list or enter is reported as an error naming it.
     """
@@ -62,6 +66,9 @@ def _check_category(folder: Path, report: CategoryReport, inspector: Inspector) 
     elif is_mvtec3d_category(folder):
         report.layout = MVTEC3D_LAYOUT
         check_mvtec3d(folder, inspector)
+    elif is_loco_category(folder):
+        report.layout = LOCO_LAYOUT
+        check_loco(folder, inspector)
     elif any((folder / name).exists() for name in ("train", "test", "ground_truth")):
         report.layout = MVTEC_LAYOUT
         check_mvtec(folder, inspector)

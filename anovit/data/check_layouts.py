@@ -1,4 +1,4 @@
-"""The checks of one category folder per layout (MVTec AD, good/bad image folder, VisA, MVTec 3D-AD)
+"""The checks of one category folder per layout (MVTec AD, image folder, VisA, MVTec 3D-AD, LOCO AD)
 behind `data check`: what each problem is and how serious is listed in anovit.data.check."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from .imageio import (
 from .mvtec import has_ground_truth, mask_index, mask_name_hint
 from .mvtec3d import has_validation
 from .mvtec_ad import MVTEC_CATEGORIES, count_mismatch
+from .mvtec_loco import masks_of
 from .splits import DEFAULT_VAL_FRACTION, split_indices
 from .visa import LABELS, SPLIT_CSV, read_split
 from ..errors import DatasetError
@@ -275,3 +276,27 @@ def check_mvtec3d(folder: Path, inspector: Inspector) -> None:
                 _check_mask_at(inspector, path, info, sub / "gt" / path.name)
     if types:
         _no_anomalous_test_images(report, folder)
+
+
+def check_loco(folder: Path, inspector: Inspector) -> None:
+    """One MVTec LOCO AD class folder: every anomalous image needs at least one mask in its own folder."""
+    report = inspector.report
+    train = inspector.images(folder / "train" / "good", "the normal training images")
+    validation = inspector.images(folder / "validation" / "good", "the normal validation images")
+    for path in train + validation:
+        inspector.read(path)
+    report.train, report.validation = len(train), len(validation)
+    test = folder / "test"
+    for sub in list_subfolders(test):
+        images = inspector.images(sub, f"test images of type '{sub.name}'")
+        report.test[sub.name] = len(images)
+        for path in images:
+            info = inspector.read(path)
+            masks = masks_of(folder, sub.name, path) if sub.name != "good" else ()
+            if sub.name != "good" and not masks:
+                report.masks_missing += 1
+                report.add(path, f"anomalous image '{path}' has no mask (expected PNG files in "
+                                 f"'{folder / 'ground_truth' / sub.name / path.stem}')")
+            for mask in masks:
+                _check_found_mask(inspector, path, info, mask)
+    _no_anomalous_test_images(report, folder)

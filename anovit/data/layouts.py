@@ -1,20 +1,21 @@
-"""Which layout a dataset folder looks like (MVTec AD, good/bad image folder, VisA, MVTec 3D-AD), so
+"""Which layout a dataset folder looks like (MVTec AD, image folder, VisA, MVTec 3D-AD, MVTec LOCO AD), so
 that a folder given with the wrong ``--dataset`` is refused naming the one it has."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .check_report import FOLDER_LAYOUT, LAYOUT_TITLES, MVTEC3D_LAYOUT, MVTEC_LAYOUT, VISA_LAYOUT
+from .check_report import FOLDER_LAYOUT, LAYOUT_TITLES, LOCO_LAYOUT, MVTEC3D_LAYOUT, MVTEC_LAYOUT, VISA_LAYOUT
 from .imageio import list_subfolders
 from .mvtec3d import is_mvtec3d_category
-from .registry import FOLDER, LAYOUT, MVTEC3D, VISA, dataset_spec
+from .mvtec_loco import is_loco_category
+from .registry import FOLDER, LAYOUT, LOCO, MVTEC3D, VISA, dataset_spec
 from .visa import is_visa_root
 from ..errors import DatasetError
 
 # The folder layouts each registry layout reads (an image-folder dataset also reads the MVTec AD layout).
 READS = {LAYOUT: (MVTEC_LAYOUT,), FOLDER: (FOLDER_LAYOUT, MVTEC_LAYOUT), VISA: (VISA_LAYOUT,),
-         MVTEC3D: (MVTEC3D_LAYOUT,)}
+         MVTEC3D: (MVTEC3D_LAYOUT,), LOCO: (LOCO_LAYOUT,)}
 
 
 def _layout_of(folder: Path) -> str | None:
@@ -22,6 +23,8 @@ def _layout_of(folder: Path) -> str | None:
         return VISA_LAYOUT
     if is_mvtec3d_category(folder):
         return MVTEC3D_LAYOUT
+    if is_loco_category(folder):
+        return LOCO_LAYOUT
     if (folder / "train" / "good").is_dir():
         return MVTEC_LAYOUT
     return FOLDER_LAYOUT if (folder / "good").is_dir() else None

@@ -14,6 +14,9 @@ from .mvtec_ad import MVTEC_CATEGORIES
 from .mvtec3d import HOMEPAGE as MVTEC3D_HOMEPAGE
 from .mvtec3d import LICENCE as MVTEC3D_LICENCE
 from .mvtec3d import MVTEC3D_CLASSES
+from .mvtec_loco import HOMEPAGE as LOCO_HOMEPAGE
+from .mvtec_loco import LICENCE as LOCO_LICENCE
+from .mvtec_loco import LOCO_CLASSES
 from .synthetic import CATEGORIES as SYNTHETIC_CATEGORIES
 from .torchvision_sets import LABELLED_SETS
 from .visa import HOMEPAGE as VISA_HOMEPAGE
@@ -21,7 +24,7 @@ from .visa import LICENCE as VISA_LICENCE
 from .visa import VISA_CLASSES, VISA_FLIPS
 from ..errors import DatasetError
 
-LAYOUT, FOLDER, ONE_CLASS, VISA, MVTEC3D = "layout", "folder", "one-class", "visa", "mvtec3d"
+LAYOUT, FOLDER, ONE_CLASS, VISA, MVTEC3D, LOCO = "layout", "folder", "one-class", "visa", "mvtec3d", "mvtec-loco"
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class DatasetSpec:
 
     name: str
     title: str
-    layout: str  # LAYOUT (MVTec AD folders), FOLDER (good/bad images), ONE_CLASS (a labelled set), VISA, MVTEC3D
+    layout: str  # LAYOUT (MVTec AD folders), FOLDER (good/bad images), ONE_CLASS (a labelled set), VISA, MVTEC3D, LOCO
     classes: tuple[str, ...] | None  # usable as --category; None: the category folders under --data-root
     has_masks: bool  # pixel ground truth, hence localization metrics
     protocol: str
@@ -68,6 +71,10 @@ REGISTRY: dict[str, DatasetSpec] = {s.name: s for s in (
                 "per class: train/good/rgb trains, validation/good/rgb validates (where absent, 20% of "
                 "train/good held out, seeded), test/<type>/rgb with gt/ masks; xyz/ ignored",
                 MVTEC3D_HOMEPAGE, MVTEC3D_LICENCE, needs_root=True),
+    DatasetSpec("mvtec-loco", "MVTec LOCO AD (logical and structural anomalies)", LOCO, LOCO_CLASSES, True,
+                "per class: train/good trains, validation/good validates, test/{good,logical_anomalies,"
+                "structural_anomalies}; an image's mask is the union of ground_truth/<type>/<image>/*.png",
+                LOCO_HOMEPAGE, LOCO_LICENCE, needs_root=True),
     DatasetSpec("folder", "Image folder (good / bad, no masks)", FOLDER, None, False,
                 "<root>/<category>/good and <category>/<defect>/; 20% of good (fixed seed) plus every "
                 "anomalous image test, the rest trains (20% of it validates); detection metrics only",
