@@ -10,7 +10,7 @@ __all__ = ["Detector"]
 def __getattr__(name: str) -> Any:
     """``anovit.Detector``, imported on first use so that ``import anovit.data`` stays light."""
     if name == "Detector":
-        from .detector import Detector
+        from .pretrained import Detector  # the scoring Detector with the Hub conventions
 
         return Detector
     raise AttributeError(f"module 'anovit' has no attribute {name!r}")

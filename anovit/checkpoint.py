@@ -29,6 +29,7 @@ TRAINING = "training.json"  # the TrainConfig of the run (absent for a bare or p
 TEST_SCORES = "test_scores.csv"  # one row per test image, written by anovit.evaluate.evaluate_run
 CALIBRATION = "calibration.safetensors"  # per-pixel anomaly-map statistics (anovit.stored_fit)
 THRESHOLD = "threshold.json"  # the decision threshold and its provenance (anovit.stored_fit)
+DETECTOR = "detector.json"  # a saved Detector's sigma, score function, precision and threshold (anovit.pretrained)
 
 
 def _fresh_path(parent: Path, prefix: str, suffix: str, directory: bool = False) -> Path:

@@ -20,14 +20,15 @@ from typing import Any
 import torch.nn as nn
 
 from . import checkpoint as ckpt
-from .detector import Detector
 from .errors import AnovitError, CheckpointError, OfflineError
 from .model_card import model_card_for
 from .network import hub_offline_forced, hub_reachable
-from .runs import default_checkpoint_dir
+from .runs import default_checkpoint_dir, run_score, run_sigma
+from .scoring import check_score, check_sigma
 
 CARD = "README.md"
-REPO_FILES = (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.METRICS, ckpt.TRAINING, ckpt.CALIBRATION, ckpt.THRESHOLD, CARD)
+REPO_FILES = (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.METRICS, ckpt.TRAINING, ckpt.CALIBRATION, ckpt.THRESHOLD,
+              ckpt.DETECTOR, CARD)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 SOURCE = "hub.json"  # written next to a pulled run: repo id, revision and commit it came from
 PARTIAL = ".hub-partial"  # pulls are assembled here (below the runs, so never listed) then renamed
@@ -149,6 +150,14 @@ def load_pretrained(repo_id_or_dir: str | Path, revision: str | None = None, *, 
     ``model_type`` ("anovit" or "cae") refuses a checkpoint of the other model; a config that does
     not match its weights is refused naming the mismatch.
     """
+    path = checkpoint_folder(repo_id_or_dir, revision)
+    _check_model_type(path, model_type)
+    return ckpt.load_model(path, device)
+
+
+def checkpoint_folder(repo_id_or_dir: str | Path, revision: str | None = None) -> Path:
+    """The folder of a run folder, a saved folder or a Hub repo ``ORG/NAME[@revision]`` (its snapshot in
+    the local Hub cache, see :func:`fetch`); CheckpointError when it holds no safetensors checkpoint."""
     path = Path(repo_id_or_dir).expanduser()
     if path.is_dir():
         check_repo_files(os.listdir(path), str(path))
@@ -160,8 +169,7 @@ def load_pretrained(repo_id_or_dir: str | Path, revision: str | None = None, *, 
         except CheckpointError as err:
             raise CheckpointError(f"{repo_id_or_dir!r} is neither a folder nor a Hub repo id: {err}") from err
         path = fetch(repo_id, revision or spec_revision)
-    _check_model_type(path, model_type)
-    return ckpt.load_model(path, device)
+    return path
 
 
 def _check_training(folder: Path) -> None:
@@ -197,8 +205,9 @@ def pull(spec: str, output: Path | None = None, progress: Progress | None = None
     """Download ``ORG/NAME[@revision]`` (or take it from the cache) into a run folder and return it.
 
     The folder (default ``checkpoints/org--name``) appears in :func:`anovit.runs.list_runs`, hence in
-    the app's Gallery, Heatmaps and Inspect. Its :class:`~anovit.detector.Detector` is built once before
-    it is placed, so a config that does not match its weights never lands there.
+    the app's Gallery, Heatmaps and Inspect. Its model is loaded and its sigma and score function checked
+    (what a :class:`~anovit.detector.Detector` is built from) before it is placed, so a config that does not
+    match its weights never lands there.
     """
     notify = progress or (lambda fraction, message: None)
     repo_id, revision = parse_repo_spec(spec)
@@ -208,7 +217,9 @@ def pull(spec: str, output: Path | None = None, progress: Progress | None = None
     notify(0.0, f"Looking up {repo_id}…")
     snapshot = fetch(repo_id, revision)
     notify(0.6, "Checking that the config matches the weights…")
-    Detector.from_run(snapshot, device="cpu")  # what Gallery, Heatmaps and Inspect will build from it
+    ckpt.load_model(snapshot)  # what Gallery, Heatmaps and Inspect will build a Detector from
+    check_sigma(run_sigma(snapshot))
+    check_score(run_score(snapshot))
     _check_training(snapshot)
     notify(0.85, f"Copying into {dest}…")
     _place(snapshot, dest, {"repo_id": repo_id, "revision": revision, "commit": snapshot.name})

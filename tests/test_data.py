@@ -303,12 +303,13 @@ def test_digits_splits() -> None:
 
 def test_front_door(synthetic_root: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("ANOVIT_DATA_DIR", str(tmp_path))  # no downloaded MVTec AD to fall back on
-    assert DATASETS == ("synthetic", "digits", "mvtec", "folder", "mnist", "fashion-mnist", "cifar10")
+    assert DATASETS == ("synthetic", "digits", "mvtec", "visa", "mvtec3d", "mvtec-loco", "folder", "mnist",
+                        "fashion-mnist", "cifar10")
     assert list_classes("digits") == [str(d) for d in range(10)]
     assert list_classes("synthetic") == list(CATEGORIES)
     assert list_classes("mvtec", root=synthetic_root) == sorted(CATEGORIES)
     assert len(list_classes("mvtec")) == 15 and list_classes("cifar10") == [str(d) for d in range(10)]
-    assert [has_masks(n) for n in DATASETS] == [True, False, True, False, False, False, False]
+    assert [has_masks(n) for n in DATASETS] == [True, False, True, True, True, True, False, False, False, False]
     train = get_dataset("synthetic", "train", category="weave", image_size=32, root=synthetic_root)
     val = get_dataset("synthetic", "val", category="weave", image_size=32, root=synthetic_root)
     assert val.samples == train.samples and val.split == "train"

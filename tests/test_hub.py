@@ -1,6 +1,7 @@
 """Hugging Face Hub, offline: save/load round trips, loading from a Hub-style cache folder, the
 no-cache sentence, refusal of pickles, mismatched configs and invalid repo ids, the model card,
-push_to_hub with the upload mocked, local encoder weights, and the Hub page."""
+push_to_hub with the upload mocked, local encoder weights, the Hub page, and the Detector's
+from_pretrained / save_pretrained / push_to_hub."""
 
 import json
 import shutil
@@ -14,6 +15,7 @@ from huggingface_hub import HfApi, ModelCard
 from anovit import checkpoint as ckpt
 from anovit import hub, hub_catalog
 from anovit.augment import AugmentConfig
+from anovit import Detector
 from anovit.errors import CheckpointError, OfflineError
 from anovit.evaluate import evaluate_run
 from anovit.model_card import TEST_METRICS, format_value, model_card_for, render_model_card
@@ -242,9 +244,9 @@ def test_push_uploads_the_run_files_and_card_without_network(evaluated_run, monk
     url = hub.push(evaluated_run, "someorg/cae-tiles", private=True)
     assert url.startswith("https://huggingface.co/someorg/cae-tiles")
     assert created == [("someorg/cae-tiles", {"private": True, "exist_ok": True})]
-    # no resume.safetensors, no test_scores.csv; threshold.json (fitted by the evaluation) but no
-    # calibration.safetensors: the run scores the raw map
-    assert set(uploaded) == set(hub.REPO_FILES) - {ckpt.CALIBRATION}
+    # no resume.safetensors, no test_scores.csv, no detector.json (a train run folder); threshold.json (fitted
+    # by the evaluation) but no calibration.safetensors: the run scores the raw map
+    assert set(uploaded) == set(hub.REPO_FILES) - {ckpt.CALIBRATION, ckpt.DETECTOR}
     assert json.loads(uploaded[ckpt.THRESHOLD])["value"] == json.loads((evaluated_run / ckpt.THRESHOLD).read_text())["value"]
     assert uploaded["model.safetensors"] == (evaluated_run / "model.safetensors").read_bytes()
     training = json.loads(uploaded["training.json"])
@@ -319,3 +321,66 @@ def test_model_card_says_which_decoder_the_run_used(decoder, says):
               "decoder_channels": [256, 128, 64, 32, 16, 16], **({"decoder": decoder} if decoder else {})}
     card = render_model_card(config, {"preset": "cpu-tiny", "dataset": "synthetic", "category": "weave"}, {})
     assert says in card
+
+
+# ---------------------------------------------------------------- Detector: the Hugging Face conventions
+
+
+def _images(size, n=3):
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(2))
+
+
+def test_detector_round_trips_a_trained_run_with_threshold_and_sigma(evaluated_run, tmp_path):
+    from anovit.runs import run_sigma
+
+    before = Detector.from_pretrained(evaluated_run, device="cpu")  # a run folder written before detector.json
+    assert before.source_dir == evaluated_run and before.threshold is None
+    assert before.sigma == run_sigma(evaluated_run) and not (evaluated_run / ckpt.DETECTOR).exists()
+    x = _images(before.image_size)
+    assert torch.equal(before.score(x), Detector.from_run(evaluated_run, device="cpu").score(x))
+
+    detector = Detector.from_pretrained(evaluated_run, device="cpu", bf16=False)
+    detector.sigma = 2.5  # not the run's: the saved folder must keep it
+    detector.fit_threshold(_images(detector.image_size, 4))
+    saved = detector.save_pretrained(tmp_path / "saved")
+    assert {p.name for p in saved.iterdir()} == {"config.json", "model.safetensors", "training.json", "metrics.json",
+                                                 "detector.json"}
+    again = Detector.from_pretrained(str(saved), device="cpu")
+    assert (again.sigma, again.threshold, again.bf16, again.score_function) == (2.5, detector.threshold, False, "l2")
+    assert torch.equal(again.score(x), detector.score(x)) and torch.equal(again.predict(x), detector.predict(x))
+    assert again.save_pretrained(saved) == saved and Detector.from_pretrained(saved).threshold == detector.threshold
+
+
+def test_detector_from_a_hub_id_cached_offline_and_refused_uncached(evaluated_run, hub_cache, tmp_path):
+    detector = Detector.from_pretrained(evaluated_run, device="cpu", bf16=False)
+    detector.threshold = 0.125
+    snapshot = _cache_repo(hub_cache, "someorg/tiles", detector.save_pretrained(tmp_path / "saved"))
+    loaded = Detector.from_pretrained("someorg/tiles", device="cpu")
+    assert loaded.source_dir == snapshot and loaded.threshold == 0.125
+    x = _images(loaded.image_size)
+    assert torch.equal(loaded.score(x), detector.score(x))
+    with pytest.raises(OfflineError) as info:
+        Detector.from_pretrained("someorg/never-published")
+    message = str(info.value)
+    assert len(message.splitlines()) == 1 and "not in the local Hugging Face cache and HF_HUB_OFFLINE is set" in message
+    with pytest.raises(CheckpointError, match="is neither a folder nor a Hub repo id"):
+        Detector.from_pretrained("not a folder")
+
+
+def test_detector_push_to_hub_publishes_the_saved_folder(evaluated_run, monkeypatch):
+    uploaded = {}
+
+    def upload_folder(self, *, repo_id, folder_path, commit_message=None, **kwargs):
+        uploaded.update({p.name: p.read_bytes() for p in Path(folder_path).iterdir()}, message=commit_message)
+        return type("Commit", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/2"})()
+
+    monkeypatch.setattr(hub, "hub_reachable", lambda: True)
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: None)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    detector = Detector.from_pretrained(evaluated_run, device="cpu", bf16=False)
+    detector.threshold = 0.5
+    assert detector.push_to_hub("someorg/tiles").endswith("/commit/2")
+    assert json.loads(uploaded["detector.json"]) == {"sigma": detector.sigma, "score_function": "l2", "bf16": False,
+                                                     "threshold": 0.5}
+    assert uploaded["message"] == f"Upload {evaluated_run.name} with anovit"
+    assert json.loads(uploaded["training.json"])["data_root"] is None

@@ -3,15 +3,18 @@
 Every item is a dict: image FloatTensor[3,H,W] in [0,1], mask FloatTensor[1,H,W] in {0,1},
 label int (0 normal, 1 anomalous), defect_type str ("good" for normal), path str.
 
-Folder datasets ("synthetic", "mvtec", "folder") have no validation folder: split "val" returns
-the whole train split, exactly like "train"; the trainer holds out part of it with
+Folder datasets ("synthetic", "mvtec", "folder", "visa") have no validation folder: split "val"
+returns the whole train split, exactly like "train"; the trainer holds out part of it with
 `split_indices(len(dataset), val_fraction, seed)` and builds the val view without augmentation.
+"mvtec3d" validates on its own validation/ folder where a class has one, else as the folder datasets;
+"mvtec-loco" always on its own validation/ folder.
 One-class datasets ("digits", "mnist", "fashion-mnist", "cifar10") split train/val by their own
 protocol and ignore `val_fraction`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -24,25 +27,36 @@ from .check_report import format_report
 from .digits import DIGIT_CLASSES, digits_one_class
 from .folder import ImageFolderDataset, list_folder_categories
 from .imageio import unreadable
+from .layouts import layout_mismatch
 from .mvtec import MVTecLayoutDataset, list_categories
+from .mvtec3d import MVTEC3D_CLASSES, MVTec3DDataset, has_validation, list_mvtec3d_classes
 from .mvtec_ad import MVTEC_CATEGORIES, download_mvtec
+from .mvtec_loco import LOCO_CLASSES, MVTecLOCODataset, list_loco_classes
 from .one_class import OneClassDataset, one_class_split
 from .paths import default_data_dir
 from .registry import (
-    DATASETS, FOLDER, LAYOUT, REGISTRY, DatasetSpec, dataset_spec, default_augment, fixed_classes, flip_rule,
+    DATASETS, FOLDER, LAYOUT, LOCO, MVTEC3D, REGISTRY, VISA, DatasetSpec, dataset_spec, default_augment, fixed_classes,
+    flip_rule,
 )
 from .splits import DEFAULT_VAL_FRACTION, split_indices
 from .synthetic import CATEGORIES, CATEGORY_KIND, DEFECT_TYPES, ensure_synthetic
 from .torchvision_sets import LABELLED_SETS, one_class
+from .visa import VISA_CLASSES, VisADataset, download_visa, is_visa_root, list_visa_classes
 from ..errors import DatasetError
 
 SPLITS = ("train", "val", "test")
+_LOG = logging.getLogger(__name__)
+_ROOT_LAYOUTS = {LAYOUT: "<category>/train/good", FOLDER: "<category>/good",
+                 VISA: "split_csv/1cls.csv and <class>/Data", MVTEC3D: "<class>/train/good/rgb",
+                 LOCO: "<class>/train/good and test/logical_anomalies"}
+_DOWNLOADED = {"mvtec": lambda p: bool(list_categories(p)), "visa": is_visa_root}
 
 __all__ = [
-    "CATEGORIES", "CATEGORY_KIND", "DATASETS", "DEFECT_TYPES", "DIGIT_CLASSES", "MVTEC_CATEGORIES", "REGISTRY",
-    "SPLITS", "DatasetSpec", "ImageFolderDataset", "MVTecLayoutDataset", "OneClassDataset", "category_kind",
-    "check_category", "check_tree", "dataset_spec", "default_augment", "default_data_dir", "digits_one_class",
-    "download_mvtec", "ensure_synthetic", "fixed_classes", "flip_rule", "format_report", "get_dataset", "has_masks",
+    "CATEGORIES", "CATEGORY_KIND", "DATASETS", "DEFECT_TYPES", "DIGIT_CLASSES", "LOCO_CLASSES", "MVTEC3D_CLASSES",
+    "MVTEC_CATEGORIES", "REGISTRY", "SPLITS", "VISA_CLASSES", "DatasetSpec", "ImageFolderDataset", "MVTec3DDataset",
+    "MVTecLOCODataset", "MVTecLayoutDataset", "OneClassDataset", "VisADataset", "category_kind", "check_category",
+    "check_tree", "dataset_spec", "default_augment", "default_data_dir", "digits_one_class", "download_mvtec",
+    "download_visa", "ensure_synthetic", "fixed_classes", "flip_rule", "format_report", "get_dataset", "has_masks",
     "list_categories", "list_classes", "one_class_split", "split_indices", "train_val_datasets",
 ]
 
@@ -53,28 +67,35 @@ def _folder_root(spec: DatasetSpec, root: str | Path | None) -> Path:
     if spec.name == "synthetic":
         return ensure_synthetic()
     default = default_data_dir() / spec.name
-    if spec.name == "mvtec" and default.is_dir() and list_categories(default):
+    if spec.name in _DOWNLOADED and default.is_dir() and _DOWNLOADED[spec.name](default):
         return default
-    hint = (f", e.g. after `python -m anovit data download mvtec --root {default}`" if spec.name == "mvtec"
+    hint = (f", e.g. after `python -m anovit data download {spec.name} --root {default}`" if spec.downloadable
             else "")
-    layout = "<category>/train/good" if spec.layout == LAYOUT else "<category>/good"
-    raise DatasetError(f"dataset '{spec.name}' needs root (--data-root: the folder holding {layout}){hint}")
+    raise DatasetError(f"dataset '{spec.name}' needs root (--data-root: the folder holding "
+                       f"{_ROOT_LAYOUTS[spec.layout]}){hint}")
 
 
 def get_dataset(name: str, split: str, *, category: str, image_size: int, root: str | Path | None = None,
                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int = 0) -> Dataset:
     """One split ("train", "val", "test") of a dataset; `category` is the normal class or category folder.
 
-    synthetic: `root` defaults to `ensure_synthetic()`; mvtec: `root` defaults to <data dir>/mvtec
-    when a download put it there; folder: `root` is required. For these three, "val" returns the
-    train split (see the module docstring). One-class sets: `seed` moves the train/val split;
-    `root` is where their files are (default: the cache under <data dir>).
+    synthetic: `root` defaults to `ensure_synthetic()`; mvtec and visa: `root` defaults to <data
+    dir>/<name> when a download put it there; folder and mvtec3d: `root` is required. For these,
+    "val" returns the train split (see the module docstring), except for an mvtec3d class with its
+    own validation/ folder. One-class sets: `seed` moves the train/val split; `root` is where their
+    files are (default: the cache under <data dir>). A root in another dataset's layout is refused
+    naming that layout.
     """
     try:
         return _get_dataset(name, split, category=category, image_size=image_size, root=root, transform=transform,
                             seed=seed)
     except OSError as err:  # a folder the system refuses to enter (stat of a path below it)
         raise unreadable(err, Path(root or "."), "folder") from None
+    except DatasetError as err:
+        mismatch = layout_mismatch(Path(root), name) if root is not None and name not in LABELLED_SETS else None
+        if mismatch is None:
+            raise
+        raise DatasetError(f"{err}; {mismatch}") from None
 
 
 def _get_dataset(name: str, split: str, *, category: str, image_size: int, root: str | Path | None,
@@ -88,9 +109,15 @@ def _get_dataset(name: str, split: str, *, category: str, image_size: int, root:
         return digits_one_class(int(category), split, image_size, transform=transform, seed=seed)
     if name in LABELLED_SETS:
         return one_class(name, category, split, image_size, root=root, transform=transform, seed=seed)
-    dataset_class = ImageFolderDataset if spec.layout == FOLDER else MVTecLayoutDataset
-    return dataset_class(_folder_root(spec, root), category, "test" if split == "test" else "train", image_size,
-                         transform)
+    folder_root = _folder_root(spec, root)
+    if spec.layout == LOCO:
+        return MVTecLOCODataset(folder_root, category, split, image_size, transform)
+    if spec.layout == MVTEC3D:
+        own_val = split == "val" and has_validation(folder_root / category)
+        return MVTec3DDataset(folder_root, category, split if split == "test" or own_val else "train", image_size,
+                              transform)
+    dataset_class = {FOLDER: ImageFolderDataset, VISA: VisADataset}.get(spec.layout, MVTecLayoutDataset)
+    return dataset_class(folder_root, category, "test" if split == "test" else "train", image_size, transform)
 
 
 def list_classes(name: str, root: str | Path | None = None) -> list[str]:
@@ -103,6 +130,12 @@ def list_classes(name: str, root: str | Path | None = None) -> list[str]:
             return list_folder_categories(_folder_root(spec, root))
         if spec.layout == LAYOUT:
             return list_categories(_folder_root(spec, root))
+        if spec.layout == VISA:
+            return list_visa_classes(_folder_root(spec, root))
+        if spec.layout == MVTEC3D:
+            return list_mvtec3d_classes(_folder_root(spec, root))
+        if spec.layout == LOCO:
+            return list_loco_classes(_folder_root(spec, root))
     except OSError as err:
         raise unreadable(err, Path(root or "."), "folder") from None
     return list(spec.classes or ())
@@ -126,16 +159,22 @@ def train_val_datasets(name: str, *, category: str, image_size: int, root: str |
                        val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0) -> tuple[Dataset, Dataset]:
     """The training and validation sets of the normal class (augmentation is the trainer's, per batch).
 
-    Folder datasets are checked first (`anovit.data.check.require_valid`: structure, headers,
-    masks), so a broken folder fails before any training; then ``val_fraction`` of the train split
-    is held out by a seeded index split. One-class sets use their protocol's validation split and
+    Folder datasets are checked first (`anovit.data.check.require_valid`: layout, structure,
+    headers, masks), so a broken folder fails before any training; then ``val_fraction`` of the
+    train split is held out by a seeded index split, except for MVTec LOCO AD and an MVTec 3D-AD
+    class with its own validation/ folder, used as it is (an MVTec 3D-AD class without one: the
+    hold-out is logged by require_valid). One-class sets use their protocol's validation split and
     ignore ``val_fraction``.
     """
     spec = dataset_spec(name)
-    if spec.layout in (LAYOUT, FOLDER):
+    if spec.layout in (LAYOUT, FOLDER, VISA, MVTEC3D, LOCO):
         folder = _folder_root(spec, root) / category
         if os.path.isdir(folder):
-            require_valid(folder)
+            require_valid(folder, name)
+        common = dict(category=category, image_size=image_size, root=root)
+        if spec.layout == LOCO or (spec.layout == MVTEC3D and has_validation(folder)):
+            _LOG.info("%s/%s: validating on its own validation/ folder", name, category)
+            return get_dataset(name, "train", **common), get_dataset(name, "val", **common)
         normal = get_dataset(name, "train", category=category, image_size=image_size, root=root)
         train_idx, val_idx = split_indices(len(normal), val_fraction, seed)
         if not val_idx:

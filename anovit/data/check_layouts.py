@@ -1,5 +1,5 @@
-"""The checks of one category folder per layout (MVTec AD, good/bad image folder) behind `data check`:
-what each problem is and how serious is listed in anovit.data.check."""
+"""The checks of one category folder per layout (MVTec AD, image folder, VisA, MVTec 3D-AD, LOCO AD)
+behind `data check`: what each problem is and how serious is listed in anovit.data.check."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ from .imageio import (
     IMAGE_EXTENSIONS, LARGE_PIXELS, ImageInfo, image_info, is_image_file, list_dir, list_subfolders, read_mask_info,
 )
 from .mvtec import has_ground_truth, mask_index, mask_name_hint
+from .mvtec3d import has_validation
 from .mvtec_ad import MVTEC_CATEGORIES, count_mismatch
-from .splits import split_indices
+from .mvtec_loco import masks_of
+from .splits import DEFAULT_VAL_FRACTION, split_indices
+from .visa import LABELS, SPLIT_CSV, read_split
 from ..errors import DatasetError
 
 
@@ -106,6 +109,32 @@ def _orphan_hint(folder: Path, defect: str, mask: Path) -> str:
             f"'{folder / 'test' / defect / mask.stem}.png'")
 
 
+def _check_found_mask(inspector: Inspector, image: Path, info: ImageInfo | None, mask: Path) -> None:
+    """Read the existing mask of anomalous `image`: its size must match, an empty mask is warned about."""
+    report = inspector.report
+    report.masks_found += 1
+    found = inspector.read_mask(mask)
+    if found is None:
+        return
+    marked, mask_info = found
+    if info is not None and mask_info.size != info.size:
+        report.add(mask, _size_mismatch(mask, mask_info, image, info))
+    elif not marked:
+        report.masks_empty += 1
+        report.add(mask, f"mask '{mask}' of anomalous image '{image}' marks no defect pixel, so pixel AUROC "
+                         f"and AUPRO count the whole image as normal (expected the defect region, as 255 or "
+                         f"1 on 0)", WARNING)
+
+
+def _check_mask_at(inspector: Inspector, image: Path, info: ImageInfo | None, mask: Path) -> None:
+    """The mask of anomalous `image` is expected at `mask` (VisA, MVTec 3D-AD: one fixed path per image)."""
+    if mask.is_file():
+        _check_found_mask(inspector, image, info, mask)
+        return
+    inspector.report.masks_missing += 1
+    inspector.report.add(image, f"anomalous image '{image}' has no mask (expected '{mask}')")
+
+
 def _check_masks(folder: Path, defect: str, images: list[Path], infos: list[ImageInfo | None],
                  inspector: Inspector) -> None:
     report = inspector.report
@@ -122,18 +151,7 @@ def _check_masks(folder: Path, defect: str, images: list[Path], infos: list[Imag
             report.masks_missing += 1
             report.add(path, f"anomalous image '{path}' has no mask ({mask_name_hint(gt, path)})")
             continue
-        report.masks_found += 1
-        found = inspector.read_mask(mask)
-        if found is None:
-            continue
-        marked, mask_info = found
-        if info is not None and mask_info.size != info.size:
-            report.add(mask, _size_mismatch(mask, mask_info, path, info))
-        elif not marked:
-            report.masks_empty += 1
-            report.add(mask, f"mask '{mask}' of anomalous image '{path}' marks no defect pixel, so pixel AUROC "
-                             f"and AUPRO count the whole image as normal (expected the defect region, as 255 or "
-                             f"1 on 0)", WARNING)
+        _check_found_mask(inspector, path, info, mask)
     stems = {p.stem for p in images}
     for stem, mask in sorted(masks.items()):
         if not stem.endswith("_mask") and stem in stems:
@@ -215,4 +233,86 @@ def check_folder(folder: Path, inspector: Inspector) -> None:
         report.test[sub.name] = len(images)
         for path in images:
             inspector.read(path)
+    _no_anomalous_test_images(report, folder)
+
+
+def check_visa(folder: Path, inspector: Inspector) -> None:
+    """One VisA class folder, through the split file of its parent (split_csv/1cls.csv)."""
+    report, root = inspector.report, folder.parent
+    rows = [r for r in read_split(root) if r["object"] == folder.name]
+    if not rows:
+        report.add(folder, f"VisA class '{folder.name}' has no row in '{root / SPLIT_CSV}' (its images are unused)")
+    for row in rows:
+        image, defect = root / row["image"], LABELS[row["label"]]
+        if not image.is_file():
+            report.add(image, f"image '{image}' listed in '{root / SPLIT_CSV}' is missing")
+            continue
+        info = inspector.read(image)
+        if row["split"] == "train":
+            report.train += 1
+            continue
+        report.test[defect] = report.test.get(defect, 0) + 1
+        if defect != "good":
+            _check_mask_at(inspector, image, info, root / row["mask"] if row["mask"] else
+                           folder / "Data" / "Masks" / "Anomaly" / f"{image.stem}.png")
+    if report.test:
+        _no_anomalous_test_images(report, folder)
+
+
+def check_mvtec3d(folder: Path, inspector: Inspector) -> None:
+    """One MVTec 3D-AD class folder, RGB images only (xyz/ is not read)."""
+    report = inspector.report
+    for split in ("train", "validation"):
+        rgb = folder / split / "good" / "rgb"
+        if split == "validation" and not has_validation(folder):
+            report.add(folder / split, f"'{folder}' has no validation/good/rgb: part of train/good (--val-fraction, "
+                                       f"default {DEFAULT_VAL_FRACTION:.0%}) is held out, seeded, for validation "
+                                       f"instead", WARNING)
+            continue
+        if not rgb.is_dir():
+            report.add(rgb, f"folder '{rgb}' is missing (expected the normal {split} images)")
+            continue
+        images = inspector.images(rgb, f"the normal {split} images")
+        for path in images:
+            inspector.read(path)
+        if split == "train":
+            report.train = len(images)
+        else:
+            report.validation = len(images)
+    test = folder / "test"
+    types = list_subfolders(test) if test.is_dir() else []
+    if not types:
+        report.add(test, f"folder '{test}' is missing or empty (expected test/<type>/rgb and test/<type>/gt)")
+    for sub in types:
+        images = inspector.images(sub / "rgb", f"test images of type '{sub.name}'") if (sub / "rgb").is_dir() else []
+        report.test[sub.name] = len(images)
+        for path in images:
+            info = inspector.read(path)
+            if sub.name != "good":
+                _check_mask_at(inspector, path, info, sub / "gt" / path.name)
+    if types:
+        _no_anomalous_test_images(report, folder)
+
+
+def check_loco(folder: Path, inspector: Inspector) -> None:
+    """One MVTec LOCO AD class folder: every anomalous image needs at least one mask in its own folder."""
+    report = inspector.report
+    train = inspector.images(folder / "train" / "good", "the normal training images")
+    validation = inspector.images(folder / "validation" / "good", "the normal validation images")
+    for path in train + validation:
+        inspector.read(path)
+    report.train, report.validation = len(train), len(validation)
+    test = folder / "test"
+    for sub in list_subfolders(test):
+        images = inspector.images(sub, f"test images of type '{sub.name}'")
+        report.test[sub.name] = len(images)
+        for path in images:
+            info = inspector.read(path)
+            masks = masks_of(folder, sub.name, path) if sub.name != "good" else ()
+            if sub.name != "good" and not masks:
+                report.masks_missing += 1
+                report.add(path, f"anomalous image '{path}' has no mask (expected PNG files in "
+                                 f"'{folder / 'ground_truth' / sub.name / path.stem}')")
+            for mask in masks:
+                _check_found_mask(inspector, path, info, mask)
     _no_anomalous_test_images(report, folder)

@@ -10,6 +10,10 @@ from typing import Any
 
 ERROR, WARNING = "error", "warning"
 MVTEC_LAYOUT, FOLDER_LAYOUT, UNKNOWN_LAYOUT = "mvtec", "folder", "unknown"
+VISA_LAYOUT, MVTEC3D_LAYOUT, LOCO_LAYOUT = "visa", "mvtec3d", "mvtec-loco"
+# Each layout is also the --dataset name that reads it.
+LAYOUT_TITLES = {MVTEC_LAYOUT: "MVTec AD", FOLDER_LAYOUT: "good/bad image folder", VISA_LAYOUT: "VisA",
+                 MVTEC3D_LAYOUT: "MVTec 3D-AD", LOCO_LAYOUT: "MVTec LOCO AD"}
 
 
 @dataclass
@@ -32,6 +36,7 @@ class CategoryReport:
     path: Path
     layout: str = UNKNOWN_LAYOUT
     train: int = 0
+    validation: int | None = None  # a validation split of its own (MVTec 3D-AD, LOCO), else None: held out of train
     test: dict[str, int] = field(default_factory=dict)  # defect type ("good" = normal) -> images
     masks_found: int = 0
     masks_missing: int = 0
@@ -51,6 +56,7 @@ class CategoryReport:
         """JSON-ready summary."""
         return {
             "name": self.name, "path": str(self.path), "layout": self.layout, "train": self.train,
+            "validation": self.validation,
             "test": dict(self.test), "masks_found": self.masks_found, "masks_missing": self.masks_missing,
             "masks_orphaned": self.masks_orphaned, "masks_empty": self.masks_empty,
             "localization": self.localization, "sizes": dict(self.sizes), "modes": dict(self.modes),
@@ -98,8 +104,11 @@ def format_report(report: TreeReport) -> str:
         lines.append(f"\n{c.name}  [{c.layout} layout]")
         if c.layout == UNKNOWN_LAYOUT:
             continue
-        train_label = "train/good" if c.layout == MVTEC_LAYOUT else "train (good)"
+        train_label = {MVTEC_LAYOUT: "train/good", MVTEC3D_LAYOUT: "train/good/rgb",
+                       LOCO_LAYOUT: "train/good"}.get(c.layout, "train (good)")
         lines.append(f"  {train_label:<13}{c.train} images")
+        if c.validation is not None:
+            lines.append(f"  {'validation':<13}{c.validation} images")
         kinds = ", ".join(f"{t} {n}" for t, n in sorted(c.test.items()))
         lines.append(f"  {'test':<13}{sum(c.test.values())} images: {kinds or '-'}")
         defects = [t for t in sorted(c.test) if t != "good"]

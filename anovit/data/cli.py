@@ -21,8 +21,8 @@ def add_data_parser(sub: Any) -> None:
     ls.add_argument("dataset", nargs="?", choices=list(REGISTRY), help="details of one dataset (its categories)")
     ls.set_defaults(func=_cmd_list)
 
-    check = dsub.add_parser("check", help="validate a dataset folder (MVTec AD layout or good/bad image folder); "
-                                          "exit status 1 when it has errors")
+    check = dsub.add_parser("check", help="validate a dataset folder (MVTec AD, good/bad image folder, VisA or "
+                                          "MVTec 3D-AD); exit status 1 when it has errors")
     check.add_argument("root", type=Path, help="a dataset root (holding category folders) or one category folder")
     check.add_argument("--quick", action="store_true", help="read image headers only instead of every pixel")
     check.add_argument("--json", type=Path, help="also write the report to this JSON file")
@@ -35,7 +35,7 @@ def add_data_parser(sub: Any) -> None:
     down.add_argument("--category", nargs="+", help="MVTec AD: only these categories (default: all 15, "
                                                     "from the full archive)")
     down.add_argument("--url", help="MVTec AD: the full archive's link if MVTec has moved it (SHA-256 still checked)")
-    down.add_argument("--keep-archive", action="store_true", help="MVTec AD: keep the archive after extraction")
+    down.add_argument("--keep-archive", action="store_true", help="MVTec AD, VisA: keep the archive after extraction")
     down.set_defaults(func=_cmd_download)
 
 
@@ -93,9 +93,26 @@ def _cmd_download(args: argparse.Namespace) -> int:
         done = ", ".join(installed) if installed else "nothing to do, every category was complete"
         print(f"installed: {done}\nuse: --dataset mvtec --data-root {root}")
         return 0
+    if args.dataset == "visa":
+        return _download_visa(args.root or default_data_dir() / "visa", args.keep_archive)
     from .torchvision_sets import labelled_set, load_pools
 
     train_x, _, test_x, _ = load_pools(args.dataset, args.root)
     print(f"{labelled_set(args.dataset).title}: {len(train_x)} train and {len(test_x)} test images ready"
           + (f"\nuse: --dataset {args.dataset} --data-root {args.root}" if args.root else ""))
+    return 0
+
+
+def _download_visa(root: Path, keep_archive: bool) -> int:
+    from .visa import LICENCE, download_visa
+
+    print(f"VisA is licensed {LICENCE}.")
+    bar, ebar = TerminalBar("download", "B", scale=True), TerminalBar("extract", "file")
+    try:
+        installed = download_visa(root, keep_archive=keep_archive, progress=bar, extract_progress=ebar)
+    finally:
+        bar.close()
+        ebar.close()
+    print(f"installed: {', '.join(installed) if installed else 'nothing to do, every class was there'}\n"
+          f"use: --dataset visa --data-root {root}")
     return 0

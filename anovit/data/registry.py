@@ -11,11 +11,20 @@ from .digits import DIGIT_CLASSES
 from .mvtec_ad import HOMEPAGE as MVTEC_HOMEPAGE
 from .mvtec_ad import LICENCE as MVTEC_LICENCE
 from .mvtec_ad import MVTEC_CATEGORIES
+from .mvtec3d import HOMEPAGE as MVTEC3D_HOMEPAGE
+from .mvtec3d import LICENCE as MVTEC3D_LICENCE
+from .mvtec3d import MVTEC3D_CLASSES
+from .mvtec_loco import HOMEPAGE as LOCO_HOMEPAGE
+from .mvtec_loco import LICENCE as LOCO_LICENCE
+from .mvtec_loco import LOCO_CLASSES
 from .synthetic import CATEGORIES as SYNTHETIC_CATEGORIES
 from .torchvision_sets import LABELLED_SETS
+from .visa import HOMEPAGE as VISA_HOMEPAGE
+from .visa import LICENCE as VISA_LICENCE
+from .visa import VISA_CLASSES, VISA_FLIPS
 from ..errors import DatasetError
 
-LAYOUT, FOLDER, ONE_CLASS = "layout", "folder", "one-class"
+LAYOUT, FOLDER, ONE_CLASS, VISA, MVTEC3D, LOCO = "layout", "folder", "one-class", "visa", "mvtec3d", "mvtec-loco"
 
 
 @dataclass(frozen=True)
@@ -24,7 +33,7 @@ class DatasetSpec:
 
     name: str
     title: str
-    layout: str  # LAYOUT (MVTec AD folders), FOLDER (good/bad images) or ONE_CLASS (a labelled set)
+    layout: str  # LAYOUT (MVTec AD folders), FOLDER (good/bad images), ONE_CLASS (a labelled set), VISA, MVTEC3D, LOCO
     classes: tuple[str, ...] | None  # usable as --category; None: the category folders under --data-root
     has_masks: bool  # pixel ground truth, hence localization metrics
     protocol: str
@@ -54,6 +63,18 @@ REGISTRY: dict[str, DatasetSpec] = {s.name: s for s in (
                 "per category: train/good (20% held out, seeded, for validation), test/good and "
                 "test/<defect> with pixel masks", MVTEC_HOMEPAGE, MVTEC_LICENCE, needs_root=True,
                 downloadable=True),
+    DatasetSpec("visa", "VisA (Visual Anomaly)", VISA, VISA_CLASSES, True,
+                "as distributed: <class>/Data/Images/{Normal,Anomaly}, masks in <class>/Data/Masks/Anomaly, "
+                "split by split_csv/1cls.csv (1-class setup); 20% of the train normals held out (seeded) for "
+                "validation", VISA_HOMEPAGE, VISA_LICENCE, needs_root=True, downloadable=True),
+    DatasetSpec("mvtec3d", "MVTec 3D-AD (RGB images)", MVTEC3D, MVTEC3D_CLASSES, True,
+                "per class: train/good/rgb trains, validation/good/rgb validates (where absent, 20% of "
+                "train/good held out, seeded), test/<type>/rgb with gt/ masks; xyz/ ignored",
+                MVTEC3D_HOMEPAGE, MVTEC3D_LICENCE, needs_root=True),
+    DatasetSpec("mvtec-loco", "MVTec LOCO AD (logical and structural anomalies)", LOCO, LOCO_CLASSES, True,
+                "per class: train/good trains, validation/good validates, test/{good,logical_anomalies,"
+                "structural_anomalies}; an image's mask is the union of ground_truth/<type>/<image>/*.png",
+                LOCO_HOMEPAGE, LOCO_LICENCE, needs_root=True),
     DatasetSpec("folder", "Image folder (good / bad, no masks)", FOLDER, None, False,
                 "<root>/<category>/good and <category>/<defect>/; 20% of good (fixed seed) plus every "
                 "anomalous image test, the rest trains (20% of it validates); detection metrics only",
@@ -66,7 +87,7 @@ REGISTRY: dict[str, DatasetSpec] = {s.name: s for s in (
 )}
 DATASETS = tuple(REGISTRY)
 
-# Flip rules outside MVTec AD (MVTec AD categories carry their own: anovit.data.mvtec_ad).
+# Flip rules outside MVTec AD and VisA (their categories carry their own: anovit.data.mvtec_ad, anovit.data.visa).
 _FLIP_RULES: dict[str, tuple[bool, bool, str]] = {
     "digits": (False, False, "a mirrored 2, 3, 4, 7 or 9 is no digit at all"),
     "mnist": (False, False, "a mirrored 2, 3, 4, 7 or 9 is no digit at all"),
@@ -98,6 +119,8 @@ def flip_rule(dataset: str, category: str) -> tuple[bool, bool, str]:
     if dataset == "mvtec" and category in MVTEC_CATEGORIES:
         c = MVTEC_CATEGORIES[category]
         return c.hflip, c.vflip, c.flip_reason
+    if dataset == "visa" and category in VISA_FLIPS:
+        return VISA_FLIPS[category]
     return _FLIP_RULES.get(dataset, _PAPER_FLIPS)
 
 

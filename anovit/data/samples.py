@@ -5,21 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from .imageio import read_mask, read_rgb, resize_image, resize_mask
 from ..errors import DatasetError
 
-Sample = tuple[Path, str, Path | None]  # (image path, defect type, mask path or None: no defect pixels)
+# (image path, defect type, mask path, or several whose union is the mask (MVTec LOCO AD), or None: no defect pixels)
+Sample = tuple[Path, str, Path | tuple[Path, ...] | None]
 
 
 class SampleListDataset(Dataset):
     """Items (anovit item contract) for `samples`; defect type "good" means normal (label 0).
 
     Images are decoded on first access (upright, see anovit.data.imageio), resized to `image_size`
-    and cached in memory as uint8; a sample without mask gets an all-zero mask. `has_masks` says
-    whether the split has pixel ground truth at all (False: localization is unavailable).
+    and cached in memory as uint8; a sample without mask gets an all-zero mask, one with several the
+    union of their defect pixels. `has_masks` says whether the split has pixel ground truth at all
+    (False: localization is unavailable).
     """
 
     def __init__(self, samples: list[Sample], image_size: int,
@@ -43,11 +46,14 @@ class SampleListDataset(Dataset):
         image = resize_image(torch.from_numpy(rgb).permute(2, 0, 1), self.image_size)
         if mask_path is None:
             return image, None
-        mask = read_mask(mask_path)
-        if mask.shape != rgb.shape[:2]:
-            (mh, mw), (ih, iw) = mask.shape, rgb.shape[:2]
-            raise DatasetError(f"mask '{mask_path}' is {mw}x{mh} px but its image '{path}' is {iw}x{ih} px "
-                               f"(expected equal sizes)")
+        mask = np.zeros(rgb.shape[:2], bool)
+        for one in (mask_path if isinstance(mask_path, tuple) else (mask_path,)):
+            marked = read_mask(one)
+            if marked.shape != rgb.shape[:2]:
+                (mh, mw), (ih, iw) = marked.shape, rgb.shape[:2]
+                raise DatasetError(f"mask '{one}' is {mw}x{mh} px but its image '{path}' is {iw}x{ih} px "
+                                   f"(expected equal sizes)")
+            mask |= marked
         return image, resize_mask(torch.from_numpy(mask), self.image_size)
 
     def __getitem__(self, index: int) -> dict:
