@@ -334,7 +334,8 @@ def test_detector_round_trips_a_trained_run_with_threshold_and_sigma(evaluated_r
     from anovit.runs import run_sigma
 
     before = Detector.from_pretrained(evaluated_run, device="cpu")  # a run folder written before detector.json
-    assert before.source_dir == evaluated_run and before.threshold is None
+    stored = json.loads((evaluated_run / ckpt.THRESHOLD).read_text())["value"]  # fitted by its evaluation
+    assert before.source_dir == evaluated_run and before.threshold == stored
     assert before.sigma == run_sigma(evaluated_run) and not (evaluated_run / ckpt.DETECTOR).exists()
     x = _images(before.image_size)
     assert torch.equal(before.score(x), Detector.from_run(evaluated_run, device="cpu").score(x))
@@ -344,7 +345,7 @@ def test_detector_round_trips_a_trained_run_with_threshold_and_sigma(evaluated_r
     detector.fit_threshold(_images(detector.image_size, 4))
     saved = detector.save_pretrained(tmp_path / "saved")
     assert {p.name for p in saved.iterdir()} == {"config.json", "model.safetensors", "training.json", "metrics.json",
-                                                 "detector.json"}
+                                                 "threshold.json", "detector.json"}
     again = Detector.from_pretrained(str(saved), device="cpu")
     assert (again.sigma, again.threshold, again.bf16, again.score_function) == (2.5, detector.threshold, False, "l2")
     assert torch.equal(again.score(x), detector.score(x)) and torch.equal(again.predict(x), detector.predict(x))
