@@ -30,7 +30,7 @@ def test_every_preset_has_training_defaults():
     assert {m: set(p) for m, p in TRAINING_DEFAULTS.items()} == {m: set(p) for m, p in PRESETS.items()}
     config = TrainConfig(model="anovit", preset="paper")
     assert (config.lr, config.epochs) == (training_defaults("anovit", "paper").lr, training_defaults("anovit", "paper").epochs)
-    assert TrainConfig(model="cae").epochs == training_defaults("cae", "cpu-tiny").epochs
+    assert TrainConfig(model="cae").epochs == training_defaults("cae", "cpu-default").epochs
 
 
 def test_cli_reads_the_defaults():

@@ -89,14 +89,14 @@ class TrainingDefaults:
 # the l2-CAE's budget with its own loss and score.
 _CAE_RECIPE = TrainingDefaults(lr=2e-4, epochs=200)
 _SSIM_CAE_RECIPE = TrainingDefaults(lr=2e-4, epochs=200, loss="ssim", score="ssim")
-_CAE_DEFAULT = TrainingDefaults(lr=2e-4, epochs=40, images_per_epoch=512)
+_CAE_DEFAULT = TrainingDefaults(lr=5e-4, epochs=40, images_per_epoch=256)
 TRAINING_DEFAULTS: dict[str, dict[str, TrainingDefaults]] = {
     "anovit": {
         "cpu-tiny": TrainingDefaults(lr=1e-3, epochs=10),
         "cpu-small": TrainingDefaults(lr=1e-3, epochs=10),
         "paper": TrainingDefaults(lr=2e-4, epochs=10),
         "cpu-tiny-masked": TrainingDefaults(lr=1e-3, epochs=40),
-        "cpu-default": TrainingDefaults(lr=1e-3, epochs=12, images_per_epoch=512),
+        "cpu-default": TrainingDefaults(lr=1e-3, epochs=10, images_per_epoch=256),
     },
     "cae": {**{preset: _CAE_RECIPE for preset in PRESETS["cae"]}, "cpu-default": _CAE_DEFAULT},
     "ssim-cae": {**{preset: _SSIM_CAE_RECIPE for preset in PRESETS["ssim-cae"]},
