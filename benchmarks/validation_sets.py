@@ -54,17 +54,18 @@ RECIPES: dict[str, dict[str, Any]] = {
     "anovit-default": dict(model="anovit", preset="cpu-default"),
     "cae-default": dict(model="cae", preset="cpu-default"),
 }
-# re-scorings of a trained run: name -> (score function, None: the run's; factor on the run's sigma)
-SCORINGS: dict[str, tuple[str | None, float]] = {"run": (None, 1.0), "run-sigma2x": (None, 2.0),
-                                                  "run-sigma0.5x": (None, 0.5), "msgms": ("msgms", 1.0),
-                                                  "ssim": ("ssim", 1.0)}
+# re-scorings of a trained run: name -> (score function, None: the run's; sigma: a factor on the run's
+# sigma (float) or an absolute sigma in px (str))
+SCORINGS: dict[str, tuple[str | None, float | str]] = {"run": (None, 1.0), "run-sigma2x": (None, 2.0),
+                                                        "run-sigma0.5x": (None, 0.5), "msgms": ("msgms", 1.0),
+                                                        "ssim": ("ssim", 1.0), "sigma4": (None, "4")}
 POOLINGS = {"max": None, "top0.1%": 0.001, "top1%": 0.01, "top5%": 0.05}
 LAMBDAS = (0.0, 0.25, 0.5, 0.75)
 CURVE_SET, CURVE_N, CURVE_DRAWS = "capsules", (2, 4, 8, 16, 32, 54), 5
 OUTPUT = RESULTS / "validation_sets.json"
 # the calibration of the image score's map, its pooling and the pixel map's calibration chosen by the study
 # (mean over the sets and seeds; see the README)
-CHOSEN = {"image": "standardise", "pooling": "top1%", "pixel": "none"}
+CHOSEN = {"scoring": "sigma4", "image": "standardise", "pooling": "top5%", "pixel": "none"}
 
 
 # ---------------------------------------------------------------- stage 1 + 2: train, product scoring
@@ -112,9 +113,9 @@ def dump_maps(run_dir: Path, scoring: str = "run") -> Path:
     if path.is_file():
         return path
     training = load_training(run_dir)
-    score, sigma_factor = SCORINGS[scoring]
+    score, sigma = SCORINGS[scoring]
     detector = Detector.from_run(run_dir, device="cpu", score_function=score,
-                                 sigma=sigma_factor * run_sigma(run_dir))
+                                 sigma=float(sigma) if isinstance(sigma, str) else sigma * run_sigma(run_dir))
     _, val_set = train_val_datasets(training.dataset, category=training.category, image_size=detector.image_size,
                                     root=training.data_root, val_fraction=training.val_fraction, seed=training.seed)
     test_set = get_dataset(training.dataset, "test", category=training.category, image_size=detector.image_size,
@@ -248,13 +249,13 @@ def study_summary(runs: list[dict], runs_root: Path, scorings: list[str]) -> dic
 
 
 def chosen_rows(runs: list[dict], runs_root: Path) -> list[dict]:
-    """The runs as the chosen calibration and pooling (CHOSEN) score them, from the maps cache: per run
+    """The runs as the chosen sigma, calibration and pooling (CHOSEN) score them, from the maps cache: per run
     ``image_auroc`` / ``pixel_auroc`` replaced (the product scoring kept as ``raw_*``)."""
     from anovit.metrics import image_auroc, pixel_auroc
 
     out = []
     for r in runs:
-        data = np.load(dump_maps(runs_root / r["run"]))
+        data = np.load(dump_maps(runs_root / r["run"], CHOSEN["scoring"]))
         val, test = data["val"], data["test"]
         image_maps = calibrate(val, test, *_variant(CHOSEN["image"]))
         pixel_maps = calibrate(val, test, *_variant(CHOSEN["pixel"]))
@@ -321,6 +322,7 @@ def main() -> None:
     p.add_argument("--study", action="store_true", help="also dump the maps and run the calibration x pooling study")
     p.add_argument("--scorings", default="run", help=f"study: comma list of re-scorings: {', '.join(SCORINGS)}")
     p.add_argument("--curve", action="store_true", help=f"study: AUROC vs number of calibration images on {CURVE_SET}")
+    p.add_argument("--no-train", action="store_true", help="only the runs already trained (summary and study)")
     p.add_argument("--smoke", action="store_true", help="tiny data in a temporary folder; writes nothing in the repository")
     args = p.parse_args()
 
@@ -340,6 +342,8 @@ def main() -> None:
                 config = TrainConfig(dataset="mvtec", category=category, data_root=str(root), seed=seed,
                                      **{**fields, **extra})
                 run = f"{name}-{recipe}-s{seed}"
+                if args.no_train and not _finished(runs_root / run, config.epochs):
+                    continue
                 record = train_and_score(config, runs_root / run)
                 runs[(recipe, name, seed)] = {"recipe": recipe, "set": name, "seed": seed, "run": run,
                                               "model": config.model, "preset": config.preset,
