@@ -85,6 +85,9 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--epochs", type=positive_int, help=f"epochs (default: the preset's; {describe_training_default('epochs')})")
     p.add_argument("--batch-size", type=positive_int, default=default("batch_size"),
                    help="training images per step (default: %(default)s)")
+    p.add_argument("--images-per-epoch", type=positive_int, help="augmented images drawn per epoch (repeats a "
+                   "small training split, bounds a large one; default: the preset's, "
+                   f"{describe_training_default('images_per_epoch')}; none: one pass over the split)")
     p.add_argument("--lr", type=positive_float,
                    help=f"Adam learning rate (default: the preset's; {describe_training_default('lr')})")
     p.add_argument("--val-fraction", type=arg_type(minimum=0, maximum=1, min_open=True, max_open=True), default=default("val_fraction"),
@@ -168,6 +171,7 @@ def _train_config(args: argparse.Namespace) -> Any:
     return TrainConfig(
         dataset=args.dataset, category=category, data_root=args.data_root, model=args.model,
         preset=args.preset, model_overrides=overrides, epochs=args.epochs, batch_size=args.batch_size,
+        images_per_epoch=args.images_per_epoch,
         lr=args.lr, val_fraction=args.val_fraction, grad_clip=args.grad_clip or None, seed=args.seed, sigma=args.sigma,
         loss=args.loss, score=args.score, bf16=args.bf16, device=args.device, **scoring_overrides(args),
         augment=default_augment(args.dataset, category, affine=not args.no_affine, hflip=no_flip, vflip=no_flip),

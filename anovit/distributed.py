@@ -89,23 +89,26 @@ class Parallel:
                                                                 "not available"))
 
     def loaders(self, train_set: Dataset, val_set: Dataset, batch_size: int,
-                generator: torch.Generator) -> tuple[DataLoader, DataLoader]:
-        """(training loader, validation loader). Training: shuffled by ``generator``; the last short batch
-        is dropped unless it is the only one; under torchrun each process loads its share of the same
-        global batches. Validation: in order, process r loading images r, r+N, ...
+                generator: torch.Generator, epoch_images: int | None = None) -> tuple[DataLoader, DataLoader]:
+        """(training loader, validation loader). Training: shuffled by ``generator``; ``epoch_images``
+        images per epoch (None: one pass over ``train_set``; more: whole shuffled passes then a random part
+        of one, so a small split repeats; fewer: a random part); the last short batch is dropped unless it
+        is the only one; under torchrun each process loads its share of the same global batches.
+        Validation: in order, process r loading images r, r+N, ...
 
         Raises ConfigError when ``batch_size`` is not a multiple of the number of processes or the
         training split has fewer images than processes."""
+        n = len(train_set) if epoch_images is None else epoch_images  # type: ignore[arg-type]
+        sampler = RandomSampler(train_set, num_samples=epoch_images, generator=generator)
         if self.world_size == 1:
-            train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True,
-                                      drop_last=len(train_set) > batch_size, generator=generator)
+            train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler,
+                                      drop_last=n > batch_size, generator=generator)
             return train_loader, DataLoader(val_set, batch_size=batch_size)
-        n = len(train_set)  # type: ignore[arg-type]
-        if batch_size % self.world_size or n < self.world_size:
+        if batch_size % self.world_size or len(train_set) < self.world_size:  # type: ignore[arg-type]
             raise ConfigError(f"field 'batch_size' ({batch_size}, the global batch) must be a multiple of the "
-                              f"{self.world_size} processes, and the training split ({n} images) must hold at "
+                              f"{self.world_size} processes, and the training split ({len(train_set)} images) must hold at "
                               "least one image per process")
-        batches = BatchSampler(RandomSampler(train_set, generator=generator), batch_size, drop_last=n > batch_size)
+        batches = BatchSampler(sampler, batch_size, drop_last=n > batch_size)
         train_loader = DataLoader(train_set, batch_sampler=RankBatches(batches, self.rank, self.world_size),
                                   generator=generator)  # the generator draws as the one-process loader's
         shard = Subset(val_set, range(self.rank, len(val_set), self.world_size))  # type: ignore[arg-type]

@@ -171,7 +171,7 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, overwrite: b
         train_set = subsample(train_set, config.max_train_images, config.seed)
         val_set = subsample(val_set, val_cap, config.seed)
     loader_rng = torch.Generator().manual_seed(config.seed)
-    train_loader, val_loader = par.loaders(train_set, val_set, config.batch_size, loader_rng)
+    train_loader, val_loader = par.loaders(train_set, val_set, config.batch_size, loader_rng, config.images_per_epoch)
     augment = build_augmentation(config.augment)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
 

@@ -32,6 +32,7 @@ def trained_runs(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path)
                 category="weave",
                 data_root=str(synthetic_root),
                 model=model,
+                preset="cpu-tiny",
                 epochs=1,
                 batch_size=4,
                 val_fraction=0.25,

@@ -330,7 +330,7 @@ def test_trainer_runs_the_check_before_training(tmp_path: Path) -> None:
     root = tmp_path / "tree"
     folder = _good_category(root, "part")
     _save(folder / "test" / "crack" / "000.png", b"truncated")  # only the test split is broken
-    config = TrainConfig(dataset="mvtec", category="part", data_root=str(root), model="cae", epochs=1,
+    config = TrainConfig(dataset="mvtec", category="part", data_root=str(root), model="cae", preset="cpu-tiny", epochs=1,
                          batch_size=2, bf16=False, device="cpu", augment=AugmentConfig(affine=False))
     with pytest.raises(DatasetError, match=r"cannot read image file '.*test/crack/000\.png'"):
         train(config, tmp_path / "run")
@@ -382,7 +382,7 @@ def test_image_folder_gives_detection_metrics_only(tmp_path: Path) -> None:
     assert not report.all_problems() and report.categories[0].layout == "folder"
     assert "localization unavailable" in format_report(report)
 
-    config = TrainConfig(dataset="folder", category="part", data_root=str(root), model="cae", epochs=1,
+    config = TrainConfig(dataset="folder", category="part", data_root=str(root), model="cae", preset="cpu-tiny", epochs=1,
                          batch_size=4, bf16=False, device="cpu", augment=AugmentConfig(affine=False))
     run = train(config, tmp_path / "run").run_dir
     result = evaluate_run(run, device="cpu")

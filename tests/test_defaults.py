@@ -30,7 +30,7 @@ def test_every_preset_has_training_defaults():
     assert {m: set(p) for m, p in TRAINING_DEFAULTS.items()} == {m: set(p) for m, p in PRESETS.items()}
     config = TrainConfig(model="anovit", preset="paper")
     assert (config.lr, config.epochs) == (training_defaults("anovit", "paper").lr, training_defaults("anovit", "paper").epochs)
-    assert TrainConfig(model="cae").epochs == training_defaults("cae", "cpu-tiny").epochs
+    assert TrainConfig(model="cae").epochs == training_defaults("cae", "cpu-default").epochs
 
 
 def test_cli_reads_the_defaults():
@@ -41,7 +41,8 @@ def test_cli_reads_the_defaults():
     assert train.category is None and resolve_category(train.dataset, train.category) == config.category
     assert train.epochs is None and train.lr is None  # the preset's, resolved by TrainConfig
     assert train.sigma is None  # resolved by TrainConfig from the image size (models.default_sigma)
-    assert config.sigma == default_sigma(make_config(config.model, config.preset).image_size)
+    assert config.sigma == (training_defaults(config.model, config.preset).sigma
+                            or default_sigma(make_config(config.model, config.preset).image_size))
     evaluate = build_parser().parse_args(["evaluate", "run"])
     assert (evaluate.sigma, evaluate.batch_size) == (None, EVAL_BATCH_SIZE)  # None: the run's stored sigma
 

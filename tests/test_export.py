@@ -40,7 +40,7 @@ def exported(synthetic_root, tmp_path_factory):
     for model in ("anovit", "cae"):
         run = tmp_path_factory.mktemp("export") / model
         config = TrainConfig(dataset="synthetic", category="tiles", data_root=str(synthetic_root), model=model,
-                             epochs=1, batch_size=4, bf16=False, device="cpu")
+                             preset="cpu-tiny", epochs=1, batch_size=4, bf16=False, device="cpu")
         train(config, run)
         assert main(["export", str(run), "--format", "onnx", "--sigma", str(SIGMA)]) == 0
         runs[model] = run

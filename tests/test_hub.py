@@ -89,7 +89,7 @@ def _no_network(monkeypatch):
 def evaluated_run(synthetic_root, tmp_path_factory):
     """A real l2-CAE run folder, trained one epoch and evaluated (metrics.json "test" is measured)."""
     run = tmp_path_factory.mktemp("run") / "tiles-cae"
-    config = TrainConfig(dataset="synthetic", category="tiles", data_root=str(synthetic_root), model="cae",
+    config = TrainConfig(dataset="synthetic", category="tiles", data_root=str(synthetic_root), model="cae", preset="cpu-tiny",
                          epochs=1, batch_size=4, bf16=False, device="cpu", augment=AugmentConfig(affine=False))
     train(config, run)
     evaluate_run(run, batch_size=16, device="cpu")

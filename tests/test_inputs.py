@@ -305,7 +305,7 @@ def test_layout_without_ground_truth_trains_on_image_labels(tmp_path: Path, caps
         test = get_dataset(name, "test", category="part", image_size=SIZE, root=tmp_path)
         assert (len(test), sum(test.labels), test.has_masks) == (12, 6, False)
 
-    config = TrainConfig(dataset="mvtec", category="part", data_root=str(tmp_path), model="cae", epochs=1,
+    config = TrainConfig(dataset="mvtec", category="part", data_root=str(tmp_path), model="cae", preset="cpu-tiny", epochs=1,
                          batch_size=4, bf16=False, device="cpu", augment=AugmentConfig(affine=False))
     run = train(config, tmp_path / "run").run_dir
     for name in ("mvtec", "folder"):

@@ -34,6 +34,7 @@ def tiny_config(root: Path, epochs: int = 1, model: str = "cae") -> TrainConfig:
         category="weave",
         data_root=str(root),
         model=model,
+        preset="cpu-tiny",
         epochs=epochs,
         batch_size=4,
         val_fraction=0.25,

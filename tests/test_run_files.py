@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _config(root, **kw):
-    base = dict(dataset="synthetic", category="tiles", data_root=str(root), model="cae", epochs=1,
+    base = dict(dataset="synthetic", category="tiles", data_root=str(root), model="cae", preset="cpu-tiny", epochs=1,
                 batch_size=4, bf16=False, device="cpu", augment=AugmentConfig(affine=False))
     return TrainConfig(**{**base, **kw})
 

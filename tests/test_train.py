@@ -18,7 +18,7 @@ from anovit.train_config import TrainConfig
 
 
 def _config(root, **kw):
-    base = dict(dataset="synthetic", category="tiles", data_root=str(root), model="cae", epochs=3,
+    base = dict(dataset="synthetic", category="tiles", data_root=str(root), model="cae", preset="cpu-tiny", epochs=3,
                 batch_size=4, bf16=False, device="cpu", augment=AugmentConfig(affine=True))
     return TrainConfig(**{**base, **kw})
 
@@ -129,7 +129,7 @@ def test_cae_trains_with_bergmanns_published_recipe_by_default(preset):
     # Bergmann et al. (2019b): Adam, learning rate 2e-4, weight decay 1e-5, 200 epochs.
     config = TrainConfig(model="cae", preset=preset)
     assert (config.lr, config.weight_decay, config.epochs) == (2e-4, 1e-5, 200)
-    assert TrainConfig(model="anovit").epochs == 10
+    assert TrainConfig(model="anovit", preset="cpu-tiny").epochs == 10
     assert TrainConfig(model="cae", epochs=3, lr=1e-3).epochs == 3
 
 
