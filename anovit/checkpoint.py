@@ -26,6 +26,7 @@ METRICS = "metrics.json"
 RESUME = "resume.safetensors"
 TRAINING = "training.json"  # the TrainConfig of the run (absent for a bare or pulled model)
 TEST_SCORES = "test_scores.csv"  # one row per test image, written by anovit.evaluate.evaluate_run
+PIXEL_HISTOGRAMS = "pixel_histograms.npz"  # per-image pixel histograms of the test split (anovit.pixel_histograms)
 
 
 def _fresh_path(parent: Path, prefix: str, suffix: str, directory: bool = False) -> Path:

@@ -17,6 +17,7 @@ from .data import get_dataset
 from .data.splits import subsample
 from .detector import Detector
 from .metrics import BinnedPRO, BinnedROC, f1_max, image_auroc
+from .pixel_histograms import HistogramBuilder, PixelHistograms
 from .runtime import resolve_device
 from .scoring import DEFAULT_SIGMA
 from .validation import absolute_path
@@ -46,10 +47,12 @@ class Evaluation:
     rows: list[dict[str, Any]] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)  # "image" / "pixel" -> why those metrics are None
     pixel_roc: BinnedROC | None = field(default=None, repr=False)  # the binned pixel counts, for ROC curves
+    pixel_histograms: PixelHistograms | None = field(default=None, repr=False)  # per image, for bootstrap intervals
 
     def summary(self) -> dict[str, Any]:
         """The metrics, without the per-image rows and the pixel counts."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("rows", "pixel_roc")}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("rows", "pixel_roc", "pixel_histograms")}
 
 
 def evaluate(
@@ -83,12 +86,14 @@ def evaluate_detector(
     """
     regions = BinnedPRO()  # AUPRO, and pixel AUROC / F1-max from its .roc: the maps are binned once
     pixels = regions.roc
+    per_image = HistogramBuilder()  # the same pixels per image, for intervals and per-defect-type pixel AUROC
     scores: list[float] = []
     labels: list[int] = []
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     for batch in detector.iter_scored(dataset, batch_size, progress):
         regions.update(batch.anomaly_map, batch.gt_mask)
+        per_image.update(batch.anomaly_map, batch.gt_mask, batch.image_path)
         for path, label, defect, score in zip(batch.image_path, batch.gt_label.tolist(), batch.defect_type,
                                               batch.pred_score.tolist()):
             rows.append(dict(zip(ROW_FIELDS, (path, int(label), defect, float(score)))))
@@ -108,6 +113,7 @@ def evaluate_detector(
         pixel_f1_max=pix_f1, pixel_threshold=pix_thr,
         n_images=len(labels), n_anomalous=int(sum(labels)), sigma=detector.sigma, bf16=detector.bf16,
         seconds=seconds, images_per_s=len(labels) / max(seconds, 1e-9), rows=rows, pixel_roc=pixels,
+        pixel_histograms=per_image.result() if has_pixels else None,
         unavailable=_unavailable(labels, getattr(dataset, "has_masks", True), pixels.n_pos, pixels.n_neg),
     )
 
@@ -171,4 +177,9 @@ def evaluate_run(
         writer = csv.DictWriter(f, fieldnames=ROW_FIELDS)
         writer.writeheader()
         writer.writerows(result.rows)
+    histograms = run_dir / ckpt.PIXEL_HISTOGRAMS
+    if result.pixel_histograms is not None:
+        result.pixel_histograms.save(histograms)
+    else:
+        histograms.unlink(missing_ok=True)  # an older evaluation's would not match these rows
     return result

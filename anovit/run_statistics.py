@@ -1,0 +1,116 @@
+"""A run folder's evaluation read back for statistics: its AUROCs with bootstrap intervals, paired
+differences with another run on the same test images, and AUROC per defect type.
+
+Reads test_scores.csv and pixel_histograms.npz (written by :func:`anovit.evaluate.evaluate_run`) and the
+"test" section of metrics.json. Runs evaluated before the histograms were stored get no pixel interval
+("interval n/a"); the statistics themselves are :mod:`anovit.uncertainty`'s and :mod:`anovit.defect_types`'.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import checkpoint as ckpt
+from .defect_types import per_defect_type
+from .pixel_histograms import PixelHistograms
+from .uncertainty import Interval, image_auroc_interval, paired_difference, pixel_auroc_interval
+
+METRIC_LEVELS = {"image_auroc": "image", "pixel_auroc": "pixel"}
+
+
+@dataclass(frozen=True)
+class TestEvaluation:
+    """One run's recorded test evaluation: rows of test_scores.csv, per-image pixel histograms (None for
+    older runs or splits without masks) and the recorded pixel AUROC."""
+
+    rows: pd.DataFrame
+    histograms: PixelHistograms | None
+    pixel_auroc: float | None
+
+
+@functools.lru_cache(maxsize=64)
+def _read(run_dir: Path, stamp: tuple[float, ...]) -> TestEvaluation | None:
+    scores = run_dir / ckpt.TEST_SCORES
+    try:
+        rows = pd.read_csv(scores, dtype={"path": str, "defect_type": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    if not {"path", "label", "defect_type", "score"} <= set(rows.columns):
+        return None
+    histograms = None
+    if (run_dir / ckpt.PIXEL_HISTOGRAMS).is_file():
+        try:
+            histograms = PixelHistograms.load(run_dir / ckpt.PIXEL_HISTOGRAMS).select(rows["path"].tolist())
+        except (ValueError, KeyError):
+            histograms = None  # unreadable, or from another evaluation: no pixel interval
+    test = ckpt.read_metrics(run_dir).get("test") or {}
+    return TestEvaluation(rows, histograms, test.get("pixel_auroc"))
+
+
+def _stamp(run_dir: Path) -> tuple[float, ...]:
+    """The modification times of the files read (the cache key: a re-evaluation changes them)."""
+    files = (run_dir / ckpt.TEST_SCORES, run_dir / ckpt.PIXEL_HISTOGRAMS, run_dir / ckpt.METRICS)
+    return tuple(f.stat().st_mtime if f.is_file() else 0.0 for f in files)
+
+
+def read_test(run_dir: Any) -> TestEvaluation | None:
+    """The run's recorded test evaluation, or None when it has no readable test_scores.csv (cached until its files change)."""
+    return _read(Path(run_dir), _stamp(Path(run_dir)))
+
+
+def _labels(test: TestEvaluation) -> Any:
+    return test.rows["label"].to_numpy(int)
+
+
+def _both_classes(test: TestEvaluation) -> bool:
+    labels = _labels(test)
+    return 0 < labels.sum() < labels.size
+
+
+@functools.lru_cache(maxsize=256)
+def _interval(run_dir: Path, stamp: tuple[float, ...], metric: str) -> Interval | None:
+    test = _read(run_dir, stamp)
+    if test is None or not _both_classes(test):
+        return None
+    if metric == "image_auroc":
+        return image_auroc_interval(test.rows["score"].to_numpy(float), _labels(test))
+    if test.histograms is None or test.pixel_auroc is None:
+        return None
+    return pixel_auroc_interval(test.histograms, _labels(test), test.pixel_auroc)
+
+
+def run_interval(run_dir: Any, metric: str) -> Interval | None:
+    """The run's ``metric`` ("image_auroc" or "pixel_auroc") with its 95 % bootstrap interval (1000 resamples,
+    seed 0), or None ("interval n/a"): not evaluated, one class only, or (pixel) no stored histograms."""
+    if metric not in METRIC_LEVELS:
+        raise ValueError(f"metric must be one of {sorted(METRIC_LEVELS)}; got {metric!r}")
+    return _interval(Path(run_dir), _stamp(Path(run_dir)), metric)
+
+
+def run_difference(run_a: Any, run_b: Any, metric: str) -> Interval | None:
+    """``metric`` of run A minus run B with the paired bootstrap interval, or None when either lacks the
+    needed files or they were not evaluated on the same test images."""
+    a, b = read_test(run_a), read_test(run_b)
+    if a is None or b is None or not _both_classes(a):
+        return None
+    merged = a.rows[["path", "label", "score"]].merge(b.rows[["path", "label", "score"]], on=["path", "label"])
+    if len(merged) != len(a.rows) or len(merged) != len(b.rows):
+        return None  # not the same test images
+    paths = merged["path"].tolist()
+    if metric == "image_auroc":
+        return paired_difference(merged["label"].to_numpy(int), merged["score_x"].to_numpy(float),
+                                 merged["score_y"].to_numpy(float))
+    if a.histograms is None or b.histograms is None:
+        return None
+    return paired_difference(merged["label"].to_numpy(int), a.histograms.select(paths), b.histograms.select(paths))
+
+
+def run_defect_types(run_dir: Any) -> pd.DataFrame | None:
+    """:func:`anovit.defect_types.per_defect_type` of the run's test evaluation (None when it has none)."""
+    test = read_test(run_dir)
+    return None if test is None else per_defect_type(test.rows, test.histograms)
