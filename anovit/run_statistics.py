@@ -18,7 +18,7 @@ import pandas as pd
 from . import checkpoint as ckpt
 from .defect_types import per_defect_type
 from .pixel_histograms import PixelHistograms
-from .uncertainty import Interval, image_auroc_interval, paired_difference, pixel_auroc_interval
+from .uncertainty import Interval, chance_note, image_auroc_interval, paired_difference, pixel_auroc_interval
 
 METRIC_LEVELS = {"image_auroc": "image", "pixel_auroc": "pixel"}
 
@@ -72,16 +72,22 @@ def _both_classes(test: TestEvaluation) -> bool:
     return 0 < labels.sum() < labels.size
 
 
-@functools.lru_cache(maxsize=256)
-def _interval(run_dir: Path, stamp: tuple[float, ...], metric: str) -> Interval | None:
+def test_intervals(test: TestEvaluation) -> dict[str, Interval | None]:
+    """"image_auroc" and "pixel_auroc" of ``test`` with their 95 % bootstrap intervals (1000 resamples, seed 0);
+    None ("interval n/a") with one class of images only or, for pixels, without histograms or a pixel AUROC."""
+    if not _both_classes(test):
+        return dict.fromkeys(METRIC_LEVELS)
+    pixel = None
+    if test.histograms is not None and test.pixel_auroc is not None:
+        pixel = pixel_auroc_interval(test.histograms, _labels(test), test.pixel_auroc)
+    return {"image_auroc": image_auroc_interval(test.rows["score"].to_numpy(float), _labels(test)),
+            "pixel_auroc": pixel}
+
+
+@functools.lru_cache(maxsize=128)
+def _intervals(run_dir: Path, stamp: tuple[float, ...]) -> dict[str, Interval | None]:
     test = _read(run_dir, stamp)
-    if test is None or not _both_classes(test):
-        return None
-    if metric == "image_auroc":
-        return image_auroc_interval(test.rows["score"].to_numpy(float), _labels(test))
-    if test.histograms is None or test.pixel_auroc is None:
-        return None
-    return pixel_auroc_interval(test.histograms, _labels(test), test.pixel_auroc)
+    return dict.fromkeys(METRIC_LEVELS) if test is None else test_intervals(test)
 
 
 def run_interval(run_dir: Any, metric: str) -> Interval | None:
@@ -89,7 +95,17 @@ def run_interval(run_dir: Any, metric: str) -> Interval | None:
     seed 0), or None ("interval n/a"): not evaluated, one class only, or (pixel) no stored histograms."""
     if metric not in METRIC_LEVELS:
         raise ValueError(f"metric must be one of {sorted(METRIC_LEVELS)}; got {metric!r}")
-    return _interval(Path(run_dir), _stamp(Path(run_dir)), metric)
+    return _intervals(Path(run_dir), _stamp(Path(run_dir)))[metric]
+
+
+def intervals_line(intervals: dict[str, Interval | None]) -> str:
+    """One line for the CLI: each AUROC with its interval, "interval n/a" where there is none, and a chance note."""
+    parts = [f"{name} {iv.text(4) if iv is not None else 'interval n/a'}" for name, iv in
+             (("image AUROC", intervals.get("image_auroc")), ("pixel AUROC", intervals.get("pixel_auroc")))]
+    notes = [f"{name}: {chance_note(iv.estimate, iv)}" for name, iv in intervals.items()
+             if iv is not None and chance_note(iv.estimate, iv)]
+    return (f"95% bootstrap intervals over the test images (chance 0.5): {'  '.join(parts)}"
+            + "".join(f"  ({n})" for n in notes))
 
 
 def run_difference(run_a: Any, run_b: Any, metric: str) -> Interval | None:

@@ -124,3 +124,44 @@ def test_auroc_per_defect_type_against_sklearn_subsets():
         binned = BinnedROC(N_BINS, LOW, HIGH).update(maps[keep], masks[keep]).auroc()
         assert table.loc[kind, "pixel_auroc"] == pytest.approx(binned)
     assert per_defect_type(rows)["pixel_auroc"].isna().all()
+
+
+def test_evaluated_runs_store_histograms_and_give_intervals(trained_runs, capsys):
+    from anovit import checkpoint as ckpt
+    from anovit.cli import _print_eval
+    from anovit.evaluate import evaluate_run
+    from anovit.run_statistics import read_test, run_defect_types, run_difference, run_interval
+
+    cae, anovit = trained_runs / "weave-cae", trained_runs / "weave-anovit"
+    test = read_test(cae)
+    assert (cae / ckpt.PIXEL_HISTOGRAMS).is_file() and len(test.histograms) == len(test.rows)
+    image, pixel = run_interval(cae, "image_auroc"), run_interval(cae, "pixel_auroc")
+    recorded = ckpt.read_metrics(cae)["test"]
+    assert image.estimate == pytest.approx(recorded["image_auroc"]) and image.low <= image.estimate <= image.high
+    assert pixel.estimate == recorded["pixel_auroc"] and pixel.low < pixel.high
+    assert abs(histogram_auroc(test.histograms)[0] - recorded["pixel_auroc"]) <= histogram_auroc(test.histograms)[1]
+    diff = run_difference(anovit, cae, "image_auroc")
+    other = ckpt.read_metrics(anovit)["test"]["image_auroc"]
+    assert diff.estimate == pytest.approx(other - recorded["image_auroc"]) and diff.low <= diff.high
+    assert run_difference(anovit, cae, "pixel_auroc") is not None
+    types = run_defect_types(cae)
+    assert len(types) and types["image_auroc"].between(0, 1).all() and types["pixel_auroc"].notna().all()
+    _print_eval(evaluate_run(cae, device="cpu", record=False))
+    first, second = capsys.readouterr().out.splitlines()[:2]
+    assert first.startswith("image AUROC ") and "  pixel AUROC " in first
+    assert second.startswith("95% bootstrap intervals over the test images (chance 0.5): image AUROC ")
+    assert "interval n/a" not in second
+
+
+def test_old_runs_without_histograms_read_interval_na(trained_runs, tmp_path):
+    import shutil
+
+    from anovit import checkpoint as ckpt
+    from anovit.run_statistics import intervals_line, run_difference, run_interval
+
+    run = shutil.copytree(trained_runs / "weave-cae", tmp_path / "old")
+    (run / ckpt.PIXEL_HISTOGRAMS).unlink()
+    assert run_interval(run, "pixel_auroc") is None and run_interval(run, "image_auroc") is not None
+    assert run_difference(run, trained_runs / "weave-anovit", "pixel_auroc") is None
+    assert "pixel AUROC interval n/a" in intervals_line({"image_auroc": run_interval(run, "image_auroc"),
+                                                         "pixel_auroc": None})
