@@ -236,7 +236,10 @@ def test_train_card_reads_the_metrics_file_every_page_reads(checkpoints):
         assert not at.exception
         assert {m.label: m.value for m in at.metric}["image AUROC"] == "0.123"
         assert any("0.5 is chance" in c.value for c in at.caption)
-        assert not any("Attention" in s.value for s in at.success)  # the l2-CAE has no attention to show
+        assert not any("Attention" in s.value for s in at.warning)  # the l2-CAE has no attention to show
+        assert not at.success and any("below chance (0.5)" in w.value for w in at.warning)  # no green "Done"
+        assert any("95 % CI [" in c.value and "chance 0.5" in c.value for c in at.caption)
+        assert any(c.value.startswith("flagging every image anomalous: 0.") for c in at.caption)
     finally:
         (run / "metrics.json").write_text(original)
 
