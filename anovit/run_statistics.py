@@ -18,7 +18,7 @@ import pandas as pd
 from . import checkpoint as ckpt
 from .defect_types import per_defect_type
 from .pixel_histograms import PixelHistograms
-from .uncertainty import Interval, chance_note, image_auroc_interval, paired_difference, pixel_auroc_interval
+from .uncertainty import Interval, chance_note, image_auroc_interval, mean_paired_difference, pixel_auroc_interval
 
 METRIC_LEVELS = {"image_auroc": "image", "pixel_auroc": "pixel"}
 
@@ -108,22 +108,29 @@ def intervals_line(intervals: dict[str, Interval | None]) -> str:
             + "".join(f"  ({n})" for n in notes))
 
 
-def run_difference(run_a: Any, run_b: Any, metric: str) -> Interval | None:
-    """``metric`` of run A minus run B with the paired bootstrap interval, or None when either lacks the
-    needed files or they were not evaluated on the same test images."""
-    a, b = read_test(run_a), read_test(run_b)
-    if a is None or b is None or not _both_classes(a):
+def run_difference(runs_a: Any, runs_b: Any, metric: str) -> Interval | None:
+    """``metric`` of run A minus run B with the paired bootstrap interval; given lists of runs paired by position
+    (e.g. by seed), the mean difference over the pairs (:func:`anovit.uncertainty.mean_paired_difference`).
+    None when a run lacks the needed files or the runs were not all evaluated on the same test images."""
+    runs_a = [runs_a] if isinstance(runs_a, (str, Path)) else list(runs_a)
+    runs_b = [runs_b] if isinstance(runs_b, (str, Path)) else list(runs_b)
+    tests = [read_test(r) for r in (*runs_a, *runs_b)]
+    if not runs_a or len(runs_a) != len(runs_b) or any(t is None for t in tests) or not _both_classes(tests[0]):
         return None
-    merged = a.rows[["path", "label", "score"]].merge(b.rows[["path", "label", "score"]], on=["path", "label"])
-    if len(merged) != len(a.rows) or len(merged) != len(b.rows):
-        return None  # not the same test images
-    paths = merged["path"].tolist()
-    if metric == "image_auroc":
-        return paired_difference(merged["label"].to_numpy(int), merged["score_x"].to_numpy(float),
-                                 merged["score_y"].to_numpy(float))
-    if a.histograms is None or b.histograms is None:
-        return None
-    return paired_difference(merged["label"].to_numpy(int), a.histograms.select(paths), b.histograms.select(paths))
+    order = tests[0].rows[["path", "label"]]
+    aligned = []
+    for test in tests:
+        merged = order.merge(test.rows, on=["path", "label"], how="left", sort=False)
+        if len(test.rows) != len(order) or merged["score"].isna().any():
+            return None  # not the same test images
+        if metric == "pixel_auroc":
+            if test.histograms is None:
+                return None
+            aligned.append(test.histograms.select(order["path"].tolist()))
+        else:
+            aligned.append(merged["score"].to_numpy(float))
+    n = len(runs_a)
+    return mean_paired_difference(order["label"].to_numpy(int), list(zip(aligned[:n], aligned[n:])))
 
 
 def run_defect_types(run_dir: Any) -> pd.DataFrame | None:

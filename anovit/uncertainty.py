@@ -3,7 +3,8 @@
 * :func:`image_auroc_interval`: image AUROC, normal and anomalous images resampled separately (stratified).
 * :func:`pixel_auroc_interval`: pixel AUROC resampled BY IMAGE (an image brings all its pixels), from
   per-image histograms (:mod:`anovit.pixel_histograms`): a resample's counts are a weighted sum of them.
-* :func:`paired_difference`: model A minus model B on the same resamples of the same test images.
+* :func:`paired_difference`: model A minus model B on the same resamples of the same test images
+  (:func:`mean_paired_difference`: averaged over several seeds' pairs).
 * :func:`chance_note`, :func:`flag_everything_f1`: what an AUROC of 0.5 and an F1 of flagging every image mean.
 
 Resampling (Efron & Tibshirani 1993, ch. 13): ``numpy.random.default_rng(seed)`` draws, for ``n_boot``
@@ -128,6 +129,15 @@ def paired_difference(labels: Any, a: Any, b: Any, n_boot: int = N_BOOT, seed: i
     """AUROC of model A minus model B on the same test images, with the paired bootstrap interval: both
     are recomputed on each resample. ``a`` and ``b`` are image scores (one per label) or :class:`PixelHistograms`
     (pixel AUROC, one image per label). The two models are "not distinguishable" when the interval spans 0."""
+    return mean_paired_difference(labels, [(a, b)], n_boot, seed, level)
+
+
+def mean_paired_difference(labels: Any, pairs: list[tuple[Any, Any]], n_boot: int = N_BOOT, seed: int = SEED,
+                           level: float = LEVEL) -> Interval:
+    """:func:`paired_difference` averaged over ``pairs`` (e.g. one per training seed) of the same test images:
+    each resample's statistic is the mean over pairs of A minus B, so the interval is over test images only."""
+    if not pairs:
+        raise ValueError("mean_paired_difference needs at least one (A, B) pair")
     counts = resample_counts(labels, n_boot, seed)
 
     def statistic(x: Any) -> tuple[float, np.ndarray]:
@@ -136,8 +146,8 @@ def paired_difference(labels: Any, a: Any, b: Any, n_boot: int = N_BOOT, seed: i
             return float(histogram_aurocs(normal, anomalous)[0]), pixel_aurocs(x, counts)
         return image_auroc(x, labels), image_aurocs(x, labels, counts)
 
-    (est_a, samples_a), (est_b, samples_b) = statistic(a), statistic(b)
-    return percentile_interval(est_a - est_b, samples_a - samples_b, level)
+    diffs = [(sa[0] - sb[0], sa[1] - sb[1]) for sa, sb in ((statistic(a), statistic(b)) for a, b in pairs)]
+    return percentile_interval(float(np.mean([d[0] for d in diffs])), np.mean([d[1] for d in diffs], axis=0), level)
 
 
 def difference_text(diff: Interval, digits: int = 3) -> str:

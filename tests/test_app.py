@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from anovit import checkpoint as ckpt
 from anovit.jobs import read_job, write_state
+from anovit.report_intervals import DEFECT_TYPE_TITLE
 from anovit.runs import list_runs
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
@@ -290,3 +291,23 @@ def test_results_offers_the_per_image_scores_of_the_runs_that_count(checkpoints)
     per_run = scores["run"].value_counts()  # other modules' tests may have added runs to the folder
     assert per_run["weave-cae"] == per_run["weave-anovit"] == 78  # every test image of each run
     assert {"path", "label", "defect_type", "score", "model", "class", "seed"} <= set(scores.columns)
+
+
+def test_results_state_intervals_paired_differences_and_defect_types(checkpoints, tmp_path):
+    from anovit.cli import main
+
+    at = page("pages/2_Results.py")
+    assert DEFECT_TYPE_TITLE in [h.value for h in at.subheader]
+    frames = [d.value for d in at.dataframe]
+    shown = next(f for f in frames if "paired diff. 95 % CI" in f.columns).set_index("class")
+    assert shown.loc["weave", "paired diff. 95 % CI"].startswith("[")  # AnoViT − l2-CAE on the same images
+    runs = next(f for f in frames if "95 % CI" in f.columns)
+    assert runs["95 % CI"].str.match(r"\[0\.\d{3}, [01]\.\d{3}\]").all()
+    assert set(runs["vs chance (0.5)"]) <= {"above", "below chance (0.5)"} | {
+        n for n in runs["vs chance (0.5)"] if n.startswith("below chance (0.5): the whole")}
+    types = next(f for f in frames if "defect type" in f.columns)
+    assert {"image AUROC l2-CAE", "image AUROC AnoViT", "pixel AUROC l2-CAE", "pixel AUROC AnoViT"} <= set(types.columns)
+    assert set(types["class"]) >= {"weave"} and types["images"].astype(int).gt(0).all()
+    assert main(["report", "--results", str(tmp_path / "none.csv"), "--with-runs", "--output-dir", str(tmp_path)]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert f"### {DEFECT_TYPE_TITLE}" in md and "with its 95 % bootstrap interval" in md and "paired diff. 95 % CI" in md
