@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -124,6 +125,8 @@ def test_gallery_pages_sorts_and_filters(checkpoints):
     assert len(at.get("image")) == 24 + 3  # one tile per image of the first page, a header above each column
     captions = [c.value for c in at.caption]
     assert any("78 of 78 test images" in c for c in captions)
+    assert any(re.match(r"\*\*Threshold \S+\*\* \(validation rule, fitted on [1-9]\d* normal validation images", m.value)
+               for m in at.markdown)
     traces = histogram_traces(at)
     bins = {json.dumps(t["xbins"], sort_keys=True) for t in traces}
     assert len(traces) > 2 and len(bins) == 1  # one set of bins for every defect type
@@ -146,7 +149,9 @@ def test_heatmaps_give_each_model_its_validation_threshold(checkpoints):
     from anovit.inference import run_detector
 
     at = page("pages/4_Heatmaps.py")
-    assert len(at.get("plotly_chart")) == 3  # the map grid and two ROC figures
+    assert len(at.get("plotly_chart")) == 4  # the maps, the thresholded maps and two ROC figures
+    assert any("Rule: validation" in m.value and "image TPR" in m.value for m in at.markdown)
+    assert any(re.search(r"fitted on [1-9]\d* normal validation images", m.value) for m in at.markdown)  # on screen
     assert any(BORDER_NOTE in c.value for c in at.caption)  # the l2-CAE's bright border, explained
     thresholds, summary, per_image = (at.dataframe[i].value for i in range(3))
     assert list(thresholds["model"]) == list(summary["model"]) == ["l2-CAE", "AnoViT"]
@@ -159,6 +164,7 @@ def test_heatmaps_give_each_model_its_validation_threshold(checkpoints):
         assert shown["threshold"] == row["validation threshold"]  # used by default
         assert row["test F1-optimal (reference)"] != "—"
         assert shown["image FPR"] != "1.000", shown  # not every normal test image flagged
+        assert shown["image AUROC 95 % CI"].startswith("[0.") or shown["image AUROC 95 % CI"].startswith("[1.")
     assert thresholds["validation threshold"].nunique() == 2  # one per model, not one raw value for both
     at.radio[0].set_value(TEST_F1).run()
     assert not at.exception

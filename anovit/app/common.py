@@ -28,6 +28,12 @@ def show_errors(render: Callable[[], None]) -> Callable[[], None]:
     return wrapped
 
 
+def threshold_basis(n_validation: int) -> str:
+    """Where a validation threshold comes from, in words shown on the page (not in a tooltip)."""
+    return (f"fitted on {n_validation} normal validation images (the smallest value above all their anomaly scores; "
+            "held out during training, never the test split)")
+
+
 def page_header(title: str, caption: str) -> None:
     """Page config, title and a one-line caption, identical on every page."""
     st.set_page_config(page_title=f"{title} · anovit", page_icon="🔍", layout="wide")
