@@ -87,7 +87,7 @@ def test_home_first_step_starts_the_suggested_job(checkpoints, monkeypatch):
 
 
 def test_train_page_runs_a_tiny_job_to_completion(checkpoints, synthetic_root):
-    at = page("pages/1_Train.py")
+    at = page("app_pages/1_Train.py")
     at.text_input[0].input(str(synthetic_root)).run()
     at.radio[0].set_value("cae").run()
     assert at.number_input(key="epochs-cae-cpu-tiny").value == 200  # the l2-CAE's recipe, as on the CLI
@@ -109,7 +109,7 @@ def test_train_page_runs_a_tiny_job_to_completion(checkpoints, synthetic_root):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["test images"] == "78" and 0.0 <= float(metrics["image AUROC"]) <= 1.0
     assert any("Done" in s.value for s in at.success)
-    gallery = page("pages/3_Gallery.py")
+    gallery = page("app_pages/3_Gallery.py")
     assert gallery.selectbox[0].value.name == "ui-job"  # the newest run comes first
     assert any(o.startswith("ui-job (l2-CAE") for o in gallery.selectbox[0].options)
 
@@ -121,7 +121,7 @@ def histogram_traces(at: AppTest) -> list[dict]:
 
 
 def test_gallery_pages_sorts_and_filters(checkpoints):
-    at = page("pages/3_Gallery.py")
+    at = page("app_pages/3_Gallery.py")
     assert len(at.get("image")) == 24 + 3  # one tile per image of the first page, a header above each column
     captions = [c.value for c in at.caption]
     assert any("78 of 78 test images" in c for c in captions)
@@ -148,7 +148,7 @@ def test_heatmaps_give_each_model_its_validation_threshold(checkpoints):
     from anovit.app.heatmaps import BORDER_NOTE, MANUAL, TEST_F1
     from anovit.inference import run_detector
 
-    at = page("pages/4_Heatmaps.py")
+    at = page("app_pages/4_Heatmaps.py")
     assert len(at.get("plotly_chart")) == 4  # the maps, the thresholded maps and two ROC figures
     assert any("Rule: validation" in m.value and "image TPR" in m.value for m in at.markdown)
     assert any(re.search(r"fitted on [1-9]\d* normal validation images", m.value) for m in at.markdown)  # on screen
@@ -181,7 +181,7 @@ def test_heatmaps_give_each_model_its_validation_threshold(checkpoints):
 
 
 def test_inspect_scores_a_test_image_and_an_upload_and_rejects_non_images(checkpoints):
-    at = page("pages/5_Inspect.py")
+    at = page("app_pages/5_Inspect.py")
     assert any("Upload an image" in i.value for i in at.info)
     at.radio[0].set_value("A test image of the class").run()
     assert not at.exception
@@ -214,7 +214,7 @@ def test_inspect_scores_a_test_image_and_an_upload_and_rejects_non_images(checkp
 
 
 def test_attention_page_for_the_anovit_run(checkpoints):
-    at = page("pages/6_Attention.py")
+    at = page("app_pages/6_Attention.py")
     assert at.selectbox[0].value.model_type == "anovit"
     assert len(at.get("plotly_chart")) == 3
     panels = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
@@ -237,7 +237,7 @@ def test_train_card_reads_the_metrics_file_every_page_reads(checkpoints):
     ckpt.write_json(run / "metrics.json", metrics)
     try:
         at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-        at.switch_page("pages/1_Train.py")
+        at.switch_page("app_pages/1_Train.py")
         at.query_params["job"] = "weave-cae"
         at.run()
         assert not at.exception
@@ -259,14 +259,14 @@ def test_a_failed_run_is_never_a_default_shows_its_state_and_can_be_deleted(chec
     write_state(failed, state)
     os.utime(failed / "model.safetensors")  # the newest run folder
     try:
-        at = page("pages/3_Gallery.py")
+        at = page("app_pages/3_Gallery.py")
         picker = at.selectbox[0]
         assert picker.value.name != "weave-failed" and picker.value.status == "done"
         assert picker.options[-1].startswith("weave-failed (AnoViT") and picker.options[-1].endswith("[FAILED]")
         picker.select_index(len(picker.options) - 1).run()
         assert any("weave-failed was failed" in w.value for w in at.warning)
         train = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-        train.switch_page("pages/1_Train.py")
+        train.switch_page("app_pages/1_Train.py")
         train.query_params["job"] = "weave-failed"
         train.run()
         train.button(key="delete-weave-failed").click().run()
@@ -277,7 +277,7 @@ def test_a_failed_run_is_never_a_default_shows_its_state_and_can_be_deleted(chec
 
 
 def test_hub_page_shows_the_command_that_publishes_a_run(checkpoints):
-    at = page("pages/7_Hub.py")
+    at = page("app_pages/7_Hub.py")
     assert "Attention" in at.caption[0].value  # pulled checkpoints appear there too
     run = next(b for b in at.selectbox if b.label == "Run")
     at.text_input(key="push-repo").input("someorg/weave").run()
@@ -290,7 +290,7 @@ def test_results_offers_the_per_image_scores_of_the_runs_that_count(checkpoints)
     from anovit.app.results import per_image_scores
     from anovit.report import collect_results
 
-    at = page("pages/2_Results.py")
+    at = page("app_pages/2_Results.py")
     labels = [b.label for b in at.get("download_button")]
     assert "Download the per-image scores of the runs that count (CSV)" in labels
     scores = per_image_scores(collect_results(None, list_runs()))
@@ -302,7 +302,7 @@ def test_results_offers_the_per_image_scores_of_the_runs_that_count(checkpoints)
 def test_results_state_intervals_paired_differences_and_defect_types(checkpoints, tmp_path):
     from anovit.cli import main
 
-    at = page("pages/2_Results.py")
+    at = page("app_pages/2_Results.py")
     assert DEFECT_TYPE_TITLE in [h.value for h in at.subheader]
     frames = [d.value for d in at.dataframe]
     shown = next(f for f in frames if "paired diff. 95 % CI" in f.columns).set_index("class")
