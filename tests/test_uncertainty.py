@@ -53,6 +53,19 @@ def test_paired_difference_matches_an_explicit_loop_and_reads_not_distinguishabl
     assert not far.spans_zero and "not distinguishable" not in difference_text(far)
 
 
+def test_mean_paired_difference_over_seed_pairs_matches_an_explicit_loop(case):
+    from anovit.uncertainty import mean_paired_difference
+
+    labels, a, b = case
+    a2, b2 = a + 0.3 * np.sin(np.arange(40)), b[::-1].copy()
+    direct = [np.mean([roc_auc_score(labels[i], x[i]) - roc_auc_score(labels[i], y[i]) for x, y in ((a, b), (a2, b2))])
+              for i in _draws(labels, 200, 9)]
+    got = mean_paired_difference(labels, [(a, b), (a2, b2)], n_boot=200, seed=9)
+    assert (got.low, got.high) == pytest.approx(tuple(np.percentile(direct, [2.5, 97.5])))
+    with pytest.raises(ValueError, match="at least one"):
+        mean_paired_difference(labels, [])
+
+
 def _pixel_case() -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     rng = np.random.default_rng(7)
     labels = np.r_[np.zeros(6, int), np.ones(5, int)]
