@@ -41,10 +41,9 @@ class PixelHistograms:
         """(normal, anomalous) counts as float64 (n_images, U) over the U bins occupied by any image, in bin order."""
         occupied, column = np.unique(self.bins, return_inverse=True)
         rows = np.repeat(np.arange(len(self)), np.diff(self.offsets))
-        normal, anomalous = (np.zeros((len(self), occupied.size)) for _ in range(2))
-        np.add.at(normal, (rows, column), self.normal)
-        np.add.at(anomalous, (rows, column), self.anomalous)
-        return normal, anomalous
+        cell, size = rows * occupied.size + column, len(self) * occupied.size
+        return tuple(np.bincount(cell, weights=counts, minlength=size).reshape(len(self), occupied.size)
+                     for counts in (self.normal, self.anomalous))
 
     def select(self, paths: list[str]) -> PixelHistograms:
         """The histograms of ``paths``, in that order; KeyError naming the first path not held."""

@@ -60,13 +60,13 @@ def resample_counts(labels: Any, n_boot: int = N_BOOT, seed: int = SEED) -> np.n
     if int(n_boot) < 1:
         raise ValueError(f"n_boot must be >= 1; got {n_boot}")
     rng = np.random.default_rng(seed)
-    counts = np.zeros((int(n_boot), y.size), dtype=np.int64)
-    rows = np.arange(int(n_boot))[:, None]
+    counts = np.zeros(int(n_boot) * y.size, dtype=np.int64)
+    rows = np.arange(int(n_boot))[:, None] * y.size  # each resample's offset in the flat counts
     for members in (np.flatnonzero(~y), np.flatnonzero(y)):
         if members.size:
             draws = members[rng.integers(0, members.size, size=(int(n_boot), members.size))]
-            np.add.at(counts, (np.broadcast_to(rows, draws.shape), draws), 1)
-    return counts
+            counts += np.bincount((rows + draws).ravel(), minlength=counts.size)
+    return counts.reshape(int(n_boot), y.size)
 
 
 def image_aurocs(scores: Any, labels: Any, counts: np.ndarray) -> np.ndarray:
