@@ -30,6 +30,7 @@ TEST_SCORES = "test_scores.csv"  # one row per test image, written by anovit.eva
 CALIBRATION = "calibration.safetensors"  # per-pixel anomaly-map statistics (anovit.stored_fit)
 THRESHOLD = "threshold.json"  # the decision threshold and its provenance (anovit.stored_fit)
 DETECTOR = "detector.json"  # a saved Detector's sigma, score function, precision and threshold (anovit.pretrained)
+PIXEL_HISTOGRAMS = "pixel_histograms.npz"  # per-image pixel histograms of the test split (anovit.pixel_histograms)
 
 
 def _fresh_path(parent: Path, prefix: str, suffix: str, directory: bool = False) -> Path:

@@ -186,6 +186,10 @@ def scoring_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print_eval(result: Any) -> None:
+    import pandas as pd
+
+    from .run_statistics import TestEvaluation, intervals_line, test_intervals
+
     def fmt(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.4f}"
 
@@ -193,6 +197,9 @@ def _print_eval(result: Any) -> None:
         print(f"note: {result.precision_note}")
     print(f"image AUROC {fmt(result.image_auroc)}  pixel AUROC {fmt(result.pixel_auroc)}  AUPRO {fmt(result.aupro)}  "
           f"({result.n_images} images, {result.n_anomalous} anomalous, {result.images_per_s:.1f} images/s)")
+    if result.rows:
+        rows = pd.DataFrame(result.rows)
+        print(intervals_line(test_intervals(TestEvaluation(rows, result.pixel_histograms, result.pixel_auroc))))
     for kind, reason in result.unavailable.items():
         print(f"{kind} metrics n/a: {reason}")
 

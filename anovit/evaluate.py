@@ -18,6 +18,7 @@ from .data.splits import subsample
 from .detector import Detector
 from .metrics import BinnedPRO, BinnedROC, f1_max, image_auroc
 from .models import CALIBRATIONS, POOLINGS
+from .pixel_histograms import HistogramBuilder, PixelHistograms
 from .runtime import resolve_device
 from .scoring import DEFAULT_SIGMA
 from .validation import absolute_path
@@ -53,10 +54,12 @@ class Evaluation:
     unavailable: dict[str, str] = field(default_factory=dict)  # "image" / "pixel" -> why those metrics are None
     pixel_roc: BinnedROC | None = field(default=None, repr=False)  # the binned pixel counts, for ROC curves
     precision_note: str | None = field(default=None, repr=False)  # Detector.precision_note of a run's evaluation
+    pixel_histograms: PixelHistograms | None = field(default=None, repr=False)  # per image, for bootstrap intervals
 
     def summary(self) -> dict[str, Any]:
-        """The metrics, without the per-image rows and the pixel counts."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("rows", "pixel_roc", "precision_note")}
+        """The metrics, without the per-image rows, the pixel counts and histograms and the precision note."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("rows", "pixel_roc", "pixel_histograms", "precision_note")}
 
 
 def evaluate(
@@ -93,13 +96,16 @@ def evaluate_detector(
     """
     regions = BinnedPRO()  # AUPRO, and pixel AUROC / F1-max from its .roc: the maps are binned once
     pixels = regions.roc
+    per_image = HistogramBuilder()  # the same pixels per image, for intervals and per-defect-type pixel AUROC
     scores: list[float] = []
     labels: list[int] = []
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     floor = detector.calibration.pixel_floor()
     for batch in detector.iter_scored(dataset, batch_size, progress):
-        regions.update((batch.anomaly_map - floor).clamp_min(0) if floor else batch.anomaly_map, batch.gt_mask)
+        pixel_map = (batch.anomaly_map - floor).clamp_min(0) if floor else batch.anomaly_map  # binned from 0 up
+        regions.update(pixel_map, batch.gt_mask)
+        per_image.update(pixel_map, batch.gt_mask, batch.image_path)
         for path, label, defect, score in zip(batch.image_path, batch.gt_label.tolist(), batch.defect_type,
                                               batch.pred_score.tolist()):
             rows.append(dict(zip(ROW_FIELDS, (path, int(label), defect, float(score)))))
@@ -123,6 +129,7 @@ def evaluate_detector(
         pooling=detector.pooling, pooling_top_percent=detector.top_percent if detector.pooling != "max" else None,
         threshold=detector.threshold,
         seconds=seconds, images_per_s=len(labels) / max(seconds, 1e-9), rows=rows, pixel_roc=pixels,
+        pixel_histograms=per_image.result() if has_pixels else None,
         unavailable=_unavailable(labels, getattr(dataset, "has_masks", True), pixels.n_pos, pixels.n_neg),
     )
 
@@ -209,4 +216,9 @@ def evaluate_run(
         writer = csv.DictWriter(f, fieldnames=ROW_FIELDS)
         writer.writeheader()
         writer.writerows(result.rows)
+    histograms = run_dir / ckpt.PIXEL_HISTOGRAMS
+    if result.pixel_histograms is not None:
+        result.pixel_histograms.save(histograms)
+    else:
+        histograms.unlink(missing_ok=True)  # an older evaluation's would not match these rows
     return result

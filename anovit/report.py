@@ -23,6 +23,7 @@ import pandas as pd
 from .benchmark import CELL_COLUMNS, RESULT_COLUMNS, run_result_row
 from .paper_tables import DETECTION, LOCALIZATION, TABLE_1, PaperTable, paper_row, paper_table
 from .provenance import add_provenance, cell_stats, settings_of
+from .report_intervals import DIFFERENCE_COLUMNS, paired_columns
 from .results_table import read_table
 from .runs import RunInfo
 
@@ -39,7 +40,7 @@ SUMMARY_ROWS = ("mean", "std")
 COMPARISON_COLUMNS = (
     "type", "class", "cae_mean", "cae_std", "cae_n", "anovit_mean", "anovit_std", "anovit_n", "relative_pct",
     "paper_cae", "paper_anovit", "paper_relative_pct", "delta_cae", "delta_anovit",
-    "cae_budget", "anovit_budget", "cae_recipe", "anovit_recipe", "cae_runs", "anovit_runs",
+    "cae_budget", "anovit_budget", "cae_recipe", "anovit_recipe", "cae_runs", "anovit_runs", *DIFFERENCE_COLUMNS,
 )
 TEXT_COLUMNS = ("type", "class", "cae_budget", "anovit_budget", "cae_recipe", "anovit_recipe", "cae_runs", "anovit_runs")
 
@@ -173,6 +174,8 @@ def comparison(df: pd.DataFrame, dataset: str, preset: str, metric: str, data_ro
     in the mean row, unrounded). paper_* are the paper's printed values where it has the class (or its
     mean/std rows, also for a stand-in dataset), delta_* are ours minus the paper's (not in the std row,
     and only where the dataset is the paper's); none for a data folder that is not the paper's (:func:`custom_data`).
+    diff_low/diff_high: the paired 95 % bootstrap interval of AnoViT minus l2-CAE per class
+    (:func:`anovit.report_intervals.paired_columns`).
     """
     part = section_rows(df, dataset, preset, data_root)
     reference, stand_in = _reference(dataset, metric, custom_data(dataset, data_root, part["class"].unique()))
@@ -207,7 +210,7 @@ def comparison(df: pd.DataFrame, dataset: str, preset: str, metric: str, data_ro
     if not stand_in:  # ours minus the paper's only where the dataset is the paper's
         table.loc[is_mean, "delta_cae"] = table.loc[is_mean, "cae_mean"] - table.loc[is_mean, "paper_cae"]
         table.loc[is_mean, "delta_anovit"] = table.loc[is_mean, "anovit_mean"] - table.loc[is_mean, "paper_anovit"]
-    return table
+    return paired_columns(table, part, metric)
 
 
 def _sort_key(col: pd.Series) -> pd.Series:

@@ -13,8 +13,11 @@ from .data.paths import resolve_stored
 from .metrics import AUPRO_MAX_FPR
 from .models import MODEL_LABELS
 from .report import (
-    ANOVIT, CAE, METRICS, SUMMARY_ROWS, comparison, overall, paper_source, report_tables, section_custom, sections,
+    ANOVIT, CAE, METRICS, SUMMARY_ROWS, comparison, overall, paper_source, report_tables, section_custom, section_rows,
+    sections,
 )
+from .report_intervals import DEFECT_TYPE_TITLE, defect_type_table, run_intervals_table
+from .run_statistics import METRIC_LEVELS
 from .runs import PROTOCOL_FIELDS, run_protocol
 
 if TYPE_CHECKING:
@@ -24,11 +27,19 @@ if TYPE_CHECKING:
 LEGEND = (
     "Values are AUROC (or AUPRO) as mean ± sample std over seeds; mean and std rows are over the class means. "
     "abs. diff. = AnoViT − l2-CAE; rel. impr. = (AnoViT − l2-CAE) / l2-CAE × 100 on the means, as in the paper; "
-    "Δ = ours − paper, only where the dataset is the paper's. seeds n/m: how many runs (seeds) fill the l2-CAE / "
+    "paired diff. 95 % CI: bootstrap interval of AnoViT − l2-CAE over the same test images (seed pairs averaged), "
+    "\"not distinguishable\" when it spans 0. Δ = ours − paper, only where the dataset is the paper's. seeds n/m: how many runs (seeds) fill the l2-CAE / "
     "AnoViT cell; budget: their training epochs (and training-image cap), l2-CAE / AnoViT; type: object or "
     "texture class, as the paper groups MVTec AD. An AUROC of 0.5 is chance. AUPRO integrates the per-region "
     f"overlap up to a false positive rate of {AUPRO_MAX_FPR:g}."
 )
+
+
+INTERVAL_TEXT = ("95 % bootstrap interval over the test images (1000 resamples; normal and anomalous images resampled "
+                 "separately, pixel AUROC by whole images); interval n/a: a run evaluated before per-image pixel "
+                 "histograms were stored, or without a run folder")
+DEFECT_TYPE_NOTE = ("Image AUROC: the normal test images against that defect type's only; pixel AUROC: the pixels of the "
+                    "normal images and of that type's images. Mean over the runs that count.")
 
 
 def _value(x: float, digits: int = 3) -> str:
@@ -49,6 +60,13 @@ def _signed(x: float, digits: int = 3) -> str:
     return "" if pd.isna(x) else f"{x:+.{digits}f}"
 
 
+def _paired(low: float, high: float) -> str:
+    """The paired interval of AnoViT − l2-CAE, read "not distinguishable" when it spans 0 ("" when none)."""
+    if pd.isna(low):
+        return ""
+    return f"[{low:+.3f}, {high:+.3f}]" + (" not distinguishable" if low <= 0 <= high else "")
+
+
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """A comparison as strings for people: "0.912 ± 0.010" (mean ± std over seeds), the absolute and relative
     difference, seeds and training budget per model ("l2-CAE / AnoViT"), the paper's values and the deltas
@@ -61,6 +79,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
                    zip(table["anovit_mean"], table["anovit_std"], summary)],
         "abs. diff.": [_signed(a - c) if r != "std" else "" for a, c, r in
                        zip(table["anovit_mean"], table["cae_mean"], table["class"])],
+        "paired diff. 95 % CI": [_paired(lo, hi) for lo, hi in zip(table["diff_low"], table["diff_high"])],
         "rel. impr.": table["relative_pct"].map(_percent),
         "seeds": [f"{int(a)}/{int(b)}" if not s else "" for a, b, s in zip(table["cae_n"], table["anovit_n"], summary)],
         "budget": [f"{c or '—'} / {a or '—'}" if c or a else "" for c, a in
@@ -74,6 +93,23 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             out["Δ l2-CAE"] = table["delta_cae"].map(_signed)
             out["Δ AnoViT"] = table["delta_anovit"].map(_signed)
     return out
+
+
+def display_intervals(runs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`anovit.report_intervals.run_intervals_table` for people: value, "[low, high]" (or "interval n/a") and
+    the comparison with chance (0.5)."""
+    return pd.DataFrame({
+        "class": runs["class"], "model": runs["model"], "seed": runs["seed"], "run": runs["run"],
+        "value": runs["value"].map(_value),
+        "95 % CI": [f"[{lo:.3f}, {hi:.3f}]" if not pd.isna(lo) else "interval n/a" for lo, hi in
+                    zip(runs["low"], runs["high"])],
+        "vs chance (0.5)": [note or ("above" if not pd.isna(v) else "") for note, v in zip(runs["note"], runs["value"])],
+    })
+
+
+def display_defect_types(types: pd.DataFrame) -> pd.DataFrame:
+    """:func:`anovit.report_intervals.defect_type_table` with 3 decimals (blank where a value is missing)."""
+    return types.assign(**{c: types[c].map(_value) for c in types.columns if "AUROC" in c})
 
 
 def runs_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -144,6 +180,15 @@ def markdown_report(df: pd.DataFrame, source: str = "") -> str:
         lines += [f"Paper columns: {where}.", ""] if where else []
         table = comparison(df, dataset, preset, metric, data_root)
         lines += [to_markdown(display_table(table)), "", to_markdown(runs_table(table)), ""]
+        part = section_rows(df, dataset, preset, data_root)
+        if metric in METRIC_LEVELS:
+            lines += [f"Each run's {METRICS[metric]} with its {INTERVAL_TEXT}:", "",
+                      to_markdown(display_intervals(run_intervals_table(part, metric))), ""]
+        if metric == "image_auroc":
+            types = defect_type_table(part)
+            if not types.empty:
+                lines += [f"### {DEFECT_TYPE_TITLE}", "", DEFECT_TYPE_NOTE, "",
+                          to_markdown(display_defect_types(types)), ""]
     lines += ["## Training budget and protocol per model (cost: mean per cell)", "", to_markdown(cost_table(df)), ""]
     return "\n".join(lines)
 

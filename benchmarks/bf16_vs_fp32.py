@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from _common import SMOKE_CATEGORY, SMOKE_SIZE, add_output_args, interleaved, machine, median, output_dir, \
-    smoke_workdir, tiny_mvtec, write_result
+    tiny_mvtec, write_result
 
 from anovit.benchmark import default_bench_dir
 from anovit.checkpoint import load_model, read_json

@@ -30,13 +30,12 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from _common import RESULTS, ROOT, machine
+from _common import RESULTS, ROOT, add_output_args, machine, output_dir, write_result
 
 DATA = ROOT.parent / "shared" / "data"
 SETS = {  # name -> (data root, category)
@@ -310,8 +309,6 @@ def _smoke_sets(folder: Path) -> dict[str, tuple[Path, str]]:
 
 
 def main() -> None:
-    import torch  # noqa: F401  (threads: torch's default)
-
     from anovit.train_config import TrainConfig
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -323,7 +320,7 @@ def main() -> None:
     p.add_argument("--scorings", default="run", help=f"study: comma list of re-scorings: {', '.join(SCORINGS)}")
     p.add_argument("--curve", action="store_true", help=f"study: AUROC vs number of calibration images on {CURVE_SET}")
     p.add_argument("--no-train", action="store_true", help="only the runs already trained (summary and study)")
-    p.add_argument("--smoke", action="store_true", help="tiny data in a temporary folder; writes nothing in the repository")
+    add_output_args(p)
     args = p.parse_args()
 
     tmp = tempfile.TemporaryDirectory() if args.smoke else None
@@ -373,6 +370,7 @@ def main() -> None:
     print_table(out["summary"])
     if tmp:
         tmp.cleanup()
+        write_result("validation_sets", out, output_dir(args))
     else:
         _write(out, start)
 

@@ -185,7 +185,7 @@ def test_rescoring_at_the_runs_own_settings_gives_its_recorded_metrics(trained_r
 
 def ablations_page() -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=60).run()
-    at.switch_page("pages/8_Ablations.py").run()
+    at.switch_page("app_pages/8_Ablations.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

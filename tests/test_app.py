@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from anovit import checkpoint as ckpt
 from anovit.jobs import read_job, write_state
+from anovit.report_intervals import DEFECT_TYPE_TITLE
 from anovit.runs import list_runs
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
@@ -85,7 +87,7 @@ def test_home_first_step_starts_the_suggested_job(checkpoints, monkeypatch):
 
 
 def test_train_page_runs_a_tiny_job_to_completion(checkpoints, synthetic_root):
-    at = page("pages/1_Train.py")
+    at = page("app_pages/1_Train.py")
     at.text_input[0].input(str(synthetic_root)).run()
     at.radio[0].set_value("cae").run()
     assert at.number_input(key="epochs-cae-cpu-tiny").value == 200  # the l2-CAE's recipe, as on the CLI
@@ -107,7 +109,7 @@ def test_train_page_runs_a_tiny_job_to_completion(checkpoints, synthetic_root):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["test images"] == "78" and 0.0 <= float(metrics["image AUROC"]) <= 1.0
     assert any("Done" in s.value for s in at.success)
-    gallery = page("pages/3_Gallery.py")
+    gallery = page("app_pages/3_Gallery.py")
     assert gallery.selectbox[0].value.name == "ui-job"  # the newest run comes first
     assert any(o.startswith("ui-job (l2-CAE") for o in gallery.selectbox[0].options)
 
@@ -119,10 +121,12 @@ def histogram_traces(at: AppTest) -> list[dict]:
 
 
 def test_gallery_pages_sorts_and_filters(checkpoints):
-    at = page("pages/3_Gallery.py")
+    at = page("app_pages/3_Gallery.py")
     assert len(at.get("image")) == 24 + 3  # one tile per image of the first page, a header above each column
     captions = [c.value for c in at.caption]
     assert any("78 of 78 test images" in c for c in captions)
+    assert any(re.match(r"\*\*Threshold \S+\*\* \(validation rule, fitted on [1-9]\d* normal validation images", m.value)
+               for m in at.markdown)
     traces = histogram_traces(at)
     bins = {json.dumps(t["xbins"], sort_keys=True) for t in traces}
     assert len(traces) > 2 and len(bins) == 1  # one set of bins for every defect type
@@ -144,8 +148,10 @@ def test_heatmaps_give_each_model_its_validation_threshold(checkpoints):
     from anovit.app.heatmaps import BORDER_NOTE, MANUAL, TEST_F1
     from anovit.inference import run_detector
 
-    at = page("pages/4_Heatmaps.py")
-    assert len(at.get("plotly_chart")) == 3  # the map grid and two ROC figures
+    at = page("app_pages/4_Heatmaps.py")
+    assert len(at.get("plotly_chart")) == 4  # the maps, the thresholded maps and two ROC figures
+    assert any("Rule: validation" in m.value and "image TPR" in m.value for m in at.markdown)
+    assert any(re.search(r"fitted on [1-9]\d* normal validation images", m.value) for m in at.markdown)  # on screen
     assert any(BORDER_NOTE in c.value for c in at.caption)  # the l2-CAE's bright border, explained
     thresholds, summary, per_image = (at.dataframe[i].value for i in range(3))
     assert list(thresholds["model"]) == list(summary["model"]) == ["l2-CAE", "AnoViT"]
@@ -160,6 +166,7 @@ def test_heatmaps_give_each_model_its_validation_threshold(checkpoints):
         assert shown["threshold"] == row["validation threshold"]  # used by default
         assert row["test F1-optimal (reference)"] != "—"
         assert shown["image FPR"] != "1.000", shown  # not every normal test image flagged
+        assert shown["image AUROC 95 % CI"].startswith("[0.") or shown["image AUROC 95 % CI"].startswith("[1.")
     assert thresholds["validation threshold"].nunique() == 2  # one per model, not one raw value for both
     at.radio[0].set_value(TEST_F1).run()
     assert not at.exception
@@ -176,7 +183,7 @@ def test_heatmaps_give_each_model_its_validation_threshold(checkpoints):
 
 
 def test_inspect_scores_a_test_image_and_an_upload_and_rejects_non_images(checkpoints):
-    at = page("pages/5_Inspect.py")
+    at = page("app_pages/5_Inspect.py")
     assert any("Upload an image" in i.value for i in at.info)
     at.radio[0].set_value("A test image of the class").run()
     assert not at.exception
@@ -209,7 +216,7 @@ def test_inspect_scores_a_test_image_and_an_upload_and_rejects_non_images(checkp
 
 
 def test_attention_page_for_the_anovit_run(checkpoints):
-    at = page("pages/6_Attention.py")
+    at = page("app_pages/6_Attention.py")
     assert at.selectbox[0].value.model_type == "anovit"
     assert len(at.get("plotly_chart")) == 3
     panels = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
@@ -232,13 +239,16 @@ def test_train_card_reads_the_metrics_file_every_page_reads(checkpoints):
     ckpt.write_json(run / "metrics.json", metrics)
     try:
         at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-        at.switch_page("pages/1_Train.py")
+        at.switch_page("app_pages/1_Train.py")
         at.query_params["job"] = "weave-cae"
         at.run()
         assert not at.exception
         assert {m.label: m.value for m in at.metric}["image AUROC"] == "0.123"
         assert any("0.5 is chance" in c.value for c in at.caption)
-        assert not any("Attention" in s.value for s in at.success)  # the l2-CAE has no attention to show
+        assert not any("Attention" in s.value for s in at.warning)  # the l2-CAE has no attention to show
+        assert not at.success and any("below chance (0.5)" in w.value for w in at.warning)  # no green "Done"
+        assert any("95 % CI [" in c.value and "chance 0.5" in c.value for c in at.caption)
+        assert any(c.value.startswith("flagging every image anomalous: 0.") for c in at.caption)
     finally:
         (run / "metrics.json").write_text(original)
 
@@ -251,14 +261,14 @@ def test_a_failed_run_is_never_a_default_shows_its_state_and_can_be_deleted(chec
     write_state(failed, state)
     os.utime(failed / "model.safetensors")  # the newest run folder
     try:
-        at = page("pages/3_Gallery.py")
+        at = page("app_pages/3_Gallery.py")
         picker = at.selectbox[0]
         assert picker.value.name != "weave-failed" and picker.value.status == "done"
         assert picker.options[-1].startswith("weave-failed (AnoViT") and picker.options[-1].endswith("[FAILED]")
         picker.select_index(len(picker.options) - 1).run()
         assert any("weave-failed was failed" in w.value for w in at.warning)
         train = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-        train.switch_page("pages/1_Train.py")
+        train.switch_page("app_pages/1_Train.py")
         train.query_params["job"] = "weave-failed"
         train.run()
         train.button(key="delete-weave-failed").click().run()
@@ -269,7 +279,7 @@ def test_a_failed_run_is_never_a_default_shows_its_state_and_can_be_deleted(chec
 
 
 def test_hub_page_shows_the_command_that_publishes_a_run(checkpoints):
-    at = page("pages/7_Hub.py")
+    at = page("app_pages/7_Hub.py")
     assert "Attention" in at.caption[0].value  # pulled checkpoints appear there too
     run = next(b for b in at.selectbox if b.label == "Run")
     at.text_input(key="push-repo").input("someorg/weave").run()
@@ -282,10 +292,30 @@ def test_results_offers_the_per_image_scores_of_the_runs_that_count(checkpoints)
     from anovit.app.results import per_image_scores
     from anovit.report import collect_results
 
-    at = page("pages/2_Results.py")
+    at = page("app_pages/2_Results.py")
     labels = [b.label for b in at.get("download_button")]
     assert "Download the per-image scores of the runs that count (CSV)" in labels
     scores = per_image_scores(collect_results(None, list_runs()))
     per_run = scores["run"].value_counts()  # other modules' tests may have added runs to the folder
     assert per_run["weave-cae"] == per_run["weave-anovit"] == 78  # every test image of each run
     assert {"path", "label", "defect_type", "score", "model", "class", "seed"} <= set(scores.columns)
+
+
+def test_results_state_intervals_paired_differences_and_defect_types(checkpoints, tmp_path):
+    from anovit.cli import main
+
+    at = page("app_pages/2_Results.py")
+    assert DEFECT_TYPE_TITLE in [h.value for h in at.subheader]
+    frames = [d.value for d in at.dataframe]
+    shown = next(f for f in frames if "paired diff. 95 % CI" in f.columns).set_index("class")
+    assert shown.loc["weave", "paired diff. 95 % CI"].startswith("[")  # AnoViT − l2-CAE on the same images
+    runs = next(f for f in frames if "95 % CI" in f.columns)
+    assert runs["95 % CI"].str.match(r"\[0\.\d{3}, [01]\.\d{3}\]").all()
+    assert set(runs["vs chance (0.5)"]) <= {"above", "below chance (0.5)"} | {
+        n for n in runs["vs chance (0.5)"] if n.startswith("below chance (0.5): the whole")}
+    types = next(f for f in frames if "defect type" in f.columns)
+    assert {"image AUROC l2-CAE", "image AUROC AnoViT", "pixel AUROC l2-CAE", "pixel AUROC AnoViT"} <= set(types.columns)
+    assert set(types["class"]) >= {"weave"} and types["images"].astype(int).gt(0).all()
+    assert main(["report", "--results", str(tmp_path / "none.csv"), "--with-runs", "--output-dir", str(tmp_path)]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert f"### {DEFECT_TYPE_TITLE}" in md and "with its 95 % bootstrap interval" in md and "paired diff. 95 % CI" in md

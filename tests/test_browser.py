@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from anovit.app.common import PAGES
 from anovit.imaging import ERROR_COLORSCALE, colorize, colour_lut
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -157,6 +158,34 @@ def test_home_and_train_pages_render_in_chromium(server):
             assert page.get_by_text("No checkpoint yet").is_visible()
         finally:
             browser.close()
+
+
+FIRST_VISITS = [("", "AnoViT explorer"), ("home", "AnoViT explorer")] + [
+    (title, title) for _, title, _ in PAGES.values()
+]
+
+
+@pytest.mark.parametrize("path,heading", FIRST_VISITS, ids=[p or "root" for p, _ in FIRST_VISITS])
+def test_each_page_opened_first_by_its_url_has_homes_navigation(path, heading, browser, tmp_path):
+    """On a fresh server, the very first visit by a page's URL (e.g. /Heatmaps) shows the app's navigation (Home
+    and every page, with icons), as a visit through Home does; /home leads to Home."""
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "data").mkdir()
+    url, proc = start_app(tmp_path / "checkpoints", tmp_path / "data", tmp_path)
+    page = browser.new_page()
+    try:
+        page.goto(f"{url}/{path}")
+        settle(page, heading, timeout_s=240)  # a fresh server's first run imports torch
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        links = [t.strip() for t in nav.get_by_role("link").all_inner_texts()]
+        titles = ["Home"] + [title for _, title, _ in PAGES.values()]
+        assert [t.split("\n")[-1].strip() for t in links] == titles, links
+        assert "Page not found" not in page.content()
+        if path == "home":
+            assert page.url.rstrip("/") == url  # sent to the root URL, where Home lives
+    finally:
+        page.close()
+        stop(proc)
 
 
 # Where plotly drew each heatmap of a figure: its z, colour range, and the page position of its first and last cell.

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from anovit import checkpoint as ckpt
-from anovit.calibration import (CALIBRATIONS, VARIANCE_FLOOR, Calibration, CalibrationError, affine, apply,
+from anovit.calibration import (CALIBRATIONS, VARIANCE_FLOOR, Calibration, CalibrationError, affine,
                                 fit_statistics, leave_one_out)
 from anovit.data import get_dataset, train_val_datasets
 from anovit.detector import Detector

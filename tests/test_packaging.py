@@ -91,7 +91,7 @@ def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess
 def test_wheel_holds_the_package_and_its_data_only(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "anovit/hub_models.json" in names and "anovit/cli.py" in names and "anovit/models/anovit.py" in names
-    assert not [n for n in names if n.startswith(("tests/", "pages/", "benchmarks/")) or "__pycache__" in n]
+    assert not [n for n in names if n.startswith(("tests/", "pages/", "app_pages/", "benchmarks/")) or "__pycache__" in n]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "anovit = anovit.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

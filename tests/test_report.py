@@ -105,7 +105,7 @@ def test_markdown_and_csv_report(results_csv, tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "## Overall (paper Table 1)" in md and "MVTecAD (Det)" in md
     assert "## mvtec · cpu-tiny · image AUROC" in md and "paper Table 4" in md and "paper Table 5" in md
-    assert "| object | bottle | 0.800 ± 0.100 | 0.880 ± 0.030 | +0.080 | +10.00% | 3/3 | 2 epochs / 2 epochs |" in md
+    assert "| object | bottle | 0.800 ± 0.100 | 0.880 ± 0.030 | +0.080 |  | +10.00% | 3/3 | 2 epochs / 2 epochs |" in md
     assert f"Source: {results_csv.resolve()} (18 runs)." in md  # a file that exists, named as it is
     assert "0.770 | 0.830 | +7.790% |" in md  # the paper's bottle row beside ours
     csv = pd.read_csv(tmp_path / "out" / "report.csv")

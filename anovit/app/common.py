@@ -28,6 +28,12 @@ def show_errors(render: Callable[[], None]) -> Callable[[], None]:
     return wrapped
 
 
+def threshold_basis(n_validation: int) -> str:
+    """Where a validation threshold comes from, in words shown on the page (not in a tooltip)."""
+    return (f"fitted on {n_validation} normal validation images (the smallest value above all their anomaly scores; "
+            "held out during training, never the test split)")
+
+
 def page_header(title: str, caption: str) -> None:
     """Page config, title and a one-line caption, identical on every page."""
     st.set_page_config(page_title=f"{title} · anovit", page_icon="🔍", layout="wide")
@@ -36,14 +42,14 @@ def page_header(title: str, caption: str) -> None:
 
 
 PAGES = {
-    "train": ("pages/1_Train.py", "Train", ":material/model_training:"),
-    "results": ("pages/2_Results.py", "Results", ":material/table_chart:"),
-    "gallery": ("pages/3_Gallery.py", "Gallery", ":material/photo_library:"),
-    "heatmaps": ("pages/4_Heatmaps.py", "Heatmaps", ":material/thermostat:"),
-    "inspect": ("pages/5_Inspect.py", "Inspect", ":material/image_search:"),
-    "attention": ("pages/6_Attention.py", "Attention", ":material/visibility:"),
-    "hub": ("pages/7_Hub.py", "Hub", ":material/cloud_sync:"),
-    "ablations": ("pages/8_Ablations.py", "Ablations", ":material/tune:"),
+    "train": ("app_pages/1_Train.py", "Train", ":material/model_training:"),
+    "results": ("app_pages/2_Results.py", "Results", ":material/table_chart:"),
+    "gallery": ("app_pages/3_Gallery.py", "Gallery", ":material/photo_library:"),
+    "heatmaps": ("app_pages/4_Heatmaps.py", "Heatmaps", ":material/thermostat:"),
+    "inspect": ("app_pages/5_Inspect.py", "Inspect", ":material/image_search:"),
+    "attention": ("app_pages/6_Attention.py", "Attention", ":material/visibility:"),
+    "hub": ("app_pages/7_Hub.py", "Hub", ":material/cloud_sync:"),
+    "ablations": ("app_pages/8_Ablations.py", "Ablations", ":material/tune:"),
 }
 
 

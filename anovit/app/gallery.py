@@ -4,6 +4,7 @@ score, filtered by defect type, and paged (only the visible page is reconstructe
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,9 +12,10 @@ import streamlit as st
 
 from ..imaging import colorize, header_strip, tile, to_rgb_uint8
 from ..viz import colour_bar_figure, score_histogram_figure
-from .common import page_header, show_errors
+from .common import page_header, show_errors, threshold_basis
 from .pickers import checkpoint_picker
-from .predictions import predict_items, test_scores
+from ..detector import decision
+from .predictions import fitted_detector, predict_items, test_scores
 
 SORT_ORDERS = {
     "score, highest first": ("score", False),
@@ -53,6 +55,12 @@ def tile_image(
     return tile(*parts)
 
 
+def validation_threshold(run: Any, ref: Any) -> tuple[float, str]:
+    """The run's threshold fitted on its normal validation images, and its basis in words."""
+    detector = fitted_detector(run, ref)
+    return float(detector.threshold), threshold_basis(len(detector.validation_scores_))
+
+
 @show_errors
 def render() -> None:
     """The Gallery page."""
@@ -72,6 +80,10 @@ def render() -> None:
     page = c4.number_input(f"Page (of {pages})", 1, pages, 1)
     show_mask = st.checkbox("Show the ground-truth mask", value=True)
     vmax = float(scores["score"].max()) or 1.0
+    threshold, basis = validation_threshold(run, ref)
+    flagged = int((rows["score"] >= threshold).sum())
+    st.markdown(f"**Threshold {threshold:.4g}** (validation rule, {basis}): {flagged} of the {len(rows)} images shown are "
+                "decided anomalous (score ≥ threshold); each tile's caption gives its decision.")
     st.plotly_chart(score_histogram_figure(rows["score"], rows["defect_type"], bins_of=scores["score"]),
                     key="gallery-hist")
     st.caption(
@@ -96,5 +108,7 @@ def render() -> None:
         image = tile_image(
             items["image"][k], items["recon"][k], items["anomaly_map"][k], vmax, items["mask"][k] if show_mask else None
         )
-        caption = f"#{items['index'][k]} · {items['defect_type'][k]} · score {items['score'][k]:.4g}"
+        score = float(items["score"][k])
+        caption = (f"#{items['index'][k]} · {items['defect_type'][k]} · score {score:.4g} · "
+                   f"{decision(score, threshold)}")
         cols[k % COLUMNS].image(image, caption=caption, width="stretch")

@@ -1,7 +1,8 @@
 """Heatmaps page (the paper's Fig. 3): l2-CAE and AnoViT anomaly maps of the same test images beside
-the ground-truth mask on one colour scale, each binarised at its own model's threshold (fitted on the
-model's validation split by :meth:`anovit.detector.Detector.fit_threshold`; the test split's F1-optimal
-one for reference) with the image- and pixel-level numbers there, and the ROC curves of both models."""
+the ground-truth mask on one colour scale first; then the thresholded view, each model binarised at its
+threshold under the rule chosen (validation: fitted on the model's normal validation images by
+:meth:`anovit.detector.Detector.fit_threshold`; oracle: the test split's F1-optimal; manual) with its
+TPR/FPR stated, the AUROCs with their 95 % intervals, and the ROC curves of both models."""
 
 from __future__ import annotations
 
@@ -17,16 +18,19 @@ from ..metrics import f1_max
 from ..models import MODEL_LABELS
 from ..runs import RunInfo
 from ..viz import Panel, Scale, panel_grid_figure, roc_figure
-from .common import page_header, page_link, show_errors
+from ..run_statistics import METRIC_LEVELS, run_interval
+from ..uncertainty import Interval
+from .common import page_header, page_link, show_errors, threshold_basis
+from .intervals import INTERVAL_NOTE
 from .pickers import DataRef, finished_runs, run_data, run_label
 from .predictions import fitted_detector, predict_items, test_pass
 
 MODELS = ("cae", "anovit")  # column order: baseline first, as in the paper's figure
 N_THRESHOLDS = 121
 VALIDATION, TEST_F1, MANUAL = (
-    "each model's own, fitted on its validation split",
-    "each model's F1-optimal on the test split (reference only: chosen with the test labels)",
-    "one threshold for both (explore)",
+    "validation (each model's own, normal images only)",
+    "oracle (each model's F1-optimal on the test split, chosen with its labels)",
+    "manual (one threshold for both)",
 )
 BORDER_NOTE = (
     "The l2-CAE's maps are bright along the image border on every image, normal or not: its strided "
@@ -126,10 +130,10 @@ def _fmt(value: Any) -> str:
 
 
 def comparison_rows(
-    items: dict[str, dict[str, Any]], threshold: float | Mapping[str, float]
+    items: dict[str, dict[str, Any]], threshold: float | Mapping[str, float], binarised: bool = True
 ) -> tuple[list[list[Panel]], list[str], pd.DataFrame]:
-    """Panels (input, GT, each model's map, each model's map binarised at its threshold) per image, row titles
-    and a numbers table; ``threshold`` is one for both models or one per model (:func:`per_model`)."""
+    """Panels (input, GT, each model's map, and with ``binarised`` each model's map binarised at its threshold)
+    per image, row titles and a numbers table; ``threshold`` is one for both models or one per model (:func:`per_model`)."""
     thresholds = per_model(threshold)
     base = items["anovit"]
     rows, titles, table = [], [], []
@@ -140,7 +144,8 @@ def comparison_rows(
         record: dict[str, Any] = {"image": f"#{index}", "defect type": base["defect_type"][k]}
         for m in MODELS:
             binary = is_anomalous(items[m]["anomaly_map"][k], thresholds[m])
-            row.append(Panel(f"{MODEL_LABELS[m]}<br>≥ threshold", binary))
+            if binarised:
+                row.append(Panel(f"{MODEL_LABELS[m]}<br>≥ threshold", binary))
             stats = mask_stats(binary, items[m]["mask"][k])
             score = float(items[m]["score"][k])
             record[f"{MODEL_LABELS[m]} score"] = f"{score:.4g}"
@@ -153,9 +158,11 @@ def comparison_rows(
     return rows, titles, pd.DataFrame(table)
 
 
-def summary_at(passes: dict[str, dict[str, Any]], threshold: float | Mapping[str, float]) -> pd.DataFrame:
-    """Per model: its threshold, image TPR/FPR over the whole test split and pixel TPR/FPR (binned ROC) there;
-    ``threshold`` is one for both models or one per model (:func:`per_model`)."""
+def summary_at(passes: dict[str, dict[str, Any]], threshold: float | Mapping[str, float],
+               intervals: Mapping[str, Mapping[str, Interval | None]] | None = None) -> pd.DataFrame:
+    """Per model: its threshold, both AUROCs (with their 95 % interval from ``intervals``: model -> metric ->
+    :class:`~anovit.uncertainty.Interval`, "n/a" where None), image TPR/FPR over the whole test split and pixel
+    TPR/FPR (binned ROC) there; ``threshold`` is one for both models or one per model (:func:`per_model`)."""
     thresholds = per_model(threshold)
     records = []
     for m in MODELS:
@@ -171,6 +178,10 @@ def summary_at(passes: dict[str, dict[str, Any]], threshold: float | Mapping[str
             "pixel TPR": "—",
             "pixel FPR": "—",
         }
+        if intervals is not None:
+            for key, label in (("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC")):
+                iv = intervals[m].get(key)
+                record[f"{label} 95 % CI"] = f"[{iv.low:.3f}, {iv.high:.3f}]" if iv is not None else "n/a"
         if p["pixel_roc"] is not None:
             pfpr, ptpr = roc_point_at(p["pixel_roc"], threshold)
             record["pixel TPR"], record["pixel FPR"] = _fmt(ptpr), _fmt(pfpr)
@@ -204,26 +215,28 @@ def threshold_table(fitted: dict[str, float], reference: dict[str, float | None]
 
 
 def _choose_thresholds(chosen: dict[str, RunInfo], data: dict[str, Any], passes: dict[str, dict[str, Any]]
-                       ) -> dict[str, float]:
-    """The thresholds the page uses, per model: by default each model's validation threshold."""
-    fitted = {m: float(fitted_detector(chosen[m], data[m]).threshold) for m in MODELS}
+                       ) -> tuple[dict[str, float], str]:
+    """The thresholds the page uses, per model (by default each model's validation threshold), and the rule's name."""
+    detectors = {m: fitted_detector(chosen[m], data[m]) for m in MODELS}
+    fitted = {m: float(detectors[m].threshold) for m in MODELS}
     reference = {m: test_f1_threshold(passes[m]["scores"]) for m in MODELS}
-    how = st.radio("Thresholds", (VALIDATION, TEST_F1, MANUAL), horizontal=True,
-                   help="The two models' errors live on different scales, so each gets its own threshold.")
+    how = st.radio("Threshold rule", (VALIDATION, TEST_F1, MANUAL), horizontal=True)
     st.dataframe(threshold_table(fitted, reference), hide_index=True)
-    st.caption("Validation threshold: the smallest value above every anomaly score of the model's normal validation "
-               "images (held out during training; never the test split). The test split's F1-optimal threshold is "
-               "shown for reference only: it was chosen with the labels it is then judged on.")
+    st.markdown("**Validation** thresholds: " + "; ".join(
+        f"{MODEL_LABELS[m]} {threshold_basis(len(detectors[m].validation_scores_))}" for m in MODELS)
+        + ". **Oracle**: the test split's F1-optimal threshold, chosen with the very labels it is then judged on "
+          "(an upper reference, not a deployable rule). **Manual**: one value for both models, to explore. The two "
+          "models' errors live on different scales, so each gets its own threshold except in manual.")
     if how == VALIDATION:
-        return fitted
+        return fitted, how
     if how == TEST_F1:
-        return {m: fitted[m] if reference[m] is None else reference[m] for m in MODELS}
+        return {m: fitted[m] if reference[m] is None else reference[m] for m in MODELS}, how
     rocs = [passes[m][key] for m in MODELS for key in ("pixel_roc", "image_roc") if passes[m][key] is not None]
     options = threshold_options(rocs) if rocs else [1.0]
     one = st.select_slider("One threshold on the squared error for both models", options,
                            value=nearest(options, fitted["anovit"]), format_func=lambda v: f"{v:.3g}",
                            help="Starts at AnoViT's validation threshold")
-    return per_model(one)
+    return per_model(one), how
 
 
 @show_errors
@@ -252,25 +265,38 @@ def render() -> None:
     data = {m: run_data(chosen[m]) for m in MODELS}
     passes = {m: test_pass(chosen[m], data[m]) for m in MODELS}
     scores = passes["anovit"]["scores"]
-    labels = {int(r.index): f"#{r.index} {r.defect_type} (AnoViT score {r.score:.3g})" for r in scores.itertuples()}
+    types = sorted(scores["defect_type"].unique(), key=lambda t: (t == "good", t))
+    kept = st.multiselect("Defect types", types, default=types, key="hm-types")
+    shown = scores[scores["defect_type"].isin(kept)]
+    labels = {int(r.index): f"#{r.index} {r.defect_type} (AnoViT score {r.score:.3g})" for r in shown.itertuples()}
     picked = st.multiselect(
-        "Test images", list(labels), default=default_images(scores), format_func=labels.get, max_selections=8
+        "Test images", list(labels), default=default_images(shown), format_func=labels.get, max_selections=8,
+        key=f"hm-images-{'-'.join(kept)}",
     )
     if not picked:
         st.info("Pick at least one test image.")
         return
     items = {m: predict_items(chosen[m], data[m], picked) for m in MODELS}
-    thresholds = _choose_thresholds(chosen, data, passes)
     vmax = max(float(items[m]["anomaly_map"].max()) for m in MODELS) or 1.0
+    scale = {"error": Scale(0.0, vmax)}
+    rows, titles, _ = comparison_rows(items, 0.0, binarised=False)
+    st.plotly_chart(panel_grid_figure(rows, scale, row_titles=titles, cell_px=170), key="heatmap-maps", theme=None)
+    st.caption(f"The anomaly maps on one colour scale for both models: 0 to {vmax:.3g} (the largest value among the "
+               "maps shown). " + BORDER_NOTE)
+    st.subheader("Thresholded view")
+    thresholds, rule = _choose_thresholds(chosen, data, passes)
+    intervals = {m: {k: run_interval(chosen[m].path, k) for k in METRIC_LEVELS} for m in MODELS}
+    summary = summary_at(passes, thresholds, intervals)
+    st.markdown(f"**Rule: {rule}.** " + " ".join(
+        f"{r['model']}: threshold {r['threshold']}, image TPR {r['image TPR']} / FPR {r['image FPR']}, pixel TPR "
+        f"{r['pixel TPR']} / FPR {r['pixel FPR']}." for r in summary.to_dict("records")))
     rows, titles, table = comparison_rows(items, thresholds)
-    figure = panel_grid_figure(rows, {"error": Scale(0.0, vmax)}, row_titles=titles, cell_px=170)
-    st.plotly_chart(figure, key="heatmap-grid", theme=None)
-    st.caption(
-        f"One colour scale for both models: 0 to {vmax:.3g} (the largest value among the maps shown). "
-        "White in the binarised maps: pixels at or above their model's threshold (an image is anomalous when "
-        "its map reaches it anywhere). " + BORDER_NOTE
-    )
+    binary = [[p for p in row if "≥ threshold" in p.title or p.title in ("input", "ground truth")] for row in rows]
+    st.plotly_chart(panel_grid_figure(binary, scale, row_titles=titles, cell_px=170), key="heatmap-grid", theme=None)
+    st.caption("White: pixels at or above their model's threshold (an image is anomalous when its map reaches it "
+               "anywhere). All black means no pixel of that image reaches the threshold: see the TPR above.")
     st.subheader("At these thresholds")
-    st.dataframe(summary_at(passes, thresholds), hide_index=True)
+    st.dataframe(summary, hide_index=True)
+    st.caption("AUROC: 0.5 is chance, 1.000 perfect. " + INTERVAL_NOTE)
     st.dataframe(table, hide_index=True)
     _roc_figures(passes, thresholds)

@@ -13,9 +13,12 @@ from ..data.paths import resolve_stored
 from ..metrics import AUPRO_MAX_FPR
 from ..models import MODEL_LABELS
 from ..provenance import budget, budget_warnings, default_counted, model_cells
+from ..report_intervals import DEFECT_TYPE_TITLE, defect_type_table, run_intervals_table
 from ..report_render import (
-    LEGEND, comparison_figure, cost_table, display_models, display_overall, display_table, runs_table, with_protocol,
+    DEFECT_TYPE_NOTE, INTERVAL_TEXT, LEGEND, comparison_figure, cost_table, display_defect_types, display_intervals,
+    display_models, display_overall, display_table, runs_table, with_protocol,
 )
+from ..run_statistics import METRIC_LEVELS
 from ..runs import list_runs
 from .common import page_header, show_errors
 
@@ -64,6 +67,10 @@ def _metric_tab(df: pd.DataFrame, dataset: str, preset: str, metric: str, data_r
         st.warning("The two models were not trained alike, so their difference is not only the model: "
                    + "; ".join(mismatched) + ". Tick runs of equal budgets below.")
     st.dataframe(display_table(table), hide_index=True)
+    if metric in METRIC_LEVELS:
+        st.caption(f"Each run's {report.METRICS[metric]} with its {INTERVAL_TEXT}. Chance is 0.5.")
+        st.dataframe(display_intervals(run_intervals_table(report.section_rows(df, dataset, preset, data_root), metric)),
+                     hide_index=True)
     st.caption("Which runs fill each cell (budget, recipe; run folder, seed, finished):")
     st.dataframe(runs_table(table), hide_index=True)
     st.plotly_chart(comparison_figure(table, metric), key=f"chart-{metric}")
@@ -82,6 +89,17 @@ def _reproduced_table_2() -> None:
             return
         st.caption(reproduction.setting_text(measured))
         st.dataframe(reproduction.display(reproduction.measured_table(measured)), hide_index=True)
+
+
+def _defect_types(part: pd.DataFrame) -> None:
+    st.subheader(DEFECT_TYPE_TITLE)
+    types = defect_type_table(part)
+    if types.empty:
+        st.info("No run that counts has per-image test scores (test_scores.csv): evaluate a run to see which defect "
+                "types it misses.")
+        return
+    st.caption(DEFECT_TYPE_NOTE)
+    st.dataframe(display_defect_types(types), hide_index=True)
 
 
 @show_errors
@@ -122,6 +140,7 @@ def render() -> None:
                 _metric_tab(chosen, dataset, preset, metric, data_root)
         if not metrics:
             st.info("No run counts: tick some in the table below.")
+        _defect_types(chosen[chosen.index.isin(part.index)])
     scores = per_image_scores(chosen[chosen.index.isin(part.index)])
     if not scores.empty:
         st.download_button("Download the per-image scores of the runs that count (CSV)", scores.to_csv(index=False),

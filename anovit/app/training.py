@@ -20,11 +20,14 @@ from ..errors import AnovitError
 from ..jobs import JOB_FILE, LOG_FILE, JobState, cancel_job, delete_run, list_jobs, read_job, start_job, unique_run_dir
 from ..models import MODEL_LABELS, PRESETS, SCORE_FUNCTIONS, describe_training_default, training_defaults
 from ..network import hub_reachable
+from ..run_statistics import METRIC_LEVELS, run_interval
 from ..runs import default_checkpoint_dir
 from ..train_config import TrainConfig, model_config
+from ..uncertainty import flag_everything_f1
 from ..validation import PATCH_SIZE, encoder_arg, image_size_arg
 from ..viz import loss_curve_figure
 from .common import page_header, page_link, show_errors
+from .intervals import INTERVAL_NOTE, below_chance, interval_caption
 
 REFRESH_S = 1.0  # the status line and progress bar
 CHART_REFRESH_S = 10.0  # the loss curve, the one large element
@@ -295,10 +298,21 @@ def show_outcome(run_dir: Path, state: JobState) -> None:
         ):
             value = test.get(key)
             col.metric(label, "n/a" if value is None else (f"{value:.3f}" if isinstance(value, float) else value))
+            if key in METRIC_LEVELS:
+                col.caption(interval_caption(value, run_interval(run_dir, key)))
+        if test.get("image_f1_max") is not None and test.get("n_anomalous"):
+            cols[2].caption(f"flagging every image anomalous: "
+                            f"{flag_everything_f1(test['n_anomalous'], test['n_images']):.3f}")
         st.caption("AUROC: 0.5 is chance (scores that do not tell normal from anomalous), 1.000 perfect. F1-max: the "
-                   "best F1 over all thresholds of the test split.")
+                   "best F1 over all thresholds of the test split, beside the F1 of flagging every image. "
+                   + INTERVAL_NOTE)
         pages = "Results, Gallery, Heatmaps, Inspect" + (" and Attention" if state.config.get("model") == "anovit" else "")
-        st.success(f"Done: the checkpoint is listed on the {pages} pages.")
+        weak = below_chance({"image AUROC": test.get("image_auroc"), "pixel AUROC": test.get("pixel_auroc")})
+        if weak:
+            st.warning(f"Finished, but its {' and '.join(weak)} lie below chance (0.5): the anomaly scores rank "
+                       f"normal images above anomalous ones. The checkpoint is listed on the {pages} pages.")
+        else:
+            st.success(f"Done: the checkpoint is listed on the {pages} pages.")
         for col, (page, label) in zip(
             st.columns(3),
             [("gallery", "Open the Gallery"), ("heatmaps", "Compare heatmaps"), ("results", "See the Results table")],

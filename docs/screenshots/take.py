@@ -118,9 +118,6 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            # Home first: until the router (app.py) has run once, Streamlit 1.67 serves a direct page URL from the
-            # pages/ folder alone, with its file-name navigation ("app", no icons)
-            shoot(page, f"http://127.0.0.1:{port}/", "", "AnoViT explorer", 1, save=False)
             for name in names:
                 path, heading, settle_s, height = PAGES[name]
                 page.set_viewport_size({"width": 1400, "height": height})
