@@ -81,8 +81,8 @@ def rescore(out: dict, variants: list, sets: list[str], work, evaluate_run, outp
     sigma (its training.json rewritten with them; training seconds kept) and write the JSON again."""
     from dataclasses import asdict
 
-    from anovit import checkpoint as ckpt
-    from anovit.train_config import TrainConfig, load_training
+    from anovit.runs import checkpoint as ckpt
+    from anovit.training.config import TrainConfig, load_training
 
     for row in out["runs"]:
         if row["set"] not in sets or (row["model"], row["preset"]) not in variants:
@@ -123,9 +123,9 @@ def main() -> None:
     import torch
 
     from anovit.data.synthetic import generate
-    from anovit.evaluate import evaluate_run
-    from anovit.train import train
-    from anovit.train_config import TrainConfig
+    from anovit.evaluation.evaluate import evaluate_run
+    from anovit.training.trainer import train
+    from anovit.training.config import TrainConfig
 
     torch.set_num_threads(1)
     output = output_dir(args) / OUTPUT.name

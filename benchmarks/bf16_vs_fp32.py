@@ -23,16 +23,16 @@ import torch
 from _common import SMOKE_CATEGORY, SMOKE_SIZE, add_output_args, interleaved, machine, median, output_dir, \
     tiny_mvtec, write_result
 
-from anovit.benchmark import default_bench_dir
-from anovit.checkpoint import load_model, read_json
+from anovit.evaluation.benchmark import default_bench_dir
+from anovit.runs.checkpoint import load_model, read_json
 from anovit.data import get_dataset
-from anovit.evaluate import evaluate
+from anovit.evaluation.evaluate import evaluate
 from anovit.models import create_model
-from anovit.runs import list_runs
-from anovit.runtime import autocast, bf16_supported
-from anovit.scoring import reconstruction_loss
-from anovit.train import train
-from anovit.train_config import TrainConfig
+from anovit.runs.catalog import list_runs
+from anovit.utils.runtime import autocast, bf16_supported
+from anovit.scoring.anomaly_map import reconstruction_loss
+from anovit.training.trainer import train
+from anovit.training.config import TrainConfig
 
 METRICS = ("image_auroc", "pixel_auroc", "aupro", "pixel_f1_max")
 

@@ -50,9 +50,9 @@ def main() -> None:
     import torch
 
     from anovit.data.synthetic import generate
-    from anovit.evaluate import evaluate_run
-    from anovit.train import train
-    from anovit.train_config import TrainConfig
+    from anovit.evaluation.evaluate import evaluate_run
+    from anovit.training.trainer import train
+    from anovit.training.config import TrainConfig
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sets", default="synthetic,cookie", help="comma list of: synthetic, cookie")

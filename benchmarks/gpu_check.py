@@ -7,7 +7,7 @@ float32, then the test split scored; with two GPUs or more, the same AnoViT epoc
 
 One epoch on 31 photographs includes the warm-up (cuDNN autotuning, first allocations): the images/s are
 a lower bound and the AUROCs of a one-epoch model say only that the pipeline runs. Scoring runs in float32
-in every case (anovit.detector). Installs nothing and reaches no network: without --encoder-weights the
+in every case (anovit.scoring.detector). Installs nothing and reaches no network: without --encoder-weights the
 ViT-B/16 starts from a random init (recorded as "pretrained": false).
 
     bash benchmarks/gpu_check.sh [--data-root ../shared/data/cookies] [--encoder-weights FILE] [--epochs 1]
@@ -36,9 +36,9 @@ def one_run(model: str, bf16: bool, args: argparse.Namespace, run_dir: Path) -> 
     CPU) and score its test split; its figures."""
     import torch
 
-    from anovit.evaluate import evaluate_run
-    from anovit.train import train
-    from anovit.train_config import TrainConfig
+    from anovit.evaluation.evaluate import evaluate_run
+    from anovit.training.trainer import train
+    from anovit.training.config import TrainConfig
 
     overrides = ({"pretrained": False} if not args.encoder_weights else
                  {"encoder_weights": str(Path(args.encoder_weights).resolve())}) if model == "anovit" else {}
@@ -100,7 +100,7 @@ def main() -> None:
     out = output_dir(args)
     import torch
 
-    from anovit.runtime import bf16_supported
+    from anovit.utils.runtime import bf16_supported
 
     tmp_root = tempfile.TemporaryDirectory()
     if args.smoke:

@@ -40,14 +40,14 @@ def main() -> None:
     import torch
     from torch.utils.data import DataLoader
 
-    from anovit import checkpoint as ckpt
+    from anovit.runs import checkpoint as ckpt
     from anovit.data import get_dataset
     from anovit.data.synthetic import generate
-    from anovit.detector import Detector
-    from anovit.metrics import image_auroc, pixel_auroc
-    from anovit.scoring import anomaly_maps
-    from anovit.train import train
-    from anovit.train_config import TrainConfig
+    from anovit.scoring.detector import Detector
+    from anovit.evaluation.metrics import image_auroc, pixel_auroc
+    from anovit.scoring.anomaly_map import anomaly_maps
+    from anovit.training.trainer import train
+    from anovit.training.config import TrainConfig
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rescore", action="store_true", help="reuse finished run folders")

@@ -40,9 +40,9 @@ OUTPUT = RESULTS / "mnist_table2.json"
 
 def run_one(data_root: str, category: str, model: str, runs: Path, setting: dict = SETTING) -> dict:
     """Train and evaluate one (class, model) cell of ``setting``; its test metrics and timings."""
-    from anovit.evaluate import evaluate_run
-    from anovit.train import train
-    from anovit.train_config import TrainConfig
+    from anovit.evaluation.evaluate import evaluate_run
+    from anovit.training.trainer import train
+    from anovit.training.config import TrainConfig
 
     config = TrainConfig(
         dataset=setting["dataset"], category=category, data_root=data_root, model=model, preset=setting["preset"],

@@ -20,7 +20,7 @@ import numpy as np
 from _common import add_output_args, machine, output_dir, write_result
 from sklearn.metrics import roc_auc_score
 
-from anovit.metrics import BinnedROC
+from anovit.evaluation.metrics import BinnedROC
 
 SLICE = 2**22
 

@@ -24,9 +24,9 @@ def main() -> None:
     batch, size, repeats = (2, SMOKE_SIZE, 1) if args.smoke else (BATCH, SIZE, REPEATS)
     import torch
 
-    from anovit.detector import Detector
+    from anovit.scoring.detector import Detector
     from anovit.models import create_model
-    from anovit.scoring import SCORE_FUNCTIONS, anomaly_maps
+    from anovit.scoring.anomaly_map import SCORE_FUNCTIONS, anomaly_maps
 
     torch.set_num_threads(1)
     start = machine()

@@ -1,6 +1,6 @@
 """Scoring pipeline throughput divided by the bare model forward on the same batches (target >= 0.9).
 
-Pipeline = ``anovit.evaluate.evaluate``: data loading, model forward (bf16 autocast where the CPU
+Pipeline = ``anovit.evaluation.evaluate.evaluate``: data loading, model forward (bf16 autocast where the CPU
 supports it, as evaluation does), score maps (eq. 6 + Gaussian smoothing, eq. 7), image scores and
 the streaming pixel metrics (one BinnedPRO update per batch, which also feeds the pixel AUROC). Bare =
 ``Detector.reconstruct`` (the forward pass under the same autocast) over the same batches, already in memory. "warm": the dataset's decoded-image cache is filled (repeat
@@ -22,12 +22,12 @@ from _common import SMOKE_CATEGORY, SMOKE_SIZE, add_output_args, interleaved, ma
 from torch.utils.data import DataLoader
 
 from anovit.data import get_dataset
-from anovit.detector import Detector
-from anovit.evaluate import evaluate
-from anovit.metrics import BinnedPRO
+from anovit.scoring.detector import Detector
+from anovit.evaluation.evaluate import evaluate
+from anovit.evaluation.metrics import BinnedPRO
 from anovit.models import create_model
-from anovit.runtime import use_bf16
-from anovit.scoring import anomaly_maps
+from anovit.utils.runtime import use_bf16
+from anovit.scoring.anomaly_map import anomaly_maps
 
 
 def breakdown(detector: Detector, dataset, batch_size: int) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Training step throughput of ``anovit.train.train`` divided by a bare forward+backward+Adam step
+"""Training step throughput of ``anovit.training.trainer.train`` divided by a bare forward+backward+Adam step
 on batches already in memory (target >= 0.9).
 
 The trainer's images/s per epoch is read from its own progress events (the last step of each epoch:
@@ -23,10 +23,10 @@ from _common import SMOKE_CATEGORY, SMOKE_SIZE, add_output_args, machine, output
     write_result
 
 from anovit.models import create_model
-from anovit.runtime import autocast, use_bf16
-from anovit.scoring import reconstruction_loss
-from anovit.train import train
-from anovit.train_config import TrainConfig
+from anovit.utils.runtime import autocast, use_bf16
+from anovit.scoring.anomaly_map import reconstruction_loss
+from anovit.training.trainer import train
+from anovit.training.config import TrainConfig
 
 
 def bare_images_per_s(name: str, batch_size: int, steps: int, bf16: bool, **overrides) -> float:

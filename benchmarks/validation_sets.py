@@ -3,14 +3,14 @@
 Four real sets in the MVTec layout (``../shared/data``: the cookies, VisA capsules, MPDD metal_plate,
 DeepPCB pcb; never a test split of anything else) x recipes x seeds, in three stages:
 
-1. TRAIN through the real API (``anovit.train.train`` with a ``TrainConfig``) into a persistent
+1. TRAIN through the real API (``anovit.training.trainer.train`` with a ``TrainConfig``) into a persistent
    ``--runs-root`` (outside the repository), one folder per (set, recipe, seed); a finished run is
    skipped and a killed one resumed, so a rerun continues where it stopped.
-2. PRODUCT SCORING: ``anovit.evaluate.evaluate_run`` on each run, the scoring ``train`` prints.
+2. PRODUCT SCORING: ``anovit.evaluation.evaluate.evaluate_run`` on each run, the scoring ``train`` prints.
 3. STUDY: each run's smoothed raw anomaly maps of its held-out normal validation images and of its
    test images (+ gt masks, labels) go to ``<runs-root>/<run>/maps.npz`` once; calibration variants
    (none / mean / standardise / shrunk(lam)) x image-score pooling (max / top q %) are then scored in
-   numpy from those maps (:mod:`anovit.metrics` AUROCs), with AUROC vs the number of calibration
+   numpy from those maps (:mod:`anovit.evaluation.metrics` AUROCs), with AUROC vs the number of calibration
    images on capsules.
 
 Calibration (per pixel, fitted on the validation maps, PaDiM-style): mean ``mu`` and variance ``var``
@@ -79,9 +79,9 @@ def _finished(run_dir: Path, epochs: int) -> bool:
 
 def train_and_score(config: Any, run_dir: Path) -> dict[str, Any]:
     """Train ``config`` into ``run_dir`` (skipped when finished, resumed when killed), evaluate it with
-    :func:`anovit.evaluate.evaluate_run` and return the run's record."""
-    from anovit.evaluate import evaluate_run
-    from anovit.train import train
+    :func:`anovit.evaluation.evaluate.evaluate_run` and return the run's record."""
+    from anovit.evaluation.evaluate import evaluate_run
+    from anovit.training.trainer import train
 
     if not _finished(run_dir, config.epochs):
         train(config, run_dir, resume=(run_dir / "resume.safetensors").is_file(), overwrite=True)
@@ -104,9 +104,9 @@ def dump_maps(run_dir: Path, scoring: str = "run") -> Path:
     import torch
 
     from anovit.data import get_dataset, train_val_datasets
-    from anovit.detector import Detector
-    from anovit.runs import run_sigma
-    from anovit.train_config import load_training
+    from anovit.scoring.detector import Detector
+    from anovit.runs.catalog import run_sigma
+    from anovit.training.config import load_training
 
     path = run_dir / f"maps-{scoring}.npz"
     if path.is_file():
@@ -157,7 +157,7 @@ def variants() -> list[tuple[str, str, float]]:
 def study_run(path: Path, val_idx: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """Image AUROC per (calibration, pooling) and pixel AUROC per calibration of one run's maps
     (calibration images: the validation maps ``val_idx``, all without)."""
-    from anovit.metrics import image_auroc, pixel_auroc
+    from anovit.evaluation.metrics import image_auroc, pixel_auroc
 
     data = np.load(path)
     val = data["val"] if val_idx is None else data["val"][val_idx]
@@ -250,7 +250,7 @@ def study_summary(runs: list[dict], runs_root: Path, scorings: list[str]) -> dic
 def chosen_rows(runs: list[dict], runs_root: Path) -> list[dict]:
     """The runs as the chosen sigma, calibration and pooling (CHOSEN) score them, from the maps cache: per run
     ``image_auroc`` / ``pixel_auroc`` replaced (the product scoring kept as ``raw_*``)."""
-    from anovit.metrics import image_auroc, pixel_auroc
+    from anovit.evaluation.metrics import image_auroc, pixel_auroc
 
     out = []
     for r in runs:
@@ -309,7 +309,7 @@ def _smoke_sets(folder: Path) -> dict[str, tuple[Path, str]]:
 
 
 def main() -> None:
-    from anovit.train_config import TrainConfig
+    from anovit.training.config import TrainConfig
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sets", default=",".join(SETS), help=f"comma list of: {', '.join(SETS)}")

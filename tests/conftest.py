@@ -19,8 +19,8 @@ def trained_runs(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path)
     (via the job worker); modules copy it (shutil.copytree) before they change it."""
     from dataclasses import asdict
 
-    from anovit.jobs import JobState, run_worker, write_state
-    from anovit.train_config import TrainConfig
+    from anovit.jobs.background import JobState, run_worker, write_state
+    from anovit.training.config import TrainConfig
 
     root = tmp_path_factory.mktemp("trained-runs")
     with pytest.MonkeyPatch.context() as mp:

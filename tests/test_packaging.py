@@ -90,10 +90,10 @@ def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess
 
 def test_wheel_holds_the_package_and_its_data_only(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    assert "anovit/hub_models.json" in names and "anovit/cli.py" in names and "anovit/models/anovit.py" in names
+    assert "anovit/hub/hub_models.json" in names and "anovit/cli/main.py" in names and "anovit/models/anovit.py" in names
     assert not [n for n in names if n.startswith(("tests/", "pages/", "app_pages/", "benchmarks/")) or "__pycache__" in n]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "anovit = anovit.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "anovit = anovit.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_console_script_runs_from_outside_the_repository(installed, tmp_path):
@@ -102,8 +102,8 @@ def test_console_script_runs_from_outside_the_repository(installed, tmp_path):
     for command in ("train", "evaluate", "export", "score"):
         assert command in out
     assert _run([python, "-m", "anovit", "--help"], cwd=tmp_path).stdout == out  # the same CLI either way
-    probe = ("import sys, anovit; from anovit.cli import build_parser; from anovit.data.paths import workspace_dir; "
-             "from anovit.runs import default_checkpoint_dir; build_parser(); "
+    probe = ("import sys, anovit; from anovit.cli.main import build_parser; from anovit.data.paths import workspace_dir; "
+             "from anovit.runs.catalog import default_checkpoint_dir; build_parser(); "
              "print(anovit.__file__); print(workspace_dir()); print(default_checkpoint_dir()); "
              "print(sorted(m for m in ('streamlit', 'plotly', 'onnx', 'onnxruntime') if m in sys.modules))")
     package, workspace, checkpoints, extras = _run([python, "-c", probe], cwd=tmp_path).stdout.splitlines()

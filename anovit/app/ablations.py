@@ -1,7 +1,7 @@
 """Ablations page: for one class and one baseline setting, the effect of each switch (pretrained encoder,
 mask ratio, decoder, score function, sigma) on image and pixel AUROC, from the runs that exist; the score
 function and sigma by re-scoring the baseline's runs; the missing trained variants queued as background
-jobs that run one after another. The logic is :mod:`anovit.ablations` and :mod:`anovit.ablation_plan`."""
+jobs that run one after another. The logic is :mod:`anovit.evaluation.ablations` and :mod:`anovit.evaluation.ablation_variants`."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from .. import ablations as ab
-from .. import ablation_plan as plan
-from ..errors import AnovitError, CheckpointError, ConfigError
-from ..job_queue import queue_jobs
-from ..jobs import JobError, list_jobs, read_job
+from ..evaluation import ablations as ab
+from ..evaluation import ablation_variants as plan
+from ..utils.errors import AnovitError, CheckpointError, ConfigError
+from ..jobs.queue import queue_jobs
+from ..jobs.background import JobError, list_jobs, read_job
 from ..models import MODEL_LABELS
-from ..network import hub_reachable
-from ..train_config import TrainConfig, load_training
-from ..viz import ablation_figure
+from ..utils.network import hub_reachable
+from ..training.config import TrainConfig, load_training
+from ..visualization.figures import ablation_figure
 from .common import page_header, page_link, show_errors
 from .pickers import finished_runs, weights_mtime
 
@@ -78,7 +78,7 @@ def rescored_points(baseline: ab.Baseline, points: list[ab.Point]) -> list[ab.Po
 
 
 def pending_switches(key: ab.DataKey) -> list[dict]:
-    """:func:`anovit.ablations.config_switches` of the queued and running jobs on the test split ``key``."""
+    """:func:`anovit.evaluation.ablations.config_switches` of the queued and running jobs on the test split ``key``."""
     pending = []
     for _, state in list_jobs():
         if not state.active:

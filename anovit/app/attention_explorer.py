@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from ..attention import (
+from ..models.attention import (
     HEAD_FUSIONS,
     attention_maps,
     attention_rollout,
@@ -23,8 +23,8 @@ from ..attention import (
     patch_size,
     upsample_map,
 )
-from ..imaging import ATTENTION_COLORSCALE, overlay
-from ..viz import Panel, Scale, layer_distance_figure, panel_grid_figure
+from ..visualization.imaging import ATTENTION_COLORSCALE, overlay
+from ..visualization.figures import Panel, Scale, layer_distance_figure, panel_grid_figure
 from .common import page_header, show_errors
 from .pickers import DataRef, checkpoint_picker, load_dataset, load_model_cached, weights_mtime
 from .predictions import predict_items, test_scores

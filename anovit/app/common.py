@@ -10,8 +10,8 @@ from typing import Callable
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from ..errors import AnovitError
-from ..runs import REPO_ROOT
+from ..utils.errors import AnovitError
+from ..runs.catalog import REPO_ROOT
 
 
 def show_errors(render: Callable[[], None]) -> Callable[[], None]:

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ..imaging import colorize, header_strip, tile, to_rgb_uint8
-from ..viz import colour_bar_figure, score_histogram_figure
+from ..visualization.imaging import colorize, header_strip, tile, to_rgb_uint8
+from ..visualization.figures import colour_bar_figure, score_histogram_figure
 from .common import page_header, show_errors, threshold_basis
 from .pickers import checkpoint_picker
-from ..detector import decision
+from ..scoring.detector import decision
 from .predictions import fitted_detector, predict_items, test_scores
 
 SORT_ORDERS = {

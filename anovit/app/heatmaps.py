@@ -1,7 +1,7 @@
 """Heatmaps page (the paper's Fig. 3): l2-CAE and AnoViT anomaly maps of the same test images beside
 the ground-truth mask on one colour scale first; then the thresholded view, each model binarised at its
 threshold under the rule chosen (validation: fitted on the model's normal validation images by
-:meth:`anovit.detector.Detector.fit_threshold`; oracle: the test split's F1-optimal; manual) with its
+:meth:`anovit.scoring.detector.Detector.fit_threshold`; oracle: the test split's F1-optimal; manual) with its
 TPR/FPR stated, the AUROCs with their 95 % intervals, and the ROC curves of both models."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ..detector import decision, is_anomalous
-from ..metrics import f1_max
+from ..scoring.detector import decision, is_anomalous
+from ..evaluation.metrics import f1_max
 from ..models import MODEL_LABELS
-from ..runs import RunInfo
-from ..viz import Panel, Scale, panel_grid_figure, roc_figure
-from ..run_statistics import METRIC_LEVELS, run_interval
-from ..uncertainty import Interval
+from ..runs.catalog import RunInfo
+from ..visualization.figures import Panel, Scale, panel_grid_figure, roc_figure
+from ..evaluation.run_statistics import METRIC_LEVELS, run_interval
+from ..evaluation.uncertainty import Interval
 from .common import page_header, page_link, show_errors, threshold_basis
 from .intervals import INTERVAL_NOTE
 from .pickers import DataRef, finished_runs, run_data, run_label
@@ -46,7 +46,7 @@ def per_model(threshold: float | Mapping[str, float]) -> dict[str, float]:
 
 
 def test_f1_threshold(scores: pd.DataFrame) -> float | None:
-    """The image-level F1-optimal threshold on the test split's anomaly scores (:func:`anovit.metrics.f1_max`);
+    """The image-level F1-optimal threshold on the test split's anomaly scores (:func:`anovit.evaluation.metrics.f1_max`);
     None when the split has no anomalous image."""
     if not scores["label"].astype(bool).any():
         return None
@@ -161,7 +161,7 @@ def comparison_rows(
 def summary_at(passes: dict[str, dict[str, Any]], threshold: float | Mapping[str, float],
                intervals: Mapping[str, Mapping[str, Interval | None]] | None = None) -> pd.DataFrame:
     """Per model: its threshold, both AUROCs (with their 95 % interval from ``intervals``: model -> metric ->
-    :class:`~anovit.uncertainty.Interval`, "n/a" where None), image TPR/FPR over the whole test split and pixel
+    :class:`~anovit.evaluation.uncertainty.Interval`, "n/a" where None), image TPR/FPR over the whole test split and pixel
     TPR/FPR (binned ROC) there; ``threshold`` is one for both models or one per model (:func:`per_model`)."""
     thresholds = per_model(threshold)
     records = []

@@ -7,11 +7,11 @@ from pathlib import Path
 import streamlit as st
 
 from ..data.paths import default_data_dir, stored_path
-from ..deviations import deviations_markdown
-from ..errors import AnovitError
-from ..jobs import list_jobs, start_job, unique_run_dir
-from ..runs import default_checkpoint_dir, list_runs
-from ..viz import architecture_figure
+from ..report.deviations import deviations_markdown
+from ..utils.errors import AnovitError
+from ..jobs.background import list_jobs, start_job, unique_run_dir
+from ..runs.catalog import default_checkpoint_dir, list_runs
+from ..visualization.figures import architecture_figure
 from .common import PAGES, page_header, page_link, show_errors
 from .pickers import synthetic_ready
 from .training import make_train_config

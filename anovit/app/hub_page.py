@@ -1,5 +1,5 @@
 """Hub page: load a published AnoViT / l2-CAE checkpoint from the Hugging Face Hub (or the local cache)
-into checkpoints/, where Gallery, Heatmaps, Inspect and Attention find it; the fetching is :mod:`anovit.hub`'s.
+into checkpoints/, where Gallery, Heatmaps, Inspect and Attention find it; the fetching is :mod:`anovit.hub.repo`'s.
 Publishing stays on the command line (it needs a Hub token, which the app never holds): the page shows
 the ``anovit hub push`` command for a chosen run."""
 
@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ..errors import AnovitError
-from ..hub import SOURCE, offline_reason, pull
-from ..hub_catalog import cached_repos, card_text, curated_models, pulled_runs
+from ..utils.errors import AnovitError
+from ..hub.repo import SOURCE, offline_reason, pull
+from ..hub.catalog import cached_repos, card_text, curated_models, pulled_runs
 from ..models import MODEL_LABELS
-from ..network import hub_reachable
-from ..runs import RunInfo, list_runs
+from ..utils.network import hub_reachable
+from ..runs.catalog import RunInfo, list_runs
 from .common import page_header, page_link, show_errors
 
 NO_CHOICE = "(type a repo id below)"

@@ -1,5 +1,5 @@
 """Inspect page: score one uploaded image (or a test image) with a checkpoint's
-:class:`~anovit.detector.Detector` and decide at the threshold it fitted on the normal validation
+:class:`~anovit.scoring.detector.Detector` and decide at the threshold it fitted on the normal validation
 images held out during training: an image is anomalous when it scores above every one of them.
 ``anovit score`` goes through the same detector."""
 
@@ -13,11 +13,11 @@ import streamlit as st
 import torch
 
 from ..data.imageio import IMAGE_EXTENSIONS, SUFFIXES_TEXT, decode, to_rgb
-from ..detector import Detector, decision
-from ..errors import AnovitError, DatasetError
-from ..inference import prepare
-from ..imaging import overlay, to_rgb_uint8
-from ..viz import Panel, Scale, panel_grid_figure, score_histogram_figure
+from ..scoring.detector import Detector, decision
+from ..utils.errors import AnovitError, DatasetError
+from ..scoring.run_scoring import prepare
+from ..visualization.imaging import overlay, to_rgb_uint8
+from ..visualization.figures import Panel, Scale, panel_grid_figure, score_histogram_figure
 from .common import page_header, show_errors
 from .pickers import checkpoint_picker, load_dataset
 from .predictions import fitted_detector, test_scores

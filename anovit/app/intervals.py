@@ -1,9 +1,9 @@
 """How the pages state an AUROC's meaning: chance level, 95 % bootstrap interval, below-chance flag
-(the numbers are :mod:`anovit.uncertainty`'s, read from the run folder by :mod:`anovit.run_statistics`)."""
+(the numbers are :mod:`anovit.evaluation.uncertainty`'s, read from the run folder by :mod:`anovit.evaluation.run_statistics`)."""
 
 from __future__ import annotations
 
-from ..uncertainty import CHANCE_AUROC, Interval, chance_note
+from ..evaluation.uncertainty import CHANCE_AUROC, Interval, chance_note
 
 INTERVAL_NOTE = ("95 % interval: percentile bootstrap over the test images (1000 resamples, normal and anomalous "
                  "images resampled separately; pixel AUROC resamples whole images with their pixels).")

@@ -14,15 +14,15 @@ import streamlit as st
 import torch.nn as nn
 from torch.utils.data import Dataset
 
-from .. import checkpoint as ckpt
+from ..runs import checkpoint as ckpt
 from ..data import DATASETS, get_dataset, list_classes, train_val_datasets
 from ..data.paths import default_data_dir
 from ..data.splits import DEFAULT_VAL_FRACTION
 from ..data.synthetic import MARKER
-from ..errors import AnovitError
-from ..jobs import list_jobs
+from ..utils.errors import AnovitError
+from ..jobs.background import list_jobs
 from ..models import MODEL_LABELS
-from ..runs import RunInfo, list_runs
+from ..runs.catalog import RunInfo, list_runs
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading model…")

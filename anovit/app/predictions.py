@@ -1,4 +1,4 @@
-"""What the pages compute per checkpoint, through its :class:`~anovit.detector.Detector`, cached per
+"""What the pages compute per checkpoint, through its :class:`~anovit.scoring.detector.Detector`, cached per
 run folder, weights file time, data and sigma: scored items (Gallery, Heatmaps), one test-split
 evaluation pass (Heatmaps' ROC curves), test scores, and the validation threshold (Inspect).
 """
@@ -14,13 +14,13 @@ import streamlit as st
 import torch
 from torch.utils.data import Dataset, Subset
 
-from .. import checkpoint as ckpt
-from ..detector import SCORE_BATCH_SIZE, Detector, Progress
-from ..evaluate import ROW_FIELDS, evaluate_detector
-from ..metrics import BinnedROC
-from ..calibration import MapStatistics
-from ..runs import RunInfo, run_sigma
-from ..scoring import DEFAULT_SIGMA
+from ..runs import checkpoint as ckpt
+from ..scoring.detector import SCORE_BATCH_SIZE, Detector, Progress
+from ..evaluation.evaluate import ROW_FIELDS, evaluate_detector
+from ..evaluation.metrics import BinnedROC
+from ..scoring.calibration import MapStatistics
+from ..runs.catalog import RunInfo, run_sigma
+from ..scoring.anomaly_map import DEFAULT_SIGMA
 from .pickers import DataRef, describe_items, load_dataset, load_model_cached, weights_mtime
 
 
@@ -53,8 +53,8 @@ def _fit(run_dir: str, mtime: float, fit_mtime: float | None, ref: DataRef, sigm
 
 
 def detector_for(run_dir: Path, ref: DataRef, sigma: float | None = None, need_threshold: bool = False) -> Detector:
-    """The run's :class:`~anovit.detector.Detector` (cached model; bf16 where the CPU supports it) with its
-    stored fit (threshold, calibration statistics; :mod:`anovit.stored_fit`) where made at these settings,
+    """The run's :class:`~anovit.scoring.detector.Detector` (cached model; bf16 where the CPU supports it) with its
+    stored fit (threshold, calibration statistics; :mod:`anovit.scoring.stored_fit`) where made at these settings,
     else fitted on the validation split of ``ref`` (not stored): the calibration statistics when it needs
     them, the threshold with ``need_threshold``. Cached per weights file and stored fit."""
     run_dir = Path(run_dir)
@@ -132,8 +132,8 @@ def _test_pass(run_dir: str, mtime: float, ref: DataRef, sigma: float, roc_point
 
 
 def test_pass(run: RunInfo, ref: DataRef, sigma: float | None = None, roc_points: int = 2048) -> dict[str, Any]:
-    """One :func:`anovit.evaluate.evaluate_detector` pass over the test split: per-image anomaly scores (DataFrame),
-    image and pixel ROC (fpr, tpr, thresholds) from :class:`~anovit.metrics.BinnedROC`, and both AUROCs
+    """One :func:`anovit.evaluation.evaluate.evaluate_detector` pass over the test split: per-image anomaly scores (DataFrame),
+    image and pixel ROC (fpr, tpr, thresholds) from :class:`~anovit.evaluation.metrics.BinnedROC`, and both AUROCs
     (None when the split lacks a class)."""
     return _test_pass(str(run.path), weights_mtime(run.path), ref, sigma, roc_points)
 
@@ -167,6 +167,6 @@ def test_scores(run: RunInfo, ref: DataRef, image_size: int, sigma: float | None
 
 def fitted_detector(run: RunInfo, ref: DataRef, sigma: float | None = None) -> Detector:
     """The run's detector with its stored threshold (threshold.json) where it was fitted at these settings,
-    else one fitted (:meth:`~anovit.detector.Detector.fit_threshold`) on the normal validation images held
+    else one fitted (:meth:`~anovit.scoring.detector.Detector.fit_threshold`) on the normal validation images held
     out during training (same seed and fraction), not stored; cached per weights and stored fit."""
     return detector_for(run.path, ref, sigma, need_threshold=True)

@@ -1,25 +1,26 @@
 """Results page: per-class AUROC of AnoViT vs l2-CAE beside the paper's Tables 1-5, from the benchmark's
-results table and evaluated run folders; the tables are :mod:`anovit.report`'s, their display :mod:`anovit.report_render`'s."""
+results table and evaluated run folders; the tables are :mod:`anovit.report.tables`'s, their display :mod:`anovit.report.render`'s."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from .. import checkpoint as ckpt
-from .. import report, reproduction
-from ..benchmark import default_results_path
+from ..runs import checkpoint as ckpt
+from ..report import tables as report
+from ..report import reproduction
+from ..evaluation.benchmark import default_results_path
 from ..data.paths import resolve_stored
-from ..metrics import AUPRO_MAX_FPR
+from ..evaluation.metrics import AUPRO_MAX_FPR
 from ..models import MODEL_LABELS
-from ..provenance import budget, budget_warnings, default_counted, model_cells
-from ..report_intervals import DEFECT_TYPE_TITLE, defect_type_table, run_intervals_table
-from ..report_render import (
+from ..runs.provenance import budget, budget_warnings, default_counted, model_cells
+from ..report.intervals import DEFECT_TYPE_TITLE, defect_type_table, run_intervals_table
+from ..report.render import (
     DEFECT_TYPE_NOTE, INTERVAL_TEXT, LEGEND, comparison_figure, cost_table, display_defect_types, display_intervals,
     display_models, display_overall, display_table, runs_table, with_protocol,
 )
-from ..run_statistics import METRIC_LEVELS
-from ..runs import list_runs
+from ..evaluation.run_statistics import METRIC_LEVELS
+from ..runs.catalog import list_runs
 from .common import page_header, show_errors
 
 CAPTION = ("Per-class AUROC of AnoViT vs l2-CAE beside the paper's Tables 1-5. Every cell names the runs that "
@@ -31,7 +32,7 @@ RUN_COLUMNS = {"run": "run folder", "model": "model", "class": "class", "seed": 
 
 def runs_that_count(part: pd.DataFrame, key: str) -> pd.Series:
     """An editable table of the runs of one section, one row per run; True where "counts" is ticked
-    (by default: :func:`anovit.provenance.default_counted`)."""
+    (by default: :func:`anovit.runs.provenance.default_counted`)."""
     table = part.assign(budget=[budget(e, i) for e, i in zip(part["epochs"], part["train_images"])],
                         finished_at=part["finished_at"].astype(str).str[:16].str.replace("T", " "))
     table = table[list(RUN_COLUMNS)].rename(columns=RUN_COLUMNS)

@@ -1,6 +1,6 @@
 """Train page: configure a run, start it as a background job, watch and cancel it.
 
-The page never trains in its own process: :mod:`anovit.jobs` starts a worker and the page only
+The page never trains in its own process: :mod:`anovit.jobs.background` starts a worker and the page only
 reads RUN/job.json (auto-refreshed by a fragment), so reruns, page switches, reloads and several
 tabs all show the same job. The job watched by a tab is kept in its URL (``?job=<run name>``).
 """
@@ -14,18 +14,18 @@ from pathlib import Path
 
 import streamlit as st
 
-from .. import checkpoint as ckpt
+from ..runs import checkpoint as ckpt
 from ..data import DATASETS, dataset_spec, default_augment, flip_rule, list_classes
-from ..errors import AnovitError
-from ..jobs import JOB_FILE, LOG_FILE, JobState, cancel_job, delete_run, list_jobs, read_job, start_job, unique_run_dir
+from ..utils.errors import AnovitError
+from ..jobs.background import JOB_FILE, LOG_FILE, JobState, cancel_job, delete_run, list_jobs, read_job, start_job, unique_run_dir
 from ..models import MODEL_LABELS, PRESETS, SCORE_FUNCTIONS, describe_training_default, training_defaults
-from ..network import hub_reachable
-from ..run_statistics import METRIC_LEVELS, run_interval
-from ..runs import default_checkpoint_dir
-from ..train_config import TrainConfig, model_config
-from ..uncertainty import flag_everything_f1
-from ..validation import PATCH_SIZE, encoder_arg, image_size_arg
-from ..viz import loss_curve_figure
+from ..utils.network import hub_reachable
+from ..evaluation.run_statistics import METRIC_LEVELS, run_interval
+from ..runs.catalog import default_checkpoint_dir
+from ..training.config import TrainConfig, model_config
+from ..evaluation.uncertainty import flag_everything_f1
+from ..utils.validation import PATCH_SIZE, encoder_arg, image_size_arg
+from ..visualization.figures import loss_curve_figure
 from .common import page_header, page_link, show_errors
 from .intervals import INTERVAL_NOTE, below_chance, interval_caption
 

@@ -42,7 +42,7 @@ from .splits import DEFAULT_VAL_FRACTION, split_indices
 from .synthetic import CATEGORIES, CATEGORY_KIND, DEFECT_TYPES, ensure_synthetic
 from .torchvision_sets import LABELLED_SETS, one_class
 from .visa import VISA_CLASSES, VisADataset, download_visa, is_visa_root, list_visa_classes
-from ..errors import DatasetError
+from ..utils.errors import DatasetError
 
 SPLITS = ("train", "val", "test")
 _LOG = logging.getLogger(__name__)

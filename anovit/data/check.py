@@ -30,7 +30,7 @@ from .layouts import layout_mismatch
 from .mvtec3d import is_mvtec3d_category
 from .mvtec_loco import is_loco_category
 from .visa import SPLIT_CSV, is_visa_root
-from ..errors import DatasetError
+from ..utils.errors import DatasetError
 
 _LOG = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from .mvtec_ad import MVTEC_CATEGORIES, count_mismatch
 from .mvtec_loco import masks_of
 from .splits import DEFAULT_VAL_FRACTION, split_indices
 from .visa import LABELS, SPLIT_CSV, read_split
-from ..errors import DatasetError
+from ..utils.errors import DatasetError
 
 
 class Inspector:

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..errors import DatasetError, OfflineError
-from ..network import reachable
+from ..utils.errors import DatasetError, OfflineError
+from ..utils.network import reachable
 
 Progress = Callable[[int, int | None], None]  # (done, total or None when unknown)
 CHUNK = 1 << 20

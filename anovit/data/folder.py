@@ -23,7 +23,7 @@ from .imageio import IMAGE_EXTENSIONS, list_images, list_subfolders
 from .mvtec import scan_layout
 from .samples import Sample, SampleListDataset
 from .splits import split_indices
-from ..errors import DatasetError
+from ..utils.errors import DatasetError
 
 TEST_FRACTION = 0.2
 TEST_SEED = 0

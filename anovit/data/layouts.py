@@ -11,7 +11,7 @@ from .mvtec3d import is_mvtec3d_category
 from .mvtec_loco import is_loco_category
 from .registry import FOLDER, LAYOUT, LOCO, MVTEC3D, VISA, dataset_spec
 from .visa import is_visa_root
-from ..errors import DatasetError
+from ..utils.errors import DatasetError
 
 # The folder layouts each registry layout reads (an image-folder dataset also reads the MVTec AD layout).
 READS = {LAYOUT: (MVTEC_LAYOUT,), FOLDER: (FOLDER_LAYOUT, MVTEC_LAYOUT), VISA: (VISA_LAYOUT,),

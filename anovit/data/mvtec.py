@@ -18,7 +18,7 @@ import torch
 
 from .imageio import IMAGE_EXTENSIONS, list_dir, list_images, list_subfolders
 from .samples import Sample, SampleListDataset
-from ..errors import DatasetError
+from ..utils.errors import DatasetError
 
 _EXPECTED_FILES = "/".join(IMAGE_EXTENSIONS)
 

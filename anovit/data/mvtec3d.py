@@ -19,7 +19,7 @@ import torch
 
 from .imageio import list_images, list_subfolders
 from .samples import Sample, SampleListDataset
-from ..errors import DatasetError
+from ..utils.errors import DatasetError
 
 HOMEPAGE = "https://www.mvtec.com/company/research/datasets/mvtec-3d-ad"
 LICENCE = "CC BY-NC-SA 4.0 (non-commercial use only)"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .download import Archive, Progress, install_archive, require_online
 from .imageio import list_images, list_subfolders
-from ..errors import DatasetError
+from ..utils.errors import DatasetError
 
 HOMEPAGE = "https://www.mvtec.com/company/research/datasets/mvtec-ad"
 LICENCE = "CC BY-NC-SA 4.0 (non-commercial use only)"

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from .imageio import resize_image
 from .splits import DEFAULT_VAL_FRACTION, split_indices
-from ..errors import DatasetError
+from ..utils.errors import DatasetError
 
 Array = np.ndarray | torch.Tensor
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..augment import AugmentConfig
+from .augment import AugmentConfig
 from .digits import DIGIT_CLASSES
 from .mvtec_ad import HOMEPAGE as MVTEC_HOMEPAGE
 from .mvtec_ad import LICENCE as MVTEC_LICENCE
@@ -22,7 +22,7 @@ from .torchvision_sets import LABELLED_SETS
 from .visa import HOMEPAGE as VISA_HOMEPAGE
 from .visa import LICENCE as VISA_LICENCE
 from .visa import VISA_CLASSES, VISA_FLIPS
-from ..errors import DatasetError
+from ..utils.errors import DatasetError
 
 LAYOUT, FOLDER, ONE_CLASS, VISA, MVTEC3D, LOCO = "layout", "folder", "one-class", "visa", "mvtec3d", "mvtec-loco"
 

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .imageio import read_mask, read_rgb, resize_image, resize_mask
-from ..errors import DatasetError
+from ..utils.errors import DatasetError
 
 # (image path, defect type, mask path, or several whose union is the mask (MVTec LOCO AD), or None: no defect pixels)
 Sample = tuple[Path, str, Path | tuple[Path, ...] | None]

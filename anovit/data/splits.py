@@ -7,7 +7,7 @@ import math
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
-from ..errors import DatasetError
+from ..utils.errors import DatasetError
 
 DEFAULT_VAL_FRACTION = 0.2  # share of a folder dataset's normal training images held out for validation
 

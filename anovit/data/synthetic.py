@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from .paths import default_data_dir
-from ..errors import DatasetError
+from ..utils.errors import DatasetError
 
 VERSION = 1
 SIZE = 256

@@ -30,7 +30,7 @@ import torch
 from .download import Archive, fetch, file_digest, require_online, safe_extract, verify_file
 from .one_class import OneClassDataset, one_class_split
 from .paths import default_data_dir
-from ..errors import DatasetError
+from ..utils.errors import DatasetError
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 Pools = tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor, np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]

@@ -21,7 +21,7 @@ import torch
 
 from .download import Archive, Progress, install_archive, require_online
 from .samples import Sample, SampleListDataset
-from ..errors import DatasetError
+from ..utils.errors import DatasetError
 
 HOMEPAGE = "https://github.com/amazon-science/spot-diff"
 LICENCE = "CC BY 4.0"

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from ..errors import ConfigError
+from ..utils.errors import ConfigError
 
 from .anovit import AnoViT, AnoViTConfig
 from .cae import SSIMCAE, L2CAE, L2CAEConfig
@@ -41,12 +41,13 @@ PRESETS["ssim-cae"] = PRESETS["cae"]  # the same network (Bergmann et al. 2019b)
 
 MODEL_LABELS = {"anovit": "AnoViT", "cae": "l2-CAE", "ssim-cae": "SSIM-AE"}
 
-# Score functions (per-pixel error maps, anovit.scoring.error_map) and training losses. The first of
+# Score functions (per-pixel error maps, anovit.scoring.anomaly_map.error_map) and training losses. The first of
 # each is the paper's (eq. 6 and eq. 1) and the default of runs that record none.
 SCORE_FUNCTIONS = ("l2", "ssim", "msgms")
+DEFAULT_SCORE = SCORE_FUNCTIONS[0]  # eq. (6), the paper's
 LOSSES = ("l2", "ssim")  # msgms is a score only (a gradient magnitude has no gradient at 0)
-# Calibrations of the anomaly map (anovit.calibration) and poolings of a map into an image score
-# (anovit.scoring.pooled_score). The first of each is the paper's (the raw map; eq. 7's max) and the
+# Calibrations of the anomaly map (anovit.scoring.calibration) and poolings of a map into an image score
+# (anovit.scoring.anomaly_map.pooled_score). The first of each is the paper's (the raw map; eq. 7's max) and the
 # default of runs that record none.
 CALIBRATIONS = ("none", "mean", "standardise", "shrunk")
 POOLINGS = ("max", "topk")
@@ -58,7 +59,7 @@ DEFAULT_TOP_PERCENT = 1.0  # q of "topk" pooling: the mean of the top q % of the
 # training.json. The paper gives none. Ours: anomalib's PaDiM default, DEFAULT_SIGMA at its
 # SIGMA_REFERENCE_SIZE px input, scaled with the image size so that it blurs the same share of the image
 # at every size (128 px: 2, 224 px: 3.5, 384 px: 6). DEFAULT_SIGMA itself scores runs trained before
-# sigma was stored (and pulled models) and is the default of anovit.scoring's functions.
+# sigma was stored (and pulled models) and is the default of anovit.scoring.anomaly_map's functions.
 DEFAULT_SIGMA = 4.0
 SIGMA_REFERENCE_SIZE = 256
 SIGMA_SOURCE = (f"anomalib's PaDiM default (sigma {DEFAULT_SIGMA:g} px at {SIGMA_REFERENCE_SIZE} px) scaled by "
@@ -103,7 +104,7 @@ class TrainingDefaults:
 # cpu-tiny's 10 passes; sigma x2 lifted pixel AUROC on 3 of 4 sets). The l2-CAE: lr 5e-4 (Bergmann's 2e-4
 # did not converge on small splits, benchmarks/cae_recipe.py), 40 x 256. The SSIM-AE takes the l2-CAE's
 # budget with its own loss and score. The scoring of cpu-default (all three models): the image score pools
-# the top 5 % of the map standardised per pixel by the held-out normal validation maps (anovit.calibration;
+# the top 5 % of the map standardised per pixel by the held-out normal validation maps (anovit.scoring.calibration;
 # image AUROC 0.725 vs 0.459 with the raw map's max, AnoViT, seed 0), the pixel map stays raw (every
 # calibration lowered the mean pixel AUROC: 0.843 raw vs 0.795 standardised).
 _CAE_RECIPE = TrainingDefaults(lr=2e-4, epochs=200)

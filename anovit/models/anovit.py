@@ -57,9 +57,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from ..utils.errors import ConfigError
 from .masking import complementary_masks, compose, hide_tokens, pixel_mask, random_mask, inference_passes
-from ..validation import check_bool, check_in, check_int_list, check_number, check_str
+from ..utils.validation import check_bool, check_in, check_int_list, check_number, check_str
 from .encoder import create_encoder
 
 

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError
-from ..validation import check_in, check_number
+from ..utils.errors import ConfigError
+from ..utils.validation import check_in, check_number
 
 
 @dataclass

@@ -7,8 +7,8 @@ from pathlib import Path
 import timm
 import torch.nn as nn
 
-from ..errors import OfflineError
-from ..network import hub_reachable
+from ..utils.errors import OfflineError
+from ..utils.network import hub_reachable
 
 
 

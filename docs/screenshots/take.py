@@ -60,9 +60,9 @@ def serve(port: int) -> subprocess.Popen:
 
 def training_job() -> Path:
     """Start a short cpu-tiny AnoViT job on synthetic tiles (for the Train screenshot); returns its run folder."""
-    from anovit.jobs import start_job, unique_run_dir
-    from anovit.runs import default_checkpoint_dir
-    from anovit.train_config import TrainConfig
+    from anovit.jobs.background import start_job, unique_run_dir
+    from anovit.runs.catalog import default_checkpoint_dir
+    from anovit.training.config import TrainConfig
 
     config = TrainConfig(dataset="synthetic", category="tiles", model="anovit", preset="cpu-tiny", epochs=3)
     run_dir = unique_run_dir(default_checkpoint_dir(), f"{config.run_name()}-screenshot")
@@ -123,7 +123,7 @@ def main() -> None:
                 page.set_viewport_size({"width": 1400, "height": height})
                 url = f"http://127.0.0.1:{port}/{path}"
                 if name == "train":
-                    from anovit.jobs import cancel_job, delete_run, read_job
+                    from anovit.jobs.background import cancel_job, delete_run, read_job
 
                     run_dir = training_job()
                     while (state := read_job(run_dir)) is not None and state.active and state.progress < 0.3:

@@ -1,0 +1,357 @@
+"""Command-line interface: ``anovit`` (or ``python -m anovit``) ``train|evaluate|export|score ...``."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ..utils.errors import AnovitError, ConfigError
+from ..models import (CALIBRATIONS, LOSSES, MODELS, POOLINGS, PRESETS, SCORE_FUNCTIONS, SIGMA_SOURCE,
+                     describe_training_default)
+from ..utils.progress import TerminalBar
+from ..utils.validation import add_scoring_precision_arg, add_size_args, arg_type, non_negative_float, non_negative_int, positive_float, positive_int
+
+
+def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
+    from ..data import DATASETS
+    from ..training.config import TrainConfig
+
+    dataset = TrainConfig.default("dataset") if required else None
+    p.add_argument("--dataset", choices=DATASETS, default=dataset, help="dataset name (default: %(default)s)")
+    p.add_argument("--data-root", help="dataset folder (MVTec layout for mvtec/folder datasets)")
+    category_help = ("class / category (default: the dataset's first class, e.g. weave for synthetic and 0 for "
+                     "mnist; required where the categories are the folders under --data-root)" if required
+                     else "class / category (default: the run's)")
+    p.add_argument("--category", help=category_help)
+
+
+def resolve_category(dataset: str, category: str | None) -> str:
+    """``category``, else the dataset's first class (``weave`` for synthetic, ``0`` for MNIST; never a
+    class of another dataset); ConfigError where the categories are folders under --data-root."""
+    from ..data import fixed_classes
+
+    if category is not None:
+        return category
+    classes = fixed_classes(dataset)
+    if classes:
+        return classes[0]
+    raise ConfigError(f"--category is required with --dataset {dataset} (a category folder under --data-root)")
+
+
+def size_overrides(args: argparse.Namespace, model: str) -> dict[str, Any]:
+    """The model-config overrides of --image-size and --encoder (the encoder only for AnoViT)."""
+    overrides: dict[str, Any] = {"image_size": args.image_size} if args.image_size else {}
+    if args.encoder and model == "anovit":
+        overrides["encoder"] = args.encoder
+    return overrides
+
+
+def _add_scoring_args(p: argparse.ArgumentParser, default: str) -> None:
+    """--image-calibration, --pixel-calibration, --calibration-shrinkage, --pooling, --pooling-top-percent."""
+    p.add_argument("--image-calibration", choices=CALIBRATIONS,
+                   help="map the image score pools: none (raw, the paper's), mean (minus the per-pixel mean of normal "
+                        "validation maps), standardise (and divided by their std) or shrunk (std shrunk towards one "
+                        f"global spread) (default: {default})")
+    p.add_argument("--pixel-calibration", choices=CALIBRATIONS,
+                   help=f"map scored per pixel and shown, same choices (default: {default})")
+    p.add_argument("--calibration-shrinkage", type=arg_type(minimum=0, maximum=1),
+                   help=f"weight of the global spread in the shrunk calibration, in [0, 1] (default: {default})")
+    p.add_argument("--pooling", choices=POOLINGS, help="image score from the map: max (eq. 7) or topk (the mean of "
+                   f"the top --pooling-top-percent of its pixels) (default: {default})")
+    p.add_argument("--pooling-top-percent", type=arg_type(minimum=0, maximum=100, min_open=True),
+                   help=f"share of the map's pixels topk pooling averages, in percent, in (0, 100] (default: {default})")
+
+
+def _train_parser(sub: Any) -> None:
+    from ..training.config import TrainConfig
+
+    default = TrainConfig.default
+    p = sub.add_parser("train", help="train AnoViT, the l2-CAE or the SSIM-AE on normal images, then evaluate")
+    _add_data_args(p, required=True)
+    p.add_argument("--model", choices=sorted(MODELS), default=default("model"),
+                   help="anovit (ViT encoder + conv decoder), cae (the l2-CAE baseline) or ssim-cae (the SSIM-AE) "
+                        "(default: %(default)s)")
+    p.add_argument("--preset", choices=sorted({p for presets in PRESETS.values() for p in presets}),
+                   default=default("preset"),
+                   help="model size and image size: cpu-* run on a laptop CPU, paper is the paper's ViT-B/16; "
+                        "cpu-tiny-masked: AnoViT only (default: %(default)s)")
+    p.add_argument("--epochs", type=positive_int, help=f"epochs (default: the preset's; {describe_training_default('epochs')})")
+    p.add_argument("--batch-size", type=positive_int, default=default("batch_size"),
+                   help="training images per step (default: %(default)s)")
+    p.add_argument("--images-per-epoch", type=positive_int, help="augmented images drawn per epoch (repeats a "
+                   "small training split, bounds a large one; default: the preset's, "
+                   f"{describe_training_default('images_per_epoch')}; none: one pass over the split)")
+    p.add_argument("--lr", type=positive_float,
+                   help=f"Adam learning rate (default: the preset's; {describe_training_default('lr')})")
+    p.add_argument("--val-fraction", type=arg_type(minimum=0, maximum=1, min_open=True, max_open=True), default=default("val_fraction"),
+                   help="share of the normal training images held out for best-epoch selection and the decision "
+                        "threshold, in (0, 1) (default: %(default)s)")
+    p.add_argument("--grad-clip", type=non_negative_float, default=default("grad_clip"),
+                   help="max l2 norm of the gradients (0: no clipping; default: %(default)s)")
+    p.add_argument("--seed", type=non_negative_int, default=default("seed"),
+                   help="seed of the initialisation, the validation split and the augmentations (default: %(default)s)")
+    p.add_argument("--output", help="run folder (default: $ANOVIT_CHECKPOINTS, else the workspace's checkpoints/, "
+                                    "then <dataset>-<category>-<model>-<preset>-s<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last "
+                   "epoch, up to its recorded epochs (--epochs N: up to N, and the record says N)")
+    p.add_argument("--overwrite", action="store_true", help="start over in an existing run folder")
+    p.add_argument("--data-moved", action="store_true", help="with --resume: the run's images moved to --data-root "
+                   "(without it, resuming on a data root other than the run's record is refused)")
+    p.add_argument("--no-affine", action="store_true", help="switch off random affine augmentation")
+    p.add_argument("--no-flip", action="store_true", help="switch off horizontal and vertical flips")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: where supported)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--no-pretrained", action="store_true", help="AnoViT: random encoder init even for the paper preset")
+    p.add_argument("--encoder-weights", help="AnoViT: local encoder weights file (safetensors or timm checkpoint)")
+    p.add_argument("--decoder", choices=("stable", "paper"), help="AnoViT decoder: stable (GroupNorm, conv head; "
+                   "the default) or paper (six plain ConvT + ReLU blocks, upsampling last)")
+    p.add_argument("--mask-ratio", type=arg_type(minimum=0, maximum=0.9),
+                   help="AnoViT: share of patches hidden (masked-patch inpainting; 0: the paper's model; "
+                        "default: the preset's)")
+    p.add_argument("--loss", choices=LOSSES, help="training loss (default: the model's; ssim for ssim-cae, else l2)")
+    p.add_argument("--score", choices=SCORE_FUNCTIONS, help="score function of the anomaly maps, stored with the "
+                   "run (default: the preset's: ssim for ssim-cae, else l2, eq. 6)")
+    p.add_argument("--latent-dim", type=positive_int, help="l2-CAE latent size (default: the category's kind, 100 for "
+                                                  "textures and 500 for objects, as Bergmann et al.)")
+    add_size_args(p)
+    p.add_argument("--sigma", type=non_negative_float, help="Gaussian smoothing of the anomaly maps in px, stored "
+                   "with the run (0: no smoothing; default: " + SIGMA_SOURCE + ")")
+    _add_scoring_args(p, "the preset's; none and max for the paper's presets")
+    p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation after training")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved model and training config as JSON and exit without training")
+    p.set_defaults(func=_cmd_train)
+
+
+def _evaluate_parser(sub: Any) -> None:
+    from ..evaluation.evaluate import EVAL_BATCH_SIZE
+
+    p = sub.add_parser("evaluate", help="evaluate a run folder on its test split; prints AUROCs, writes JSON")
+    p.add_argument("run_dir", type=Path)
+    _add_data_args(p, required=False)
+    p.add_argument("--sigma", type=non_negative_float, help="Gaussian smoothing in px (0: no smoothing; default: "
+                   "the run's own, from its training.json)")
+    _add_scoring_args(p, "the run's, from its training.json")
+    p.add_argument("--refit-threshold", action="store_true",
+                   help="fit the decision threshold and calibration statistics on the run's validation images again "
+                        "and store them (default: use the stored ones; fit and store them only when the run has none)")
+    p.add_argument("--batch-size", type=positive_int, default=EVAL_BATCH_SIZE, help="(default: %(default)s)")
+    p.add_argument("--device", default="auto")
+    add_scoring_precision_arg(p)
+    p.add_argument("--output", type=Path, help="JSON file (default: RUN_DIR/evaluation.json)")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    from ..training.config import TrainConfig
+
+    overrides: dict[str, Any] = size_overrides(args, args.model)
+    if args.model == "anovit":
+        if args.no_pretrained:
+            overrides["pretrained"] = False
+        if args.encoder_weights:
+            overrides["encoder_weights"] = str(Path(args.encoder_weights).resolve())
+        if args.decoder:
+            overrides["decoder"] = args.decoder
+        if args.mask_ratio is not None:
+            overrides["mask_ratio"] = args.mask_ratio
+    elif args.latent_dim:
+        overrides["latent_dim"] = args.latent_dim
+    from ..data import default_augment
+
+    no_flip = False if args.no_flip else None  # None: the category's flip rule
+    category = resolve_category(args.dataset, args.category)
+    return TrainConfig(
+        dataset=args.dataset, category=category, data_root=args.data_root, model=args.model,
+        preset=args.preset, model_overrides=overrides, epochs=args.epochs, batch_size=args.batch_size,
+        images_per_epoch=args.images_per_epoch,
+        lr=args.lr, val_fraction=args.val_fraction, grad_clip=args.grad_clip or None, seed=args.seed, sigma=args.sigma,
+        loss=args.loss, score=args.score, bf16=args.bf16, device=args.device, **scoring_overrides(args),
+        augment=default_augment(args.dataset, category, affine=not args.no_affine, hflip=no_flip, vflip=no_flip),
+    )
+
+
+def scoring_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The calibration and pooling flags as TrainConfig / evaluate_run keyword arguments (None: not given)."""
+    return {"image_calibration": args.image_calibration, "pixel_calibration": args.pixel_calibration,
+            "calibration_shrinkage": args.calibration_shrinkage, "pooling": args.pooling,
+            "pooling_top_percent": args.pooling_top_percent}
+
+
+def _print_eval(result: Any) -> None:
+    import pandas as pd
+
+    from ..evaluation.run_statistics import TestEvaluation, intervals_line, test_intervals
+
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    if result.precision_note:
+        print(f"note: {result.precision_note}")
+    print(f"image AUROC {fmt(result.image_auroc)}  pixel AUROC {fmt(result.pixel_auroc)}  AUPRO {fmt(result.aupro)}  "
+          f"({result.n_images} images, {result.n_anomalous} anomalous, {result.images_per_s:.1f} images/s)")
+    if result.rows:
+        rows = pd.DataFrame(result.rows)
+        print(intervals_line(test_intervals(TestEvaluation(rows, result.pixel_histograms, result.pixel_auroc))))
+    for kind, reason in result.unavailable.items():
+        print(f"{kind} metrics n/a: {reason}")
+
+
+def resolved_config(config: Any, sigma_given: bool = False) -> dict[str, Any]:
+    """What ``train --print-config`` prints: the resolved model config, the training config and where
+    the sigma comes from."""
+    from dataclasses import asdict
+
+    from ..training.config import model_config
+
+    model = model_config(config)
+    return {"model": {"model_type": config.model, **asdict(model)}, "training": asdict(config),
+            "sigma_source": "given (--sigma)" if sigma_given else SIGMA_SOURCE}
+
+
+def start_line(config: Any, run_dir: Path) -> str:
+    """The one line ``train`` prints before it starts: data, model, sizes, budget, device, precision, folder."""
+    from ..utils.runtime import resolve_device, use_bf16
+    from ..training.config import model_config
+
+    model = model_config(config)
+    device = resolve_device(config.device)
+    bf16 = use_bf16(device, config.bf16)
+    data = f"{config.dataset}/{config.category} ({config.data_root or 'built-in data folder'})"
+    encoder = f", {model.encoder}" if getattr(model, "encoder", None) else ""
+    return (f"training {config.model} ({config.preset}{encoder}, {model.image_size} px) on {data} · {config.epochs} "
+            f"epochs, batch {config.batch_size} · {device}, {'bf16 autocast' if bf16 else 'float32'} → {run_dir}")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ..training.distributed import join
+    from ..training.trainer import default_run_dir, recorded_epochs, train
+
+    config = _train_config(args)
+    if args.print_config:
+        print(json.dumps(resolved_config(config, args.sigma is not None), indent=2))
+        return 0
+    run_dir = Path(args.output) if args.output else default_run_dir(config)
+    if args.resume and args.epochs is None:  # continue to the recorded budget; --epochs N extends it
+        config.epochs = recorded_epochs(run_dir) or config.epochs
+    summary = [start_line(config, run_dir)]
+    bar = TerminalBar("train", "step", leave=True)
+
+    def progress(event: dict[str, Any]) -> None:
+        if summary:  # once, when the first step ran (rank 0 only): a refused start prints its error alone
+            tqdm.write(summary.pop())
+        if event["event"] == "step":
+            bar((event["epoch"] - 1) * event["steps"] + event["step"], event["epochs"] * event["steps"],
+                       epoch=event["epoch"], loss=f"{event['loss']:.4f}", img_s=f"{event['images_per_s']:.0f}")
+        else:
+            tqdm.write(f"epoch {event['epoch']}/{event['epochs']}: train {event['train_loss']:.5f} "
+                       f"val {event['val_loss']:.5f} ({event['seconds']:.1f} s, best epoch {event['best_epoch']})")
+
+    par = join(config.device)  # under torchrun: this process's rank in a data-parallel run
+    try:
+        result = train(config, args.output, resume=args.resume, overwrite=args.overwrite, progress=progress,
+                       data_moved=args.data_moved)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"\n{interrupted(run_dir, args.argv)}", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    if not par.is_main:  # rank 0 reports and evaluates
+        return 0
+    print(f"best epoch {result.best_epoch} (val loss {result.best_val_loss:.5f}); run folder {result.run_dir}")
+    if not args.no_eval:
+        _print_eval(_evaluate_with_bar(result.run_dir, sigma=args.sigma, device=args.device, notify=tqdm.write))
+    return 0
+
+
+def interrupted(run_dir: Path, argv: list[str]) -> str:
+    """What ``train`` says when Ctrl-C stops it: the exact command that resumes it (the same arguments with
+    --resume and --output, without --overwrite), or that nothing was saved yet."""
+    from ..runs import checkpoint as ckpt
+
+    if not (run_dir / ckpt.RESUME).is_file():
+        return f"training stopped (Ctrl-C) before its first epoch ended: nothing was saved in {run_dir}; run the same command again"
+    kept = [a for a in argv if a not in ("--overwrite", "--resume")]
+    if "--output" not in kept and not any(a.startswith("--output=") for a in kept):
+        kept += ["--output", str(run_dir)]
+    command = shlex.join(["python", "-m", "anovit", *kept, "--resume"])
+    return f"training stopped (Ctrl-C); its last finished epoch is saved in {run_dir}: continue it with  {command}"
+
+
+def _evaluate_with_bar(run_dir: Path, **kwargs: Any) -> Any:
+    """``evaluate_run`` with a progress bar on the terminal."""
+    from ..evaluation.evaluate import evaluate_run
+
+    bar = TerminalBar("evaluate")
+    try:
+        return evaluate_run(run_dir, progress=bar, **kwargs)
+    finally:
+        bar.close()
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    result = _evaluate_with_bar(args.run_dir, dataset=args.dataset, category=args.category, data_root=args.data_root,
+                                sigma=args.sigma, batch_size=args.batch_size, device=args.device, bf16=args.bf16,
+                                refit_threshold=args.refit_threshold, notify=tqdm.write, **scoring_overrides(args))
+    _print_eval(result)
+    out = args.output or args.run_dir / "evaluation.json"
+    out.write_text(json.dumps({**result.summary(), "rows": result.rows}, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="anovit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    from .data import add_data_parser
+    from ..deploy.export import add_export_parser
+    from .hub import add_hub_parser
+    from ..evaluation.launchers import add_benchmark_parser  # anovit.benchmark's, with --devices and --cluster
+    from .report import add_report_parser
+    from .score import add_score_parser
+
+    for add_parser in (_train_parser, _evaluate_parser, add_data_parser, add_benchmark_parser, add_report_parser,
+                       add_hub_parser, add_export_parser, add_score_parser):
+        add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; anovit's own errors, and files the system refuses to write or name, print one line and
+    exit with status 2."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        return args.func(args)
+    except (AnovitError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in REFUSED_OS_ERRORS:
+            raise
+        print(f"error: {os_refusal(err)}", file=sys.stderr)
+        return 2
+
+
+REFUSED_OS_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG)
+
+
+def os_refusal(err: OSError) -> str:
+    """One sentence for a file the system refuses to write (no permission, read-only) or to name (too long)."""
+    name = err.filename or "a file"
+    if err.errno == errno.ENAMETOOLONG:
+        longest = max(Path(name).parts, key=len) if err.filename else ""
+        return (f"'{name}' is longer than the file system allows (a name of {len(longest)} characters; expected "
+                f"at most 255 per name and 4096 in all): choose a shorter name")
+    return (f"cannot write '{name}': {(err.strerror or 'refused').lower()} (expected a folder anovit may write "
+            f"to: choose another --output, or set ANOVIT_CHECKPOINTS / ANOVIT_RESULTS)")

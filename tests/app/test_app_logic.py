@@ -1,0 +1,285 @@
+"""The pages' plain functions (computations behind the widgets), tested without Streamlit."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from anovit.app.attention_explorer import patch_box, patch_maps, to_pixels
+from anovit.app.pickers import DataRef, run_data
+from anovit.app.gallery import filter_sort, n_pages, page_rows, tile_image
+from anovit.app.heatmaps import (
+    comparison_rows,
+    default_images,
+    group_runs,
+    mask_stats,
+    nearest,
+    rates_at,
+    roc_point_at,
+    summary_at,
+    threshold_options,
+)
+from anovit.app.inspection import UploadError, decode_upload
+from anovit.scoring.run_scoring import prepare
+from anovit.scoring.detector import decision
+from anovit.app.training import default_job, format_duration, make_train_config, progress_text
+from anovit.jobs.background import JobState
+from anovit.evaluation.metrics import BinnedROC
+from anovit.runs.catalog import RunInfo
+
+
+def scores_frame() -> pd.DataFrame:
+    kinds = ["good", "good", "hole", "scratch", "hole", "good"]
+    return pd.DataFrame(
+        {
+            "index": range(6),
+            "path": [f"p{i}" for i in range(6)],
+            "label": [k != "good" for k in kinds],
+            "defect_type": kinds,
+            "score": [0.5, 0.1, 0.9, 0.7, 0.3, 0.5],
+        }
+    )
+
+
+def png_bytes(mode: str = "RGB", size: tuple[int, int] = (20, 10), fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, 128).save(buf, fmt)
+    return buf.getvalue()
+
+
+# Gallery
+
+
+def test_filter_sort_and_paging():
+    rows = filter_sort(scores_frame(), ["good", "hole"], "score, highest first")
+    assert rows["index"].tolist() == [2, 0, 5, 4, 1]  # ties (0.5) keep file order
+    assert filter_sort(scores_frame(), ["good"], "score, lowest first")["index"].tolist() == [1, 0, 5]
+    assert filter_sort(scores_frame(), ["hole", "scratch"], "file order")["index"].tolist() == [2, 3, 4]
+    assert filter_sort(scores_frame(), [], "file order").empty
+    assert n_pages(0, 24) == 1 and n_pages(24, 24) == 1 and n_pages(400, 24) == 17
+    assert page_rows(rows, 2, 2)["index"].tolist() == [5, 4]
+    assert page_rows(rows, 3, 2)["index"].tolist() == [1]
+
+
+def test_tile_image_shows_input_recon_map_and_mask():
+    image = np.zeros((8, 8, 3), np.uint8)
+    tile = tile_image(image, image, np.ones((8, 8)), 1.0, mask=np.ones((8, 8), bool))
+    assert tile.shape == (8, 4 * 8 + 3 * 2, 3)
+    assert (tile[:, -8:] == 255).all()  # the mask, white where defective
+    assert tile_image(image, image, np.ones((8, 8)), 1.0).shape == (8, 3 * 8 + 2 * 2, 3)
+
+
+# Heatmaps
+
+
+def test_rates_at_and_roc_point_at_agree_on_image_scores():
+    scores, labels = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]), np.array([0, 0, 1, 0, 1, 1])
+    assert rates_at(scores, labels, 0.35) == (pytest.approx(2 / 3), pytest.approx(1 / 3))
+    assert rates_at(scores, np.zeros(6), 0.35)[0] is None
+    roc = BinnedROC().update(scores, labels).roc_curve(64)
+    for threshold in (0.05, 0.25, 0.35, 0.45, 0.55, 0.7):
+        tpr, fpr = rates_at(scores, labels, threshold)
+        assert roc_point_at(roc, threshold) == (pytest.approx(fpr, abs=1e-9), pytest.approx(tpr, abs=1e-9))
+
+
+def test_mask_stats():
+    truth = np.array([[1, 1, 0, 0]], bool)
+    stats = mask_stats(np.array([[1, 0, 1, 0]], bool), truth)
+    assert stats == {"precision": 0.5, "recall": 0.5, "iou": pytest.approx(1 / 3), "f1": 0.5}
+    empty = mask_stats(np.zeros((1, 4), bool), np.zeros((1, 4), bool))
+    assert empty == {"precision": None, "recall": None, "iou": None, "f1": None}
+
+
+def test_threshold_options_and_nearest():
+    roc = (np.zeros(4), np.zeros(4), np.array([np.inf, 1.0, 0.01, -np.inf]))
+    options = threshold_options([roc], n=3)
+    assert options == pytest.approx([1.0, 0.1, 0.01][::-1])
+    assert nearest(options, 0.09) == pytest.approx(0.1)
+    assert nearest(options, None) == pytest.approx(0.1)
+    assert threshold_options([(np.zeros(1), np.zeros(1), np.array([np.inf]))]) == [1.0]
+
+
+def test_default_images_takes_one_per_defect_type_normal_last():
+    assert default_images(scores_frame()) == [2, 3, 0]
+    assert default_images(scores_frame(), limit=2) == [2, 3]
+
+
+def run_info(name: str, model: str, category: str = "weave", root: str | None = "/data") -> RunInfo:
+    return RunInfo(
+        path=Path(name),
+        config={"model_type": model},
+        training={"dataset": "synthetic", "category": category, "data_root": root, "seed": 1},
+    )
+
+
+def test_group_runs_keeps_classes_with_both_models():
+    runs = [
+        run_info("a", "anovit"),
+        run_info("b", "cae"),
+        run_info("c", "anovit", "tiles"),
+        run_info("d", "cae", root=None),
+    ]
+    groups = group_runs(runs)
+    assert list(groups) == [DataRef("synthetic", "weave", "/data")]
+    assert [r.name for r in groups[DataRef("synthetic", "weave", "/data")]["anovit"]] == ["a"]
+    assert run_data(runs[0]) == DataRef("synthetic", "weave", "/data", seed=1)
+    assert run_data(RunInfo(path=Path("x"), config={})) is None
+
+
+def fake_items(maps: np.ndarray, masks: np.ndarray) -> dict:
+    n = len(maps)
+    return {
+        "index": np.arange(n),
+        "image": np.zeros((n, 4, 4, 3), np.uint8),
+        "mask": masks,
+        "anomaly_map": maps,
+        "score": maps.reshape(n, -1).max(1),
+        "defect_type": ["hole"] * n,
+    }
+
+
+def test_comparison_rows_and_summary_at_threshold():
+    masks = np.zeros((1, 4, 4), bool)
+    masks[0, :2, :2] = True
+    good_map = masks.astype(np.float32)  # perfect localisation
+    items = {"anovit": fake_items(good_map, masks), "cae": fake_items(np.full((1, 4, 4), 0.2, np.float32), masks)}
+    rows, titles, table = comparison_rows(items, threshold=0.5)
+    assert [p.title for p in rows[0]] == [
+        "input",
+        "ground truth",
+        "l2-CAE<br>anomaly map",
+        "AnoViT<br>anomaly map",
+        "l2-CAE<br>≥ threshold",
+        "AnoViT<br>≥ threshold",
+    ]
+    assert [p.scale for p in rows[0]] == [None, None, "error", "error", None, None]
+    assert titles == ["#0 hole"]
+    record = table.iloc[0]
+    assert record["AnoViT pixel F1"] == "1.000" and record["AnoViT decision"] == "anomalous"
+    assert record["l2-CAE decision"] == "normal" and record["l2-CAE pixel F1"] == "0.000"
+    scores = pd.DataFrame({"score": [0.1, 0.9], "label": [0, 1]})
+    roc = BinnedROC().update(np.array([0.1, 0.9]), np.array([0, 1])).roc_curve()
+    passes = {
+        m: {"scores": scores, "image_auroc": 1.0, "pixel_auroc": None, "pixel_roc": None, "image_roc": roc}
+        for m in ("anovit", "cae")
+    }
+    summary = summary_at(passes, 0.5)
+    assert summary["model"].tolist() == ["l2-CAE", "AnoViT"]
+    assert summary["image TPR"].tolist() == ["1.000", "1.000"] and summary["image FPR"].tolist() == ["0.000", "0.000"]
+    assert summary["pixel TPR"].tolist() == ["—", "—"]
+
+
+# Inspect
+
+
+def test_decode_upload_accepts_images_and_rejects_the_rest():
+    for fmt in ("PNG", "JPEG", "BMP", "TIFF"):
+        rgb = decode_upload(png_bytes(fmt=fmt), f"x.{fmt.lower()}")
+        assert rgb.shape == (10, 20, 3) and rgb.dtype == np.uint8
+    assert decode_upload(png_bytes("L"), "grey.png").shape == (10, 20, 3)
+    with pytest.raises(UploadError, match="cannot read image file 'notes.png': not an image format Pillow recognises"):
+        decode_upload(b"hello, not an image", "notes.png")
+    with pytest.raises(UploadError, match="big.png is .* MB; the limit is"):
+        decode_upload(b"0" * 2000, "big.png", max_bytes=1000)
+    with pytest.raises(UploadError, match="image file 'huge.png' is 20x10 px .*more than the 0.0001 megapixels"):
+        decode_upload(png_bytes(), "huge.png", max_pixels=100)
+    ppm = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(ppm, "PPM")
+    with pytest.raises(UploadError, match=r"image file 'x.ppm' is a PPM file \(expected PNG, JPEG, BMP, TIFF, GIF or WebP\)"):
+        decode_upload(ppm.getvalue(), "x.ppm")
+    gif = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(gif, "GIF", save_all=True, append_images=[Image.new("RGB", (4, 4), "red")])
+    with pytest.raises(UploadError, match="'anim.gif' is an animated GIF of 2 images"):
+        decode_upload(gif.getvalue(), "anim.gif")
+
+
+def test_prepare_and_decision():
+    tensor = prepare(np.full((10, 20, 3), 255, np.uint8), 16)
+    assert tensor.shape == (1, 3, 16, 16) and float(tensor.max()) == 1.0
+    assert decision(2.0, 1.0) == "anomalous" and decision(0.5, 1.0) == "normal"
+    assert decision(1.0, 1.0) == "anomalous"  # one rule everywhere: anomalous means score >= threshold
+
+
+# Train
+
+
+def test_make_train_config_and_progress_text():
+    config = make_train_config(
+        dataset="synthetic",
+        category="weave",
+        root="",
+        model="anovit",
+        preset="cpu-tiny",
+        epochs=3,
+        batch_size=8,
+        lr=1e-3,
+        seed=2,
+        hflip=False,
+        pretrained=False,
+    )
+    assert config.data_root is None and config.model_overrides == {"pretrained": False}
+    assert (config.augment.hflip, config.augment.vflip, config.augment.affine) == (False, True, True)
+    assert config.run_name() == "synthetic-weave-anovit-cpu-tiny-s2"
+    digits = make_train_config(
+        dataset="digits",
+        category="3",
+        root="/d",
+        model="cae",
+        preset="cpu-tiny",
+        epochs=1,
+        batch_size=4,
+        lr=2e-4,
+        seed=0,
+        pretrained=True,
+    )
+    assert digits.model_overrides == {} and digits.data_root == "/d"
+    assert (digits.augment.hflip, digits.augment.vflip) == (False, False)  # the dataset's flip rule: no mirrored digits
+    state = JobState(
+        status="running",
+        phase="train",
+        epoch=2,
+        epochs=5,
+        step=3,
+        steps=10,
+        loss=0.01234,
+        images_per_s=40.0,
+        eta_s=125.0,
+        progress=0.26,
+    )
+    assert progress_text(state) == "epoch 2/5 · step 3/10 · loss 0.01234 · 40 img/s · ETA 2 min 05 s"
+    first = JobState(status="running", phase="train", epoch=1, epochs=5, step=1, steps=10, eta_s=0.0, progress=0.02 / 5)
+    assert progress_text(first).endswith("ETA: timing…")  # no "ETA 0 s" before a few steps are timed
+    assert "evaluating" in progress_text(JobState(phase="evaluate", eval_progress=0.5))
+    assert progress_text(JobState(phase="data", detail="importing PyTorch and timm")) == (
+        "preparing: importing PyTorch and timm…"  # says what is being prepared
+    )
+    assert format_duration(None) == "—" and format_duration(3725) == "1 h 02 min" and format_duration(9.6) == "10 s"
+
+
+def test_default_job_prefers_the_url_then_the_newest_active_job():
+    jobs = [
+        (Path("c"), JobState(status="done")),
+        (Path("b"), JobState(status="running")),
+        (Path("a"), JobState(status="done")),
+    ]
+    assert default_job(jobs, "a") == 2
+    assert default_job(jobs, "gone") == 1
+    assert default_job(jobs[:1], None) == 0
+
+
+# Attention
+
+
+def test_patch_maps_and_geometry():
+    t = 1 + 4
+    eye = np.eye(t, dtype=np.float32)
+    attn = {"rollout": eye, "layers": np.stack([eye, np.full((t, t), 1 / t, np.float32)])}
+    maps = patch_maps(attn, 3, 1, (2, 2))
+    assert list(maps) == ["rollout", "1", "2"]
+    assert maps["rollout"].tolist() == [[0, 0], [0, 1]]
+    assert np.allclose(maps["2"], 1 / t)
+    assert to_pixels(maps["rollout"], 32).shape == (32, 32)
+    assert patch_box(3, (2, 2), 16) == (16, 16, 32, 32)
