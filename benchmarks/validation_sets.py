@@ -81,18 +81,22 @@ def train_and_score(config: Any, run_dir: Path) -> dict[str, Any]:
     """Train ``config`` into ``run_dir`` (skipped when finished, resumed when killed), evaluate it with
     :func:`anovit.evaluation.evaluate.evaluate_run` and return the run's record."""
     from anovit.evaluation.evaluate import evaluate_run
+    from anovit.runs.catalog import SCORING_FIELDS
     from anovit.training.trainer import train
 
     if not _finished(run_dir, config.epochs):
         train(config, run_dir, resume=(run_dir / "resume.safetensors").is_file(), overwrite=True)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    if "test" not in metrics:
-        evaluate_run(run_dir, device="cpu")
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+    # the product's scoring at the recipe's settings (sigma, calibration, pooling: the preset's), on the run's
+    # weights; statistics and threshold fitted on its validation split, nothing written (runs trained before
+    # the scoring fields were recorded score as their preset says today)
+    result = evaluate_run(run_dir, device="cpu", sigma=config.sigma, record=False,
+                          **{k: getattr(config, k) for k in SCORING_FIELDS})
     history = metrics["training"]["history"]
-    return {"image_auroc": metrics["test"]["image_auroc"], "pixel_auroc": metrics["test"]["pixel_auroc"],
+    return {"image_auroc": result.image_auroc, "pixel_auroc": result.pixel_auroc,
             "best_epoch": metrics["training"]["best_epoch"], "epochs": config.epochs,
-            "train_seconds": sum(h["seconds"] for h in history), "eval_seconds": metrics["test"]["seconds"],
+            "scoring": {"sigma": config.sigma, **{k: getattr(config, k) for k in SCORING_FIELDS}},
+            "train_seconds": sum(h["seconds"] for h in history), "eval_seconds": result.seconds,
             "images_per_s": statistics.fmean(h["images_per_s"] for h in history)}
 
 
@@ -366,7 +370,7 @@ def main() -> None:
         out["summary_chosen"] = summarise(chosen_rows(list(runs.values()), runs_root))
         print("calibrated as chosen:", CHOSEN)
         print_table(out["summary_chosen"])
-        print("product scoring (raw map, max):")
+        print("product scoring (each recipe's own: its preset's sigma, calibration and pooling):")
     print_table(out["summary"])
     if tmp:
         tmp.cleanup()

@@ -10,6 +10,8 @@ returns the whole train split, exactly like "train"; the trainer holds out part 
 "mvtec-loco" always on its own validation/ folder.
 One-class datasets ("digits", "mnist", "fashion-mnist", "cifar10") split train/val by their own
 protocol and ignore `val_fraction`.
+
+Layer 2 (docs/architecture.md): may import utils and models only.
 """
 
 from __future__ import annotations
@@ -77,14 +79,32 @@ def _folder_root(spec: DatasetSpec, root: str | Path | None) -> Path:
 
 def get_dataset(name: str, split: str, *, category: str, image_size: int, root: str | Path | None = None,
                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int = 0) -> Dataset:
-    """One split ("train", "val", "test") of a dataset; `category` is the normal class or category folder.
+    """One split of a dataset, each item a dict (image, mask, label, defect_type, path; module docstring).
 
-    synthetic: `root` defaults to `ensure_synthetic()`; mvtec and visa: `root` defaults to <data
-    dir>/<name> when a download put it there; folder and mvtec3d: `root` is required. For these,
-    "val" returns the train split (see the module docstring), except for an mvtec3d class with its
-    own validation/ folder. One-class sets: `seed` moves the train/val split; `root` is where their
-    files are (default: the cache under <data dir>). A root in another dataset's layout is refused
-    naming that layout.
+    Args:
+        name: a dataset of the registry (``DATASETS``: synthetic, mvtec, folder, visa, mvtec3d, mvtec_loco,
+            mnist, fashion-mnist, cifar10, ...).
+        split: "train", "val" or "test". Folder datasets have no validation folder: "val" returns the train
+            split (the trainer holds part of it out), except an mvtec3d class with its own validation/ folder.
+        category: the normal class (one-class sets) or the category folder.
+        image_size: side in px the images are resized to.
+        root: synthetic: default ``ensure_synthetic()``; mvtec and visa: default <data dir>/<name> when a
+            download put it there; folder and mvtec3d: required; one-class sets: where their files are
+            (default: the cache under <data dir>).
+        transform: applied to each image tensor.
+        seed: one-class sets: moves the train/val split.
+
+    Returns:
+        Dataset: items with image FloatTensor[3, H, W] in [0, 1] and mask FloatTensor[1, H, W] in {0, 1}.
+
+    Raises:
+        DatasetError: an unknown dataset or split, a missing or unreadable folder, or a root in another
+            dataset's layout (the message names that layout).
+
+    Example:
+        >>> from anovit import get_dataset
+        >>> test = get_dataset("mvtec", "test", category="cookie", image_size=128,
+        ...                    root="../shared/data/cookies")  # doctest: +SKIP
     """
     try:
         return _get_dataset(name, split, category=category, image_size=image_size, root=root, transform=transform,
@@ -159,12 +179,23 @@ def train_val_datasets(name: str, *, category: str, image_size: int, root: str |
                        val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0) -> tuple[Dataset, Dataset]:
     """The training and validation sets of the normal class (augmentation is the trainer's, per batch).
 
-    Folder datasets are checked first (`anovit.data.check.require_valid`: layout, structure,
+    Folder datasets are checked first (:func:`anovit.data.check.require_valid`: layout, structure,
     headers, masks), so a broken folder fails before any training; then ``val_fraction`` of the
     train split is held out by a seeded index split, except for MVTec LOCO AD and an MVTec 3D-AD
     class with its own validation/ folder, used as it is (an MVTec 3D-AD class without one: the
     hold-out is logged by require_valid). One-class sets use their protocol's validation split and
     ignore ``val_fraction``.
+
+    Args:
+        name, category, image_size, root: as for :func:`get_dataset`.
+        val_fraction: share of the train split held out (0 < f < 1).
+        seed: the hold-out's seed.
+
+    Returns:
+        tuple[Dataset, Dataset]: (training images, held-out normal validation images).
+
+    Raises:
+        DatasetError: as :func:`get_dataset`, and for a folder that fails its check.
     """
     spec = dataset_spec(name)
     if spec.layout in (LAYOUT, FOLDER, VISA, MVTEC3D, LOCO):

@@ -174,23 +174,41 @@ def evaluate_run(
     bf16: bool | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> Evaluation:
-    """Evaluate a run folder's best model on the test split it was trained for (or another one),
-    and record the summary (with the resolved data folder) under "test" in its metrics.json and
-    the rows in test_scores.csv. A bad training.json is a CheckpointError naming it and the field.
-    ``max_images``: a seeded subsample of the test split (recorded as "max_images"); None: all of it.
-    ``sigma`` None: the run's own (stored in its training.json; see :func:`anovit.runs.catalog.run_sigma`);
-    ``score`` None: the run's score function (:func:`anovit.runs.catalog.run_score`); ``image_calibration``,
-    ``pixel_calibration``, ``pooling``, ``pooling_top_percent``, ``calibration_shrinkage`` None: the run's
-    (:func:`anovit.runs.catalog.run_scoring`), another re-scores the run without retraining (statistics fitted on
-    its validation split). The pixel metrics score the pixel-calibrated map, the image metrics the pooled
-    image-calibrated one. ``bf16`` None: the run's recorded precision (:meth:`anovit.scoring.detector.Detector.from_run`);
-    the result's ``precision_note`` says when it could not be used.
+    """Evaluate a run folder's best model on the test split it was trained for (or another one).
 
-    The decision threshold and calibration statistics are the run's stored ones where they match these
-    settings (precision included); else they are fitted on the validation split
-    (:func:`anovit.scoring.run_scoring.run_detector`) and, with ``record``, stored when the run had none (or
-    ``refit_threshold``) at its own settings. ``notify`` gets one line whenever a fit is made.
-    ``record=False`` writes nothing (a re-scoring with another setting that leaves the run's metrics alone)."""
+    Args:
+        run_dir: a run folder written by :func:`anovit.train` (or pulled from the Hub with its training.json).
+        dataset, category, data_root: another test split (None: the run's own, from its training.json).
+        sigma: Gaussian smoothing in px (None: the run's own, :func:`anovit.runs.catalog.run_sigma`).
+        batch_size: images per forward pass.
+        device: "auto", "cpu", "cuda", "cuda:N".
+        max_images: a seeded subsample of the test split (recorded as "max_images"); None: all of it.
+        progress: ``progress(done, total)`` after each batch.
+        score: score function "l2" (eq. 6), "ssim" or "msgms" (None: the run's, :func:`anovit.runs.catalog.run_score`).
+        image_calibration, pixel_calibration, pooling, pooling_top_percent, calibration_shrinkage: the scoring
+            (None: the run's, :func:`anovit.runs.catalog.run_scoring`); another value re-scores the run
+            without retraining, with statistics fitted on its validation split. Pixel metrics score the
+            pixel-calibrated map, image metrics the pooled image-calibrated one.
+        refit_threshold: fit the threshold and statistics again even where the run stores them.
+        record: write the summary under "test" in metrics.json, the rows in test_scores.csv and the per-image
+            pixel histograms (and a first fit, at the run's own settings); False writes nothing.
+        bf16: bf16 autocast (None: the run's recorded precision, :meth:`anovit.scoring.detector.Detector.from_run`;
+            the result's ``precision_note`` says when it could not be used).
+        notify: receives one line whenever a threshold or statistics are fitted, and why.
+
+    Returns:
+        Evaluation: image AUROC, pixel AUROC, AUPRO, F1-max and thresholds, per-image rows; a metric is None
+        with the reason in ``unavailable`` where the split lacks a class (or masks).
+
+    Raises:
+        CheckpointError: a missing or bad run file (named with its field), or a fit that needs the run's
+            validation images when its training.json is absent.
+        DatasetError: the test split cannot be read.
+
+    Example:
+        >>> from anovit import evaluate_run
+        >>> evaluate_run("checkpoints/synthetic-weave-anovit-cpu-default-s0").image_auroc  # doctest: +SKIP
+    """
     from ..scoring.run_scoring import run_detector
     from ..training.config import load_training  # train does not import evaluate
 

@@ -1,4 +1,7 @@
-"""Model registry: one name per model type, one name per preset (timm-style explicit configs)."""
+"""Model registry: one name per model type, one name per preset (timm-style explicit configs).
+
+Layer 1 (docs/architecture.md): plain modules; may import utils only.
+"""
 
 from __future__ import annotations
 

@@ -65,14 +65,28 @@ def threshold_above(scores: Any) -> float:
 
 
 class Detector:
-    """A model, its sigma, its score function, its precision, its calibration and pooling, and a threshold;
-    ``score_maps`` / ``score`` / ``predict`` images. ``score_function``: "l2" (eq. 6), "ssim" or "msgms"
-    (:func:`anovit.scoring.anomaly_map.error_map`); ``calibration`` None: the raw map for both purposes.
+    """A model, its sigma, its score function, its precision, its calibration and pooling, and a threshold:
+    ``score_maps`` / ``score`` / ``predict`` images, scikit-learn style (``fit_threshold`` on normal images).
 
-    ``images`` are float tensors (B, C, H, W) in [0, 1] at the model's ``image_size``; results are
-    CPU tensors. ``bf16=None`` means bf16 autocast where the model's device supports it (see
-    :func:`anovit.utils.runtime.use_bf16`; True on a device without it is a ConfigError). ``precision_note``:
-    a one-line note when the precision differs from the run's recorded one (see :meth:`from_run`), else None.
+    Args:
+        model: a trained AnoViT, l2-CAE or SSIM-AE (its ``config.image_size`` is the input size).
+        sigma: Gaussian smoothing of the anomaly maps in px (0: none).
+        threshold: decision threshold on anomaly scores (None until fitted or set).
+        bf16: bf16 autocast (None: where the model's device supports it, :func:`anovit.utils.runtime.use_bf16`;
+            True on a device without it is a ConfigError).
+        score_function: "l2" (eq. 6), "ssim" or "msgms" (:func:`anovit.scoring.anomaly_map.error_map`).
+        calibration: per-pixel statistics of normal maps for the image and pixel maps
+            (:class:`anovit.scoring.calibration.Calibration`); None: the raw map for both purposes.
+        pooling, top_percent: the image score from the map: "max" (eq. 7) or "topk" (mean of the top q %).
+
+    ``images`` are float tensors (B, C, H, W) in [0, 1] at the model's ``image_size``; results are CPU
+    tensors: anomaly maps (B, H, W), anomaly scores (B,), decisions (B,) bool. ``precision_note``: a
+    one-line note when the precision differs from the run's recorded one (see :meth:`from_run`), else None.
+
+    Example:
+        >>> from anovit import Detector
+        >>> detector = Detector.from_run("checkpoints/synthetic-weave-anovit-cpu-default-s0")  # doctest: +SKIP
+        >>> detector.fit_threshold(validation_images).predict(images)  # doctest: +SKIP
     """
 
     def __init__(self, model: nn.Module, *, sigma: float = DEFAULT_SIGMA, threshold: float | None = None,

@@ -118,17 +118,35 @@ def train(
 ) -> TrainResult:
     """Train ``config.model`` on the normal images of ``config.dataset``/``config.category``.
 
-    Writes into ``run_dir`` (default ``<checkpoints folder>/<config.run_name()>``, the folder of
-    :func:`anovit.runs.catalog.default_checkpoint_dir`): ``config.json``, ``training.json``,
-    ``model.safetensors`` (best validation epoch), ``metrics.json`` (history) and
-    ``resume.safetensors`` (last epoch), holding the folder's lock (:mod:`anovit.runs.lock`) throughout.
-    ``progress`` receives dicts with ``event`` "step" or "epoch"; ``should_stop`` is polled after
-    each step to cancel cleanly at the next epoch end. ``parallel`` (default: :func:`anovit.training.distributed.current`,
-    the torchrun process group if one is initialised): one process of a data-parallel run, where rank 0
-    alone writes the folder and reports progress (see :mod:`anovit.training.distributed`). ``data_moved``: resume
-    a run recorded on another data root (its images moved). Raises RunLockedError when another process
-    trains into ``run_dir``, TrainingError at the first non-finite loss, AnovitError for a device this
-    machine lacks (before the run folder is made).
+    The loss is eq. (1) (or the run's loss), Adam with gradient-norm clipping, the paper's augmentations;
+    the best epoch on the held-out validation split is kept.
+
+    Args:
+        config: everything the run depends on (saved as ``training.json``).
+        run_dir: the run folder (default ``<checkpoints folder>/<config.run_name()>``, see
+            :func:`anovit.runs.catalog.default_checkpoint_dir`). It receives ``config.json``,
+            ``training.json``, ``model.safetensors`` (best validation epoch), ``metrics.json`` (history) and
+            ``resume.safetensors`` (last epoch); the folder's lock (:mod:`anovit.runs.lock`) is held throughout.
+        resume: continue the run in ``run_dir`` from its last epoch.
+        overwrite: start over in a folder that holds a run.
+        progress: receives dicts with ``event`` "step" or "epoch".
+        should_stop: polled after each step; True cancels cleanly at the next epoch end (one process only).
+        parallel: one process of a data-parallel run (default :func:`anovit.training.distributed.current`, the
+            torchrun process group if one is initialised); rank 0 alone writes and reports.
+        data_moved: resume a run recorded on another data root (its images moved there).
+
+    Returns:
+        TrainResult: the run folder, best epoch and its validation loss, the per-epoch history, whether it stopped early.
+
+    Raises:
+        RunLockedError: another process trains into ``run_dir``.
+        CheckpointError: ``run_dir`` holds another run (without ``resume`` / ``overwrite``).
+        TrainingError: at the first non-finite loss.
+        AnovitError: a device this machine lacks, or bf16 where it is unsupported (before the folder is made).
+
+    Example:
+        >>> from anovit import TrainConfig, train
+        >>> result = train(TrainConfig(dataset="synthetic", category="weave", epochs=1))  # doctest: +SKIP
     """
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     par = parallel or current()
