@@ -223,6 +223,17 @@ def summarise(runs: list[dict]) -> list[dict]:
     return out
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """The README's validation table: one line per (set, recipe), mean ± sample std over seeds."""
+    pm = lambda m, s: f"{m:.3f}" + (f" ± {s:.3f}" if s is not None else "")
+    lines = ["| set | recipe | seeds | image AUROC | pixel AUROC | train s |", "|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["set"] == "mean", r["set"], r["recipe"])):
+        lines.append(f"| {r['set']} | {r['recipe']} | {','.join(map(str, r['seeds']))} | "
+                     f"{pm(r['image_auroc'], r['image_auroc_std'])} | {pm(r['pixel_auroc'], r['pixel_auroc_std'])} | "
+                     f"{r['train_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
 def print_table(rows: list[dict]) -> None:
     pm = lambda m, s: f"{m:.3f}" + (f" ± {s:.3f}" if s is not None else "")
     print(f"{'recipe':<22} {'set':<12} {'seeds':<8} {'image AUROC':<15} {'pixel AUROC':<15} {'train s':>8}")
@@ -325,7 +336,11 @@ def main() -> None:
     p.add_argument("--curve", action="store_true", help=f"study: AUROC vs number of calibration images on {CURVE_SET}")
     p.add_argument("--no-train", action="store_true", help="only the runs already trained (summary and study)")
     add_output_args(p)
+    p.add_argument("--table", action="store_true", help="print the README's Markdown table from the JSON and stop")
     args = p.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(OUTPUT.read_text())["summary"]))
+        return
 
     tmp = tempfile.TemporaryDirectory() if args.smoke else None
     sets = _smoke_sets(Path(tmp.name)) if tmp else {k: SETS[k] for k in args.sets.split(",")}

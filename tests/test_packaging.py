@@ -117,7 +117,10 @@ def test_installed_command_trains_and_scores_outside_the_repository(installed, r
     synthetic_root = request.getfixturevalue("synthetic_root")  # after `installed`: it needs torch
     _run([script, "train", "--dataset", "synthetic", "--data-root", synthetic_root, "--category", "tiles",
           "--model", "cae", "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--no-eval"], cwd=tmp_path)
-    run = tmp_path / "checkpoints" / "synthetic-tiles-cae-cpu-tiny-s0"  # under the current folder
+    from anovit import TrainConfig
+
+    name = TrainConfig(dataset="synthetic", data_root=str(synthetic_root), category="tiles", model="cae").run_name()
+    run = tmp_path / "checkpoints" / name  # under the current folder
     assert (run / "model.safetensors").is_file()
     image = next((synthetic_root / "tiles" / "test" / "hole").glob("*.png"))
     out = _run([script, "score", run, image, "--output", "scores.csv"], cwd=tmp_path).stdout

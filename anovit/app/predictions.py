@@ -18,7 +18,7 @@ from ..runs import checkpoint as ckpt
 from ..scoring.detector import SCORE_BATCH_SIZE, Detector, Progress
 from ..evaluation.evaluate import ROW_FIELDS, evaluate_detector
 from ..evaluation.metrics import BinnedROC
-from ..scoring.calibration import MapStatistics
+from ..scoring.calibration import Calibration, MapStatistics
 from ..runs.catalog import RunInfo, run_sigma
 from ..scoring.anomaly_map import DEFAULT_SIGMA
 from .pickers import DataRef, describe_items, load_dataset, load_model_cached, weights_mtime
@@ -62,7 +62,11 @@ def detector_for(run_dir: Path, ref: DataRef, sigma: float | None = None, need_t
     statistics, threshold, scores = _fit(str(run_dir), weights_mtime(run_dir), fit.stat().st_mtime if fit.is_file() else None,
                                          ref, sigma, need_threshold)
     detector = Detector.from_run(run_dir, sigma=sigma, model=load_model_cached(run_dir))
-    detector.calibration = detector.calibration.with_statistics(statistics)
+    calibration = detector.calibration
+    if calibration.needs_statistics and statistics is None:  # too few validation images: the raw map
+        detector.calibration = Calibration(shrinkage=calibration.shrinkage)
+    else:
+        detector.calibration = calibration.with_statistics(statistics)
     detector.threshold, detector.validation_scores_ = threshold, scores
     return detector
 

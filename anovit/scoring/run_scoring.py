@@ -99,6 +99,8 @@ def run_detector(run_dir: Path, sigma: float | None = None, threshold: float | N
     where = f"stored in {run_dir}" if store else "in memory only, not stored"
     say(f"{fitted} fitted on {len(detector.validation_paths_ or [])} normal validation images "
         f"({_why_fit(detector, refit)}); {where}")
+    if detector.calibration_note:
+        say(detector.calibration_note)
     return detector
 
 

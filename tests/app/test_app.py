@@ -108,7 +108,8 @@ def test_train_page_runs_a_tiny_job_to_completion(checkpoints, synthetic_root):
     assert "ui-job" in [r.name for r in list_runs()]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["test images"] == "78" and 0.0 <= float(metrics["image AUROC"]) <= 1.0
-    assert any("Done" in s.value for s in at.success)
+    below = any("below chance" in w.value for w in at.warning)  # a 1-epoch l2-CAE may rank below chance
+    assert any("Done" in s.value for s in at.success) != below
     gallery = page("app_pages/3_Gallery.py")
     assert gallery.selectbox[0].value.name == "ui-job"  # the newest run comes first
     assert any(o.startswith("ui-job (l2-CAE") for o in gallery.selectbox[0].options)

@@ -30,6 +30,7 @@ def fake_run(root: Path, name: str, image: float, pixel: float, *, model: str = 
              **fields) -> Path:
     """A run folder as a finished job leaves it (weights file empty)."""
     overrides = {k: fields.pop(k) for k in MODEL_FIELDS if k in fields}
+    fields.setdefault("preset", "cpu-tiny")  # the recipe these fixtures describe (not the default preset)
     config = TrainConfig(dataset="synthetic", category=category, model=model, model_overrides=overrides, **fields)
     run = root / name
     run.mkdir(parents=True)

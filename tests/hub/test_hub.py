@@ -300,7 +300,7 @@ def test_curated_list_is_valid_and_malformed_lists_are_named(tmp_path):
 def test_hub_page_says_an_uncached_repo_cannot_be_loaded_offline(hub_cache):
     from streamlit.testing.v1 import AppTest
 
-    app = AppTest.from_file(str(REPO_ROOT / "pages" / "7_Hub.py"), default_timeout=60).run()
+    app = AppTest.from_file(str(REPO_ROOT / "app_pages" / "7_Hub.py"), default_timeout=60).run()
     assert not app.exception
     assert [info.value for info in app.info] == ["HF_HUB_OFFLINE is set, so only repos already in the local cache can be loaded."]
     app.text_input[0].input("someorg/uncached").run()

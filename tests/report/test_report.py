@@ -16,7 +16,7 @@ from anovit.runs.provenance import budget_warnings, default_counted
 from anovit.report.render import comparison_figure, display_table
 from anovit.runs.catalog import RunInfo
 
-PAGE = Path(__file__).resolve().parents[2] / "pages" / "2_Results.py"
+PAGE = Path(__file__).resolve().parents[2] / "app_pages" / "2_Results.py"
 # (dataset, class, model) -> image AUROC of seeds 0, 1, 2 (pixel AUROC = image AUROC - 0.1)
 VALUES = {
     ("mvtec", "bottle", "cae"): (0.70, 0.80, 0.90),
@@ -250,7 +250,7 @@ def test_results_page_names_runs_warns_on_budgets_and_lets_the_reviewer_choose(r
     assert "false positive rate of 0.3" in captions
     overall_shown = next(f for f in frames if "paper row" in f.columns)
     assert "cae" not in overall_shown.columns and "None" not in overall_shown.to_string()
-    every = next(f for f in frames if "value" in f.columns).set_index(["class", "model"])
+    every = next(f for f in frames if {"value", "seeds"} <= set(f.columns)).set_index(["class", "model"])
     assert every.loc[("carpet", "l2-CAE"), "value"] == "0.600 ± 0.100" and every.loc[("bottle", "l2-CAE"), "seeds"] == 1
     app.selectbox[0].select("synthetic").run()
     shown = next(d.value for d in app.dataframe if "abs. diff." in d.value.columns)

@@ -91,11 +91,11 @@ def test_non_finite_config_fields_are_refused(field: str) -> None:
 
 def test_the_default_run_folder_follows_the_data_root(tmp_path: Path) -> None:
     plain = TrainConfig(dataset="synthetic", category="weave")
-    assert plain.run_name() == "synthetic-weave-anovit-cpu-tiny-s0"  # old folders keep their meaning
+    assert plain.run_name() == "synthetic-weave-anovit-cpu-default-s0"  # no data root: no hash, as before
     first = TrainConfig(dataset="synthetic", category="weave", data_root=str(tmp_path / "a"))
     second = TrainConfig(dataset="synthetic", category="weave", data_root=str(tmp_path / "b"))
     again = TrainConfig(dataset="synthetic", category="weave", data_root=str(tmp_path / "x" / ".." / "a"))
-    assert first.run_name().startswith("synthetic-weave-anovit-cpu-tiny-s0-d")
+    assert first.run_name().startswith("synthetic-weave-anovit-cpu-default-s0-d")
     assert first.run_name() != second.run_name() and first.run_name() == again.run_name()
 
 

@@ -30,7 +30,7 @@ needs_bf16 = pytest.mark.skipif(not HAS_BF16, reason=f"this CPU has no bf16 supp
 
 
 def _config(root: Path, bf16: bool | None) -> TrainConfig:
-    return TrainConfig(dataset="synthetic", category="weave", data_root=str(root), model="cae",
+    return TrainConfig(dataset="synthetic", category="weave", data_root=str(root), model="cae", preset="cpu-tiny",
                        model_overrides={"image_size": 64}, epochs=1, batch_size=4, max_train_images=8, bf16=bf16,
                        device="cpu")
 

@@ -29,6 +29,7 @@ GLOBAL_BATCH = 4
 
 def _args(data_root, out, *extra):
     return ["train", "--dataset", "synthetic", "--category", "weave", "--data-root", str(data_root), "--model", "cae",
+            "--preset", "cpu-tiny",  # one pass per epoch: the torchrun shares are checked against that
             "--image-size", "32", "--batch-size", str(GLOBAL_BATCH), "--val-fraction", "0.25", "--no-affine",
             "--no-flip", "--no-bf16", "--device", "cpu", "--no-eval", "--output", str(out), *extra]
 
