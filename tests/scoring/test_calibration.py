@@ -189,6 +189,19 @@ def test_runs_without_a_stored_fit_score_as_before(trained_runs, synthetic_root,
     assert not (run / ckpt.THRESHOLD).exists()  # loading writes nothing
 
 
+def test_too_few_validation_images_score_with_the_raw_map_and_say_so(trained_runs, synthetic_root):
+    """A small class still scores: two held-out normals cannot fit a leave-one-out 'standardise' threshold."""
+    detector = Detector.from_run(trained_runs / "weave-cae", device="cpu", bf16=False,
+                                 image_calibration="standardise", pooling="topk")
+    test = get_dataset("synthetic", "test", category="weave", image_size=128, root=synthetic_root)
+    two = torch.stack([test[i]["image"] for i in (0, 1)])
+    detector.fit_threshold(two)
+    assert detector.calibration == Calibration() and detector.pooling == "topk"
+    assert "2 normal validation image(s) are too few for the 'standardise'" in detector.calibration_note
+    raw = Detector.from_run(trained_runs / "weave-cae", device="cpu", bf16=False, pooling="topk")
+    assert torch.equal(detector.score(two), raw.score(two))  # exactly the raw map's pooled score
+
+
 @pytest.mark.parametrize("variants", [("standardise", "mean", "topk"), ("shrunk", "none", "max")])
 def test_onnx_scores_equal_pytorch_with_a_calibration(calibrated_run, synthetic_root, tmp_path, variants):
     pytest.importorskip("onnxruntime", reason="the onnx extra (onnx, onnxscript, onnxruntime) is not installed")
