@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .imageio import list_images, list_subfolders
-from .samples import Sample, SampleListDataset
+from .samples import Sample, SampleListDataset, split_class_folder
 from ..utils.errors import DatasetError
 
 HOMEPAGE = "https://www.mvtec.com/company/research/datasets/mvtec-3d-ad"
@@ -81,12 +81,6 @@ class MVTec3DDataset(SampleListDataset):
 
     def __init__(self, root: str | Path, category: str, split: str = "train", image_size: int = 128,
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
-        if split not in SPLIT_FOLDERS:
-            raise DatasetError(f"split '{split}' is not valid for MVTec 3D-AD (expected one of "
-                               f"{', '.join(SPLIT_FOLDERS)})")
+        folder = split_class_folder(root, category, split, SPLIT_FOLDERS, "MVTec 3D-AD", list_mvtec3d_classes)
         self.root, self.category, self.split = Path(root), category, split
-        folder = self.root / category
-        if not folder.is_dir():
-            raise DatasetError(f"class folder '{folder}' not found; available classes in '{self.root}': "
-                               f"{', '.join(list_mvtec3d_classes(self.root)) or 'none'}")
         super().__init__(scan_mvtec3d(folder, split), image_size, transform)

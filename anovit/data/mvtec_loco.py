@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .imageio import list_images, list_subfolders
-from .samples import Sample, SampleListDataset
+from .samples import Sample, SampleListDataset, split_class_folder
 from ..utils.errors import DatasetError
 
 HOMEPAGE = "https://www.mvtec.com/company/research/datasets/mvtec-loco"
@@ -74,12 +74,6 @@ class MVTecLOCODataset(SampleListDataset):
 
     def __init__(self, root: str | Path, category: str, split: str = "train", image_size: int = 128,
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
-        if split not in SPLIT_FOLDERS:
-            raise DatasetError(f"split '{split}' is not valid for MVTec LOCO AD (expected one of "
-                               f"{', '.join(SPLIT_FOLDERS)})")
+        folder = split_class_folder(root, category, split, SPLIT_FOLDERS, "MVTec LOCO AD", list_loco_classes)
         self.root, self.category, self.split = Path(root), category, split
-        folder = self.root / category
-        if not folder.is_dir():
-            raise DatasetError(f"class folder '{folder}' not found; available classes in '{self.root}': "
-                               f"{', '.join(list_loco_classes(self.root)) or 'none'}")
         super().__init__(scan_loco(folder, split), image_size, transform)

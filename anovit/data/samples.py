@@ -73,3 +73,17 @@ class SampleListDataset(Dataset):
             "defect_type": defect,
             "path": str(path),
         }
+
+
+def split_class_folder(root: str | Path, category: str, split: str, splits: dict[str, str], layout: str,
+                       list_classes: Callable[[Path], list[str]]) -> Path:
+    """``root/category`` of a layout whose classes hold train/validation/test folders (MVTec 3D-AD, MVTec
+    LOCO AD), after checking ``split`` against ``splits``; DatasetError naming the split or the missing
+    class folder (with the classes ``list_classes(root)`` finds)."""
+    if split not in splits:
+        raise DatasetError(f"split '{split}' is not valid for {layout} (expected one of {', '.join(splits)})")
+    folder = Path(root) / category
+    if not folder.is_dir():
+        raise DatasetError(f"class folder '{folder}' not found; available classes in '{Path(root)}': "
+                           f"{', '.join(list_classes(Path(root))) or 'none'}")
+    return folder
