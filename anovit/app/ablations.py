@@ -20,7 +20,7 @@ from ..utils.network import hub_reachable
 from ..training.config import TrainConfig, load_training
 from ..visualization.figures import ablation_figure
 from .common import page_header, page_link, show_errors
-from .pickers import finished_runs, weights_mtime
+from .pickers import finished_runs, scoring_stamp
 
 QUEUE_KEY = "ablation-queue"  # session state: the run folders this session queued
 REFRESH_S = 2.0
@@ -30,8 +30,8 @@ CAPTION = ("Each switch changed alone from a baseline run (mean ± std over seed
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
-def _rescore(run_dir: str, mtime: float, score: str, sigma: float) -> tuple[float | None, float | None]:
-    """(image AUROC, pixel AUROC) of a run re-scored, cached until its weights change (``mtime``)."""
+def _rescore(run_dir: str, stamp: tuple[float | None, ...], score: str, sigma: float) -> tuple[float | None, float | None]:
+    """(image AUROC, pixel AUROC) of a run re-scored, cached until its weights or stored fit change (``stamp``)."""
     return ab.rescore(Path(run_dir), score, sigma)
 
 
@@ -71,7 +71,7 @@ def rescored_points(baseline: ab.Baseline, points: list[ab.Point]) -> list[ab.Po
         sigma = value if switch == "sigma" else baseline.switches["sigma"]
         bar.progress(i / len(tasks), text=f"Re-scoring {run.name} with score {score}, sigma {sigma:g} "
                                           f"({i + 1}/{len(tasks)})…")
-        image, pixel = _rescore(str(run.path), weights_mtime(run.path), score, float(sigma))
+        image, pixel = _rescore(str(run.path), scoring_stamp(run.path), score, float(sigma))
         out.append(ab.Point(switch, value, run.name, run.training.get("seed"), ab.RESCORED, image, pixel))
     bar.empty()
     return out

@@ -35,6 +35,14 @@ def weights_mtime(run_dir: Path) -> float:
     return (Path(run_dir) / ckpt.WEIGHTS).stat().st_mtime
 
 
+def scoring_stamp(run_dir: Path) -> tuple[float | None, ...]:
+    """Modification times of the files a run's scores depend on (weights, calibration.safetensors,
+    threshold.json; None where absent): the cache key of every scored result, so new weights or a refitted
+    calibration or threshold (``evaluate --refit-threshold``) are picked up."""
+    paths = [Path(run_dir) / name for name in (ckpt.WEIGHTS, ckpt.CALIBRATION, ckpt.THRESHOLD)]
+    return tuple(path.stat().st_mtime if path.is_file() else None for path in paths)
+
+
 def load_model_cached(run_dir: Path) -> nn.Module:
     """The run's model in eval mode, cached until its weights file changes."""
     return _load_model(str(run_dir), weights_mtime(run_dir))

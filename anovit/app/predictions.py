@@ -21,7 +21,7 @@ from ..evaluation.metrics import BinnedROC
 from ..scoring.calibration import Calibration, MapStatistics
 from ..runs.catalog import RunInfo, run_sigma
 from ..scoring.anomaly_map import DEFAULT_SIGMA
-from .pickers import DataRef, describe_items, load_dataset, load_model_cached, weights_mtime
+from .pickers import DataRef, describe_items, load_dataset, load_model_cached, scoring_stamp, weights_mtime
 
 
 class _Bar:
@@ -40,7 +40,7 @@ class _Bar:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _fit(run_dir: str, mtime: float, fit_mtime: float | None, ref: DataRef, sigma: float | None,
+def _fit(run_dir: str, stamp: tuple[float | None, ...], ref: DataRef, sigma: float | None,
          need_threshold: bool) -> tuple[MapStatistics | None, float | None, np.ndarray | None]:
     detector = Detector.from_run(Path(run_dir), sigma=sigma, model=load_model_cached(Path(run_dir)))
     unfitted = detector.calibration.needs_statistics and detector.calibration.statistics is None
@@ -58,9 +58,7 @@ def detector_for(run_dir: Path, ref: DataRef, sigma: float | None = None, need_t
     else fitted on the validation split of ``ref`` (not stored): the calibration statistics when it needs
     them, the threshold with ``need_threshold``. Cached per weights file and stored fit."""
     run_dir = Path(run_dir)
-    fit = run_dir / ckpt.THRESHOLD
-    statistics, threshold, scores = _fit(str(run_dir), weights_mtime(run_dir), fit.stat().st_mtime if fit.is_file() else None,
-                                         ref, sigma, need_threshold)
+    statistics, threshold, scores = _fit(str(run_dir), scoring_stamp(run_dir), ref, sigma, need_threshold)
     detector = Detector.from_run(run_dir, sigma=sigma, model=load_model_cached(run_dir))
     calibration = detector.calibration
     if calibration.needs_statistics and statistics is None:  # too few validation images: the raw map
@@ -93,7 +91,7 @@ def scored_items(detector: Detector, dataset: Dataset, progress: Progress | None
 
 @st.cache_data(max_entries=48, show_spinner=False)
 def _predict_items(
-    run_dir: str, mtime: float, ref: DataRef, split: str, indices: tuple[int, ...], sigma: float
+    run_dir: str, stamp: tuple[float | None, ...], ref: DataRef, split: str, indices: tuple[int, ...], sigma: float
 ) -> dict[str, Any]:
     detector = detector_for(Path(run_dir), ref, sigma)
     bar = _Bar("Reconstructing")
@@ -108,14 +106,14 @@ def predict_items(
     """Inputs, reconstructions (uint8 N,H,W,3), anomaly maps (N,H,W), anomaly scores, masks, labels of
     ``indices`` of a split, through the run's :func:`detector_for`.
 
-    Cached per checkpoint (path and weights time), data, split, indices and sigma: a gallery page
+    Cached per checkpoint (path, :func:`~anovit.app.pickers.scoring_stamp`), data, split, indices and sigma: a gallery page
     is computed once.
     """
-    return _predict_items(str(run.path), weights_mtime(run.path), ref, split, tuple(int(i) for i in indices), sigma)
+    return _predict_items(str(run.path), scoring_stamp(run.path), ref, split, tuple(int(i) for i in indices), sigma)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _test_pass(run_dir: str, mtime: float, ref: DataRef, sigma: float, roc_points: int) -> dict[str, Any]:
+def _test_pass(run_dir: str, stamp: tuple[float | None, ...], ref: DataRef, sigma: float, roc_points: int) -> dict[str, Any]:
     detector = detector_for(Path(run_dir), ref, sigma)
     bar = _Bar("Scoring the test split")
     result = evaluate_detector(detector, load_dataset(ref, "test", detector.image_size), batch_size=SCORE_BATCH_SIZE,
@@ -139,7 +137,7 @@ def test_pass(run: RunInfo, ref: DataRef, sigma: float | None = None, roc_points
     """One :func:`anovit.evaluation.evaluate.evaluate_detector` pass over the test split: per-image anomaly scores (DataFrame),
     image and pixel ROC (fpr, tpr, thresholds) from :class:`~anovit.evaluation.metrics.BinnedROC`, and both AUROCs
     (None when the split lacks a class)."""
-    return _test_pass(str(run.path), weights_mtime(run.path), ref, sigma, roc_points)
+    return _test_pass(str(run.path), scoring_stamp(run.path), ref, sigma, roc_points)
 
 
 def _scores_file_matches(scores: pd.DataFrame, items: pd.DataFrame) -> bool:

@@ -283,3 +283,22 @@ def test_patch_maps_and_geometry():
     assert np.allclose(maps["2"], 1 / t)
     assert to_pixels(maps["rollout"], 32).shape == (32, 32)
     assert patch_box(3, (2, 2), 16) == (16, 16, 32, 32)
+
+
+def test_the_scoring_cache_key_follows_weights_calibration_and_threshold(tmp_path: Path) -> None:
+    """A refitted calibration or threshold (``evaluate --refit-threshold``) must not be served from the cache of
+    the previous fit: the key holds each file's modification time, None where absent."""
+    import os
+
+    from anovit.app.pickers import scoring_stamp
+    from anovit.runs import checkpoint as ckpt
+
+    (tmp_path / ckpt.WEIGHTS).write_bytes(b"w")
+    before = scoring_stamp(tmp_path)
+    assert before[0] is not None and before[1:] == (None, None)
+    for i, name in enumerate((ckpt.CALIBRATION, ckpt.THRESHOLD), start=1):
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (1000.0 * i, 1000.0 * i))
+        stamp = scoring_stamp(tmp_path)
+        assert stamp[i] == 1000.0 * i and stamp != before
+        before = stamp
