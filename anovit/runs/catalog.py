@@ -125,14 +125,17 @@ def run_scoring(path: Path) -> dict[str, Any]:
 
 
 PROTOCOL_FIELDS = ("epochs_run", "lr", "batch_size", "max_train_images", "decoder", "mask_ratio", "image_size",
-                   "score", "sigma")
+                   "score", "sigma", "image_calibration", "pixel_calibration", "pooling", "pooling_top_percent")
 
 
 def run_protocol(path: Path) -> dict[str, Any]:
     """The training budget and scoring protocol of a run folder, for tables beside its numbers:
     epochs run, learning rate, batch size, training images cap, decoder and mask ratio (AnoViT), image
-    size, and the score function and sigma its test metrics used (None where the folder or the value is
-    missing; runs from before the mask ratio and the score were recorded: 0 and "l2")."""
+    size, and the score function, sigma, calibrations and pooling its test metrics used (None where the folder
+    or the value is missing; runs from before these were recorded: mask ratio 0, score "l2", the raw map
+    ("none") and eq. 7's "max")."""
+    from ..models import CALIBRATIONS, POOLINGS
+
     training, config, metrics = (_read_object(Path(path) / name) for name in (ckpt.TRAINING, ckpt.CONFIG, ckpt.METRICS))
     history = metrics.get("training", {}).get("history", [])
     test = metrics.get("test", {})
@@ -143,6 +146,10 @@ def run_protocol(path: Path) -> dict[str, Any]:
         "decoder": config.get("decoder", "stable") if anovit else None,
         "mask_ratio": config.get("mask_ratio", 0.0) if anovit else None, "image_size": config.get("image_size"),
         "score": test.get("score", "l2") if test else None, "sigma": test.get("sigma"),
+        "image_calibration": test.get("image_calibration", CALIBRATIONS[0]) if test else None,
+        "pixel_calibration": test.get("pixel_calibration", CALIBRATIONS[0]) if test else None,
+        "pooling": test.get("pooling", POOLINGS[0]) if test else None,
+        "pooling_top_percent": test.get("pooling_top_percent") if test else None,
     }
 
 

@@ -4,8 +4,8 @@ A result row is one run (a benchmark row or an evaluated run folder). Runs of on
 folder, preset, class, model) are averaged over seeds only when they share a *setting*: their training
 budget (the epochs run and the cap on training images) and their recipe (every other field of
 :data:`anovit.runs.catalog.PROTOCOL_FIELDS` that the run folder records: learning rate, batch size, decoder,
-mask ratio, image size, score function, sigma). Runs that differ in any are never averaged (the cell
-says "mixed" and names them); runs on different data folders are in different sections of the report
+mask ratio, image size, score function, sigma, the calibrations of the image and pixel maps, pooling). Runs
+that differ in any are never averaged (the cell says "mixed" and names them); runs on different data folders are in different sections of the report
 (:func:`anovit.report.tables.sections`). By default the newest run's setting counts; the Results page lets the
 reviewer choose. New protocol fields join the recipe by being added to PROTOCOL_FIELDS.
 """
@@ -26,7 +26,9 @@ from .catalog import PROTOCOL_FIELDS, run_protocol
 GROUP_COLUMNS = ("dataset", "data_root", "preset", "class", "model")  # one cell of a table
 ALL_IMAGES = "all"  # train_images of a run without a cap on its training images
 BUDGET_FIELDS = ("epochs_run", "max_train_images")  # the protocol fields that make the budget, not the recipe
-RECIPE_NAMES = {"lr": "lr", "batch_size": "batch", "image_size": "px", "mask_ratio": "mask"}  # short names
+RECIPE_NAMES = {"lr": "lr", "batch_size": "batch", "image_size": "px", "mask_ratio": "mask",
+                "image_calibration": "image map", "pixel_calibration": "pixel map", "pooling_top_percent": "top %"}
+UNSAID = {"image_calibration": "none", "pixel_calibration": "none", "pooling": "max"}  # the paper's: not shown
 MIXED = "mixed"  # the budget of a cell whose runs differ in budget (not averaged)
 
 
@@ -44,11 +46,12 @@ def evaluated_at(run_dir: Path | None) -> str:
 
 def recipe(protocol: dict[str, Any]) -> str:
     """A run's recipe in words: every recorded protocol field outside the budget, e.g. "lr 0.001 · batch 16 ·
-    decoder stable · px 128 · score l2 · sigma 2"; "" when nothing is recorded (the run folder is gone)."""
+    decoder stable · px 128 · score l2 · sigma 2 · image map standardise · pooling topk · top % 5"; the paper's raw
+    maps and max pooling (:data:`UNSAID`) go unsaid; "" when nothing is recorded (the run folder is gone)."""
     parts = []
     for name in PROTOCOL_FIELDS:
         value = protocol.get(name)
-        if name in BUDGET_FIELDS or value is None:
+        if name in BUDGET_FIELDS or value is None or UNSAID.get(name) == value:
             continue
         shown = f"{value:g}" if isinstance(value, float) else str(value)
         parts.append(f"{RECIPE_NAMES.get(name, name)} {shown}")

@@ -295,3 +295,25 @@ def report_section(df):
     from anovit.report.tables import section_rows
 
     return section_rows(df, "mvtec", "cpu-tiny")
+
+
+def test_runs_of_one_recipe_but_another_calibration_are_not_averaged(tmp_path):
+    """Two seeds of one cell, alike except that one scored the calibrated map with top-k pooling (issue 23):
+    two recipes, never one mean; the paper's raw map and max pooling go unsaid."""
+    path = tmp_path / "results.csv"
+    scorings = ({}, {"image_calibration": "standardise", "pixel_calibration": "none", "pooling": "topk",
+                     "pooling_top_percent": 5.0})
+    for seed, scoring in enumerate(scorings):
+        run = tmp_path / f"run{seed}"
+        run.mkdir()
+        (run / "training.json").write_text(json.dumps({"lr": 1e-3, "batch_size": 16}))
+        (run / "config.json").write_text(json.dumps({"model_type": "cae", "image_size": 128}))
+        (run / "metrics.json").write_text(json.dumps({"test": {"score": "l2", "sigma": 4.0, **scoring}}))
+        append_result(path, _row("mvtec", "bottle", "cae", seed, 0.7 + seed / 10, run_dir=str(run),
+                                 finished_at=f"2026-11-2{seed + 1}T00:00:00"))
+    df = collect_results(path)
+    assert df.set_index("seed")["recipe"].tolist() == [
+        "lr 0.001 · batch 16 · px 128 · score l2 · sigma 4",
+        "lr 0.001 · batch 16 · px 128 · score l2 · sigma 4 · image map standardise · pooling topk · top % 5"]
+    cell = comparison(df, "mvtec", "cpu-tiny", "image_auroc").set_index("class").loc["bottle"]
+    assert np.isnan(cell["cae_mean"]) and cell["cae_budget"] == "mixed"
