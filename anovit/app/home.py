@@ -94,16 +94,15 @@ def render() -> None:
         f"l2-CAE on the same class ({FIRST_EPOCHS['cae']} epochs: it trains about 5x faster; its published recipe "
         "is 200), and compare them on the Gallery and Heatmaps pages."
     )
-    b1, b2 = st.columns(2)
-    if b1.button("Train AnoViT (cpu-tiny) on synthetic weave", type="primary"):
+    if st.button("Train AnoViT (cpu-tiny) on synthetic weave", type="primary"):  # one per line: never cut
         first_step("anovit")
-    if b2.button("Train the l2-CAE (cpu-tiny) on synthetic weave"):
+    if st.button("Train the l2-CAE (cpu-tiny) on synthetic weave"):
         first_step("cae")
     with st.expander("Deviations from the paper"):
         st.markdown(deviations_markdown())
     st.subheader("Pages")
     for page, text in PAGE_TEXT.items():
-        cols = st.columns([1, 4])
+        cols = st.columns([2, 5])  # wide enough for "Attention" at an 800 px window
         with cols[0]:
             page_link(page)
         cols[1].markdown(text)

@@ -252,6 +252,6 @@ def comparison_figure(table: pd.DataFrame, metric: str) -> go.Figure:
                             offsetgroup=model, marker=dict(symbol="diamond", size=11, color="black",
                                                            line=dict(color=colours[model], width=2)))
     fig.update_layout(barmode="group", scattermode="group", yaxis_title=METRICS.get(metric, metric),
-                      xaxis_title="class", legend_orientation="h", margin=dict(t=30, b=10),
-                      yaxis_range=[0, 1.05])
+                      xaxis_title="class", margin=dict(t=30, b=10), yaxis_range=[0, 1.05],
+                      legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))  # above: clear of the axis title
     return fig
