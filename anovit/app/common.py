@@ -53,12 +53,13 @@ PAGES = {
 }
 
 
-def page_link(page: str, label: str | None = None) -> None:
-    """A link to one of the app's pages (by key of ``PAGES``); plain text when that page file is absent."""
+def page_link(page: str, label: str | None = None, query_params: dict[str, str] | None = None) -> None:
+    """A link to one of the app's pages (by key of ``PAGES``, with ``query_params`` in its URL); plain text
+    when that page file is absent."""
     path, title, icon = PAGES[page]
     if (REPO_ROOT / path).is_file():
         try:
-            st.page_link(path, label=label or title, icon=icon)
+            st.page_link(path, label=label or title, icon=icon, query_params=query_params)
             return
         except StreamlitPageNotFoundError:
             pass  # a page run on its own (not through app.py) knows no other page

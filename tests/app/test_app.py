@@ -320,3 +320,46 @@ def test_results_state_intervals_paired_differences_and_defect_types(checkpoints
     assert main(["report", "--results", str(tmp_path / "none.csv"), "--with-runs", "--output-dir", str(tmp_path)]) == 0
     md = (tmp_path / "report.md").read_text()
     assert f"### {DEFECT_TYPE_TITLE}" in md and "with its 95 % bootstrap interval" in md and "paired diff. 95 % CI" in md
+
+
+def test_a_cancelled_run_is_the_train_pages_focus_and_can_be_continued_or_evaluated(checkpoints, monkeypatch):
+    cancelled = checkpoints / "weave-cancelled"
+    shutil.copytree(checkpoints / "weave-cae", cancelled)
+    state = read_job(cancelled)
+    state.status, state.finished_at = "cancelled", time.time()
+    write_state(cancelled, state)
+    restarted = []
+    monkeypatch.setattr("anovit.app.training.restart_job", lambda run_dir, mode: restarted.append((run_dir.name, mode)))
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        at.switch_page("app_pages/1_Train.py")
+        at.query_params["job"] = "weave-cancelled"
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert [h.value for h in at.subheader][:2] == ["Jobs", "New training run"]  # the job on top
+        job = next(s for s in at.selectbox if s.label == "Job")
+        assert job.options[job.index] == "weave-cancelled — cancelled"
+        at.button(key="evaluate-weave-cancelled").click().run()
+        at.button(key="resume-weave-cancelled").click().run()
+        assert restarted == [("weave-cancelled", "evaluate"), ("weave-cancelled", "resume")]
+    finally:
+        shutil.rmtree(cancelled, ignore_errors=True)
+
+
+def test_heatmaps_offers_to_train_a_missing_partner_run(checkpoints, monkeypatch):
+    lone = checkpoints / "tiles-anovit"
+    shutil.copytree(checkpoints / "weave-anovit", lone)
+    training = ckpt.read_json(lone / ckpt.TRAINING)
+    ckpt.write_json(lone / ckpt.TRAINING, training | {"category": "tiles"})
+    started = []
+    monkeypatch.setattr("anovit.app.partners.start_job", lambda config, run_dir: started.append((config, run_dir)))
+    try:
+        at = page("app_pages/4_Heatmaps.py")
+        buttons = [b for b in at.button if b.label.startswith("Train the l2-CAE partner for synthetic / tiles")]
+        assert len(buttons) == 1 and len(at.get("plotly_chart")) == 4  # weave's comparison is still shown
+        buttons[0].click().run()
+        (config, run_dir), = started
+        assert (config.model, config.category, config.data_root) == ("cae", "tiles", training["data_root"])
+        assert run_dir.parent == checkpoints
+    finally:
+        shutil.rmtree(lone, ignore_errors=True)

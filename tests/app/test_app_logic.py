@@ -249,7 +249,10 @@ def test_make_train_config_and_progress_text():
         eta_s=125.0,
         progress=0.26,
     )
-    assert progress_text(state) == "epoch 2/5 · step 3/10 · loss 0.01234 · 40 img/s · ETA 2 min 05 s"
+    assert progress_text(state) == (
+        "epoch 2/5 · step 3/10 · loss 0.01234 · 40 img/s · ETA 2 min 05 s at this run's pace so far, then the test "
+        "split is scored"
+    )
     first = JobState(status="running", phase="train", epoch=1, epochs=5, step=1, steps=10, eta_s=0.0, progress=0.02 / 5)
     assert progress_text(first).endswith("ETA: timing…")  # no "ETA 0 s" before a few steps are timed
     assert "evaluating" in progress_text(JobState(phase="evaluate", eval_progress=0.5))
@@ -283,3 +286,50 @@ def test_patch_maps_and_geometry():
     assert np.allclose(maps["2"], 1 / t)
     assert to_pixels(maps["rollout"], 32).shape == (32, 32)
     assert patch_box(3, (2, 2), 16) == (16, 16, 32, 32)
+
+
+def test_jobs_come_first_while_one_runs_or_just_ended():
+    from anovit.app.training import FOCUS_AFTER_S, jobs_first
+
+    ended = (Path("old"), JobState(status="done", finished_at=1000.0))
+    assert jobs_first([ended, (Path("b"), JobState(status="queued"))], None, now=10_000.0)
+    assert jobs_first([ended], "old", now=1000.0 + FOCUS_AFTER_S / 2)  # the job the URL names, just ended
+    assert not jobs_first([ended], "old", now=1000.0 + FOCUS_AFTER_S + 1)
+    assert not jobs_first([ended], "other", now=1001.0) and not jobs_first([], None)
+
+
+def test_lone_runs_get_the_other_model_on_the_same_images():
+    from anovit.app.partners import in_training, lone_runs, partner_config
+
+    runs = [run_info("a", "anovit"), run_info("b", "cae"), run_info("c", "anovit", "tiles"),
+            run_info("d", "cae", root=None), run_info("e", "cae", root=None)]
+    runs[2].training.update(preset="cpu-tiny", batch_size=4, max_train_images=20)
+    runs[2].config["image_size"] = 96
+    lone = lone_runs(runs)
+    assert {ref: run.name for ref, run in lone.items()} == {
+        DataRef("synthetic", "tiles", "/data"): "c", DataRef("synthetic", "weave", None): "d"}
+    partner = partner_config(runs[2])
+    assert (partner.model, partner.preset, partner.dataset, partner.category, partner.data_root) == (
+        "cae", "cpu-tiny", "synthetic", "tiles", "/data")
+    assert (partner.seed, partner.batch_size, partner.max_train_images) == (1, 4, 20)
+    assert partner.model_overrides == {"image_size": 96}
+    assert partner_config(runs[3]).model == "anovit"
+    assert partner_config(runs[3]).preset == "cpu-default"  # TrainConfig's default: the run recorded none
+    queued = JobState(status="queued", config={"dataset": "synthetic", "category": "tiles", "data_root": "/data",
+                                               "model": "cae"})
+    assert in_training(partner, [(Path("q"), queued)])
+    assert not in_training(partner, [(Path("q"), JobState(status="done", config=queued.config))])
+
+
+def test_heatmaps_opens_on_the_data_a_link_names():
+    from anovit.app.heatmaps import heatmaps_query, requested_group
+
+    refs = [DataRef("synthetic", "weave", None), DataRef("mvtec", "cookie", "/shared/cookies"),
+            DataRef("mvtec", "cookie", "/other")]
+    job = {"dataset": "mvtec", "category": "cookie", "data_root": "/shared/cookies", "model": "cae"}
+    assert heatmaps_query(job) == {"dataset": "mvtec", "class": "cookie", "root": "/shared/cookies"}
+    assert requested_group(refs, heatmaps_query(job)) == 1
+    assert requested_group(refs, heatmaps_query(job | {"data_root": "/other"})) == 2
+    assert requested_group(refs, {"dataset": "mvtec", "class": "cookie"}) == 1
+    assert requested_group(refs, heatmaps_query({"dataset": "synthetic", "category": "weave"})) == 0
+    assert requested_group(refs, {"dataset": "mvtec", "class": "pill"}) == 0
