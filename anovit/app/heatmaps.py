@@ -23,7 +23,7 @@ from ..evaluation.uncertainty import Interval
 from .common import page_header, page_link, show_errors, threshold_basis
 from .intervals import INTERVAL_NOTE
 from .partners import partner_buttons
-from .pickers import DataRef, finished_runs, run_data, run_label
+from .pickers import DataRef, finished_runs, of_seed, run_data, run_label, run_seeds, seed_picker
 from .predictions import fitted_detector, predict_items, test_pass
 
 MODELS = ("cae", "anovit")  # column order: baseline first, as in the paper's figure
@@ -279,9 +279,11 @@ def render() -> None:
     refs = list(groups)
     ref = st.selectbox("Dataset / class", refs, format_func=lambda r: r.label + (f" ({r.root})" if r.root else ""),
                        index=requested_group(refs, st.query_params))
+    seed = seed_picker(sorted(set.intersection(*(set(run_seeds(groups[ref][m])) for m in MODELS))), key="hm-seed")
     cols = st.columns(2)
     chosen = {
-        m: cols[i].selectbox(f"{MODEL_LABELS[m]} checkpoint", groups[ref][m], format_func=run_label, key=f"hm-{m}")
+        m: cols[i].selectbox(f"{MODEL_LABELS[m]} checkpoint", of_seed(groups[ref][m], seed), format_func=run_label,
+                             key=f"hm-{m}")
         for i, m in enumerate(MODELS)
     }
     data = {m: run_data(chosen[m]) for m in MODELS}

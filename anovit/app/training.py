@@ -23,18 +23,20 @@ from ..jobs.background import (
 from ..models import MODEL_LABELS, PRESETS, SCORE_FUNCTIONS, describe_training_default, training_defaults
 from ..utils.network import hub_reachable
 from ..evaluation.run_statistics import METRIC_LEVELS, run_interval
-from ..runs.catalog import default_checkpoint_dir
+from ..runs.catalog import default_checkpoint_dir, list_runs
 from ..training.config import TrainConfig, model_config
 from ..evaluation.uncertainty import flag_everything_f1
 from ..utils.validation import PATCH_SIZE, encoder_arg, image_size_arg
 from ..visualization.figures import loss_curve_figure
 from .common import page_header, page_link, show_errors
+from .data_roots import suggested_roots
 from .heatmaps import heatmaps_query
 from .intervals import INTERVAL_NOTE, below_chance, interval_caption
 
 REFRESH_S = 1.0  # the status line and progress bar
 CHART_REFRESH_S = 10.0  # the loss curve, the one large element
-FOCUS_AFTER_S = 600.0  # a job that ended this recently stays the page's focus (above the form)
+FOCUS_AFTER_S = 600.0  # a job this session watched run stays the page's focus (above the form) so long after its end
+WATCHED = "train-watched-job"  # session state: the last job this session showed while it was queued or running
 STALE_CHECK_S = 10.0  # re-read an unchanged job.json this often (read_job tells a dead worker's job "stale")
 STATUS_ICONS = {
     "queued": ":material/schedule:",
@@ -125,11 +127,12 @@ def job_label(run_dir: Path, state: JobState) -> str:
     return f"{run_dir.name} — {state.status}"
 
 
-def jobs_first(jobs: list[tuple[Path, JobState]], wanted: str | None, now: float | None = None) -> bool:
+def jobs_first(jobs: list[tuple[Path, JobState]], watched: str | None, now: float | None = None) -> bool:
     """Whether the page opens on its jobs rather than on the form: while a job is queued or running, or when
-    the URL names a job that ended less than :data:`FOCUS_AFTER_S` ago (its outcome is the news)."""
+    ``watched`` (the job this session last saw running) ended less than :data:`FOCUS_AFTER_S` ago (its outcome
+    is the news)."""
     now = time.time() if now is None else now
-    return any(state.active or (path.name == wanted and now - (state.finished_at or 0.0) < FOCUS_AFTER_S)
+    return any(state.active or (path.name == watched and now - (state.finished_at or 0.0) < FOCUS_AFTER_S)
                for path, state in jobs)
 
 
@@ -146,8 +149,12 @@ def _form() -> None:
     c1, c2, c3 = st.columns(3)
     dataset = c1.selectbox("Dataset", DATASETS, format_func=lambda name: f"{name}: {dataset_spec(name).title}")
     spec = dataset_spec(dataset)
+    known = [""] + (suggested_roots(list_runs()) if spec.layout == dataset_spec("mvtec").layout else [])
+    picked = c1.selectbox("Known data folder", known, format_func=lambda r: r or "(none: type one below)",
+                          help="../shared/data's sets, $ANOVIT_DATA_ROOTS and the folders runs were trained on")
     root = c1.text_input(
         "Data folder",
+        value=picked,
         placeholder="default" if not spec.needs_root else "required",
         help=f"{spec.protocol}. Source: {spec.source}",
     )
@@ -383,6 +390,8 @@ def _monitor() -> None:
         st.query_params["job"] = run_dir.name
     st.session_state[f"was-status-{run_dir.name}"] = state.status
     live = state.active
+    if live:
+        st.session_state[WATCHED] = run_dir.name
     st.fragment(show_progress, run_every=REFRESH_S if live else None)(run_dir)
     st.fragment(show_loss, run_every=CHART_REFRESH_S if live else None)(run_dir)
     if not live:
@@ -398,7 +407,7 @@ def render() -> None:
         "that survives reruns, page switches and browser reloads.",
     )
     parts = [_form, _monitor]
-    if jobs_first(list_jobs(), st.query_params.get("job")):
+    if jobs_first(list_jobs(), st.session_state.get(WATCHED)):
         parts.reverse()  # the running (or just finished) job is the page's focus; the form for the next one below
     parts[0]()
     st.divider()

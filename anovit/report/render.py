@@ -234,9 +234,10 @@ def write_report(df: pd.DataFrame, output_dir: Path, source: str = "") -> tuple[
     return md, csv
 
 
-def comparison_figure(table: pd.DataFrame, metric: str) -> go.Figure:
+def comparison_figure(table: pd.DataFrame, metric: str, runs: pd.DataFrame | None = None) -> go.Figure:
     """Grouped bars per class (and the mean): l2-CAE and AnoViT with ± std error bars over seeds, the
-    paper's values as diamonds on their model's bar."""
+    paper's values as diamonds on their model's bar, and each run of ``runs`` (columns class, model, seed,
+    ``metric``: the runs the bars average) as a small point on its model's bar, named by its seed."""
     import plotly.graph_objects as go
 
     rows = table[table["class"] != "std"]
@@ -247,6 +248,12 @@ def comparison_figure(table: pd.DataFrame, metric: str) -> go.Figure:
         fig.add_bar(name=MODEL_LABELS[model], x=x, y=rows[f"{model}_mean"], offsetgroup=model,
                     marker_color=colours[model],
                     error_y=dict(type="data", array=rows[f"{model}_std"].fillna(0.0), visible=True))
+        points = runs[(runs["model"] == model) & runs[metric].notna()] if runs is not None else None
+        if points is not None and not points.empty:
+            fig.add_scatter(name=f"{MODEL_LABELS[model]} per seed", x=points["class"], y=points[metric],
+                            mode="markers", offsetgroup=model, customdata=points[["seed"]],
+                            hovertemplate="seed %{customdata[0]}: %{y:.3f}<extra></extra>",
+                            marker=dict(symbol="circle", size=7, color="white", line=dict(color="black", width=1)))
         if rows[f"paper_{model}"].notna().any():
             fig.add_scatter(name=f"paper {MODEL_LABELS[model]}", x=x, y=rows[f"paper_{model}"], mode="markers",
                             offsetgroup=model, marker=dict(symbol="diamond", size=11, color="black",

@@ -408,7 +408,7 @@ def architecture_figure() -> go.Figure:
         ("patch tokens,<br>[cls] dropped,<br>√N x √N grid: F", "#c6dbef"),
         ("6 ConvT blocks<br>(+ norm, ReLU),<br>upsample, conv", "#fdd0a2"),
         ("reconstruction<br>H x W x 3", "#e8e8e8"),
-        ("anomaly map (eq. 6)<br>score = max (eq. 7)", "#fcbba1"),
+        ("anomaly map<br>(eq. 6); score<br>= max (eq. 7)", "#fcbba1"),
     ]
     per_row, width, gap, height, row_gap = 4, 1.0, 0.3, 1.0, 0.5
     font = dict(size=11, color="#111")

@@ -195,7 +195,7 @@ def test_inspect_scores_a_test_image_and_an_upload_and_rejects_non_images(checkp
     truth = [m.value for m in at.markdown if m.value.startswith("True label")]
     assert truth and f"**anomalous** ({kind.value})" in truth[0]
     panels, histogram = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
-    assert "ground truth" in json.dumps(panels["layout"]["annotations"])
+    assert "ground truth" in json.dumps(panels["layout"]["annotations"]).replace("<br>", " ")  # wrapped to its panel
     assert {t["name"] for t in histogram["data"]} >= {"good", kind.value}  # the test split, by defect type
     assert any(a.get("text", "").startswith("test #") for a in histogram["layout"]["annotations"])  # its place
     kind.set_value("good").run()
@@ -326,7 +326,7 @@ def test_a_cancelled_run_is_the_train_pages_focus_and_can_be_continued_or_evalua
     cancelled = checkpoints / "weave-cancelled"
     shutil.copytree(checkpoints / "weave-cae", cancelled)
     state = read_job(cancelled)
-    state.status, state.finished_at = "cancelled", time.time()
+    state.status, state.phase, state.pid, state.finished_at = "running", "train", os.getpid(), None  # alive
     write_state(cancelled, state)
     restarted = []
     monkeypatch.setattr("anovit.app.training.restart_job", lambda run_dir, mode: restarted.append((run_dir.name, mode)))
@@ -336,7 +336,13 @@ def test_a_cancelled_run_is_the_train_pages_focus_and_can_be_continued_or_evalua
         at.query_params["job"] = "weave-cancelled"
         at.run()
         assert not at.exception, [e.value for e in at.exception]
-        assert [h.value for h in at.subheader][:2] == ["Jobs", "New training run"]  # the job on top
+        assert [h.value for h in at.subheader][:2] == ["Jobs", "New training run"]  # the running job on top
+        job = next(s for s in at.selectbox if s.label == "Job")
+        assert job.options[job.index] == "weave-cancelled — running"
+        state.status, state.phase, state.finished_at = "cancelled", "finished", time.time()
+        write_state(cancelled, state)
+        at.run()
+        assert [h.value for h in at.subheader][:2] == ["Jobs", "New training run"]  # watched: still the focus
         job = next(s for s in at.selectbox if s.label == "Job")
         assert job.options[job.index] == "weave-cancelled — cancelled"
         at.button(key="evaluate-weave-cancelled").click().run()
@@ -363,3 +369,25 @@ def test_heatmaps_offers_to_train_a_missing_partner_run(checkpoints, monkeypatch
         assert run_dir.parent == checkpoints
     finally:
         shutil.rmtree(lone, ignore_errors=True)
+
+
+def test_gallery_and_heatmaps_pick_the_seed(checkpoints):
+    copies = []
+    for model in ("cae", "anovit"):
+        copy = checkpoints / f"weave-{model}-s1"
+        shutil.copytree(checkpoints / f"weave-{model}", copy)
+        ckpt.write_json(copy / ckpt.TRAINING, ckpt.read_json(copy / ckpt.TRAINING) | {"seed": 1})
+        copies.append(copy)
+    try:
+        for path, checkpoint in (("app_pages/3_Gallery.py", None), ("app_pages/4_Heatmaps.py", "AnoViT checkpoint")):
+            at = page(path)
+            seed = next(s for s in at.selectbox if s.label == "Seed")
+            assert seed.options == ["all", "0", "1"]
+            seed.set_value(1).run()
+            assert not at.exception, [e.value for e in at.exception]
+            picker = next(s for s in at.selectbox if s.label == (checkpoint or s.label) and s.label != "Seed"
+                          and "heckpoint" in s.label)
+            assert all("-s1 (" in o for o in picker.options), picker.options  # only the seed-1 runs
+    finally:
+        for copy in copies:
+            shutil.rmtree(copy, ignore_errors=True)
