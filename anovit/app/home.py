@@ -8,11 +8,10 @@ import streamlit as st
 
 from ..data.paths import default_data_dir, stored_path
 from ..report.deviations import deviations_markdown
-from ..utils.errors import AnovitError
-from ..jobs.background import list_jobs, start_job, unique_run_dir
+from ..jobs.background import list_jobs, unique_run_dir
 from ..runs.catalog import default_checkpoint_dir, list_runs
 from ..visualization.figures import architecture_figure
-from .common import PAGES, page_header, page_link, show_errors
+from .common import page_header, page_link, show_errors, start_and_watch
 from .pickers import synthetic_ready
 from .training import make_train_config
 
@@ -44,13 +43,7 @@ def first_step(model: str) -> None:
         preset="cpu-tiny",
         epochs=FIRST_EPOCHS[model],
     )
-    run_dir = unique_run_dir(default_checkpoint_dir(), f"{config.run_name()}-{FIRST_STEP_SUFFIX}")
-    try:
-        start_job(config, run_dir)
-    except AnovitError as err:
-        st.error(str(err))
-        return
-    st.switch_page(PAGES["train"][0], query_params={"job": run_dir.name})
+    start_and_watch(config, unique_run_dir(default_checkpoint_dir(), f"{config.run_name()}-{FIRST_STEP_SUFFIX}"))
 
 
 def shown_path(path: Path) -> str:

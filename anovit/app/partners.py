@@ -7,12 +7,11 @@ from collections.abc import Mapping
 
 import streamlit as st
 
-from ..jobs.background import JobState, list_jobs, start_job, unique_run_dir
+from ..jobs.background import JobState, list_jobs, unique_run_dir
 from ..models import MODEL_LABELS, PRESETS
 from ..runs.catalog import RunInfo, default_checkpoint_dir
 from ..training.config import TrainConfig
-from ..utils.errors import AnovitError
-from .common import PAGES
+from .common import start_and_watch
 from .pickers import DataRef, run_data
 
 MODELS = ("cae", "anovit")  # the two models a comparison pairs
@@ -68,10 +67,4 @@ def partner_buttons(runs: list[RunInfo]) -> None:
     for ref, run, config in wanted[:MAX_BUTTONS]:
         label = f"Train the {MODEL_LABELS[config.model]} partner for {ref.label} ({config.preset}, like {run.name})"
         if st.button(label, key=f"partner-{run.name}"):
-            run_dir = unique_run_dir(default_checkpoint_dir(), config.run_name())
-            try:
-                start_job(config, run_dir)
-            except AnovitError as err:
-                st.error(str(err))
-                return
-            st.switch_page(PAGES["train"][0], query_params={"job": run_dir.name})
+            start_and_watch(config, unique_run_dir(default_checkpoint_dir(), config.run_name()))

@@ -65,7 +65,7 @@ def test_home_explains_and_names_every_page(checkpoints):
 
 def test_home_first_step_starts_the_suggested_job(checkpoints, monkeypatch):
     started = []
-    monkeypatch.setattr("anovit.app.home.start_job", lambda config, run_dir: started.append((config, run_dir)))
+    monkeypatch.setattr("anovit.app.common.start_job", lambda config, run_dir: started.append((config, run_dir)))
     at = page()
     at.button[0].click().run()
     config, run_dir = started[0]
@@ -353,19 +353,20 @@ def test_a_cancelled_run_is_the_train_pages_focus_and_can_be_continued_or_evalua
 
 
 def test_heatmaps_offers_to_train_a_missing_partner_run(checkpoints, monkeypatch):
-    lone = checkpoints / "tiles-anovit"
+    lone = checkpoints / "washer-anovit"  # a class no other run of the module trains
     shutil.copytree(checkpoints / "weave-anovit", lone)
     training = ckpt.read_json(lone / ckpt.TRAINING)
-    ckpt.write_json(lone / ckpt.TRAINING, training | {"category": "tiles"})
+    ckpt.write_json(lone / ckpt.TRAINING, training | {"category": "washer"})
     started = []
-    monkeypatch.setattr("anovit.app.partners.start_job", lambda config, run_dir: started.append((config, run_dir)))
+    monkeypatch.setattr("anovit.app.common.start_job", lambda config, run_dir: started.append((config, run_dir)))
     try:
         at = page("app_pages/4_Heatmaps.py")
-        buttons = [b for b in at.button if b.label.startswith("Train the l2-CAE partner for synthetic / tiles")]
+        buttons = [b for b in at.button if b.label.startswith("Train the l2-CAE partner for synthetic / washer")]
+        assert buttons, [b.label for b in at.button]
         assert len(buttons) == 1 and len(at.get("plotly_chart")) == 4  # weave's comparison is still shown
         buttons[0].click().run()
         (config, run_dir), = started
-        assert (config.model, config.category, config.data_root) == ("cae", "tiles", training["data_root"])
+        assert (config.model, config.category, config.data_root) == ("cae", "washer", training["data_root"])
         assert run_dir.parent == checkpoints
     finally:
         shutil.rmtree(lone, ignore_errors=True)
