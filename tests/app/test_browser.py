@@ -200,9 +200,10 @@ HEATMAP_GEOMETRY = """gd => {
     return {z: z, cmin: ca.cmin, cmax: ca.cmax, first: at(0, 0), last: at(z.length - 1, z[0].length - 1)};
   });
 }"""
-COLOURBAR_BOTTOM = """gd => {
+# Where the colour bar paints its low end: the left end of a horizontal bar, the bottom of a vertical one.
+COLOURBAR_LOW_END = """gd => {
   const r = gd.querySelector(".colorbar .cbfill").getBoundingClientRect();
-  return [r.left + r.width / 2, r.bottom - 2];
+  return r.width > r.height ? [r.left + 2, r.top + r.height / 2] : [r.left + r.width / 2, r.bottom - 2];
 }"""
 TOLERANCE = 30  # per RGB channel: plotly's interpolation and the browser's resampling differ a little
 
@@ -233,7 +234,7 @@ def test_anomaly_maps_are_painted_with_their_colour_scale(trained_server, browse
         grid.wait_for(timeout=60_000)
         page.wait_for_timeout(1000)  # plotly paints heatmaps asynchronously
         maps = grid.evaluate(HEATMAP_GEOMETRY)
-        bar = grid.evaluate(COLOURBAR_BOTTOM)
+        bar = grid.evaluate(COLOURBAR_LOW_END)
         shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB")).astype(int)
     finally:
         page.close()
