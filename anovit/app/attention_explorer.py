@@ -142,16 +142,15 @@ def render() -> None:
         "ImageNet weights (the paper preset) give structured maps."
     )
     st.subheader("Every layer, for this patch")
-    per_row = 6
     layer_panels = [
         Panel(f"layer {i}", to_pixels(maps[str(i)], size), "layers", marker=box) for i in range(1, n_layers + 1)
     ]
     layer_low = 0.0
     layer_top = max(max(float(p.data.max()) for p in layer_panels), 1e-6)
-    grid_rows = [layer_panels[i : i + per_row] for i in range(0, len(layer_panels), per_row)]
     st.plotly_chart(
         panel_grid_figure(
-            grid_rows, {"layers": Scale(layer_low, layer_top, ATTENTION_COLORSCALE, "attention")}, cell_px=150
+            [layer_panels], {"layers": Scale(layer_low, layer_top, ATTENTION_COLORSCALE, "attention")}, cell_px=150,
+            max_cols=4,
         ),
         key="attention-layers",
         theme=None,

@@ -5,11 +5,14 @@ Nothing here runs at import time.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Callable
 
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
+from ..jobs.background import start_job
+from ..training.config import TrainConfig
 from ..utils.errors import AnovitError
 from ..runs.catalog import REPO_ROOT
 
@@ -53,13 +56,25 @@ PAGES = {
 }
 
 
-def page_link(page: str, label: str | None = None) -> None:
-    """A link to one of the app's pages (by key of ``PAGES``); plain text when that page file is absent."""
+def page_link(page: str, label: str | None = None, query_params: dict[str, str] | None = None) -> None:
+    """A link to one of the app's pages (by key of ``PAGES``, with ``query_params`` in its URL); plain text
+    when that page file is absent."""
     path, title, icon = PAGES[page]
     if (REPO_ROOT / path).is_file():
         try:
-            st.page_link(path, label=label or title, icon=icon)
+            st.page_link(path, label=label or title, icon=icon, query_params=query_params)
             return
         except StreamlitPageNotFoundError:
             pass  # a page run on its own (not through app.py) knows no other page
     st.markdown(f"{icon} {label or title}")
+
+
+def start_and_watch(config: TrainConfig, run_dir: Path) -> None:
+    """Start ``config`` as a background job in ``run_dir`` and open the Train page on it; an AnovitError (a
+    refused data folder, a taken run folder) is shown as one line instead."""
+    try:
+        start_job(config, run_dir)
+    except AnovitError as err:
+        st.error(str(err))
+        return
+    st.switch_page(PAGES["train"][0], query_params={"job": run_dir.name})

@@ -22,7 +22,8 @@ from ..evaluation.run_statistics import METRIC_LEVELS, run_interval
 from ..evaluation.uncertainty import Interval
 from .common import page_header, page_link, show_errors, threshold_basis
 from .intervals import INTERVAL_NOTE
-from .pickers import DataRef, finished_runs, run_data, run_label
+from .partners import partner_buttons
+from .pickers import DataRef, finished_runs, of_seed, run_data, run_label, run_seeds, seed_picker
 from .predictions import fitted_detector, predict_items, test_pass
 
 MODELS = ("cae", "anovit")  # column order: baseline first, as in the paper's figure
@@ -64,6 +65,23 @@ def group_runs(runs: list[RunInfo]) -> dict[DataRef, dict[str, list[RunInfo]]]:
         if ref is not None and run.model_type in MODELS:
             groups[DataRef(ref.dataset, ref.category, ref.root)][run.model_type].append(run)
     return {ref: dict(by_model) for ref, by_model in groups.items() if all(by_model.get(m) for m in MODELS)}
+
+
+def requested_group(refs: list[DataRef], params: Mapping[str, str]) -> int:
+    """Index in ``refs`` of the data a link asked for (``?dataset=...&class=...``, optionally ``&root=``: see
+    :func:`heatmaps_query`); 0 when it names none of them."""
+    for i, ref in enumerate(refs):
+        if (ref.dataset, ref.category) == (params.get("dataset"), params.get("class")) and (
+            "root" not in params or (ref.root or "") == params["root"]
+        ):
+            return i
+    return 0
+
+
+def heatmaps_query(training: Mapping[str, Any]) -> dict[str, str]:
+    """The query parameters that open Heatmaps on a run's data (its training.json / job config)."""
+    query = {"dataset": str(training.get("dataset")), "class": str(training.get("category"))}
+    return query | {"root": str(training["data_root"])} if training.get("data_root") else query
 
 
 def rates_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[float | None, float | None]:
@@ -247,19 +265,25 @@ def render() -> None:
         "l2-CAE and AnoViT side by side on the same test images (the paper's Fig. 3), "
         "on one colour scale, each at its own threshold.",
     )
-    groups = group_runs(finished_runs())
+    runs = finished_runs()
+    groups = group_runs(runs)
     if not groups:
         st.info(
             "This page needs an l2-CAE and an AnoViT checkpoint trained on the same class: train both on the Train "
             "page (e.g. synthetic / weave, preset cpu-tiny)."
         )
         page_link("train")
+    partner_buttons(runs)  # a class with one of the two: its partner in one click
+    if not groups:
         return
     refs = list(groups)
-    ref = st.selectbox("Dataset / class", refs, format_func=lambda r: r.label + (f" ({r.root})" if r.root else ""))
+    ref = st.selectbox("Dataset / class", refs, format_func=lambda r: r.label + (f" ({r.root})" if r.root else ""),
+                       index=requested_group(refs, st.query_params))
+    seed = seed_picker(sorted(set.intersection(*(set(run_seeds(groups[ref][m])) for m in MODELS))), key="hm-seed")
     cols = st.columns(2)
     chosen = {
-        m: cols[i].selectbox(f"{MODEL_LABELS[m]} checkpoint", groups[ref][m], format_func=run_label, key=f"hm-{m}")
+        m: cols[i].selectbox(f"{MODEL_LABELS[m]} checkpoint", of_seed(groups[ref][m], seed), format_func=run_label,
+                             key=f"hm-{m}")
         for i, m in enumerate(MODELS)
     }
     data = {m: run_data(chosen[m]) for m in MODELS}

@@ -8,11 +8,10 @@ import streamlit as st
 
 from ..data.paths import default_data_dir, stored_path
 from ..report.deviations import deviations_markdown
-from ..utils.errors import AnovitError
-from ..jobs.background import list_jobs, start_job, unique_run_dir
+from ..jobs.background import list_jobs, unique_run_dir
 from ..runs.catalog import default_checkpoint_dir, list_runs
 from ..visualization.figures import architecture_figure
-from .common import PAGES, page_header, page_link, show_errors
+from .common import page_header, page_link, show_errors, start_and_watch
 from .pickers import synthetic_ready
 from .training import make_train_config
 
@@ -44,13 +43,7 @@ def first_step(model: str) -> None:
         preset="cpu-tiny",
         epochs=FIRST_EPOCHS[model],
     )
-    run_dir = unique_run_dir(default_checkpoint_dir(), f"{config.run_name()}-{FIRST_STEP_SUFFIX}")
-    try:
-        start_job(config, run_dir)
-    except AnovitError as err:
-        st.error(str(err))
-        return
-    st.switch_page(PAGES["train"][0], query_params={"job": run_dir.name})
+    start_and_watch(config, unique_run_dir(default_checkpoint_dir(), f"{config.run_name()}-{FIRST_STEP_SUFFIX}"))
 
 
 def shown_path(path: Path) -> str:
@@ -94,16 +87,15 @@ def render() -> None:
         f"l2-CAE on the same class ({FIRST_EPOCHS['cae']} epochs: it trains about 5x faster; its published recipe "
         "is 200), and compare them on the Gallery and Heatmaps pages."
     )
-    b1, b2 = st.columns(2)
-    if b1.button("Train AnoViT (cpu-tiny) on synthetic weave", type="primary"):
+    if st.button("Train AnoViT (cpu-tiny) on synthetic weave", type="primary"):  # one per line: never cut
         first_step("anovit")
-    if b2.button("Train the l2-CAE (cpu-tiny) on synthetic weave"):
+    if st.button("Train the l2-CAE (cpu-tiny) on synthetic weave"):
         first_step("cae")
     with st.expander("Deviations from the paper"):
         st.markdown(deviations_markdown())
     st.subheader("Pages")
     for page, text in PAGE_TEXT.items():
-        cols = st.columns([1, 4])
+        cols = st.columns([2, 5])  # wide enough for "Attention" at an 800 px window
         with cols[0]:
             page_link(page)
         cols[1].markdown(text)

@@ -68,6 +68,25 @@ def finished_runs(model_type: str | None = None) -> list[RunInfo]:
     return sorted(runs, key=lambda r: r.status != "done")  # stable: newest first within each group
 
 
+def run_seeds(runs: list[RunInfo]) -> list[int]:
+    """The training seeds of ``runs`` (from training.json), each once, ascending; runs without one are left out."""
+    return sorted({int(r.training["seed"]) for r in runs if r.training.get("seed") is not None})
+
+
+def of_seed(runs: list[RunInfo], seed: int | None) -> list[RunInfo]:
+    """The runs trained with ``seed`` (all of them for None)."""
+    return runs if seed is None else [r for r in runs if r.training.get("seed") is not None
+                                      and int(r.training["seed"]) == seed]
+
+
+def seed_picker(seeds: list[int], *, key: str) -> int | None:
+    """A Seed selectbox ("all" is None) when there is more than one seed to choose from; None otherwise."""
+    if len(seeds) < 2:
+        return None
+    return st.selectbox("Seed", [None, *seeds], format_func=lambda s: "all" if s is None else str(s), key=key,
+                        help="The training seed: runs of one setting that differ only in it")
+
+
 def run_picker(label: str = "Checkpoint", *, model_type: str | None = None, key: str | None = None) -> RunInfo | None:
     """A selectbox over the run folders (optionally of one model type), defaulting to the newest finished
     one; None, with a hint, if there are none. Runs still training are left out (their weights are not final)."""
@@ -76,6 +95,7 @@ def run_picker(label: str = "Checkpoint", *, model_type: str | None = None, key:
         what = f"{MODEL_LABELS.get(model_type, model_type)} checkpoint" if model_type else "checkpoint"
         st.info(f"No {what} yet: train one on the Train page or load one on the Hub page.")
         return None
+    runs = of_seed(runs, seed_picker(run_seeds(runs), key=f"{key or label}-seed"))
     run = st.selectbox(label, runs, format_func=run_label, key=key)
     if run.status != "done":
         st.warning(f"{run.name} was {run.status}: its weights are those of its best epoch before it stopped.")

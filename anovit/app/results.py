@@ -46,6 +46,17 @@ def runs_that_count(part: pd.DataFrame, key: str) -> pd.Series:
     return pd.Series(edited["counts"].astype(bool).to_numpy(), index=part.index)
 
 
+def all_classes_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per dataset, data folder, preset and class of ``df`` (the runs that count): per model, the mean
+    image and pixel AUROC over its runs and how many runs (seeds) that is."""
+    keys = ["dataset", "data_root", "preset", "class"]
+    stats = df.groupby(keys + ["model"]).agg(image=("image_auroc", "mean"), pixel=("pixel_auroc", "mean"),
+                                             seeds=("seed", "nunique"))
+    wide = stats.unstack("model")
+    wide.columns = [f"{MODEL_LABELS.get(m, m)} {'seeds' if k == 'seeds' else k + ' AUROC'}" for k, m in wide.columns]
+    return wide.reset_index().rename(columns={"data_root": "data folder"})
+
+
 def per_image_scores(rows: pd.DataFrame) -> pd.DataFrame:
     """The per-image test scores (each run folder's test_scores.csv) of ``rows``, with run, model, class and seed."""
     frames = []
@@ -74,7 +85,9 @@ def _metric_tab(df: pd.DataFrame, dataset: str, preset: str, metric: str, data_r
                      hide_index=True)
     st.caption("Which runs fill each cell (budget, recipe; run folder, seed, finished):")
     st.dataframe(runs_table(table), hide_index=True)
-    st.plotly_chart(comparison_figure(table, metric), key=f"chart-{metric}")
+    st.plotly_chart(comparison_figure(table, metric, report.section_rows(df, dataset, preset, data_root)),
+                    key=f"chart-{metric}")
+    st.caption("White points: each run that counts (hover: its seed); bars: their mean.")
     with st.expander("Every model of this section, per class (also those the paper does not compare)"):
         st.dataframe(display_models(model_cells(report.section_rows(df, dataset, preset, data_root), metric)),
                      hide_index=True)
@@ -148,6 +161,10 @@ def render() -> None:
                            mime="text/csv", file_name=f"{dataset}-{preset}-per-image-scores.csv", key="csv-scores")
     st.caption("Training budget and protocol of each model (read from the runs' folders)")
     st.dataframe(cost_table(report.section_rows(chosen, dataset, preset, data_root)), hide_index=True)
+    with st.expander("All datasets and classes in one table (the runs that count)"):
+        overview = all_classes_table(chosen)
+        st.dataframe(overview, hide_index=True, column_config={
+            c: st.column_config.NumberColumn(format="%.3f") for c in overview if c.endswith("AUROC")})
     with st.expander("Overall, beside the paper's Table 1 (the runs that count)"):
         st.dataframe(display_overall(report.overall(chosen)), hide_index=True)
     with st.expander(f"Every run ({len(df)}), with its training budget and sigma"):

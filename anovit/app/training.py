@@ -17,20 +17,26 @@ import streamlit as st
 from ..runs import checkpoint as ckpt
 from ..data import DATASETS, dataset_spec, default_augment, flip_rule, list_classes
 from ..utils.errors import AnovitError
-from ..jobs.background import JOB_FILE, LOG_FILE, JobState, cancel_job, delete_run, list_jobs, read_job, start_job, unique_run_dir
+from ..jobs.background import (
+    JOB_FILE, LOG_FILE, JobState, cancel_job, delete_run, list_jobs, read_job, restart_job, start_job, unique_run_dir,
+)
 from ..models import MODEL_LABELS, PRESETS, SCORE_FUNCTIONS, describe_training_default, training_defaults
 from ..utils.network import hub_reachable
 from ..evaluation.run_statistics import METRIC_LEVELS, run_interval
-from ..runs.catalog import default_checkpoint_dir
+from ..runs.catalog import default_checkpoint_dir, list_runs
 from ..training.config import TrainConfig, model_config
 from ..evaluation.uncertainty import flag_everything_f1
 from ..utils.validation import PATCH_SIZE, encoder_arg, image_size_arg
 from ..visualization.figures import loss_curve_figure
 from .common import page_header, page_link, show_errors
+from .data_roots import suggested_roots
+from .heatmaps import heatmaps_query
 from .intervals import INTERVAL_NOTE, below_chance, interval_caption
 
 REFRESH_S = 1.0  # the status line and progress bar
 CHART_REFRESH_S = 10.0  # the loss curve, the one large element
+FOCUS_AFTER_S = 600.0  # a job this session watched run stays the page's focus (above the form) so long after its end
+WATCHED = "train-watched-job"  # session state: the last job this session showed while it was queued or running
 STALE_CHECK_S = 10.0  # re-read an unchanged job.json this often (read_job tells a dead worker's job "stale")
 STATUS_ICONS = {
     "queued": ":material/schedule:",
@@ -111,13 +117,23 @@ def progress_text(state: JobState) -> str:
     if state.images_per_s:
         parts.append(f"{state.images_per_s:.0f} img/s")
     if state.active:  # no ETA before a few steps have been timed
-        parts.append(f"ETA {format_duration(state.eta_s)}" if state.eta_s and state.progress >= 0.02 else "ETA: timing…")
+        parts.append(f"ETA {format_duration(state.eta_s)} at this run's pace so far, then the test split is scored"
+                     if state.eta_s and state.progress >= 0.02 else "ETA: timing…")
     return " · ".join(parts)
 
 
 def job_label(run_dir: Path, state: JobState) -> str:
     """How a job is listed: run name and status (its progress is on the bar below, which stays current)."""
     return f"{run_dir.name} — {state.status}"
+
+
+def jobs_first(jobs: list[tuple[Path, JobState]], watched: str | None, now: float | None = None) -> bool:
+    """Whether the page opens on its jobs rather than on the form: while a job is queued or running, or when
+    ``watched`` (the job this session last saw running) ended less than :data:`FOCUS_AFTER_S` ago (its outcome
+    is the news)."""
+    now = time.time() if now is None else now
+    return any(state.active or (path.name == watched and now - (state.finished_at or 0.0) < FOCUS_AFTER_S)
+               for path, state in jobs)
 
 
 def default_job(jobs: list[tuple[Path, JobState]], wanted: str | None) -> int:
@@ -133,8 +149,12 @@ def _form() -> None:
     c1, c2, c3 = st.columns(3)
     dataset = c1.selectbox("Dataset", DATASETS, format_func=lambda name: f"{name}: {dataset_spec(name).title}")
     spec = dataset_spec(dataset)
+    known = [""] + (suggested_roots(list_runs()) if spec.layout == dataset_spec("mvtec").layout else [])
+    picked = c1.selectbox("Known data folder", known, format_func=lambda r: r or "(none: type one below)",
+                          help="../shared/data's sets, $ANOVIT_DATA_ROOTS and the folders runs were trained on")
     root = c1.text_input(
         "Data folder",
+        value=picked,
         placeholder="default" if not spec.needs_root else "required",
         help=f"{spec.protocol}. Source: {spec.source}",
     )
@@ -269,9 +289,9 @@ def show_progress(run_dir: Path) -> None:
         ):
             cancel_job(run_dir)
             st.toast(f"Cancelling {run_dir.name} at the end of this epoch…")
-    if state.active != st.session_state.get(f"was-active-{run_dir.name}", state.active):
-        st.rerun()  # a job just finished: redraw the page once, without the auto-refresh
-    st.session_state[f"was-active-{run_dir.name}"] = state.active
+    if state.status != st.session_state.get(f"was-status-{run_dir.name}", state.status):
+        st.rerun()  # queued -> running, or finished: redraw the page once (the job list's labels, the outcome)
+    st.session_state[f"was-status-{run_dir.name}"] = state.status
 
 
 def show_loss(run_dir: Path) -> None:
@@ -313,20 +333,38 @@ def show_outcome(run_dir: Path, state: JobState) -> None:
                        f"normal images above anomalous ones. The checkpoint is listed on the {pages} pages.")
         else:
             st.success(f"Done: the checkpoint is listed on the {pages} pages.")
-        for col, (page, label) in zip(
+        for col, (page, label, query) in zip(
             st.columns(3),
-            [("gallery", "Open the Gallery"), ("heatmaps", "Compare heatmaps"), ("results", "See the Results table")],
+            [("gallery", "Open the Gallery", None), ("heatmaps", "Compare heatmaps", heatmaps_query(state.config)),
+             ("results", "See the Results table", None)],
         ):
             with col:
-                page_link(page, label)
+                page_link(page, label, query)
     elif state.status in ("failed", "stale"):
         st.error(state.error or "the job failed")
         with st.expander("Worker log (job.log)"):
             st.code(_log_tail(run_dir))
     elif state.status == "cancelled":
         st.warning("Cancelled: the best epoch so far is saved in the run folder, without test metrics.")
+    if state.status in ("cancelled", "failed", "stale"):
+        _restart_buttons(run_dir)
     if not state.active:
         _delete_button(run_dir)
+
+
+def _restart_buttons(run_dir: Path) -> None:
+    """Continue an ended run's training from its last saved epoch, or score its best epoch as it is."""
+    offers = [("resume", "Continue training", ckpt.RESUME, "from its last saved epoch up to its configured epochs, "
+               "then scored on the test split"),
+              ("evaluate", "Evaluate as it is", ckpt.WEIGHTS, "score its best epoch so far on the test split")]
+    for col, (mode, label, needed, what) in zip(st.columns(len(offers)), offers):
+        if (run_dir / needed).is_file() and col.button(label, key=f"{mode}-{run_dir.name}", help=what):
+            try:
+                restart_job(run_dir, mode)
+            except AnovitError as err:
+                st.error(str(err))
+                return
+            st.rerun()
 
 
 def _delete_button(run_dir: Path) -> None:
@@ -350,8 +388,10 @@ def _monitor() -> None:
     run_dir, state = jobs[chosen]
     if st.query_params.get("job") != run_dir.name:
         st.query_params["job"] = run_dir.name
-    st.session_state[f"was-active-{run_dir.name}"] = state.active
+    st.session_state[f"was-status-{run_dir.name}"] = state.status
     live = state.active
+    if live:
+        st.session_state[WATCHED] = run_dir.name
     st.fragment(show_progress, run_every=REFRESH_S if live else None)(run_dir)
     st.fragment(show_loss, run_every=CHART_REFRESH_S if live else None)(run_dir)
     if not live:
@@ -366,6 +406,9 @@ def render() -> None:
         "Fine-tune AnoViT or the l2-CAE on the normal images of one class, as a background job "
         "that survives reruns, page switches and browser reloads.",
     )
-    _form()
+    parts = [_form, _monitor]
+    if jobs_first(list_jobs(), st.session_state.get(WATCHED)):
+        parts.reverse()  # the running (or just finished) job is the page's focus; the form for the next one below
+    parts[0]()
     st.divider()
-    _monitor()
+    parts[1]()

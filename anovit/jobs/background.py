@@ -5,6 +5,7 @@ A job is a run folder plus ``job.json``, its state, which only the worker proces
 read it: a page rerun, another page, a reloaded browser or a second tab all see the same job.
 
     start_job(config, run_dir)        writes job.json (queued), starts ``python -m anovit.jobs.background RUN_DIR``
+    restart_job(run_dir, mode)        a cancelled (or failed) job again: "resume" its training, or only "evaluate" it
     worker (run_worker)               train(..., progress=, should_stop=) then evaluate_run; writes job.json
     read_job(run_dir)                 the state; "running" with a dead pid reads as "stale"
     cancel_job(run_dir)               creates the ``cancel`` file the worker polls after every step
@@ -26,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from ..runs import checkpoint as ckpt
-from ..data import ensure_synthetic
+from ..data import ensure_synthetic, get_dataset, list_classes
+from ..data.torchvision_sets import LABELLED_SETS
 from ..data.paths import workspace_dir
-from ..utils.errors import AnovitError, CheckpointError
+from ..utils.errors import AnovitError, CheckpointError, DatasetError
 from ..runs.catalog import REPO_ROOT, default_checkpoint_dir
 from ..training.config import TrainConfig
 
@@ -38,6 +40,7 @@ LOG_FILE = "job.log"
 WRITE_INTERVAL = 1.0  # seconds between two step-triggered writes of job.json
 MAX_LOSS_POINTS = 400  # the step-loss curve is thinned to at most this many points
 ACTIVE = ("queued", "running")
+MODES = ("train", "resume", "evaluate")
 
 
 class JobError(AnovitError):
@@ -54,6 +57,7 @@ class JobState:
 
     status: str = "queued"
     config: dict[str, Any] = field(default_factory=dict)
+    mode: str = "train"  # train (a new run), resume (continue its last epoch), evaluate (score it only): MODES
     pid: int | None = None
     phase: str = "queued"  # queued, data, train, evaluate, finished
     detail: str = ""  # what the "data" phase is doing now, in words (shown beside "preparing")
@@ -165,13 +169,46 @@ def unique_run_dir(root: Path, name: str) -> Path:
     return candidate
 
 
+def require_training_images(config: TrainConfig) -> None:
+    """Refuse a job whose data folder (``config.data_root``) is missing, lacks the class or holds no training
+    image of it, before any run folder is made. Without a data folder (the embedded or cached sets) the worker
+    prepares the data. The MNIST-like labelled sets are read by the worker (their check would load them).
+
+    Raises:
+        JobError: naming the folder and what was expected there.
+    """
+    if config.data_root is None:
+        return
+    root = Path(config.data_root)
+    if not root.is_dir():
+        raise JobError(f"data folder {root} does not exist; expected the folder holding the {config.dataset} "
+                       "class folders")
+    if config.dataset in LABELLED_SETS:
+        return
+    try:
+        classes = list_classes(config.dataset, root)
+        if config.category not in classes:
+            found = ", ".join(classes[:8]) or "none"
+            raise JobError(f"data folder {root} has no class folder {config.category!r} (class folders: {found})")
+        n_images = len(get_dataset(config.dataset, "train", category=config.category, image_size=32, root=root))
+    except DatasetError as err:
+        raise JobError(f"data folder {root} cannot be trained on: {err}") from None
+    if n_images == 0:
+        raise JobError(f"data folder {root} holds no training image of class {config.category!r}; expected normal "
+                       f"images in its {config.category}/train folder")
+
+
 def start_job(config: TrainConfig, run_dir: Path) -> JobState:
     """Create ``run_dir`` (it must not exist: two tabs never share a folder), write job.json and start the worker.
 
     The worker runs ``python -m anovit.jobs.background RUN_DIR`` in its own session, so it survives the page,
     and logs to RUN_DIR/job.log.
+
+    Raises:
+        JobError: ``run_dir`` exists, or the data folder fails :func:`require_training_images` (no folder made).
     """
     run_dir = Path(run_dir)
+    require_training_images(config)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
         run_dir.mkdir()
@@ -181,6 +218,29 @@ def start_job(config: TrainConfig, run_dir: Path) -> JobState:
     write_state(run_dir, state)
     pid = spawn_detached(["anovit.jobs.background", str(run_dir)], run_dir / LOG_FILE)
     claim_queued(run_dir, pid)  # the worker writes its own pid once it runs
+    return read_job(run_dir) or state
+
+
+def restart_job(run_dir: Path, mode: str) -> JobState:
+    """Run an ended job's folder again in a new worker: ``mode`` "resume" continues its training from the last
+    saved epoch up to its configured epochs (then evaluates), "evaluate" scores its best epoch on the test
+    split as it is. The previous state (loss history included) is replaced.
+
+    Raises:
+        JobError: an unknown mode, a job still queued or running, or (resume) a folder without a saved epoch.
+    """
+    run_dir = Path(run_dir)
+    if mode not in MODES[1:]:
+        raise JobError(f"restart mode {mode!r} is not valid (expected one of {', '.join(MODES[1:])})")
+    state = read_job(run_dir)
+    if state is None or state.active:
+        raise JobError(f"{run_dir.name} is {state.status if state else 'no job'}: only an ended job can be restarted")
+    needed = ckpt.RESUME if mode == "resume" else ckpt.WEIGHTS
+    if not (run_dir / needed).is_file():
+        raise JobError(f"cannot {mode} {run_dir.name}: {run_dir / needed} is missing (no epoch was saved)")
+    (run_dir / CANCEL_FILE).unlink(missing_ok=True)
+    write_state(run_dir, JobState(config=state.config, mode=mode, epochs=state.epochs))
+    claim_queued(run_dir, spawn_detached(["anovit.jobs.background", str(run_dir)], run_dir / LOG_FILE))
     return read_job(run_dir) or state
 
 
@@ -321,17 +381,20 @@ def run_worker(run_dir: Path) -> JobState:
         prepare_embedded_data(config)
         if cancel_requested(run_dir):
             raise _Cancelled
-        state.detail = (f"reading the {config.dataset}/{config.category} training images and building the "
-                        f"{config.model} model ({config.preset}); the first step follows")
-        reporter.write(force=True)
-        result = train(
-            config,
-            run_dir,
-            progress=reporter.train_event,
-            should_stop=lambda: cancel_requested(run_dir),
-        )
-        if result.stopped:
-            raise _Cancelled
+        if state.mode != "evaluate":
+            state.detail = (f"reading the {config.dataset}/{config.category} training images and building the "
+                            f"{config.model} model ({config.preset}); the "
+                            f"{'first step' if state.mode == 'train' else 'last saved epoch'} follows")
+            reporter.write(force=True)
+            result = train(
+                config,
+                run_dir,
+                resume=state.mode == "resume",
+                progress=reporter.train_event,
+                should_stop=lambda: cancel_requested(run_dir),
+            )
+            if result.stopped:
+                raise _Cancelled
         state.progress, state.eta_s = 1.0, None
         state.test = evaluate_run(run_dir, progress=reporter.eval_event).summary()
         _finish(reporter, "done")

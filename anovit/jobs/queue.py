@@ -22,7 +22,10 @@ from pathlib import Path
 from typing import Callable
 
 from ..data.paths import workspace_dir
-from .background import LOG_FILE, JobState, claim_queued, list_jobs, read_job, spawn_detached, unique_run_dir, write_state
+from .background import (
+    LOG_FILE, JobState, claim_queued, list_jobs, read_job, require_training_images, spawn_detached, unique_run_dir,
+    write_state,
+)
 from ..runs.catalog import default_checkpoint_dir
 from ..training.config import TrainConfig
 
@@ -32,7 +35,10 @@ POLL_S = 5.0  # seconds between two looks at the other jobs while one of them is
 def queue_jobs(configs: list[tuple[TrainConfig, str]], root: Path | None = None) -> list[Path]:
     """Create a run folder per (config, run name) under ``root`` (default: the checkpoints folder; a
     taken name gets ``-2``, ``-3``...), each with job.json "queued", and start one process that trains
-    them in this order; their folders."""
+    them in this order; their folders. A config whose data folder fails
+    :func:`~anovit.jobs.background.require_training_images` raises its JobError before any folder is made."""
+    for config, _ in configs:
+        require_training_images(config)
     root = Path(root) if root is not None else default_checkpoint_dir()
     root.mkdir(parents=True, exist_ok=True)
     run_dirs = []

@@ -234,9 +234,10 @@ def write_report(df: pd.DataFrame, output_dir: Path, source: str = "") -> tuple[
     return md, csv
 
 
-def comparison_figure(table: pd.DataFrame, metric: str) -> go.Figure:
+def comparison_figure(table: pd.DataFrame, metric: str, runs: pd.DataFrame | None = None) -> go.Figure:
     """Grouped bars per class (and the mean): l2-CAE and AnoViT with ± std error bars over seeds, the
-    paper's values as diamonds on their model's bar."""
+    paper's values as diamonds on their model's bar, and each run of ``runs`` (columns class, model, seed,
+    ``metric``: the runs the bars average) as a small point on its model's bar, named by its seed."""
     import plotly.graph_objects as go
 
     rows = table[table["class"] != "std"]
@@ -247,11 +248,17 @@ def comparison_figure(table: pd.DataFrame, metric: str) -> go.Figure:
         fig.add_bar(name=MODEL_LABELS[model], x=x, y=rows[f"{model}_mean"], offsetgroup=model,
                     marker_color=colours[model],
                     error_y=dict(type="data", array=rows[f"{model}_std"].fillna(0.0), visible=True))
+        points = runs[(runs["model"] == model) & runs[metric].notna()] if runs is not None else None
+        if points is not None and not points.empty:
+            fig.add_scatter(name=f"{MODEL_LABELS[model]} per seed", x=points["class"], y=points[metric],
+                            mode="markers", offsetgroup=model, customdata=points[["seed"]],
+                            hovertemplate="seed %{customdata[0]}: %{y:.3f}<extra></extra>",
+                            marker=dict(symbol="circle", size=7, color="white", line=dict(color="black", width=1)))
         if rows[f"paper_{model}"].notna().any():
             fig.add_scatter(name=f"paper {MODEL_LABELS[model]}", x=x, y=rows[f"paper_{model}"], mode="markers",
                             offsetgroup=model, marker=dict(symbol="diamond", size=11, color="black",
                                                            line=dict(color=colours[model], width=2)))
     fig.update_layout(barmode="group", scattermode="group", yaxis_title=METRICS.get(metric, metric),
-                      xaxis_title="class", legend_orientation="h", margin=dict(t=30, b=10),
-                      yaxis_range=[0, 1.05])
+                      xaxis_title="class", margin=dict(t=30, b=10), yaxis_range=[0, 1.05],
+                      legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))  # above: clear of the axis title
     return fig

@@ -8,6 +8,7 @@ scale (:class:`Scale`), so equal colours mean equal values across panels and mod
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -19,6 +20,12 @@ from plotly.subplots import make_subplots
 from .imaging import ERROR_COLORSCALE, plotly_colorscale, to_rgb_uint8
 
 MODEL_COLOURS = {"AnoViT": "#d62728", "l2-CAE": "#1f77b4"}
+# The narrowest chart the layouts are made for: a full-width chart in the app's main column at an 800 px window
+# with the sidebar open (measured in chromium: 468 px); titles are wrapped to fit their panels at this width.
+NARROW_PLOT_PX = 460
+TITLE_FONT_PX = 13
+CHAR_EM = 0.6  # an average character of plotly's default sans-serif font is at most this wide, in font sizes
+COLOURBAR_PX = 70  # a horizontal colour bar under a panel grid: its title, bar and tick labels
 
 
 @dataclass(frozen=True)
@@ -56,32 +63,65 @@ def _panel_trace(panel: Panel, axis_names: dict[str, str]) -> go.BaseTraceType:
     )
 
 
+def wrapped(text: str, width_px: float, font_px: int = TITLE_FONT_PX) -> str:
+    """``text`` broken into lines (plotly's ``<br>``, kept where ``text`` has them) that fit ``width_px`` at
+    ``font_px``: plotly does not wrap titles, and a title wider than its panel runs into its neighbour's."""
+    chars = max(4, int(width_px / (CHAR_EM * font_px)))
+    return "<br>".join(line for part in text.split("<br>") for line in textwrap.wrap(part, chars, break_long_words=False))
+
+
+def _lines(text: str) -> int:
+    return text.count("<br>") + 1 if text else 0
+
+
 def panel_grid_figure(
     rows: Sequence[Sequence[Panel]],
     scales: dict[str, Scale] | None = None,
     *,
     row_titles: Sequence[str] | None = None,
     cell_px: int = 190,
+    max_cols: int | None = None,
 ) -> go.Figure:
-    """A grid of image / map panels (rows x columns) with one colour bar per shared scale.
+    """A grid of image / map panels (rows x columns) with one horizontal colour bar per shared scale (that a panel
+    uses) below it.
 
-    When every row has the same panel titles, they are written once, above the first row.
+    When every row has the same panel titles, they are written once, above the first row. A row longer than
+    ``max_cols`` continues on the next row (fewer, larger panels). The layout holds from a chart
+    :data:`NARROW_PLOT_PX` wide up: titles wrap to fit their panel there, colour bars sit side by side under
+    the grid (never beside a title), and each image is drawn at the top of its cell, under its title.
+
+    Raises:
+        ValueError: with no panel, a map that is not 2-D, or a panel naming a scale not in ``scales``.
     """
     scales = scales or {}
+    if max_cols is not None:
+        if row_titles:
+            raise ValueError("panel_grid_figure: max_cols cannot split rows that have row_titles")
+        rows = [row[i : i + max_cols] for row in rows for i in range(0, len(row), max_cols)]
     n_rows, n_cols = len(rows), max((len(r) for r in rows), default=0)
     if n_rows == 0 or n_cols == 0:
         raise ValueError("panel_grid_figure needs at least one panel")
-    titles = [[p.title for p in r] + [""] * (n_cols - len(r)) for r in rows]
+    used = {p.scale for row in rows for p in row}
+    scales = {name: scale for name, scale in scales.items() if name in used}  # a bar (and its room) per scale shown
+    right = 30 if row_titles else 10
+    column_px = (NARROW_PLOT_PX - right - 10) / n_cols
+    titles = [[wrapped(p.title, column_px) for p in r] + [""] * (n_cols - len(r)) for r in rows]
     if all(t == titles[0] for t in titles):
         titles = [titles[0]] + [[""] * n_cols] * (n_rows - 1)
+    line_px = TITLE_FONT_PX + 4
+    top = 10 + line_px * max(map(_lines, titles[0]))
+    gap = 8 + line_px * max((_lines(t) for row in titles[1:] for t in row), default=0)
+    bottom = 10 + COLOURBAR_PX * bool(scales)
+    height = cell_px * n_rows + gap * (n_rows - 1) + top + bottom
     fig = make_subplots(
         rows=n_rows,
         cols=n_cols,
         subplot_titles=[t for row in titles for t in row],
         row_titles=list(row_titles) if row_titles else None,
         horizontal_spacing=0.02,
-        vertical_spacing=0.04 if n_rows > 1 else 0.0,
+        vertical_spacing=gap / (height - top - bottom) if n_rows > 1 else 0.0,
     )
+    fig.update_annotations(font_size=TITLE_FONT_PX)
     axis_names = {name: "coloraxis" if i == 0 else f"coloraxis{i + 1}" for i, name in enumerate(scales)}
     for r, row in enumerate(rows, 1):
         for c, panel in enumerate(row, 1):
@@ -107,22 +147,29 @@ def panel_grid_figure(
                     cmin=scale.vmin,
                     cmax=scale.vmax,
                     colorscale=plotly_colorscale(scale.colorscale),
-                    colorbar=dict(
+                    colorbar=dict(  # side by side under the grid, each in its own slot
                         title=dict(text=scale.title, side="top"),
-                        x=1.02 + 0.12 * i,
-                        xanchor="left",
-                        thickness=14,
-                        len=min(1.0, 0.5 + 0.15 * n_rows),
+                        orientation="h",
+                        x=(i + 0.5) / len(scales),
+                        xanchor="center",
+                        len=0.75 / len(scales),
+                        yref="container",
+                        y=0,
+                        yanchor="bottom",
+                        ypad=4,
+                        thickness=12,
+                        nticks=5,
                     ),
                 )
             }
         )
     fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed")
-    for i in range(1, n_rows * n_cols + 1):  # square pixels in every cell
+    # square pixels in every cell, the image at the top of its cell (under its title) when the cell is taller
+    fig.update_yaxes(visible=False, autorange="reversed", constrain="domain", constraintoward="top")
+    for i in range(1, n_rows * n_cols + 1):
         fig.layout[f"yaxis{'' if i == 1 else i}"].scaleanchor = f"x{'' if i == 1 else i}"
     fig.update_layout(
-        height=cell_px * n_rows + 60, margin=dict(l=10, r=20 + 100 * len(scales), t=40, b=10), plot_bgcolor="white",
+        height=height, margin=dict(l=10, r=right, t=top, b=bottom), plot_bgcolor="white",
         template="plotly",  # not the process-wide default, which Streamlit sets to its own (with #0000xx colours)
     )
     return fig
@@ -282,8 +329,10 @@ def ablation_figure(table: pd.DataFrame, switches: Sequence[tuple[str, str]],
     AUROC per value, ± std over runs as error bars; filled markers for trained runs, open ones for re-scored
     runs; the baseline's value shaded; ``missing`` values (switch -> value texts) as grey crosses at 0."""
     missing = missing or {}
-    fig = make_subplots(rows=1, cols=len(switches), shared_yaxes=True, subplot_titles=[label for _, label in switches],
+    titles = [wrapped(label, (NARROW_PLOT_PX - 60) / max(len(switches), 1)) for _, label in switches]
+    fig = make_subplots(rows=1, cols=len(switches), shared_yaxes=True, subplot_titles=titles,
                         horizontal_spacing=0.04)
+    fig.update_annotations(font_size=TITLE_FONT_PX)
     shown: set[str] = set()
     for col, (name, _) in enumerate(switches, start=1):
         rows = table[table["switch"] == name]
@@ -315,7 +364,8 @@ def ablation_figure(table: pd.DataFrame, switches: Sequence[tuple[str, str]],
             shown.add("missing")
         fig.update_xaxes(type="category", categoryorder="array", categoryarray=categories, row=1, col=col)
     fig.update_yaxes(title_text="AUROC (test split)", range=[-0.03, 1.03], row=1, col=1)
-    fig.update_layout(scattermode="group", height=380, margin=dict(l=10, r=10, t=40, b=10),
+    top = 14 + (TITLE_FONT_PX + 4) * max(map(_lines, titles), default=1)
+    fig.update_layout(scattermode="group", height=380, margin=dict(l=10, r=10, t=top, b=10),
                       legend=dict(orientation="h", y=-0.15))
     return fig
 
@@ -346,7 +396,11 @@ def layer_distance_figure(distances: np.ndarray, patch_px: int) -> go.Figure:
 
 
 def architecture_figure() -> go.Figure:
-    """The AnoViT encoder-decoder as a block diagram (paper Fig. 2): image -> patches -> ViT -> grid F -> decoder."""
+    """The AnoViT encoder-decoder as a block diagram (paper Fig. 2): image -> patches -> ViT -> grid F -> decoder.
+
+    Two rows, read as a snake (the encoder left to right, then the decoder right to left under it), so that
+    every box is wide enough for its text in a chart :data:`NARROW_PLOT_PX` wide.
+    """
     boxes = [
         ("input image<br>H x W x 3", "#e8e8e8"),
         ("16 x 16 patches<br>+ position emb.", "#dbe9f6"),
@@ -354,39 +408,41 @@ def architecture_figure() -> go.Figure:
         ("patch tokens,<br>[cls] dropped,<br>√N x √N grid: F", "#c6dbef"),
         ("6 ConvT blocks<br>(+ norm, ReLU),<br>upsample, conv", "#fdd0a2"),
         ("reconstruction<br>H x W x 3", "#e8e8e8"),
-        ("anomaly map (eq. 6)<br>score = max (eq. 7)", "#fcbba1"),
+        ("anomaly map<br>(eq. 6); score<br>= max (eq. 7)", "#fcbba1"),
     ]
+    per_row, width, gap, height, row_gap = 4, 1.0, 0.3, 1.0, 0.5
+    font = dict(size=11, color="#111")
+
+    def place(i: int) -> tuple[float, float]:
+        """Lower-left corner of box ``i``: the first row left to right, the second right to left."""
+        row, k = divmod(i, per_row)
+        column = k if row == 0 else per_row - 1 - k
+        return column * (width + gap), -row * (height + row_gap)
+
     fig = go.Figure()
-    width, gap = 1.0, 0.35
     for i, (text, colour) in enumerate(boxes):
-        x0 = i * (width + gap)
-        fig.add_shape(type="rect", x0=x0, x1=x0 + width, y0=0, y1=1, fillcolor=colour, line=dict(color="#555"))
-        fig.add_annotation(x=x0 + width / 2, y=0.5, text=text, showarrow=False, font=dict(size=11, color="#111"))
-        if i:
-            fig.add_annotation(
-                x=x0,
-                y=0.5,
-                ax=x0 - gap,
-                ay=0.5,
-                xref="x",
-                yref="y",
-                axref="x",
-                ayref="y",
-                showarrow=True,
-                arrowhead=2,
-                arrowwidth=1.5,
-                text="",
-            )
-    total = len(boxes) * (width + gap) - gap
-    fig.add_annotation(
-        x=(2 * (width + gap) + width / 2), y=1.18, text="encoder E", showarrow=False, font=dict(size=12, color="#111")
-    )
-    fig.add_annotation(
-        x=(4 * (width + gap) + width / 2), y=1.18, text="decoder D", showarrow=False, font=dict(size=12, color="#111")
-    )
+        x0, y0 = place(i)
+        fig.add_shape(type="rect", x0=x0, x1=x0 + width, y0=y0, y1=y0 + height, fillcolor=colour,
+                      line=dict(color="#555"))
+        fig.add_annotation(x=x0 + width / 2, y=y0 + height / 2, text=text, showarrow=False, font=font)
+    for i in range(1, len(boxes)):
+        (px, py), (x, y) = place(i - 1), place(i)
+        if py != y:  # down from the last box of the first row
+            tail, head = (px + width / 2, py), (x + width / 2, y + height)
+        elif x > px:
+            tail, head = (px + width, py + height / 2), (x, y + height / 2)
+        else:
+            tail, head = (px, py + height / 2), (x + width, y + height / 2)
+        fig.add_annotation(x=head[0], y=head[1], ax=tail[0], ay=tail[1], xref="x", yref="y", axref="x", ayref="y",
+                           showarrow=True, arrowhead=2, arrowwidth=1.5, text="")
+    total = per_row * (width + gap) - gap
+    fig.add_annotation(x=total / 2, y=height + 0.15, text="encoder E (first row)", showarrow=False,
+                       yanchor="bottom", font=font)
+    fig.add_annotation(x=total / 2, y=-row_gap - height - 0.15, text="decoder D (second row, right to left)",
+                       showarrow=False, yanchor="top", font=font)
     fig.update_xaxes(visible=False, range=[-0.05, total + 0.05])
-    fig.update_yaxes(visible=False, range=[-0.1, 1.3])
-    fig.update_layout(height=170, margin=dict(l=0, r=0, t=0, b=0), plot_bgcolor="white", title=None)
+    fig.update_yaxes(visible=False, range=[-row_gap - height - 0.5, height + 0.5])
+    fig.update_layout(height=300, margin=dict(l=0, r=0, t=0, b=0), plot_bgcolor="white", title=None)
     return fig
 
 
@@ -401,4 +457,5 @@ __all__ = [
     "panel_grid_figure",
     "roc_figure",
     "score_histogram_figure",
+    "wrapped",
 ]

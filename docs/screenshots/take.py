@@ -1,9 +1,11 @@
 """Retake the app's screenshots (docs/screenshots/*.png) from the run folders in the workspace's checkpoints/.
 
-    python docs/screenshots/take.py [--pages home,results,...]
+    python docs/screenshots/take.py [--pages home,results,...] [--widths 1400,800]
 
 Starts ``streamlit run app.py`` on a free local port, opens each page in headless Debian chromium
-(playwright, as tests/test_browser.py) and saves a PNG of a window tall enough for the page's main views. For Train it starts a short cpu-tiny job
+(playwright, as tests/app/test_browser.py) and saves a PNG of a window tall enough for the page's main views, once per
+window width: ``<page>.png`` at 1400 px, ``<page>-<width>.png`` at any other width (800 px: the narrowest the app's
+layouts are made for). For Train it starts a short cpu-tiny job
 on synthetic tiles, waits until it is training, shoots, cancels it and deletes its folder. The pages show the workspace's
 folders relative to it (``checkpoints/``), so no local path appears. Needs the test extra and chromium.
 """
@@ -26,7 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
 # page -> (URL path, heading to wait for, seconds to let plotly and fragments paint, window height in px:
-# Streamlit scrolls inside its main block, so a taller window is what shows more of a page)
+# Streamlit scrolls inside its main block, so a taller window is what shows more of a page; at a narrower width the
+# height grows by NARROW_TALLER, as columns wrap)
 PAGES = {
     "home": ("", "AnoViT explorer", 2, 1000),
     "results": ("Results", "Results", 2, 1900),
@@ -37,6 +40,8 @@ PAGES = {
     "train": ("Train", "New training run", 2, 1650),
     "ablations": ("Ablations", "Ablations", 4, 1700),
 }
+WIDE = 1400
+NARROW_TALLER = 1.5
 
 
 def serve(port: int) -> subprocess.Popen:
@@ -91,7 +96,7 @@ def inspect_a_test_image(page) -> None:
     drawn(page, "inspect")
 
 
-def shoot(page, url: str, name: str, heading: str, settle_s: float, save: bool = True) -> None:
+def shoot(page, url: str, name: str, heading: str, settle_s: float, file: Path) -> None:
     page.goto(url)
     page.get_by_role("heading", name=heading).first.wait_for(timeout=600_000)
     drawn(page, name)
@@ -101,15 +106,17 @@ def shoot(page, url: str, name: str, heading: str, settle_s: float, save: bool =
     errors = page.locator('[data-testid="stException"]')
     if errors.count():
         raise SystemExit(f"{name}: exception box: {errors.all_inner_texts()}")
-    if save:
-        page.screenshot(path=str(OUT / f"{name}.png"))
-        print(f"wrote {OUT / name}.png")
+    page.screenshot(path=str(file))
+    print(f"wrote {file}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", default=",".join(PAGES), help="comma-separated (default: %(default)s)")
-    names = parser.parse_args().pages.split(",")
+    parser.add_argument("--widths", default=f"{WIDE},800", help="window widths in px (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for the PNGs (default: docs/screenshots)")
+    args = parser.parse_args()
+    names, widths = args.pages.split(","), [int(w) for w in args.widths.split(",")]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -118,10 +125,11 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            for name in names:
+            for name, width in ((n, w) for n in names for w in widths):
                 path, heading, settle_s, height = PAGES[name]
-                page.set_viewport_size({"width": 1400, "height": height})
+                page.set_viewport_size({"width": width, "height": round(height * (1 if width >= WIDE else NARROW_TALLER))})
                 url = f"http://127.0.0.1:{port}/{path}"
+                file = args.out / (f"{name}.png" if width == WIDE else f"{name}-{width}.png")
                 if name == "train":
                     from anovit.jobs.background import cancel_job, delete_run, read_job
 
@@ -129,13 +137,13 @@ def main() -> None:
                     while (state := read_job(run_dir)) is not None and state.active and state.progress < 0.3:
                         time.sleep(1)
                     url += f"?job={run_dir.name}"
-                    shoot(page, url, name, heading, settle_s)
+                    shoot(page, url, name, heading, settle_s, file)
                     cancel_job(run_dir)
                     while (state := read_job(run_dir)) is not None and state.active:
                         time.sleep(1)
                     delete_run(run_dir)
                 else:
-                    shoot(page, url, name, heading, settle_s)
+                    shoot(page, url, name, heading, settle_s, file)
             browser.close()
     finally:
         proc.terminate()

@@ -65,7 +65,7 @@ def test_home_explains_and_names_every_page(checkpoints):
 
 def test_home_first_step_starts_the_suggested_job(checkpoints, monkeypatch):
     started = []
-    monkeypatch.setattr("anovit.app.home.start_job", lambda config, run_dir: started.append((config, run_dir)))
+    monkeypatch.setattr("anovit.app.common.start_job", lambda config, run_dir: started.append((config, run_dir)))
     at = page()
     at.button[0].click().run()
     config, run_dir = started[0]
@@ -195,7 +195,7 @@ def test_inspect_scores_a_test_image_and_an_upload_and_rejects_non_images(checkp
     truth = [m.value for m in at.markdown if m.value.startswith("True label")]
     assert truth and f"**anomalous** ({kind.value})" in truth[0]
     panels, histogram = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
-    assert "ground truth" in json.dumps(panels["layout"]["annotations"])
+    assert "ground truth" in json.dumps(panels["layout"]["annotations"]).replace("<br>", " ")  # wrapped to its panel
     assert {t["name"] for t in histogram["data"]} >= {"good", kind.value}  # the test split, by defect type
     assert any(a.get("text", "").startswith("test #") for a in histogram["layout"]["annotations"])  # its place
     kind.set_value("good").run()
@@ -320,3 +320,75 @@ def test_results_state_intervals_paired_differences_and_defect_types(checkpoints
     assert main(["report", "--results", str(tmp_path / "none.csv"), "--with-runs", "--output-dir", str(tmp_path)]) == 0
     md = (tmp_path / "report.md").read_text()
     assert f"### {DEFECT_TYPE_TITLE}" in md and "with its 95 % bootstrap interval" in md and "paired diff. 95 % CI" in md
+
+
+def test_a_cancelled_run_is_the_train_pages_focus_and_can_be_continued_or_evaluated(checkpoints, monkeypatch):
+    cancelled = checkpoints / "weave-cancelled"
+    shutil.copytree(checkpoints / "weave-cae", cancelled)
+    state = read_job(cancelled)
+    state.status, state.phase, state.pid, state.finished_at = "running", "train", os.getpid(), None  # alive
+    write_state(cancelled, state)
+    restarted = []
+    monkeypatch.setattr("anovit.app.training.restart_job", lambda run_dir, mode: restarted.append((run_dir.name, mode)))
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+        at.switch_page("app_pages/1_Train.py")
+        at.query_params["job"] = "weave-cancelled"
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert [h.value for h in at.subheader][:2] == ["Jobs", "New training run"]  # the running job on top
+        job = next(s for s in at.selectbox if s.label == "Job")
+        assert job.options[job.index] == "weave-cancelled — running"
+        state.status, state.phase, state.finished_at = "cancelled", "finished", time.time()
+        write_state(cancelled, state)
+        at.run()
+        assert [h.value for h in at.subheader][:2] == ["Jobs", "New training run"]  # watched: still the focus
+        job = next(s for s in at.selectbox if s.label == "Job")
+        assert job.options[job.index] == "weave-cancelled — cancelled"
+        at.button(key="evaluate-weave-cancelled").click().run()
+        at.button(key="resume-weave-cancelled").click().run()
+        assert restarted == [("weave-cancelled", "evaluate"), ("weave-cancelled", "resume")]
+    finally:
+        shutil.rmtree(cancelled, ignore_errors=True)
+
+
+def test_heatmaps_offers_to_train_a_missing_partner_run(checkpoints, monkeypatch):
+    lone = checkpoints / "washer-anovit"  # a class no other run of the module trains
+    shutil.copytree(checkpoints / "weave-anovit", lone)
+    training = ckpt.read_json(lone / ckpt.TRAINING)
+    ckpt.write_json(lone / ckpt.TRAINING, training | {"category": "washer"})
+    started = []
+    monkeypatch.setattr("anovit.app.common.start_job", lambda config, run_dir: started.append((config, run_dir)))
+    try:
+        at = page("app_pages/4_Heatmaps.py")
+        buttons = [b for b in at.button if b.label.startswith("Train the l2-CAE partner for synthetic / washer")]
+        assert buttons, [b.label for b in at.button]
+        assert len(buttons) == 1 and len(at.get("plotly_chart")) == 4  # weave's comparison is still shown
+        buttons[0].click().run()
+        (config, run_dir), = started
+        assert (config.model, config.category, config.data_root) == ("cae", "washer", training["data_root"])
+        assert run_dir.parent == checkpoints
+    finally:
+        shutil.rmtree(lone, ignore_errors=True)
+
+
+def test_gallery_and_heatmaps_pick_the_seed(checkpoints):
+    copies = []
+    for model in ("cae", "anovit"):
+        copy = checkpoints / f"weave-{model}-s1"
+        shutil.copytree(checkpoints / f"weave-{model}", copy)
+        ckpt.write_json(copy / ckpt.TRAINING, ckpt.read_json(copy / ckpt.TRAINING) | {"seed": 1})
+        copies.append(copy)
+    try:
+        for path, checkpoint in (("app_pages/3_Gallery.py", None), ("app_pages/4_Heatmaps.py", "AnoViT checkpoint")):
+            at = page(path)
+            seed = next(s for s in at.selectbox if s.label == "Seed")
+            assert seed.options == ["all", "0", "1"]
+            seed.set_value(1).run()
+            assert not at.exception, [e.value for e in at.exception]
+            picker = next(s for s in at.selectbox if s.label == (checkpoint or s.label) and s.label != "Seed"
+                          and "heckpoint" in s.label)
+            assert all("-s1 (" in o for o in picker.options), picker.options  # only the seed-1 runs
+    finally:
+        for copy in copies:
+            shutil.rmtree(copy, ignore_errors=True)

@@ -1,6 +1,7 @@
 """The pages' plain functions (computations behind the widgets), tested without Streamlit."""
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -249,7 +250,10 @@ def test_make_train_config_and_progress_text():
         eta_s=125.0,
         progress=0.26,
     )
-    assert progress_text(state) == "epoch 2/5 · step 3/10 · loss 0.01234 · 40 img/s · ETA 2 min 05 s"
+    assert progress_text(state) == (
+        "epoch 2/5 · step 3/10 · loss 0.01234 · 40 img/s · ETA 2 min 05 s at this run's pace so far, then the test "
+        "split is scored"
+    )
     first = JobState(status="running", phase="train", epoch=1, epochs=5, step=1, steps=10, eta_s=0.0, progress=0.02 / 5)
     assert progress_text(first).endswith("ETA: timing…")  # no "ETA 0 s" before a few steps are timed
     assert "evaluating" in progress_text(JobState(phase="evaluate", eval_progress=0.5))
@@ -284,6 +288,105 @@ def test_patch_maps_and_geometry():
     assert to_pixels(maps["rollout"], 32).shape == (32, 32)
     assert patch_box(3, (2, 2), 16) == (16, 16, 32, 32)
 
+
+def test_jobs_come_first_while_one_runs_or_just_ended():
+    from anovit.app.training import FOCUS_AFTER_S, jobs_first
+
+    ended = (Path("old"), JobState(status="done", finished_at=1000.0))
+    assert jobs_first([ended, (Path("b"), JobState(status="queued"))], None, now=10_000.0)
+    assert jobs_first([ended], "old", now=1000.0 + FOCUS_AFTER_S / 2)  # the job this session watched, just ended
+    assert not jobs_first([ended], "old", now=1000.0 + FOCUS_AFTER_S + 1)
+    assert not jobs_first([ended], "other", now=1001.0) and not jobs_first([], None)
+
+
+def test_lone_runs_get_the_other_model_on_the_same_images():
+    from anovit.app.partners import in_training, lone_runs, partner_config
+
+    runs = [run_info("a", "anovit"), run_info("b", "cae"), run_info("c", "anovit", "tiles"),
+            run_info("d", "cae", root=None), run_info("e", "cae", root=None)]
+    runs[2].training.update(preset="cpu-tiny", batch_size=4, max_train_images=20)
+    runs[2].config["image_size"] = 96
+    lone = lone_runs(runs)
+    assert {ref: run.name for ref, run in lone.items()} == {
+        DataRef("synthetic", "tiles", "/data"): "c", DataRef("synthetic", "weave", None): "d"}
+    partner = partner_config(runs[2])
+    assert (partner.model, partner.preset, partner.dataset, partner.category, partner.data_root) == (
+        "cae", "cpu-tiny", "synthetic", "tiles", "/data")
+    assert (partner.seed, partner.batch_size, partner.max_train_images) == (1, 4, 20)
+    assert partner.model_overrides == {"image_size": 96}
+    assert partner_config(runs[3]).model == "anovit"
+    assert partner_config(runs[3]).preset == "cpu-default"  # TrainConfig's default: the run recorded none
+    queued = JobState(status="queued", config={"dataset": "synthetic", "category": "tiles", "data_root": "/data",
+                                               "model": "cae"})
+    assert in_training(partner, [(Path("q"), queued)])
+    assert not in_training(partner, [(Path("q"), JobState(status="done", config=queued.config))])
+
+
+def test_heatmaps_opens_on_the_data_a_link_names():
+    from anovit.app.heatmaps import heatmaps_query, requested_group
+
+    refs = [DataRef("synthetic", "weave", None), DataRef("mvtec", "cookie", "/shared/cookies"),
+            DataRef("mvtec", "cookie", "/other")]
+    job = {"dataset": "mvtec", "category": "cookie", "data_root": "/shared/cookies", "model": "cae"}
+    assert heatmaps_query(job) == {"dataset": "mvtec", "class": "cookie", "root": "/shared/cookies"}
+    assert requested_group(refs, heatmaps_query(job)) == 1
+    assert requested_group(refs, heatmaps_query(job | {"data_root": "/other"})) == 2
+    assert requested_group(refs, {"dataset": "mvtec", "class": "cookie"}) == 1
+    assert requested_group(refs, heatmaps_query({"dataset": "synthetic", "category": "weave"})) == 0
+    assert requested_group(refs, {"dataset": "mvtec", "class": "pill"}) == 0
+
+
+def test_suggested_data_roots_are_the_shared_sets_then_the_users(tmp_path):
+    from anovit.app.data_roots import suggested_roots
+
+    def mvtec_root(path: Path) -> Path:
+        (path / "cls" / "train" / "good").mkdir(parents=True)
+        return path
+
+    shared = tmp_path / "shared"
+    cookies, visa = mvtec_root(shared / "cookies"), mvtec_root(shared / "validation" / "visa")
+    (shared / "validation" / "empty").mkdir()
+    mine, recorded = mvtec_root(tmp_path / "mine"), mvtec_root(tmp_path / "recorded")
+    runs = [RunInfo(path=Path("r"), config={}, training={"data_root": str(recorded)}),
+            RunInfo(path=Path("s"), config={}, training={"data_root": str(cookies)}), RunInfo(path=Path("t"), config={})]
+    env = os.pathsep.join([str(mine), str(tmp_path / "missing")])
+    assert suggested_roots(runs, shared, env) == [str(cookies), str(visa), str(mine), str(recorded)]
+    assert suggested_roots([], tmp_path / "no-shared", "") == []  # a workspace without ../shared offers none
+
+
+def test_the_real_validation_sets_are_offered_when_shared_is_present():
+    from anovit.app.data_roots import SHARED_DATA, suggested_roots
+
+    if not (SHARED_DATA / "validation").is_dir():
+        pytest.skip(f"{SHARED_DATA / 'validation'} is absent (the real validation sets live beside the repository)")
+    offered = suggested_roots([], env="")
+    assert {Path(r).name for r in offered} >= {"cookies", "visa", "mpdd", "deeppcb"}
+
+
+def test_runs_of_a_seed():
+    from anovit.app.pickers import of_seed, run_seeds
+
+    runs = [run_info("a", "cae"), run_info("b", "cae"), RunInfo(path=Path("pulled"), config={})]
+    runs[1].training["seed"] = 0
+    assert run_seeds(runs) == [0, 1]
+    assert [r.name for r in of_seed(runs, 0)] == ["b"] and of_seed(runs, None) == runs
+
+
+def test_all_classes_table_averages_each_models_runs_per_class():
+    from anovit.app.results import all_classes_table
+
+    runs = pd.DataFrame({
+        "dataset": ["mvtec"] * 4 + ["synthetic"], "data_root": ["/d"] * 4 + [""], "preset": ["cpu-tiny"] * 5,
+        "class": ["cookie"] * 4 + ["weave"], "model": ["cae", "cae", "anovit", "anovit", "anovit"],
+        "seed": [0, 1, 0, 1, 0], "image_auroc": [0.5, 0.7, 0.8, 0.9, 0.6], "pixel_auroc": [0.6, 0.8, 0.9, 0.7, 0.5],
+    })
+    table = all_classes_table(runs).set_index("class")
+    assert list(table.index) == ["cookie", "weave"]
+    assert table.loc["cookie", "l2-CAE image AUROC"] == pytest.approx(0.6)
+    assert table.loc["cookie", "AnoViT pixel AUROC"] == pytest.approx(0.8)
+    assert table.loc["cookie", "AnoViT seeds"] == 2 and table.loc["weave", "AnoViT seeds"] == 1
+    assert pd.isna(table.loc["weave", "l2-CAE image AUROC"])  # no l2-CAE run on weave
+    assert table.loc["weave", "data folder"] == ""
 
 def test_the_scoring_cache_key_follows_weights_calibration_and_threshold(tmp_path: Path) -> None:
     """A refitted calibration or threshold (``evaluate --refit-threshold``) must not be served from the cache of

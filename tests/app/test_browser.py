@@ -2,7 +2,8 @@
 
 An empty app: Home, the Train page (through the sidebar) and the Gallery (by URL) load without an
 exception box. An app with the session's two trained runs: the pixels of an anomaly map, as the
-browser paints them, carry the colour scale's colours (its low end where the error is lowest).
+browser paints them, carry the colour scale's colours (its low end where the error is lowest); in an 800 px
+window no label of a plotly figure (title, annotation, colour bar, legend) overlaps another.
 Skips (with the reason) where chromium or playwright are not installed; `.ci/run` installs both.
 """
 
@@ -199,9 +200,10 @@ HEATMAP_GEOMETRY = """gd => {
     return {z: z, cmin: ca.cmin, cmax: ca.cmax, first: at(0, 0), last: at(z.length - 1, z[0].length - 1)};
   });
 }"""
-COLOURBAR_BOTTOM = """gd => {
+# Where the colour bar paints its low end: the left end of a horizontal bar, the bottom of a vertical one.
+COLOURBAR_LOW_END = """gd => {
   const r = gd.querySelector(".colorbar .cbfill").getBoundingClientRect();
-  return [r.left + r.width / 2, r.bottom - 2];
+  return r.width > r.height ? [r.left + 2, r.top + r.height / 2] : [r.left + r.width / 2, r.bottom - 2];
 }"""
 TOLERANCE = 30  # per RGB channel: plotly's interpolation and the browser's resampling differ a little
 
@@ -232,7 +234,7 @@ def test_anomaly_maps_are_painted_with_their_colour_scale(trained_server, browse
         grid.wait_for(timeout=60_000)
         page.wait_for_timeout(1000)  # plotly paints heatmaps asynchronously
         maps = grid.evaluate(HEATMAP_GEOMETRY)
-        bar = grid.evaluate(COLOURBAR_BOTTOM)
+        bar = grid.evaluate(COLOURBAR_LOW_END)
         shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB")).astype(int)
     finally:
         page.close()
@@ -310,3 +312,57 @@ def test_gallery_tiles_enlarge_on_click(trained_server, browser):
         assert max(widths) > 2 * small, (small, widths)
     finally:
         page.close()
+
+
+# Every label plotly drew for a figure, as page boxes: its title, subplot and row titles and other annotations, axis
+# titles, colour bars (bar, title and tick labels together) and legend; empty ones (zero area) left out.
+LABEL_BOXES = """gd => {
+  const kinds = [[".g-gtitle, [class^='g-x'][class$='title'], [class^='g-y'][class$='title']", "title"],
+                 [".annotation", "annotation"], [".colorbar", "colour bar"], [".legend", "legend"]];
+  const boxes = [];
+  for (const [selector, kind] of kinds) {
+    for (const el of gd.querySelectorAll(selector)) {
+      if (kind !== "colour bar" && el.closest(".colorbar")) continue;
+      const r = el.getBoundingClientRect();
+      if (r.width * r.height > 0) boxes.push({kind: kind, text: el.textContent.slice(0, 40),
+                                              box: [r.left, r.top, r.right, r.bottom]});
+    }
+  }
+  return boxes;
+}"""
+NARROW = 800  # px: the narrowest window the app's layouts are made for
+# page -> (plotly figures it shows at least, colour bars among them at least) with the session's two runs
+FIGURES_AT_NARROW = {"Heatmaps": (4, 1), "Attention": (3, 2), "Results": (1, 0), "Ablations": (1, 0)}
+
+
+def overlapping(labels: list[dict], tolerance: float = 1.0) -> list[tuple[str, str]]:
+    """The pairs of ``labels`` (LABEL_BOXES' answer) whose boxes overlap by more than ``tolerance`` px both ways."""
+    pairs = []
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            (l1, t1, r1, b1), (l2, t2, r2, b2) = a["box"], b["box"]
+            if min(r1, r2) - max(l1, l2) > tolerance and min(b1, b2) - max(t1, t2) > tolerance:
+                pairs.append((f"{a['kind']} {a['text']!r}", f"{b['kind']} {b['text']!r}"))
+    return pairs
+
+
+@pytest.mark.parametrize("title", list(FIGURES_AT_NARROW))
+def test_plot_labels_do_not_overlap_in_an_800_px_window(title, trained_server, browser):
+    """At 800 px wide (the sidebar open), no title, subplot title, axis title, annotation, colour bar or legend of
+    a plotly figure overlaps another on Heatmaps, Attention, Results and Ablations; no exception box."""
+    page = browser.new_page(viewport={"width": NARROW, "height": 4000})
+    try:
+        page.goto(f"{trained_server}/{title}")
+        settle(page, title, timeout_s=300)
+        n_figures, n_bars = FIGURES_AT_NARROW[title]
+        figures = page.locator(".js-plotly-plot")
+        figures.nth(n_figures - 1).wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)  # plotly lays out its labels after the first paint
+        labels = [figure.evaluate(LABEL_BOXES) for figure in figures.all()]
+        assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        page.close()
+    assert sum(1 for figure in labels for label in figure if label["kind"] == "colour bar") >= n_bars, labels
+    assert all(figure for figure in labels[:n_figures]), labels  # every figure shows labels to compare
+    clashes = [pair for figure in labels for pair in overlapping(figure)]
+    assert not clashes, clashes

@@ -200,7 +200,7 @@ def test_page_charts_the_switches_and_queues_exactly_the_missing_runs(runs_root,
     at = ablations_page()
     assert at.title[0].value == "Ablations"
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
-    titles = [a["text"] for a in chart["layout"]["annotations"]]
+    titles = [a["text"].replace("<br>", " ") for a in chart["layout"]["annotations"]]  # wrapped to their panel
     assert titles[:5] == ["pretrained encoder", "mask ratio", "decoder", "score function", "sigma (px)"]
     assert len(chart["layout"]["shapes"]) == 5  # the baseline's value shaded in every panel
     names = {t["name"] for t in chart["data"]}

@@ -185,3 +185,47 @@ def test_delete_run_refuses_active_jobs_and_folders_outside_the_checkpoints_fold
     write_state(run, JobState(status="cancelled"))
     delete_run(run)
     assert not run.exists() and (tmp_path / "ck").is_dir()
+
+
+def test_a_missing_or_empty_data_folder_is_refused_before_a_run_folder_is_made(tmp_path, synthetic_root):
+    from anovit.jobs.queue import queue_jobs
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_train = tmp_path / "no-train"
+    (no_train / "weave" / "train" / "good").mkdir(parents=True)
+    (no_train / "weave" / "test" / "good").mkdir(parents=True)
+    cases = [(tmp_path / "missing", "does not exist"), (empty, "no class folder 'weave'"),
+             (no_train, "weave")]
+    for root, message in cases:
+        with pytest.raises(JobError, match=message):
+            start_job(tiny_config(root), tmp_path / "ckpt" / "refused")
+        with pytest.raises(JobError, match=message):
+            queue_jobs([(tiny_config(synthetic_root), "fine"), (tiny_config(root), "refused")], tmp_path / "ckpt")
+    assert not (tmp_path / "ckpt").exists()  # not even the checkpoints folder was made
+
+
+def test_a_cancelled_run_is_evaluated_then_continued(tmp_path, synthetic_root):
+    from anovit.jobs.background import restart_job
+
+    run_dir = tmp_path / "ckpt" / "cancelled"
+    start_job(tiny_config(synthetic_root, epochs=2), run_dir)
+    deadline = time.monotonic() + 300
+    while read_job(run_dir).phase != "train" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    cancel_job(run_dir)
+    assert wait_finished(run_dir, 300).status == "cancelled"
+    with pytest.raises(JobError, match="restart mode"):
+        restart_job(run_dir, "train")
+    restart_job(run_dir, "evaluate")
+    evaluated = wait_finished(run_dir, 300)
+    assert evaluated.status == "done" and evaluated.mode == "evaluate", evaluated.error
+    assert evaluated.history == [] and evaluated.test["n_images"] == 78  # scored, not trained
+    restart_job(run_dir, "resume")
+    resumed = wait_finished(run_dir, 300)
+    assert resumed.status == "done" and resumed.mode == "resume", resumed.error
+    assert [h["epoch"] for h in resumed.history] == [2]  # the second epoch only: the first was kept
+    assert 0.0 <= resumed.test["image_auroc"] <= 1.0
+    (run_dir / "resume.safetensors").unlink()
+    with pytest.raises(JobError, match="missing"):
+        restart_job(run_dir, "resume")

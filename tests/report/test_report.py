@@ -137,6 +137,17 @@ def test_display_and_figure(results_csv):
     names = [t.name for t in fig.data]
     assert names == ["l2-CAE", "paper l2-CAE", "AnoViT", "paper AnoViT"]
     assert list(fig.data[0].x) == ["bottle", "carpet", "mean"]
+    from anovit.report.tables import section_rows
+
+    runs = section_rows(collect_results(results_csv), "mvtec", "cpu-tiny")
+    fig = comparison_figure(table, "image_auroc", runs)
+    points = {t.name: t for t in fig.data if t.name.endswith("per seed")}
+    assert set(points) == {"l2-CAE per seed", "AnoViT per seed"}
+    for model, label in (("cae", "l2-CAE"), ("anovit", "AnoViT")):  # every run, at its own value and seed
+        mine = runs[runs["model"] == model]
+        assert sorted(zip(points[f"{label} per seed"].x, points[f"{label} per seed"].y)) == sorted(
+            zip(mine["class"], mine["image_auroc"]))
+        assert sorted(s[0] for s in points[f"{label} per seed"].customdata) == sorted(mine["seed"])
 
 
 def test_results_page_renders_tables_with_the_paper_column(results_csv, tmp_path, monkeypatch):

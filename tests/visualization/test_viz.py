@@ -7,14 +7,19 @@ import torch
 
 from anovit.visualization.imaging import colorize, colour_lut, overlay, plotly_colorscale, tile, to_rgb_uint8
 from anovit.visualization.figures import (
+    CHAR_EM,
+    NARROW_PLOT_PX,
+    TITLE_FONT_PX,
     Panel,
     Scale,
+    ablation_figure,
     architecture_figure,
     layer_distance_figure,
     loss_curve_figure,
     panel_grid_figure,
     roc_figure,
     score_histogram_figure,
+    wrapped,
 )
 
 
@@ -80,6 +85,50 @@ def test_panel_grid_shares_one_colour_axis_per_scale():
         panel_grid_figure([[Panel("x", maps[0], "nope")]], {"error": Scale(0, 1)})
     with pytest.raises(ValueError, match="must be 2-D"):
         panel_grid_figure([[Panel("x", np.zeros((4, 4, 3)), "error")]], {"error": Scale(0, 1)})
+
+
+def test_wrapped_titles_fit_their_width_and_keep_their_words():
+    text = "attention over the input image"
+    lines = wrapped(text, 100).split("<br>")
+    assert len(lines) > 1 and " ".join(lines) == text
+    assert all(len(line) * CHAR_EM * TITLE_FONT_PX <= 100 for line in lines)
+    assert wrapped("l2-CAE<br>anomaly map", 1000) == "l2-CAE<br>anomaly map"  # given breaks stay
+    assert wrapped(text, 1000) == text
+
+
+def test_panel_grid_fits_a_narrow_chart():
+    """Titles wrapped to their column at NARROW_PLOT_PX, colour bars horizontal under the grid side by side (only
+    those a panel uses), long rows split at max_cols."""
+    maps = np.random.default_rng(0).random((6, 8, 8))
+    row = [Panel(f"attention over input {i}", m, "attention" if i % 2 else "error") for i, m in enumerate(maps)]
+    fig = panel_grid_figure([row], {"error": Scale(0, 1), "attention": Scale(0, 1), "unused": Scale(0, 1)},
+                            max_cols=4)
+    assert [t.xaxis for t in fig.data] == ["x", "x2", "x3", "x4", "x5", "x6"]  # 2 rows of 4 columns:
+    assert fig.layout.xaxis5.domain == fig.layout.xaxis.domain  # the fifth panel starts the second row
+    column_px = NARROW_PLOT_PX / 4
+    for title in (a.text for a in fig.layout.annotations):
+        assert max(len(line) for line in title.split("<br>")) * CHAR_EM * TITLE_FONT_PX <= column_px, title
+    bars = [fig.layout[name].colorbar for name in ("coloraxis", "coloraxis2")]
+    assert "coloraxis3" not in fig.layout.to_plotly_json()  # the unused scale draws no bar
+    assert all(bar.orientation == "h" and bar.yref == "container" and bar.yanchor == "bottom" for bar in bars)
+    assert bars[0].x + bars[0].len / 2 < bars[1].x - bars[1].len / 2  # side by side, apart
+    assert fig.layout.margin.b >= 60  # room under the grid for them
+    with pytest.raises(ValueError, match="row_titles"):
+        panel_grid_figure([row], {"error": Scale(0, 1), "attention": Scale(0, 1)}, row_titles=["a"], max_cols=4)
+
+
+def test_ablation_titles_wrap_to_their_panel():
+    import pandas as pd
+
+    table = pd.DataFrame({"switch": ["mask"], "value": ["0"], "source": ["trained"], "baseline": [True],
+                          "image_auroc": [0.5], "image_auroc_std": [0.0], "pixel_auroc": [0.6],
+                          "pixel_auroc_std": [0.0], "runs": [1]})
+    switches = [("mask", "pretrained encoder"), ("b", "score function"), ("c", "mask ratio"), ("d", "decoder"),
+                ("e", "sigma (px)")]
+    fig = ablation_figure(table, switches)
+    titles = [a.text for a in fig.layout.annotations]
+    assert "pretrained<br>encoder" in titles and "score<br>function" in titles
+    assert fig.layout.margin.t >= 2 * TITLE_FONT_PX
 
 
 def test_map_colours_survive_streamlits_placeholder_rewrite():
