@@ -42,7 +42,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "data": ("anovit.data", "anovit.data.augment", "anovit.data.check", "anovit.data.check_layouts",
              "anovit.data.check_report", "anovit.data.digits", "anovit.data.download", "anovit.data.folder",
              "anovit.data.layouts", "anovit.data.mvtec3d", "anovit.data.mvtec_loco", "anovit.data.visa",
-             "anovit.data.imageio", "anovit.data.items", "anovit.data.mvtec", "anovit.data.mvtec_ad",
+             "anovit.data.image_cache", "anovit.data.imageio", "anovit.data.items", "anovit.data.mvtec", "anovit.data.mvtec_ad",
              "anovit.data.one_class", "anovit.data.paths", "anovit.data.registry", "anovit.data.samples",
              "anovit.data.splits", "anovit.data.synthetic", "anovit.data.torchvision_sets"),
     "runs": ("anovit.runs", "anovit.runs.catalog", "anovit.runs.checkpoint", "anovit.runs.lock",
