@@ -152,8 +152,12 @@ def main() -> None:
     parser.add_argument("--category", default="washer")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core); 1 suffers "
+                                                    "least from a machine shared with other jobs")
     add_output_args(parser)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     out = output_dir(args)
     start = machine()
     data, overrides = {"dataset": "synthetic", "category": args.category, "root": None}, {}

@@ -208,8 +208,12 @@ def main() -> None:
     parser.add_argument("--category", default="washer")
     parser.add_argument("--steps", type=int, default=8, help="bare steps per bare loop; steps of the stage timing")
     parser.add_argument("--compile-epochs", type=int, default=3, help="cpu-default epochs of the compile trial")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core); 1 suffers "
+                                                    "least from a machine shared with other jobs")
     add_output_args(parser)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     out = output_dir(args)
     start = machine()
     bf16 = use_bf16(CPU, None)
