@@ -11,7 +11,7 @@ Each pass, interleaved with the others (bare, warm, cold, ...), starts from:
   in threads (the first evaluation of files never read before);
 - "cold_serial": as cold, one image at a time (the threads' share);
 - "cold_before": as cold_serial with the float resize and torch's float conversion this branch replaced (the
-  pipeline as it was, for the gain in one run);
+  decode path as it was; the batch prefetch of Detector.iter_scored stays);
 - "new_run": a new dataset over files decoded before (disk cache filled: another run, process or app session).
 A per-stage breakdown of one warm pass says where the rest of the time goes.
 

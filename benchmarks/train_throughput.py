@@ -13,7 +13,7 @@ on batches already in memory (target >= 0.9), where the rest goes, and whether `
   ``--compile-epochs`` epochs of the cpu-default preset (256 images each). It would be adopted where the
   whole cpu-default training budget, compile time counted, runs >= 1.3x faster at equal loss.
 
-    python benchmarks/train_throughput.py [--models anovit cae] [--epochs 3] [--repeats 2] [--category washer]
+    python benchmarks/train_throughput.py [--models anovit cae] [--epochs 3] [--repeats 2] [--compile-models cae]
     python benchmarks/train_throughput.py --smoke [--out DIR]   # seconds, tiny data made here, no compile
 """
 
@@ -208,6 +208,8 @@ def main() -> None:
     parser.add_argument("--category", default="washer")
     parser.add_argument("--steps", type=int, default=8, help="bare steps per bare loop; steps of the stage timing")
     parser.add_argument("--compile-epochs", type=int, default=3, help="cpu-default epochs of the compile trial")
+    parser.add_argument("--compile-models", nargs="*", default=["cae"],
+                        help="models of the compile trial (default: the l2-CAE; AnoViT's compile takes minutes more)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core); 1 suffers "
                                                     "least from a machine shared with other jobs")
     add_output_args(parser)
@@ -242,7 +244,7 @@ def main() -> None:
                         "load_average_1m": [load, os.getloadavg()[0]]})
         print(f"{name}: trainer {statistics.median(trainer):.1f} img/s, bare {statistics.median(bare):.1f} img/s: "
               f"ratio {ratio:.2f}; trainer step stages " + ", ".join(f"{k} {v:.0%}" for k, v in share["trainer"].items()))
-        if not args.smoke:
+        if not args.smoke and name in args.compile_models:
             trials.append(compile_trial(name, bf16, args.compile_epochs))
     write_result("train_throughput", {
         "what": "train() steps (data loading + augmentation + step) vs bare forward+backward+Adam step, in turn, "
