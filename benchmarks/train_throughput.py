@@ -48,6 +48,17 @@ def _optimizer(model: torch.nn.Module, name: str) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
 
 
+def bare_step(net: torch.nn.Module, opt: torch.optim.Adam, images: torch.Tensor, bf16: bool) -> float:
+    """One forward (bf16 autocast or not) + loss + backward + Adam step; the loss."""
+    with autocast(CPU, bf16):
+        recon = net(images)
+    loss = reconstruction_loss(images, recon)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
 def bare_images_per_s(name: str, batch_size: int, steps: int, bf16: bool, **overrides) -> float:
     """Median images/s of forward + loss + backward + Adam step on one random batch, repeated."""
     model = create_model(name, "cpu-tiny", **overrides).train()
@@ -56,13 +67,7 @@ def bare_images_per_s(name: str, batch_size: int, steps: int, bf16: bool, **over
     rates = []
     for step in range(steps + 1):
         start = time.perf_counter()
-        with autocast(CPU, bf16):
-            recon = model(images)
-        loss = reconstruction_loss(images, recon)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss.item()
+        bare_step(model, opt, images, bf16)
         if step:  # the first step warms up
             rates.append(batch_size / (time.perf_counter() - start))
     return statistics.median(rates)
@@ -159,14 +164,7 @@ def compile_trial(name: str, bf16: bool, epochs: int, batch_size: int = 16) -> d
         net = torch.compile(model) if compiled else model
         start, first = time.perf_counter(), 0.0
         for i in range(steps):
-            images = batches[i % len(batches)]
-            with autocast(CPU, bf16):
-                recon = net(images)
-            loss = reconstruction_loss(images, recon)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            value = loss.item()
+            value = bare_step(net, opt, batches[i % len(batches)], bf16)
             first = first or time.perf_counter() - start
         return first, time.perf_counter() - start, value
 
