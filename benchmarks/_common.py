@@ -67,8 +67,13 @@ def output_dir(args: argparse.Namespace) -> Path:
 
 
 def smoke_workdir() -> Path:
-    """A new temporary folder for a smoke run's data and run folders (never inside the repository)."""
-    return Path(tempfile.mkdtemp(prefix="anovit-smoke-work-"))
+    """A new temporary folder for a smoke run's data and run folders (never inside the repository); the disk
+    image cache (anovit.data.image_cache) goes there too unless ANOVIT_IMAGE_CACHE names another folder."""
+    from anovit.data.image_cache import CACHE_ENV
+
+    folder = Path(tempfile.mkdtemp(prefix="anovit-smoke-work-"))
+    os.environ.setdefault(CACHE_ENV, str(folder / "image-cache"))
+    return folder
 
 
 SMOKE_CATEGORY = "part"

@@ -43,3 +43,16 @@ def trained_runs(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path)
             assert run_worker(run_dir).status == "done"
     return root
 
+
+
+@pytest.fixture(scope="session", autouse=True)
+def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The disk cache of decoded images (anovit.data.image_cache) in a folder of this test session, shared by
+    its tests and the subprocesses they start, never the checkout's data/."""
+    import os
+
+    from anovit.data.image_cache import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("image-cache")
+    os.environ[CACHE_ENV] = str(folder)
+    return folder

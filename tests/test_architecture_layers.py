@@ -35,14 +35,15 @@ LAYERS: dict[str, int] = {
 # Every module of the package, by layer. A module missing here fails test_every_module_has_a_layer.
 MODULES: dict[str, tuple[str, ...]] = {
     "utils": ("anovit._version", "anovit.utils", "anovit.utils.errors", "anovit.utils.network",
-              "anovit.utils.progress", "anovit.utils.runtime", "anovit.utils.validation"),
+              "anovit.utils.prefetch", "anovit.utils.progress", "anovit.utils.runtime",
+              "anovit.utils.validation"),
     "models": ("anovit.models", "anovit.models.anovit", "anovit.models.attention", "anovit.models.cae",
                "anovit.models.encoder", "anovit.models.masking"),
     "visualization": ("anovit.visualization", "anovit.visualization.figures", "anovit.visualization.imaging"),
     "data": ("anovit.data", "anovit.data.augment", "anovit.data.check", "anovit.data.check_layouts",
              "anovit.data.check_report", "anovit.data.digits", "anovit.data.download", "anovit.data.folder",
              "anovit.data.layouts", "anovit.data.mvtec3d", "anovit.data.mvtec_loco", "anovit.data.visa",
-             "anovit.data.imageio", "anovit.data.items", "anovit.data.mvtec", "anovit.data.mvtec_ad",
+             "anovit.data.image_cache", "anovit.data.imageio", "anovit.data.items", "anovit.data.mvtec", "anovit.data.mvtec_ad",
              "anovit.data.one_class", "anovit.data.paths", "anovit.data.registry", "anovit.data.samples",
              "anovit.data.splits", "anovit.data.synthetic", "anovit.data.torchvision_sets"),
     "runs": ("anovit.runs", "anovit.runs.catalog", "anovit.runs.checkpoint", "anovit.runs.lock",

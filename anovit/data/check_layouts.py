@@ -10,14 +10,15 @@ from .check_report import ERROR, MVTEC_LAYOUT, WARNING, CategoryReport
 from .download import Progress
 from .folder import MIN_GOOD, TEST_FRACTION, TEST_SEED
 from .imageio import (
-    IMAGE_EXTENSIONS, LARGE_PIXELS, ImageInfo, image_info, is_image_file, list_dir, list_subfolders, read_mask_info,
+    IMAGE_EXTENSIONS, LARGE_PIXELS, MASK_RULES, ImageInfo, image_info, is_image_file, list_dir, list_subfolders,
+    read_mask_info,
 )
 from .mvtec import has_ground_truth, mask_index, mask_name_hint
 from .mvtec3d import has_validation
 from .mvtec_ad import MVTEC_CATEGORIES, count_mismatch
 from .mvtec_loco import masks_of
 from .splits import DEFAULT_VAL_FRACTION, split_indices
-from .visa import LABELS, SPLIT_CSV, read_split
+from .visa import LABELS, MASK_RULE, SPLIT_CSV, read_split
 from ..utils.errors import DatasetError
 
 
@@ -80,11 +81,12 @@ class Inspector:
                                 f"its largest value, so these are scaled differently (expected one depth: save "
                                 f"the images with the same range, or as 8-bit)", WARNING)
 
-    def read_mask(self, path: Path) -> tuple[bool, ImageInfo] | None:
-        """(whether mask `path` marks any pixel, its ImageInfo), or None (and an error) when unreadable."""
+    def read_mask(self, path: Path, rule: str = MASK_RULES[0]) -> tuple[bool, ImageInfo] | None:
+        """(whether mask `path` marks any pixel by ``rule``, its ImageInfo), or None (and an error) when
+        unreadable."""
         self._tick()
         try:
-            mask, info = read_mask_info(path)
+            mask, info = read_mask_info(path, rule)
         except DatasetError as err:
             self.report.add(path, str(err))
             return None
@@ -109,11 +111,12 @@ def _orphan_hint(folder: Path, defect: str, mask: Path) -> str:
             f"'{folder / 'test' / defect / mask.stem}.png'")
 
 
-def _check_found_mask(inspector: Inspector, image: Path, info: ImageInfo | None, mask: Path) -> None:
-    """Read the existing mask of anomalous `image`: its size must match, an empty mask is warned about."""
+def _check_found_mask(inspector: Inspector, image: Path, info: ImageInfo | None, mask: Path,
+                      rule: str = MASK_RULES[0]) -> None:
+    """Read the existing mask of anomalous `image` by ``rule``: its size must match, an empty mask is warned about."""
     report = inspector.report
     report.masks_found += 1
-    found = inspector.read_mask(mask)
+    found = inspector.read_mask(mask, rule)
     if found is None:
         return
     marked, mask_info = found
@@ -126,10 +129,11 @@ def _check_found_mask(inspector: Inspector, image: Path, info: ImageInfo | None,
                          f"1 on 0)", WARNING)
 
 
-def _check_mask_at(inspector: Inspector, image: Path, info: ImageInfo | None, mask: Path) -> None:
+def _check_mask_at(inspector: Inspector, image: Path, info: ImageInfo | None, mask: Path,
+                   rule: str = MASK_RULES[0]) -> None:
     """The mask of anomalous `image` is expected at `mask` (VisA, MVTec 3D-AD: one fixed path per image)."""
     if mask.is_file():
-        _check_found_mask(inspector, image, info, mask)
+        _check_found_mask(inspector, image, info, mask, rule)
         return
     inspector.report.masks_missing += 1
     inspector.report.add(image, f"anomalous image '{image}' has no mask (expected '{mask}')")
@@ -254,7 +258,7 @@ def check_visa(folder: Path, inspector: Inspector) -> None:
         report.test[defect] = report.test.get(defect, 0) + 1
         if defect != "good":
             _check_mask_at(inspector, image, info, root / row["mask"] if row["mask"] else
-                           folder / "Data" / "Masks" / "Anomaly" / f"{image.stem}.png")
+                           folder / "Data" / "Masks" / "Anomaly" / f"{image.stem}.png", MASK_RULE)
     if report.test:
         _no_anomalous_test_images(report, folder)
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .imageio import resize_image
+from .imageio import resize_image, to_unit
 from .splits import DEFAULT_VAL_FRACTION, split_indices
 from ..utils.errors import DatasetError
 
@@ -59,7 +59,7 @@ class OneClassDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         j = self.indices[index]
-        image = resize_image(self.images[j], self.image_size).float().div_(255).expand(3, -1, -1).contiguous()
+        image = to_unit(resize_image(self.images[j], self.image_size).expand(3, -1, -1))
         if self.transform is not None:
             image = self.transform(image)
         return {

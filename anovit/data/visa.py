@@ -3,7 +3,7 @@
     root/split_csv/1cls.csv                           the 1-class split: object,split,label,image,mask
     root/<class>/Data/Images/Normal/*.JPG             normal images
     root/<class>/Data/Images/Anomaly/*.JPG            anomalous images
-    root/<class>/Data/Masks/Anomaly/*.png             their masks (0/255 or 0/1: anovit.data.imageio's rule)
+    root/<class>/Data/Masks/Anomaly/*.png             their masks: class indices, 0 = normal, any other value a defect
 
 The split file's paths are relative to ``root``; its label is "normal" or "anomaly". The train
 split holds normal images only; the trainer holds part of it out for validation (as for MVTec AD).
@@ -30,7 +30,8 @@ ARCHIVE = Archive(name="VisA_20220922.tar",
                   checksum="md5:ef908989b6dc701fc218f643c127a4de")
 SPLIT_CSV = Path("split_csv") / "1cls.csv"
 COLUMNS = ("object", "split", "label", "image", "mask")
-LABELS = {"normal": "good", "anomaly": "anomaly"}  # the split file's label -> anovit's defect type
+LABELS = {"normal": "good", "anomaly": "anomaly"}
+MASK_RULE = "nonzero"  # anovit.data.imageio.MASK_RULES: VisA's PNG masks hold class indices (0, 1, 2, ...)  # the split file's label -> anovit's defect type
 VISA_CLASSES = ("candle", "capsules", "cashew", "chewinggum", "fryum", "macaroni1", "macaroni2", "pcb1", "pcb2",
                 "pcb3", "pcb4", "pipe_fryum")
 # Flip rules (horizontal, vertical, why) where the paper's default (both flips) would show a defect.
@@ -91,7 +92,10 @@ def scan_visa(root: Path, category: str, split: str) -> list[Sample]:
 
 
 class VisADataset(SampleListDataset):
-    """One split ("train" or "test") of one VisA class, read through the split file; anovit item contract."""
+    """One split ("train" or "test") of one VisA class, read through the split file; anovit item contract.
+    Masks are read by the "nonzero" rule (anovit.data.imageio): VisA's hold class indices, not 0/255."""
+
+    mask_rule = MASK_RULE
 
     def __init__(self, root: str | Path, category: str, split: str = "train", image_size: int = 128,
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:

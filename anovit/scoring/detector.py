@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..runs import checkpoint as ckpt
 from .calibration import MIN_IMAGES, Calibration, fit_statistics, leave_one_out
 from ..utils.errors import AnovitError
+from ..utils.prefetch import prefetch
 from ..data.items import ImageBatch
 from ..utils.runtime import autocast, resolve_device, scoring_bf16, use_bf16
 from .anomaly_map import (DEFAULT_SCORE, DEFAULT_SIGMA, DEFAULT_TOP_PERCENT, POOLINGS, check_pooling, check_score,
@@ -223,9 +224,10 @@ class Detector:
         return batch.scored(*self.outputs(batch.image))
 
     def iter_scored(self, dataset: Dataset, batch_size: int = SCORE_BATCH_SIZE, progress: Progress | None = None) -> Iterator[ImageBatch]:
-        """Score a dataset in order, batch by batch; ``progress(done, total)`` after each batch."""
+        """Score a dataset in order, batch by batch, the next batch loading while this one is scored
+        (:func:`anovit.utils.prefetch.prefetch`); ``progress(done, total)`` after each batch."""
         done = 0
-        for collated in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        for collated in prefetch(DataLoader(dataset, batch_size=batch_size, shuffle=False)):
             batch = self.score_batch(ImageBatch.from_collated(collated))
             done += len(batch)
             if progress is not None:

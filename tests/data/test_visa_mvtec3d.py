@@ -15,6 +15,7 @@ from PIL import Image
 from anovit.cli.main import main
 from anovit.data import check_tree, get_dataset, list_classes, train_val_datasets
 from anovit.data import download as dl
+from anovit.data.imageio import read_mask
 from anovit.data.layouts import guess_layout
 from anovit.data.visa import ARCHIVE, download_visa
 from anovit.utils.errors import DatasetError, OfflineError
@@ -39,7 +40,9 @@ def _mask(path: Path, on: int = 255) -> None:
     Image.fromarray(values).save(path)
 
 
-def _visa(root: Path, category: str = "candle", n_train: int = 8) -> Path:
+def _visa(root: Path, category: str = "candle", n_train: int = 8, mask_values: tuple[int, ...] = (1, 255, 255)) -> Path:
+    """A VisA tree of one class: ``n_train`` + 3 normal JPGs, 3 anomalous ones whose PNG masks mark the square
+    with ``mask_values`` (one per mask)."""
     rows = ["object,split,label,image,mask"]
     for i in range(n_train + 3):
         name = f"{category}/Data/Images/Normal/{i:04d}.JPG"
@@ -48,11 +51,26 @@ def _visa(root: Path, category: str = "candle", n_train: int = 8) -> Path:
     for i in range(3):
         name, mask = f"{category}/Data/Images/Anomaly/{i:03d}.JPG", f"{category}/Data/Masks/Anomaly/{i:03d}.png"
         _image(root / name, defect=True)
-        _mask(root / mask, on=1 if i == 0 else 255)  # VisA masks come as 0/1 and as 0/255
+        _mask(root / mask, on=mask_values[i])
         rows.append(f"{category},test,anomaly,{name},{mask}")
     (root / "split_csv").mkdir(parents=True, exist_ok=True)
     (root / "split_csv" / "1cls.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def test_visa_class_index_masks_mark_every_nonzero_pixel(tmp_path: Path) -> None:
+    """VisA's masks hold class indices (0 normal, 1, 2, 3, ... a defect): values below half of full scale mark
+    the square too, where the per-file rule of the other layouts reads such a mask as empty."""
+    root = _visa(tmp_path / "visa", mask_values=(3, 2, 127))
+    test = get_dataset("visa", "test", category="candle", image_size=SIZE, root=root)
+    expected = np.zeros((SIZE, SIZE), bool)
+    expected[10:20, 10:20] = True
+    masks = [test[i]["mask"][0].numpy() > 0 for i in range(len(test)) if test.labels[i]]
+    assert len(masks) == 3 and all((m == expected).all() for m in masks)
+    mask_file = root / "candle" / "Data" / "Masks" / "Anomaly" / "000.png"
+    assert np.asarray(Image.open(mask_file)).max() == 3 and not read_mask(mask_file).any()  # the per-file rule
+    (candle,) = check_tree(root).categories
+    assert candle.masks_found == 3 and candle.masks_empty == 0
 
 
 def _mvtec3d(root: Path, category: str, validation: bool) -> Path:
