@@ -57,7 +57,7 @@ MODULES: dict[str, tuple[str, ...]] = {
                    "anovit.evaluation.results_table", "anovit.evaluation.run_statistics", "anovit.evaluation.sweep", "anovit.evaluation.unified",
                    "anovit.evaluation.uncertainty"),
     "report": ("anovit.report", "anovit.report.deviations", "anovit.report.intervals", "anovit.report.paper_tables",
-               "anovit.report.render",
+               "anovit.report.render", "anovit.report.unified",
                "anovit.report.reproduction", "anovit.report.tables"),
     "hub": ("anovit.hub", "anovit.hub.catalog", "anovit.hub.model_card", "anovit.hub.pretrained", "anovit.hub.repo"),
     "deploy": ("anovit.deploy", "anovit.deploy.export", "anovit.deploy.onnx_scorer"),

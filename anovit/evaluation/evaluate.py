@@ -185,7 +185,8 @@ def evaluate_run(
             unified run (one model for every class, :func:`anovit.runs.catalog.run_classes`) needs ``category``:
             one of its classes is scored with that class's own threshold and calibration statistics (fitted on
             its held-out normal images, stored in :func:`anovit.runs.catalog.class_dir`) and recorded under
-            metrics.json's "per_class" and in the class folder.
+            metrics.json's "per_class" and in the class folder (with a metrics.json of its own, so the class folder
+            reads back as a run's evaluation: :mod:`anovit.evaluation.run_statistics`).
         sigma: Gaussian smoothing in px (None: the run's own, :func:`anovit.runs.catalog.run_sigma`).
         batch_size: images per forward pass.
         device: "auto", "cpu", "cuda", "cuda:N".
@@ -247,6 +248,8 @@ def evaluate_run(
     else:  # one class of a unified run: metrics.json's per_class, its test files in its class folder
         per_class = ckpt.read_metrics(run_dir).get(PER_CLASS) or {}
         ckpt.update_metrics(run_dir, **{PER_CLASS: {**per_class, own_class: summary}})
+        class_dir(run_dir, own_class).mkdir(parents=True, exist_ok=True)
+        ckpt.update_metrics(class_dir(run_dir, own_class), test=summary)  # read back as a run's (run_statistics)
     write_test_files(class_dir(run_dir, own_class) if own_class else run_dir, result)
     return result
 

@@ -37,10 +37,18 @@ def two_class_root(synthetic_root, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def unified_run(two_class_root, tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("unified") / "run"
-    train(TrainConfig(dataset="mvtec", category=ALL_CLASSES, data_root=str(two_class_root), **TINY), run)
-    return run
+def checkpoints(two_class_root, tmp_path_factory) -> Path:
+    """A checkpoints folder with a unified run ("unified", both classes) and a per-class run of "tiles" of the
+    same model, preset and seed ("tiles"), trained with one tiny budget."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    for name, category in (("unified", ALL_CLASSES), ("tiles", "tiles")):
+        train(TrainConfig(dataset="mvtec", category=category, data_root=str(two_class_root), **TINY), root / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def unified_run(checkpoints) -> Path:
+    return checkpoints / "unified"
 
 
 def _epoch_counts(sizes: list[int], epoch_images: int, seed: int) -> list[int]:
@@ -101,6 +109,7 @@ def test_the_run_records_its_classes_and_still_loads(unified_run):
 
 def test_per_class_evaluation_uses_each_classes_own_fit(unified_run):
     result = evaluate_unified_run(unified_run, device="cpu")
+    assert result.per_class["tiles"].threshold != result.per_class["weave"].threshold
     assert list(result.per_class) == ["tiles", "weave"]
     metrics = ckpt.read_metrics(unified_run)
     for category, evaluation in result.per_class.items():
@@ -145,6 +154,42 @@ def test_a_per_class_run_keeps_its_single_line(two_class_root, tmp_path, capsys)
     assert run_classes(tmp_path / "run") is None
     assert "classes" not in json.loads((tmp_path / "run" / ckpt.TRAINING).read_text())
     assert not (tmp_path / "run" / ckpt.CLASSES).exists()
+
+
+def test_results_show_each_class_beside_its_per_class_run(checkpoints, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from anovit.report.unified import unified_comparison
+    from anovit.runs.catalog import list_runs
+
+    evaluate_unified_run(checkpoints / "unified", device="cpu")
+    alone = evaluate_run(checkpoints / "tiles", device="cpu")
+    table = unified_comparison(list_runs(checkpoints)).set_index("class")
+    assert list(table.index) == ["tiles", "weave"]
+    assert table.loc["tiles", "per-class run"] == "tiles" and table.loc["weave", "per-class run"] == ""
+    assert table.loc["tiles", "image AUROC per-class"] == pytest.approx(alone.image_auroc)
+    low, high = table.loc["tiles", ["image diff low", "image diff high"]]
+    assert low <= table.loc["tiles", "image AUROC unified"] - alone.image_auroc <= high  # the paired interval
+    assert table.loc[["weave"], ["image AUROC per-class", "image diff low"]].isna().all(axis=None)
+
+    monkeypatch.setenv("ANOVIT_CHECKPOINTS", str(checkpoints))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py"), default_timeout=120).run()
+    at.switch_page("app_pages/2_Results.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(e.label.startswith("Unified runs") for e in at.expander)
+    shown = next(d.value for d in at.dataframe if "image AUROC unified" in d.value.columns)
+    assert list(shown["class"]) == ["tiles", "weave"]
+    published = next(d.value for d in at.dataframe if "method" in d.value.columns)
+    assert set(published["method"]) == {"UniAD", "ViTAD", "Dinomaly"}
+
+
+def test_the_train_page_offers_all_classes_where_there_are_class_folders():
+    from anovit.app.training import class_choices, class_label
+
+    assert class_choices("mvtec", ["a", "b"]) == ["a", "b", ALL_CLASSES]
+    assert class_choices("mvtec", ["a"]) == ["a"] and class_choices("mnist", ["0", "1"]) == ["0", "1"]
+    assert class_choices("mvtec", ["a", "all"]) == ["a", "all"]  # a real class folder named "all" stays a class
+    assert class_label(ALL_CLASSES) == "all classes, one model" and class_label("a") == "a"
 
 
 @pytest.mark.skipif(not (SHARED / "validation").is_dir(), reason="../shared/data/validation is absent")
