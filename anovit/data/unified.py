@@ -67,3 +67,25 @@ def class_weights(dataset: Dataset) -> torch.Tensor:
     classes = torch.tensor(class_of_items(dataset))
     counts = torch.bincount(classes).double()
     return 1.0 / counts[classes]
+
+
+def link_classes(folders: dict[str, str | Path], root: str | Path) -> Path:
+    """Gather class folders that sit in separate data roots into one multi-class root of symbolic links,
+    ``root/<name>`` -> ``folders[name]`` (each an MVTec-layout class folder), and return ``root``. A link that
+    is already there and points to the same folder is kept.
+
+    Raises:
+        DatasetError: a class folder is missing, or ``root/<name>`` exists and is something else.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, folder in folders.items():
+        folder, link = Path(folder).resolve(), root / name
+        if not folder.is_dir():
+            raise DatasetError(f"class folder '{folder}' does not exist (expected <class>/train/good)")
+        if link.is_symlink() and link.resolve() == folder:
+            continue
+        if link.exists() or link.is_symlink():
+            raise DatasetError(f"'{link}' already exists and is not a link to '{folder}': choose another root")
+        link.symlink_to(folder, target_is_directory=True)
+    return root

@@ -12,7 +12,7 @@ from torch.utils.data import ConcatDataset, Subset, TensorDataset
 
 from anovit.cli.main import main
 from anovit.data import ALL_CLASSES, train_val_datasets, unified_class_list
-from anovit.data.unified import class_of_items, class_weights
+from anovit.data.unified import class_of_items, class_weights, link_classes
 from anovit.evaluation.evaluate import evaluate_run
 from anovit.evaluation.unified import evaluate_unified_run
 from anovit.runs import checkpoint as ckpt
@@ -31,9 +31,7 @@ def two_class_root(synthetic_root, tmp_path_factory) -> Path:
     """An MVTec-layout root of links to two synthetic classes (12 training images each), as the README
     gathers the validation sets."""
     root = tmp_path_factory.mktemp("two-classes")
-    for category in ("tiles", "weave"):
-        os.symlink(synthetic_root / category, root / category, target_is_directory=True)
-    return root
+    return link_classes({c: synthetic_root / c for c in ("tiles", "weave")}, root)
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +83,14 @@ def test_the_union_holds_each_classes_own_hold_out(two_class_root):
     own = [train_val_datasets("mvtec", category=c, image_size=32, root=two_class_root) for c in ("tiles", "weave")]
     assert len(train_set) == sum(len(t) for t, _ in own) and len(val_set) == sum(len(v) for _, v in own)
     assert [val_set[i]["path"] for i in range(len(val_set))] == [v[i]["path"] for _, v in own for i in range(len(v))]
+
+
+def test_linking_again_keeps_the_links_and_refuses_another_folder(two_class_root, synthetic_root):
+    assert link_classes({"tiles": synthetic_root / "tiles"}, two_class_root) == two_class_root
+    with pytest.raises(DatasetError, match="already exists"):
+        link_classes({"tiles": synthetic_root / "weave"}, two_class_root)
+    with pytest.raises(DatasetError, match="does not exist"):
+        link_classes({"x": synthetic_root / "nothing"}, two_class_root)
 
 
 def test_a_class_folder_named_all_is_refused(two_class_root, tmp_path):
@@ -196,8 +202,7 @@ def test_the_train_page_offers_all_classes_where_there_are_class_folders():
 def test_the_validation_sets_gather_into_one_link_folder(tmp_path):
     sets = {"capsules": "validation/visa/capsules", "metal_plate": "validation/mpdd/metal_plate",
             "pcb": "validation/deeppcb/pcb", "cookie": "cookies/cookie"}
-    for name, where in sets.items():
-        os.symlink(SHARED / where, tmp_path / name, target_is_directory=True)
+    link_classes({name: SHARED / where for name, where in sets.items()}, tmp_path)
     assert unified_class_list("mvtec", tmp_path) == sorted(sets)
     train_set, val_set = train_val_datasets("mvtec", category=ALL_CLASSES, image_size=32, root=tmp_path)
     assert len(class_weights(train_set)) == len(train_set) and len(train_set.datasets) == 4
