@@ -188,6 +188,12 @@ def test_results_show_each_class_beside_its_per_class_run(checkpoints, monkeypat
     published = next(d.value for d in at.dataframe if "method" in d.value.columns)
     assert set(published["method"]) == {"UniAD", "ViTAD", "Dinomaly"}
 
+    at.switch_page("app_pages/3_Gallery.py").run()
+    picker = at.selectbox(key="gallery-run")
+    picker.select_index(next(i for i, label in enumerate(picker.options) if label.startswith("unified"))).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="gallery-class").options == ["tiles", "weave"]  # a unified run's classes to look at
+
 
 def test_the_train_page_offers_all_classes_where_there_are_class_folders():
     from anovit.app.training import class_choices, class_label
