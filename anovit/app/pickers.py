@@ -15,7 +15,7 @@ import torch.nn as nn
 from torch.utils.data import Dataset
 
 from ..runs import checkpoint as ckpt
-from ..data import DATASETS, get_dataset, list_classes, train_val_datasets
+from ..data import ALL_CLASSES, DATASETS, get_dataset, list_classes, train_val_datasets
 from ..data.paths import default_data_dir
 from ..data.splits import DEFAULT_VAL_FRACTION
 from ..data.synthetic import MARKER
@@ -128,8 +128,12 @@ def run_data(run: RunInfo) -> DataRef | None:
 
 
 def data_picker(run: RunInfo, *, key: str) -> DataRef | None:
-    """The run's own data, or (for runs without training.json) selectboxes to choose a dataset and class."""
+    """The run's own data (for a unified run, one of its classes, chosen in a selectbox), or (for runs without
+    training.json) selectboxes to choose a dataset and class."""
     ref = run_data(run)
+    if ref is not None and ref.category == ALL_CLASSES and isinstance(run.training.get("classes"), list):
+        return replace(ref, category=st.selectbox("Class (of the one model for every class)",
+                                                  run.training["classes"], key=f"{key}-class"))
     if ref is not None:
         return ref
     st.caption(f"{run.name} has no training.json: choose the images to score it on.")

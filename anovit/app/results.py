@@ -15,6 +15,7 @@ from ..evaluation.metrics import AUPRO_MAX_FPR
 from ..models import MODEL_LABELS
 from ..runs.provenance import budget, budget_warnings, default_counted, model_cells
 from ..report.intervals import DEFECT_TYPE_TITLE, defect_type_table, run_intervals_table
+from ..report.unified import published_table, unified_comparison
 from ..report.render import (
     DEFECT_TYPE_NOTE, INTERVAL_TEXT, LEGEND, comparison_figure, cost_table, display_defect_types, display_intervals,
     display_models, display_overall, display_table, runs_table, with_protocol,
@@ -116,6 +117,27 @@ def _defect_types(part: pd.DataFrame) -> None:
     st.dataframe(display_defect_types(types), hide_index=True)
 
 
+UNIFIED_TITLE = "Unified runs (one model for every class), per class beside the per-class runs"
+UNIFIED_NOTE = ("Each class of a run trained with --category all, scored with that class's own threshold and "
+                "calibration, beside the newest evaluated per-class run of the same class folder, model, preset and "
+                "seed; diff: unified minus per-class with its paired 95 % bootstrap interval over the test images "
+                "(empty where a run lacks per-image scores). Published unified models on MVTec AD below, all with "
+                "pretrained encoders: not comparable with from-scratch runs on other sets.")
+
+
+def unified_section(runs: list) -> None:
+    """The unified runs among ``runs`` per class (:func:`anovit.report.unified.unified_comparison`), and the
+    published unified numbers; nothing when no unified run is evaluated."""
+    table = unified_comparison(runs)
+    if table.empty:
+        return
+    with st.expander(UNIFIED_TITLE, expanded=True):
+        st.caption(UNIFIED_NOTE)
+        st.dataframe(table, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                                            for c in table.columns if "AUROC" in c or "diff" in c})
+        st.dataframe(published_table(), hide_index=True)
+
+
 @show_errors
 def render() -> None:
     """The Results page."""
@@ -123,7 +145,9 @@ def render() -> None:
     _reproduced_table_2()
     path = default_results_path()
     with_runs = st.toggle("Include evaluated run folders from the checkpoints folder", value=True)
-    df = report.collect_results(path, list_runs() if with_runs else ())
+    runs = list_runs() if with_runs else []
+    unified_section(runs)
+    df = report.collect_results(path, runs)
     for problem in df.attrs["left_out"]:
         st.warning(f"Left out: {problem}")
     if df.empty:

@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from ..runs import checkpoint as ckpt
-from ..data import DATASETS, dataset_spec, default_augment, flip_rule, list_classes
+from ..data import ALL_CLASSES, DATASETS, dataset_spec, default_augment, flip_rule, list_classes, supports_all_classes
 from ..utils.errors import AnovitError
 from ..jobs.background import (
     JOB_FILE, LOG_FILE, JobState, cancel_job, delete_run, list_jobs, read_job, restart_job, start_job, unique_run_dir,
@@ -23,6 +23,7 @@ from ..jobs.background import (
 from ..models import MODEL_LABELS, PRESETS, SCORE_FUNCTIONS, describe_training_default, training_defaults
 from ..utils.network import hub_reachable
 from ..evaluation.run_statistics import METRIC_LEVELS, run_interval
+from ..report.unified import per_class_table
 from ..runs.catalog import default_checkpoint_dir, list_runs
 from ..training.config import TrainConfig, model_config
 from ..evaluation.uncertainty import flag_everything_f1
@@ -144,6 +145,18 @@ def default_job(jobs: list[tuple[Path, JobState]], wanted: str | None) -> int:
     return next((i for i, (_, state) in enumerate(jobs) if state.active), 0)
 
 
+def class_choices(dataset: str, classes: list[str]) -> list[str]:
+    """The Train page's class picker: ``classes``, then "all" (one model for every class, evaluated per class)
+    where the dataset has class folders and at least two of them (never when a class folder is itself "all")."""
+    unified = supports_all_classes(dataset) and len(classes) >= 2 and ALL_CLASSES not in classes
+    return [*classes, ALL_CLASSES] if unified else list(classes)
+
+
+def class_label(category: str) -> str:
+    """How the class picker shows a class: "all classes, one model" for "all", else its name."""
+    return "all classes, one model" if category == ALL_CLASSES else category
+
+
 def _form() -> None:
     st.subheader("New training run")
     c1, c2, c3 = st.columns(3)
@@ -169,7 +182,7 @@ def _form() -> None:
     if not classes:
         c1.error(f"No class folder under {root}.")
         return
-    category = c1.selectbox("Class (the normal class)", classes)
+    category = c1.selectbox("Class (the normal class)", class_choices(dataset, classes), format_func=class_label)
     model = c2.radio("Model", list(MODEL_LABELS), format_func=MODEL_LABELS.get, horizontal=True)
     preset = c2.selectbox(
         "Preset", list(PRESETS[model]), help="cpu-tiny: minutes on a CPU; paper: ViT-B/16 at 384 px, a GPU job; "
@@ -320,6 +333,11 @@ def show_outcome(run_dir: Path, state: JobState) -> None:
             col.metric(label, "n/a" if value is None else (f"{value:.3f}" if isinstance(value, float) else value))
             if key in METRIC_LEVELS:
                 col.caption(interval_caption(value, run_interval(run_dir, key)))
+        per_class = ckpt.read_metrics(run_dir).get("per_class")
+        if per_class:  # one model for every class: the metrics above are the means over its classes
+            st.caption("One model for every class: the AUROCs above are the means over its classes, each scored with "
+                       "its own threshold and calibration:")
+            st.dataframe(per_class_table(per_class), hide_index=True)
         if test.get("image_f1_max") is not None and test.get("n_anomalous"):
             cols[2].caption(f"flagging every image anomalous: "
                             f"{flag_everything_f1(test['n_anomalous'], test['n_images']):.3f}")

@@ -27,7 +27,8 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--dataset", choices=DATASETS, default=dataset, help="dataset name (default: %(default)s)")
     p.add_argument("--data-root", help="dataset folder (MVTec layout for mvtec/folder datasets)")
     category_help = ("class / category (default: the dataset's first class, e.g. weave for synthetic and 0 for "
-                     "mnist; required where the categories are the folders under --data-root)" if required
+                     "mnist; required where the categories are the folders under --data-root; 'all': one model for "
+                     "every class folder, evaluated per class)" if required
                      else "class / category (default: the run's)")
     p.add_argument("--category", help=category_help)
 
@@ -231,6 +232,7 @@ def start_line(config: Any, run_dir: Path) -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from ..data import ALL_CLASSES
     from ..training.distributed import join
     from ..training.trainer import default_run_dir, recorded_epochs, train
 
@@ -267,9 +269,53 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not par.is_main:  # rank 0 reports and evaluates
         return 0
     print(f"best epoch {result.best_epoch} (val loss {result.best_val_loss:.5f}); run folder {result.run_dir}")
-    if not args.no_eval:
+    if not args.no_eval and config.category == ALL_CLASSES:
+        print_unified(_evaluate_unified_with_bar(result.run_dir, sigma=args.sigma, device=args.device, notify=tqdm.write))
+    elif not args.no_eval:
         _print_eval(_evaluate_with_bar(result.run_dir, sigma=args.sigma, device=args.device, notify=tqdm.write))
     return 0
+
+
+def unified_lines(result: Any) -> list[str]:
+    """One line per class, ``<class>: image AUROC x  pixel AUROC y``, then the same for the ``mean`` over
+    the classes (a :class:`anovit.evaluation.unified.UnifiedEvaluation`)."""
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    lines = [f"{c}: image AUROC {fmt(e.image_auroc)}  pixel AUROC {fmt(e.pixel_auroc)}"
+             for c, e in result.per_class.items()]
+    return lines + [f"mean: image AUROC {fmt(result.mean('image_auroc'))}  pixel AUROC {fmt(result.mean('pixel_auroc'))}"]
+
+
+def print_unified(result: Any) -> None:
+    """Print :func:`unified_lines`, and each class's precision note and unavailable metrics."""
+    for category, evaluation in result.per_class.items():
+        if evaluation.precision_note:
+            print(f"note ({category}): {evaluation.precision_note}")
+        for kind, reason in evaluation.unavailable.items():
+            print(f"{category}: {kind} metrics n/a: {reason}")
+    print("\n".join(unified_lines(result)))
+
+
+def _evaluate_unified_with_bar(run_dir: Path, **kwargs: Any) -> Any:
+    """``evaluate_unified_run`` with a progress bar per class on the terminal."""
+    from ..evaluation.unified import evaluate_unified_run
+
+    bars: list[TerminalBar] = []
+
+    def progress(done: int, total: int) -> None:
+        bars[-1](done, total)
+
+    def on_class(category: str) -> None:
+        if bars:
+            bars[-1].close()
+        bars.append(TerminalBar(f"evaluate {category}"))
+
+    try:
+        return evaluate_unified_run(run_dir, on_class=on_class, progress=progress, **kwargs)
+    finally:
+        if bars:
+            bars[-1].close()
 
 
 def interrupted(run_dir: Path, argv: list[str]) -> str:
@@ -298,6 +344,21 @@ def _evaluate_with_bar(run_dir: Path, **kwargs: Any) -> Any:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..evaluation.unified import is_unified
+
+    if is_unified(args.run_dir) and args.category is None:  # one model for every class: evaluated per class
+        if args.dataset is not None or args.data_root is not None:
+            raise ConfigError("a unified run (one model for every class) is evaluated on its own classes: leave out "
+                              "--dataset and --data-root, or name one --category")
+        unified = _evaluate_unified_with_bar(args.run_dir, sigma=args.sigma, batch_size=args.batch_size,
+                                             device=args.device, bf16=args.bf16, refit_threshold=args.refit_threshold,
+                                             notify=tqdm.write, **scoring_overrides(args))
+        print_unified(unified)
+        out = args.output or args.run_dir / "evaluation.json"
+        out.write_text(json.dumps({**unified.summary(), "rows": {c: e.rows for c, e in unified.per_class.items()}},
+                                  indent=2))
+        print(f"wrote {out}")
+        return 0
     result = _evaluate_with_bar(args.run_dir, dataset=args.dataset, category=args.category, data_root=args.data_root,
                                 sigma=args.sigma, batch_size=args.batch_size, device=args.device, bf16=args.bf16,
                                 refit_threshold=args.refit_threshold, notify=tqdm.write, **scoring_overrides(args))

@@ -43,6 +43,7 @@ from .registry import (
 from .splits import DEFAULT_VAL_FRACTION, split_indices
 from .synthetic import CATEGORIES, CATEGORY_KIND, DEFECT_TYPES, ensure_synthetic
 from .torchvision_sets import LABELLED_SETS, one_class
+from .unified import ALL_CLASSES, concat_classes, unified_classes
 from .visa import VISA_CLASSES, VisADataset, download_visa, is_visa_root, list_visa_classes
 from ..utils.errors import DatasetError
 
@@ -51,15 +52,17 @@ _LOG = logging.getLogger(__name__)
 _ROOT_LAYOUTS = {LAYOUT: "<category>/train/good", FOLDER: "<category>/good",
                  VISA: "split_csv/1cls.csv and <class>/Data", MVTEC3D: "<class>/train/good/rgb",
                  LOCO: "<class>/train/good and test/logical_anomalies"}
+_FOLDER_LAYOUTS = (LAYOUT, FOLDER, VISA, MVTEC3D, LOCO)
 _DOWNLOADED = {"mvtec": lambda p: bool(list_categories(p)), "visa": is_visa_root}
 
 __all__ = [
-    "CATEGORIES", "CATEGORY_KIND", "DATASETS", "DEFECT_TYPES", "DIGIT_CLASSES", "LOCO_CLASSES", "MVTEC3D_CLASSES",
+    "ALL_CLASSES", "CATEGORIES", "CATEGORY_KIND", "DATASETS", "DEFECT_TYPES", "DIGIT_CLASSES", "LOCO_CLASSES", "MVTEC3D_CLASSES",
     "MVTEC_CATEGORIES", "REGISTRY", "SPLITS", "VISA_CLASSES", "DatasetSpec", "ImageFolderDataset", "MVTec3DDataset",
     "MVTecLOCODataset", "MVTecLayoutDataset", "OneClassDataset", "VisADataset", "category_kind", "check_category",
     "check_tree", "dataset_spec", "default_augment", "default_data_dir", "digits_one_class", "download_mvtec",
     "download_visa", "ensure_synthetic", "fixed_classes", "flip_rule", "format_report", "get_dataset", "has_masks",
-    "list_categories", "list_classes", "one_class_split", "split_indices", "train_val_datasets",
+    "list_categories", "list_classes", "one_class_split", "split_indices", "supports_all_classes", "train_val_datasets",
+    "unified_class_list",
 ]
 
 
@@ -161,6 +164,20 @@ def list_classes(name: str, root: str | Path | None = None) -> list[str]:
     return list(spec.classes or ())
 
 
+def supports_all_classes(name: str) -> bool:
+    """Whether ``category="all"`` (one unified model for every class) applies: the folder datasets."""
+    return dataset_spec(name).layout in _FOLDER_LAYOUTS
+
+
+def unified_class_list(name: str, root: str | Path | None) -> list[str]:
+    """The classes ``category="all"`` trains on: every class of ``root`` (:func:`list_classes`), sorted.
+    DatasetError for a dataset without class folders, a class folder named "all" or fewer than two classes."""
+    if not supports_all_classes(name):
+        raise DatasetError(f"dataset '{name}' has no class folders; category '{ALL_CLASSES}' (one model for every "
+                           "class) needs a folder dataset (mvtec, folder, visa, mvtec3d, mvtec-loco, synthetic)")
+    return unified_classes(list_classes(name, root), root)
+
+
 def has_masks(name: str) -> bool:
     """Whether the dataset has pixel-level ground truth (else masks are all zero)."""
     return dataset_spec(name).has_masks
@@ -186,6 +203,9 @@ def train_val_datasets(name: str, *, category: str, image_size: int, root: str |
     hold-out is logged by require_valid). One-class sets use their protocol's validation split and
     ignore ``val_fraction``.
 
+    ``category="all"`` (:data:`ALL_CLASSES`, folder datasets only): every class of the root, each split as
+    above, joined into two ``ConcatDataset`` s in sorted class order (:mod:`anovit.data.unified`).
+
     Args:
         name, category, image_size, root: as for :func:`get_dataset`.
         val_fraction: share of the train split held out (0 < f < 1).
@@ -198,7 +218,10 @@ def train_val_datasets(name: str, *, category: str, image_size: int, root: str |
         DatasetError: as :func:`get_dataset`, and for a folder that fails its check.
     """
     spec = dataset_spec(name)
-    if spec.layout in (LAYOUT, FOLDER, VISA, MVTEC3D, LOCO):
+    if category == ALL_CLASSES and supports_all_classes(name):
+        return concat_classes(unified_class_list(name, root), lambda c: train_val_datasets(
+            name, category=c, image_size=image_size, root=root, val_fraction=val_fraction, seed=seed))
+    if spec.layout in _FOLDER_LAYOUTS:
         folder = _folder_root(spec, root) / category
         if os.path.isdir(folder):
             require_valid(folder, name)

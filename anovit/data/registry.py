@@ -19,6 +19,7 @@ from .mvtec_loco import LICENCE as LOCO_LICENCE
 from .mvtec_loco import LOCO_CLASSES
 from .synthetic import CATEGORIES as SYNTHETIC_CATEGORIES
 from .torchvision_sets import LABELLED_SETS
+from .unified import ALL_CLASSES
 from .visa import HOMEPAGE as VISA_HOMEPAGE
 from .visa import LICENCE as VISA_LICENCE
 from .visa import VISA_CLASSES, VISA_FLIPS
@@ -115,7 +116,12 @@ def fixed_classes(name: str) -> tuple[str, ...] | None:
 
 
 def flip_rule(dataset: str, category: str) -> tuple[bool, bool, str]:
-    """(horizontal flip, vertical flip, why) for training on `dataset`/`category`."""
+    """(horizontal flip, vertical flip, why) for training on `dataset`/`category`; for every class in one
+    model (category "all") on MVTec AD or VisA, only the flips all their classes allow."""
+    if category == ALL_CLASSES and dataset in ("mvtec", "visa"):
+        rules = [flip_rule(dataset, c) for c in (MVTEC_CATEGORIES if dataset == "mvtec" else VISA_FLIPS)]
+        return (all(r[0] for r in rules), all(r[1] for r in rules),
+                "one model for every class: only the flips that every class allows")
     if dataset == "mvtec" and category in MVTEC_CATEGORIES:
         c = MVTEC_CATEGORIES[category]
         return c.hflip, c.vflip, c.flip_reason

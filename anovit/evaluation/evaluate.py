@@ -13,6 +13,7 @@ import torch.nn as nn
 from torch.utils.data import Dataset
 
 from ..runs import checkpoint as ckpt
+from ..runs.catalog import class_dir, run_classes
 from ..data import get_dataset
 from ..data.splits import subsample
 from ..scoring.detector import Detector
@@ -21,10 +22,12 @@ from ..models import CALIBRATIONS, POOLINGS
 from .pixel_histograms import HistogramBuilder, PixelHistograms
 from ..utils.runtime import resolve_device
 from ..scoring.anomaly_map import DEFAULT_SIGMA
+from ..utils.errors import CheckpointError
 from ..utils.validation import absolute_path
 
 EVAL_BATCH_SIZE = 32
 ROW_FIELDS = ("path", "label", "defect_type", "score")  # one row per test image: the columns of test_scores.csv
+PER_CLASS = "per_class"  # metrics.json of a unified run: class -> its test summary (anovit.evaluation.unified)
 
 
 @dataclass
@@ -178,7 +181,12 @@ def evaluate_run(
 
     Args:
         run_dir: a run folder written by :func:`anovit.train` (or pulled from the Hub with its training.json).
-        dataset, category, data_root: another test split (None: the run's own, from its training.json).
+        dataset, category, data_root: another test split (None: the run's own, from its training.json). A
+            unified run (one model for every class, :func:`anovit.runs.catalog.run_classes`) needs ``category``:
+            one of its classes is scored with that class's own threshold and calibration statistics (fitted on
+            its held-out normal images, stored in :func:`anovit.runs.catalog.class_dir`) and recorded under
+            metrics.json's "per_class" and in the class folder (with a metrics.json of its own, so the class folder
+            reads back as a run's evaluation: :mod:`anovit.evaluation.run_statistics`).
         sigma: Gaussian smoothing in px (None: the run's own, :func:`anovit.runs.catalog.run_sigma`).
         batch_size: images per forward pass.
         device: "auto", "cpu", "cuda", "cuda:N".
@@ -214,10 +222,16 @@ def evaluate_run(
 
     run_dir = Path(run_dir)
     training = load_training(run_dir)
+    classes = run_classes(run_dir)
+    if classes is not None and category is None:
+        raise CheckpointError(f"{run_dir} holds one model for the classes {', '.join(classes)}: evaluate one of them "
+                              "(category=...) or every one (anovit.evaluation.unified.evaluate_unified_run, as "
+                              "`anovit evaluate RUN` does)")
+    own_class = category if classes is not None and category in classes and dataset is None and data_root is None else None
     detector = run_detector(run_dir, sigma, bf16=bf16, device=device, score_function=score, refit=refit_threshold,
                             record=record, notify=notify, need_threshold=record, image_calibration=image_calibration,
                             pixel_calibration=pixel_calibration, pooling=pooling, pooling_top_percent=pooling_top_percent,
-                            calibration_shrinkage=calibration_shrinkage)
+                            calibration_shrinkage=calibration_shrinkage, category=own_class)
     name, category = dataset or training.dataset, category or training.category
     root = absolute_path(data_root) if data_root is not None else training.data_root
     test_set = get_dataset(name, "test", category=category, image_size=detector.image_size, root=root,
@@ -227,16 +241,29 @@ def evaluate_run(
     result.precision_note = detector.precision_note
     if not record:
         return result
-    ckpt.update_metrics(run_dir, test={**result.summary(), "score": detector.score_function,
-                                       "max_images": max_images, "dataset": name,
-                                       "category": category, "data_root": root})
-    with open(run_dir / ckpt.TEST_SCORES, "w", newline="") as f:
+    summary = {**result.summary(), "score": detector.score_function, "max_images": max_images, "dataset": name,
+               "category": category, "data_root": root}
+    if own_class is None:
+        ckpt.update_metrics(run_dir, test=summary)
+    else:  # one class of a unified run: metrics.json's per_class, its test files in its class folder
+        per_class = ckpt.read_metrics(run_dir).get(PER_CLASS) or {}
+        ckpt.update_metrics(run_dir, **{PER_CLASS: {**per_class, own_class: summary}})
+        class_dir(run_dir, own_class).mkdir(parents=True, exist_ok=True)
+        ckpt.update_metrics(class_dir(run_dir, own_class), test=summary)  # read back as a run's (run_statistics)
+    write_test_files(class_dir(run_dir, own_class) if own_class else run_dir, result)
+    return result
+
+
+def write_test_files(folder: Path, result: Evaluation) -> None:
+    """``folder``/test_scores.csv (one row per test image) and pixel_histograms.npz (removed when the split
+    has no pixel ground truth, so an older one never sits beside other rows)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ckpt.TEST_SCORES, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=ROW_FIELDS)
         writer.writeheader()
         writer.writerows(result.rows)
-    histograms = run_dir / ckpt.PIXEL_HISTOGRAMS
+    histograms = folder / ckpt.PIXEL_HISTOGRAMS
     if result.pixel_histograms is not None:
         result.pixel_histograms.save(histograms)
     else:
         histograms.unlink(missing_ok=True)  # an older evaluation's would not match these rows
-    return result

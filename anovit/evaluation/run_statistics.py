@@ -9,6 +9,7 @@ Reads test_scores.csv and pixel_histograms.npz (written by :func:`anovit.evaluat
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,25 +112,39 @@ def intervals_line(intervals: dict[str, Interval | None]) -> str:
 def run_difference(runs_a: Any, runs_b: Any, metric: str) -> Interval | None:
     """``metric`` of run A minus run B with the paired bootstrap interval; given lists of runs paired by position
     (e.g. by seed), the mean difference over the pairs (:func:`anovit.evaluation.uncertainty.mean_paired_difference`).
-    None when a run lacks the needed files or the runs were not all evaluated on the same test images."""
+    A run folder may also be a unified run's class folder (:func:`anovit.runs.catalog.class_dir`). None when a
+    run lacks the needed files or the runs were not all evaluated on the same test images."""
     runs_a = [runs_a] if isinstance(runs_a, (str, Path)) else list(runs_a)
     runs_b = [runs_b] if isinstance(runs_b, (str, Path)) else list(runs_b)
     tests = [read_test(r) for r in (*runs_a, *runs_b)]
-    if not runs_a or len(runs_a) != len(runs_b) or any(t is None for t in tests) or not _both_classes(tests[0]):
+    if any(t is None for t in tests):
         return None
-    order = tests[0].rows[["path", "label"]]
+    return evaluations_difference(tests[:len(runs_a)], tests[len(runs_a):], metric)
+
+
+def evaluations_difference(tests_a: list[TestEvaluation], tests_b: list[TestEvaluation],
+                           metric: str) -> Interval | None:
+    """:func:`run_difference` of evaluations in memory. The test images are matched by their real path (links
+    resolved: a class reached through a folder of links is the same test split), so the rows may differ in order.
+    None when the lists are empty or of unequal length, a class of images is missing, or (pixel) histograms are
+    missing, or the evaluations were not all of the same test images."""
+    tests = [*tests_a, *tests_b]
+    if not tests_a or len(tests_a) != len(tests_b) or not _both_classes(tests[0]):
+        return None
+    order = tests[0].rows[["path", "label"]].assign(real=[os.path.realpath(p) for p in tests[0].rows["path"]])
     aligned = []
     for test in tests:
-        merged = order.merge(test.rows, on=["path", "label"], how="left", sort=False)
+        rows = test.rows.assign(real=[os.path.realpath(p) for p in test.rows["path"]])
+        merged = order[["real", "label"]].merge(rows, on=["real", "label"], how="left", sort=False)
         if len(test.rows) != len(order) or merged["score"].isna().any():
             return None  # not the same test images
         if metric == "pixel_auroc":
             if test.histograms is None:
                 return None
-            aligned.append(test.histograms.select(order["path"].tolist()))
+            aligned.append(test.histograms.select(merged["path"].tolist()))
         else:
             aligned.append(merged["score"].to_numpy(float))
-    n = len(runs_a)
+    n = len(tests_a)
     return mean_paired_difference(order["label"].to_numpy(int), list(zip(aligned[:n], aligned[n:])))
 
 

@@ -371,7 +371,9 @@ def run_worker(run_dir: Path) -> JobState:
     reporter = _Reporter(run_dir, state)
     reporter.write(force=True)
     try:
+        from ..data import ALL_CLASSES
         from ..evaluation.evaluate import evaluate_run
+        from ..evaluation.unified import evaluate_unified_run
         from ..training.trainer import train
 
         config = TrainConfig.from_dict(state.config)
@@ -396,7 +398,11 @@ def run_worker(run_dir: Path) -> JobState:
             if result.stopped:
                 raise _Cancelled
         state.progress, state.eta_s = 1.0, None
-        state.test = evaluate_run(run_dir, progress=reporter.eval_event).summary()
+        if config.category == ALL_CLASSES:  # one model for every class: evaluated per class, the means kept here
+            unified = evaluate_unified_run(run_dir, progress=reporter.eval_event).summary()
+            state.test = {k: v for k, v in unified.items() if k != "per_class"}
+        else:
+            state.test = evaluate_run(run_dir, progress=reporter.eval_event).summary()
         _finish(reporter, "done")
     except _Cancelled:
         _finish(reporter, "cancelled")

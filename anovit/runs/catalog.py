@@ -109,6 +109,20 @@ def run_precision(path: Path) -> str | None:
     return str(precision)
 
 
+def run_classes(path: Path) -> list[str] | None:
+    """The classes a unified run (one model for every class, category "all") trained on: its training.json's
+    "classes"; None for a per-class run (and for runs and pulled models without the field)."""
+    classes = _read_object(Path(path) / ckpt.TRAINING).get("classes")
+    return [str(c) for c in classes] if isinstance(classes, list) else None
+
+
+def class_dir(path: Path, category: str) -> Path:
+    """Where a unified run keeps what belongs to one of its classes: the calibration statistics and threshold
+    fitted on that class's held-out normal images (calibration.safetensors, threshold.json) and the class's
+    test files (test_scores.csv, pixel_histograms.npz): ``<run>/classes/<category>/``."""
+    return Path(path) / ckpt.CLASSES / category
+
+
 SCORING_FIELDS = ("image_calibration", "pixel_calibration", "calibration_shrinkage", "pooling", "pooling_top_percent")
 
 

@@ -31,6 +31,7 @@ CALIBRATION = "calibration.safetensors"  # per-pixel anomaly-map statistics (ano
 THRESHOLD = "threshold.json"  # the decision threshold and its provenance (anovit.scoring.stored_fit)
 DETECTOR = "detector.json"  # a saved Detector's sigma, score function, precision and threshold (anovit.hub.pretrained)
 PIXEL_HISTOGRAMS = "pixel_histograms.npz"  # per-image pixel histograms of the test split (anovit.evaluation.pixel_histograms)
+CLASSES = "classes"  # a unified run's folder of per-class fits and test files: classes/<class>/ (anovit.runs.catalog)
 
 
 def _fresh_path(parent: Path, prefix: str, suffix: str, directory: bool = False) -> Path:

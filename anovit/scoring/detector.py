@@ -119,7 +119,7 @@ class Detector:
     @classmethod
     def from_run(cls, run_dir: Path | str, *, sigma: float | None = None, threshold: float | None = None,
                  bf16: bool | None = None, device: str = "auto", score_function: str | None = None,
-                 model: nn.Module | None = None, **scoring: Any) -> Self:
+                 model: nn.Module | None = None, fit_dir: Path | None = None, **scoring: Any) -> Self:
         """The detector of a run folder's model (see :func:`anovit.runs.checkpoint.load_model`); ``sigma``
         None: the run's own, stored in its training.json (:func:`anovit.runs.catalog.run_sigma`); ``score_function``
         None: the run's (:func:`anovit.runs.catalog.run_score`), another one re-scores the run without retraining;
@@ -127,7 +127,8 @@ class Detector:
         ``precision_note`` where it is bf16 and the device has none (:func:`anovit.utils.runtime.scoring_bf16`).
         ``scoring``: image_calibration, pixel_calibration, calibration_shrinkage, pooling, pooling_top_percent,
         None or left out: the run's (:func:`anovit.runs.catalog.run_scoring`). ``model``: the run's model already
-        loaded (e.g. cached by the app), else loaded onto ``device``.
+        loaded (e.g. cached by the app), else loaded onto ``device``. ``fit_dir``: the folder of the stored fit
+        (None: ``run_dir``; a unified run's class: :func:`anovit.runs.catalog.class_dir`).
 
         The run's stored fit (:mod:`anovit.scoring.stored_fit`) is loaded where it was made at these settings:
         the calibration statistics, and the threshold unless ``threshold`` is given. ``stored_differs_``
@@ -148,7 +149,7 @@ class Detector:
                        score_function=score_function, calibration=calibration, pooling=recipe["pooling"],
                        top_percent=recipe["pooling_top_percent"])
         detector.precision_note = note
-        detector.load_stored_fit(run_dir, keep_threshold=threshold is not None)
+        detector.load_stored_fit(fit_dir or run_dir, keep_threshold=threshold is not None)
         return detector
 
     def load_stored_fit(self, run_dir: Path, keep_threshold: bool = False) -> None:

@@ -21,7 +21,7 @@ from ..data.paths import stored_path
 from ..data.splits import DEFAULT_VAL_FRACTION
 from .detector import SCORE_BATCH_SIZE, Detector, Progress
 from ..utils.errors import CheckpointError
-from ..runs.catalog import run_score, run_scoring, run_sigma
+from ..runs.catalog import class_dir, run_score, run_scoring, run_sigma
 from .stored_fit import differences, write_statistics, write_threshold
 
 
@@ -30,10 +30,11 @@ def prepare(rgb: np.ndarray, image_size: int) -> torch.Tensor:
     return resize_image(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1), image_size)[None].float() / 255.0
 
 
-def validation_split(run_dir: Path, image_size: int) -> Dataset:
+def validation_split(run_dir: Path, image_size: int, category: str | None = None) -> Dataset:
     """The normal validation images held out during the run's training (its training.json: dataset, class,
-    folder, seed, fraction) at ``image_size``. CheckpointError when the run has no training.json (e.g.
-    pulled from the Hub): then its validation images are unknown."""
+    folder, seed, fraction) at ``image_size``; ``category``: those of one class of a unified run (None: the
+    run's own category; "all" for a unified run: every class's). CheckpointError when the run has no
+    training.json (e.g. pulled from the Hub): then its validation images are unknown."""
     run_dir = Path(run_dir)
     if not (run_dir / ckpt.TRAINING).is_file():
         raise CheckpointError(
@@ -42,7 +43,7 @@ def validation_split(run_dir: Path, image_size: int) -> Dataset:
         )
     training = ckpt.read_json(run_dir / ckpt.TRAINING)
     return train_val_datasets(
-        training["dataset"], category=training["category"], image_size=image_size,
+        training["dataset"], category=category or training["category"], image_size=image_size,
         root=training.get("data_root"), val_fraction=float(training.get("val_fraction", DEFAULT_VAL_FRACTION)),
         seed=int(training.get("seed", 0)),
     )[1]
@@ -65,7 +66,8 @@ def _relative(paths: list[str], run_dir: Path) -> list[str]:
 def run_detector(run_dir: Path, sigma: float | None = None, threshold: float | None = None, *,
                  bf16: bool | None = None, batch_size: int = SCORE_BATCH_SIZE, device: str = "auto",
                  refit: bool = False, record: bool = False, notify: Callable[[str], None] | None = None,
-                 progress: Progress | None = None, need_threshold: bool = True, **scoring: Any) -> Detector:
+                 progress: Progress | None = None, need_threshold: bool = True, category: str | None = None,
+                 **scoring: Any) -> Detector:
     """The run's detector (``bf16``, ``sigma``, ``scoring`` (see :meth:`Detector.from_run`) None: the run's
     own, its recorded precision included), ready to decide: with ``threshold`` when given, else
     the run's stored threshold (threshold.json) and calibration statistics where they were fitted at these
@@ -76,28 +78,36 @@ def run_detector(run_dir: Path, sigma: float | None = None, threshold: float | N
     settings, or none). ``record``: write the fit into the run folder when it had none (or ``refit``) and
     the settings are the run's own; never otherwise. CheckpointError when a fit is needed but the run has
     no training.json.
+
+    ``category``: one class of a unified run (:func:`anovit.runs.catalog.run_classes`): the threshold and
+    statistics are that class's, fitted on its own held-out normal images and stored in
+    :func:`anovit.runs.catalog.class_dir`. None: the run's own (for a unified run, one class-agnostic fit on
+    every class's held-out images, stored in the run folder).
     """
     run_dir = Path(run_dir)
     say = notify or (lambda line: None)
-    detector = Detector.from_run(run_dir, sigma=sigma, threshold=threshold, bf16=bf16, device=device, **scoring)
+    fit_dir = class_dir(run_dir, category) if category is not None else run_dir
+    detector = Detector.from_run(run_dir, sigma=sigma, threshold=threshold, bf16=bf16, device=device, fit_dir=fit_dir,
+                                 **scoring)
     unfitted = detector.calibration.needs_statistics and detector.calibration.statistics is None
     if not (refit or unfitted or (need_threshold and detector.threshold is None)):
         return detector
-    detector.fit_threshold(validation_split(run_dir, detector.image_size), batch_size, progress)
-    had_fit = (run_dir / ckpt.THRESHOLD).is_file() and (
-        not detector.calibration.needs_statistics or (run_dir / ckpt.CALIBRATION).is_file())
+    detector.fit_threshold(validation_split(run_dir, detector.image_size, category), batch_size, progress)
+    had_fit = (fit_dir / ckpt.THRESHOLD).is_file() and (
+        not detector.calibration.needs_statistics or (fit_dir / ckpt.CALIBRATION).is_file())
     store = record and threshold is None and (refit or not had_fit) and _is_own(detector, run_dir)
     if store:
         settings = detector.settings()
+        fit_dir.mkdir(parents=True, exist_ok=True)
         if detector.calibration.statistics is not None:
-            write_statistics(run_dir, detector.calibration.statistics, settings)
-        write_threshold(run_dir, detector.threshold, settings, _relative(detector.validation_paths_ or [], run_dir),
+            write_statistics(fit_dir, detector.calibration.statistics, settings)
+        write_threshold(fit_dir, detector.threshold, settings, _relative(detector.validation_paths_ or [], run_dir),
                         detector.validation_scores_.tolist())
     if threshold is not None:  # a given threshold wins; only the statistics were needed
         detector.threshold, detector.threshold_source_ = threshold, "given"
     fitted = "threshold and calibration" if detector.calibration.needs_statistics else "threshold"
-    where = f"stored in {run_dir}" if store else "in memory only, not stored"
-    say(f"{fitted} fitted on {len(detector.validation_paths_ or [])} normal validation images "
+    where = f"stored in {fit_dir}" if store else "in memory only, not stored"
+    say(f"{fitted}{f' of class {category}' if category else ''} fitted on {len(detector.validation_paths_ or [])} normal validation images "
         f"({_why_fit(detector, refit)}); {where}")
     if detector.calibration_note:
         say(detector.calibration_note)

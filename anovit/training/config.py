@@ -10,7 +10,7 @@ from typing import Any
 
 from ..runs import checkpoint as ckpt
 from ..data.augment import AugmentConfig
-from ..data import category_kind, dataset_spec, default_augment, fixed_classes
+from ..data import ALL_CLASSES, category_kind, dataset_spec, default_augment, fixed_classes, supports_all_classes
 from ..data.registry import ONE_CLASS
 from ..data.splits import DEFAULT_VAL_FRACTION
 from ..utils.errors import CheckpointError, ConfigError
@@ -20,8 +20,9 @@ from ..models.cae import L2CAEConfig, latent_dim_for
 from ..utils.validation import absolute_path, check_bool, check_number, check_optional_number, check_str
 
 # What training writes into training.json beside the request: "precision", the bf16 request resolved
-# at the start ("bf16" / "fp32", anovit.runs.catalog.run_precision). Not part of the config.
-RECORDED_FIELDS = ("precision",)
+# at the start ("bf16" / "fp32", anovit.runs.catalog.run_precision), and for a unified run
+# "classes", the class folders it trained on (category "all", anovit.data.unified). Not part of the config.
+RECORDED_FIELDS = ("precision", "classes")
 
 
 @dataclass
@@ -82,7 +83,10 @@ class TrainConfig:
         check_str("dataset", self.dataset, choices=DATASETS)
         check_str("category", self.category)
         classes = fixed_classes(self.dataset)
-        if classes is not None and self.category not in classes:
+        if self.category == ALL_CLASSES and not supports_all_classes(self.dataset):
+            raise ConfigError(f"field 'category' '{ALL_CLASSES}' (one model for every class) needs a dataset with "
+                              f"class folders; dataset '{self.dataset}' has none")
+        if classes is not None and self.category not in classes and self.category != ALL_CLASSES:
             names = dataset_spec(self.dataset).class_names or classes
             named = "" if tuple(names) == classes else " (" + ", ".join(f"{c}: {n}" for c, n in zip(classes, names)) + ")"
             raise ConfigError(f"field 'category' must be one of {list(classes)}{named} for dataset '{self.dataset}'; "

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, Subset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, Subset, WeightedRandomSampler
 
 from ..utils.errors import ConfigError
 from ..runs.lock import run_lock
@@ -89,17 +89,21 @@ class Parallel:
                                                                 "not available"))
 
     def loaders(self, train_set: Dataset, val_set: Dataset, batch_size: int,
-                generator: torch.Generator, epoch_images: int | None = None) -> tuple[DataLoader, DataLoader]:
+                generator: torch.Generator, epoch_images: int | None = None,
+                weights: torch.Tensor | None = None) -> tuple[DataLoader, DataLoader]:
         """(training loader, validation loader). Training: shuffled by ``generator``; ``epoch_images``
         images per epoch (None: one pass over ``train_set``; more: whole shuffled passes then a random part
-        of one, so a small split repeats; fewer: a random part); the last short batch is dropped unless it
+        of one, so a small split repeats; fewer: a random part); with ``weights`` (one per image, e.g.
+        :func:`anovit.data.unified.class_weights`) the epoch's images are drawn with replacement in proportion
+        to them instead (``WeightedRandomSampler``); the last short batch is dropped unless it
         is the only one; under torchrun each process loads its share of the same global batches.
         Validation: in order, process r loading images r, r+N, ...
 
         Raises ConfigError when ``batch_size`` is not a multiple of the number of processes or the
         training split has fewer images than processes."""
         n = len(train_set) if epoch_images is None else epoch_images  # type: ignore[arg-type]
-        sampler = RandomSampler(train_set, num_samples=epoch_images, generator=generator)
+        sampler = (RandomSampler(train_set, num_samples=epoch_images, generator=generator) if weights is None else
+                   WeightedRandomSampler(weights, n, replacement=True, generator=generator))
         if self.world_size == 1:
             train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler,
                                       drop_last=n > batch_size, generator=generator)

@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader
 
 from ..runs import checkpoint as ckpt
 from ..data.augment import build_augmentation
-from ..data import train_val_datasets
+from ..data import ALL_CLASSES, train_val_datasets, unified_class_list
+from ..data.unified import class_weights
 from ..data.splits import subsample
 from .distributed import SINGLE, Parallel, current
 from ..utils.errors import CheckpointError, ConfigError, TrainingError
@@ -118,6 +119,11 @@ def train(
 ) -> TrainResult:
     """Train ``config.model`` on the normal images of ``config.dataset``/``config.category``.
 
+    ``category="all"`` trains one model on every class of the data root (:mod:`anovit.data.unified`): each
+    class is drawn equally often (``images_per_epoch`` images per class and epoch, or the union's size in
+    all for one pass), the validation loss is over every class's held-out images, and training.json
+    records the ``classes``.
+
     The loss is eq. (1) (or the run's loss), Adam with gradient-norm clipping, the paper's augmentations;
     the best epoch on the held-out validation split is kept.
 
@@ -188,8 +194,13 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, overwrite: b
         val_cap = max(1, math.ceil(config.max_train_images * config.val_fraction / (1 - config.val_fraction)))
         train_set = subsample(train_set, config.max_train_images, config.seed)
         val_set = subsample(val_set, val_cap, config.seed)
+    classes = unified_class_list(config.dataset, config.data_root) if config.category == ALL_CLASSES else None
+    epoch_images, weights = config.images_per_epoch, None
+    if classes is not None:  # one model for every class: each class an equal share of every epoch
+        epoch_images = config.images_per_epoch * len(classes) if config.images_per_epoch else None
+        weights = class_weights(train_set)
     loader_rng = torch.Generator().manual_seed(config.seed)
-    train_loader, val_loader = par.loaders(train_set, val_set, config.batch_size, loader_rng, config.images_per_epoch)
+    train_loader, val_loader = par.loaders(train_set, val_set, config.batch_size, loader_rng, epoch_images, weights)
     augment = build_augmentation(config.augment)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
 
@@ -203,7 +214,8 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, overwrite: b
     elif par.is_main:
         for stale in (ckpt.WEIGHTS, ckpt.RESUME):  # of an overwritten run
             (run_dir / stale).unlink(missing_ok=True)
-        ckpt.write_json(run_dir / ckpt.TRAINING, {**asdict(config), "precision": precision_name(bf16)})
+        ckpt.write_json(run_dir / ckpt.TRAINING, {**asdict(config), "precision": precision_name(bf16),
+                                                  **({"classes": classes} if classes is not None else {})})
         ckpt.write_json(run_dir / ckpt.CONFIG, ckpt.config_to_dict(model))  # weights come with the first epoch
         ckpt.write_json(run_dir / ckpt.METRICS, {})
 

@@ -28,6 +28,8 @@ SCRIPTS = {
     "score_functions": ({"median_seconds", "ratio_to_l2", "share_of_forward", "machine"}, None),
     "scoring_throughput": ({"models", "target", "machine"}, ("models", {"ratio_warm", "ratio_cold", "stage_share"})),
     "train_throughput": ({"models", "target", "machine"}, ("models", {"ratio", "trainer_images_per_s"})),
+    "unified": ({"runs", "recipes", "summary", "machine"},
+                ("runs", {"recipe", "seed", "rows", "unified_train_seconds", "per_class_train_seconds"})),
     "validation_sets": ({"runs", "recipes", "summary", "machine"},
                         ("runs", {"recipe", "set", "seed", "image_auroc", "pixel_auroc"})),
 }
