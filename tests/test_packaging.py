@@ -116,7 +116,8 @@ def test_installed_command_trains_and_scores_outside_the_repository(installed, r
     _, script = installed
     synthetic_root = request.getfixturevalue("synthetic_root")  # after `installed`: it needs torch
     _run([script, "train", "--dataset", "synthetic", "--data-root", synthetic_root, "--category", "tiles",
-          "--model", "cae", "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--no-eval"], cwd=tmp_path)
+          "--model", "cae", "--epochs", "1", "--batch-size", "4", "--images-per-epoch", "8", "--device", "cpu",
+          "--no-eval"], cwd=tmp_path)
     from anovit import TrainConfig
 
     name = TrainConfig(dataset="synthetic", data_root=str(synthetic_root), category="tiles", model="cae").run_name()

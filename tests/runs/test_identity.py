@@ -28,7 +28,8 @@ from anovit.training.trainer import train
 from anovit.training.config import TrainConfig
 
 TINY = ["--dataset", "synthetic", "--category", "weave", "--model", "cae", "--batch-size", "4", "--no-eval",
-        "--device", "cpu", "--no-bf16"]
+        "--device", "cpu", "--no-bf16",
+        "--images-per-epoch", "8"]  # the default preset's 256 images per epoch are not what these tests check
 
 
 def _image(path: Path, fmt: str | None = None) -> Path:
@@ -132,11 +133,11 @@ def test_a_run_folder_of_another_data_root_is_not_offered_to_resume(two_roots: P
     first, second = two_roots
     run = tmp_path / "run"
     train(TrainConfig(dataset="synthetic", category="weave", data_root=str(first), model="cae", epochs=1,
-                      batch_size=4, bf16=False, device="cpu"), run)
+                      batch_size=4, images_per_epoch=8, bf16=False, device="cpu"), run)
     with pytest.raises(CheckpointError, match=f"already holds a run on other data \\(it trained on data root {first}, "
                                               f"not {second}\\): choose another --output, or leave --output out"):
         train(TrainConfig(dataset="synthetic", category="weave", data_root=str(second), model="cae", epochs=1,
-                          batch_size=4, bf16=False, device="cpu"), run)
+                          batch_size=4, images_per_epoch=8, bf16=False, device="cpu"), run)
 
 
 def _row(run_dir: str, auroc: float, seed: int = 0) -> dict:

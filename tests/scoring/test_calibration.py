@@ -98,7 +98,7 @@ def calibrated_run(synthetic_root, tmp_path_factory):
     (which fits and stores the calibration and threshold)."""
     run = tmp_path_factory.mktemp("calibrated") / "run"
     config = TrainConfig(dataset="synthetic", category="weave", data_root=str(synthetic_root), model="cae", epochs=1,
-                         batch_size=4, val_fraction=0.25, bf16=False, device="cpu", **CALIBRATED)
+                         batch_size=4, images_per_epoch=8, val_fraction=0.25, bf16=False, device="cpu", **CALIBRATED)
     train(config, run)
     lines = []
     result = evaluate_run(run, device="cpu", notify=lines.append)

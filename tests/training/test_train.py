@@ -181,7 +181,8 @@ def test_cli_resume_keeps_the_recorded_budget_unless_epochs_says_otherwise(synth
 
     run = tmp_path / "run"
     args = ["train", "--dataset", "synthetic", "--data-root", str(synthetic_root), "--category", "tiles",
-            "--model", "cae", "--batch-size", "4", "--output", str(run), "--no-eval", "--device", "cpu"]
+            "--model", "cae", "--batch-size", "4", "--images-per-epoch", "8", "--output", str(run), "--no-eval",
+            "--device", "cpu"]
     assert main([*args, "--epochs", "1"]) == 0
     assert main(args) == 2  # the folder holds a run: one sentence naming the three choices
     assert "--resume" in capsys.readouterr().err
