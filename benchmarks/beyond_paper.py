@@ -135,7 +135,7 @@ def main() -> None:
         work = smoke_workdir()
         sets = {"tiny": ("mvtec", str(tiny_mvtec(work / "data")), (SMOKE_CATEGORY,))}
         args.sets, args.seeds = "tiny", 1
-        fields = {"epochs": 1, "batch_size": 4, "model_overrides": {"image_size": SMOKE_SIZE}}
+        fields = {"epochs": 1, "batch_size": 4, "images_per_epoch": 8, "model_overrides": {"image_size": SMOKE_SIZE}}
     else:
         work = ROOT / "checkpoints" / "beyond-paper"
         sets = {"cookies": ("mvtec", str(ROOT.parent / "shared" / "data" / "cookies"), ("cookie",))}

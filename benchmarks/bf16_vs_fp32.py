@@ -74,7 +74,7 @@ def trained_runs(runs: list[Path], workdir: str, smoke: bool) -> list[Path]:
     if smoke:  # a 1-epoch l2-CAE at 64 px on tiny data
         config = TrainConfig(dataset="mvtec", category=SMOKE_CATEGORY, data_root=str(tiny_mvtec(Path(workdir))),
                              model="cae", model_overrides={"image_size": SMOKE_SIZE}, epochs=1, batch_size=4,
-                             device="cpu")
+                             images_per_epoch=8, device="cpu")
         return [train(config, Path(workdir) / "run").run_dir]
     found = [r.path for r in list_runs(default_bench_dir()) if r.test]
     if found:

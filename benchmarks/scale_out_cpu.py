@@ -88,7 +88,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.smoke:  # one 1-epoch run on 1 and on 2 processes, 64 px, tiny data; the sweep is anovit benchmark's
             args.data = ["--dataset", "mvtec", "--data-root", str(tiny_mvtec(Path(tmp) / "data")), "--category",
-                         SMOKE_CATEGORY, "--image-size", str(SMOKE_SIZE)]
+                         SMOKE_CATEGORY, "--image-size", str(SMOKE_SIZE), "--images-per-epoch", "8"]
             args.repeats, args.epochs, args.batch_size, args.skip_sweep = 1, 1, 4, True
         for repeat in range(args.repeats):
             for processes in (1, 2):

@@ -347,7 +347,7 @@ def main() -> None:
     runs_root = Path(tmp.name) / "runs" if tmp else args.runs_root
     recipes = {k: RECIPES[k] for k in args.recipes.split(",")}
     seeds = [0] if tmp else [int(s) for s in args.seeds.split(",")]
-    extra = dict(epochs=1, batch_size=4, model_overrides={"image_size": 32}) if tmp else {}
+    extra = dict(epochs=1, batch_size=4, images_per_epoch=8, model_overrides={"image_size": 32}) if tmp else {}
 
     old = json.loads(OUTPUT.read_text()) if OUTPUT.is_file() and not tmp else {}
     runs = {(r["recipe"], r["set"], r["seed"]): r for r in old.get("runs", [])}
