@@ -35,7 +35,7 @@ LAYERS: dict[str, int] = {
 # Every module of the package, by layer. A module missing here fails test_every_module_has_a_layer.
 MODULES: dict[str, tuple[str, ...]] = {
     "utils": ("anovit._version", "anovit.utils", "anovit.utils.errors", "anovit.utils.network",
-              "anovit.utils.prefetch", "anovit.utils.progress", "anovit.utils.runtime", "anovit.utils.settings",
+              "anovit.utils.prefetch", "anovit.utils.progress", "anovit.utils.runtime", "anovit.utils.setting_flags", "anovit.utils.settings",
               "anovit.utils.validation"),
     "models": ("anovit.models", "anovit.models.anovit", "anovit.models.attention", "anovit.models.cae",
                "anovit.models.encoder", "anovit.models.masking"),

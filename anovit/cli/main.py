@@ -15,9 +15,9 @@ from tqdm import tqdm
 from ..utils.errors import AnovitError, ConfigError
 from ..models import SIGMA_SOURCE
 from ..utils.progress import TerminalBar
-from ..utils.settings import add_setting_args, format_settings, setting_values, settings_from_args
+from ..utils.setting_flags import add_setting_args, settings_from_args
+from ..utils.settings import format_settings, setting_values
 from ..utils.validation import add_scoring_precision_arg, add_size_args, arg_type, non_negative_float, positive_int
-
 
 DATA_SETTINGS = ("dataset", "data_root", "category")  # the settings evaluate may change: the test split it scores
 

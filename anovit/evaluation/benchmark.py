@@ -29,7 +29,8 @@ from .results_table import COLUMNS, check_header, read_text
 from ..runs.catalog import RunInfo, default_checkpoint_dir, read_run
 from ..training.trainer import train
 from ..training.config import TrainConfig
-from ..utils.settings import add_setting_args, check_setting, flag_type
+from ..utils.setting_flags import add_setting_args, flag_type
+from ..utils.settings import check_setting
 from ..utils.validation import absolute_path, add_size_args, positive_int
 
 RESULT_COLUMNS = COLUMNS  # declared with their types and ranges in anovit.evaluation.results_table

@@ -11,8 +11,8 @@ from anovit.app.settings_form import form_settings, widget_range
 from anovit.cli.main import RUN_OPTIONS, _train_config, build_parser, resolved_config
 from anovit.training.config import TrainConfig
 from anovit.utils.errors import ConfigError
-from anovit.utils.settings import (add_setting_args, check_setting, flag_of, format_settings, help_text, setting,
-                                   setting_values, settings_from_args, settings_of)
+from anovit.utils.setting_flags import add_setting_args, flag_of, settings_from_args
+from anovit.utils.settings import check_setting, format_settings, help_text, setting, setting_values, settings_of
 
 SETTINGS = settings_of(TrainConfig)
 NO_FLAG = {"betas", "weight_decay", "max_train_images"}  # settings train offers no flag for (API and training.json only)
