@@ -63,9 +63,9 @@ class TrainConfig:
 
     dataset: str = setting("synthetic", "dataset name", choices=DATASETS)
     category: str = setting(
-        "weave", "class / category", default_text="the dataset's first class, e.g. weave for synthetic and 0 for mnist; "
-        "required where the categories are the folders under --data-root; 'all': one model for every class folder, "
-        "evaluated per class")
+        "weave", "class / category",
+        default_text="the dataset's first class, e.g. weave for synthetic and 0 for mnist; required where the "
+        "categories are the folders under --data-root; 'all': one model for every class folder, evaluated per class")
     data_root: str | None = setting(None, "dataset folder (MVTec layout for mvtec/folder datasets)")
     model: str = setting("anovit", "anovit (ViT encoder + conv decoder), cae (the l2-CAE baseline) or ssim-cae "
                          "(the SSIM-AE)", choices=MODELS)
@@ -120,7 +120,8 @@ class TrainConfig:
     calibration_shrinkage: float | None = setting(None, "weight of the global spread in the shrunk calibration",
                                                   minimum=0, maximum=1, default_text=_SCORING_DEFAULT)
     pooling: str | None = setting(None, "image score from the map: max (eq. 7) or topk (the mean of the top "
-                                  "--pooling-top-percent of its pixels)", choices=POOLINGS, default_text=_SCORING_DEFAULT)
+                                  "--pooling-top-percent of its pixels)", choices=POOLINGS,
+                                  default_text=_SCORING_DEFAULT)
     pooling_top_percent: float | None = setting(None, "share of the map's pixels topk pooling averages, in percent",
                                                 minimum=0, maximum=100, min_open=True, default_text=_SCORING_DEFAULT)
     augment: AugmentConfig | None = setting(

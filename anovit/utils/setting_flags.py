@@ -52,7 +52,8 @@ def add_setting_args(parser: argparse.ArgumentParser, cls: type, names: Iterable
             given = default_text is None and spec.default_text is None
             default = field_default(cls, name) if given else None
             shown = "%(default)s" if default is not None else None
-            options: dict[str, Any] = {"dest": name, "default": default, "help": help_text(cls, name, default_text, shown)}
+            options: dict[str, Any] = {"dest": name, "default": default,
+                                       "help": help_text(cls, name, default_text, shown)}
             if kind.base is bool:
                 options["action"] = argparse.BooleanOptionalAction
             elif spec.choices is not None:

@@ -15,7 +15,7 @@ from anovit.utils.setting_flags import add_setting_args, flag_of, settings_from_
 from anovit.utils.settings import check_setting, format_settings, help_text, setting, setting_values, settings_of
 
 SETTINGS = settings_of(TrainConfig)
-NO_FLAG = {"betas", "weight_decay", "max_train_images"}  # settings train offers no flag for (API and training.json only)
+NO_FLAG = {"betas", "weight_decay", "max_train_images"}  # no flag of train's (set through the API or training.json)
 FILLED_BY_FLAGS = {"model_overrides", "augment"}  # filled by other flags (the model's, the augmentation's)
 
 
