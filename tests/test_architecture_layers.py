@@ -35,7 +35,7 @@ LAYERS: dict[str, int] = {
 # Every module of the package, by layer. A module missing here fails test_every_module_has_a_layer.
 MODULES: dict[str, tuple[str, ...]] = {
     "utils": ("anovit._version", "anovit.utils", "anovit.utils.errors", "anovit.utils.network",
-              "anovit.utils.prefetch", "anovit.utils.progress", "anovit.utils.runtime",
+              "anovit.utils.prefetch", "anovit.utils.progress", "anovit.utils.runtime", "anovit.utils.setting_flags", "anovit.utils.settings",
               "anovit.utils.validation"),
     "models": ("anovit.models", "anovit.models.anovit", "anovit.models.attention", "anovit.models.cae",
                "anovit.models.encoder", "anovit.models.masking"),
@@ -66,7 +66,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "app": ("anovit.app", "anovit.app.ablations", "anovit.app.attention_explorer", "anovit.app.common",
             "anovit.app.data_roots", "anovit.app.gallery", "anovit.app.heatmaps", "anovit.app.home", "anovit.app.hub_page",
             "anovit.app.intervals", "anovit.app.inspection", "anovit.app.partners", "anovit.app.pickers",
-            "anovit.app.predictions", "anovit.app.results", "anovit.app.training"),
+            "anovit.app.predictions", "anovit.app.results", "anovit.app.settings_form", "anovit.app.training"),
     "cli": ("anovit.cli", "anovit.cli.data", "anovit.cli.hub", "anovit.cli.main", "anovit.cli.report",
             "anovit.cli.score"),
     "api": ("anovit", "anovit.__main__"),

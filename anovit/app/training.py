@@ -11,6 +11,7 @@ import math
 from argparse import ArgumentTypeError
 import time
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -20,7 +21,7 @@ from ..utils.errors import AnovitError
 from ..jobs.background import (
     JOB_FILE, LOG_FILE, JobState, cancel_job, delete_run, list_jobs, read_job, restart_job, start_job, unique_run_dir,
 )
-from ..models import MODEL_LABELS, PRESETS, SCORE_FUNCTIONS, describe_training_default, training_defaults
+from ..models import MODEL_LABELS, PRESETS
 from ..utils.network import hub_reachable
 from ..evaluation.run_statistics import METRIC_LEVELS, run_interval
 from ..report.unified import per_class_table
@@ -32,6 +33,7 @@ from ..visualization.figures import loss_curve_figure
 from .common import page_header, page_link, show_errors
 from .data_roots import suggested_roots
 from .heatmaps import heatmaps_query
+from .settings_form import form_settings, setting_widgets
 from .intervals import INTERVAL_NOTE, below_chance, interval_caption
 
 REFRESH_S = 1.0  # the status line and progress bar
@@ -56,10 +58,6 @@ def make_train_config(
     root: str | None,
     model: str,
     preset: str,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    seed: int | None = None,
     affine: bool = True,
     hflip: bool | None = None,
     vflip: bool | None = None,
@@ -67,18 +65,17 @@ def make_train_config(
     image_size: int | None = None,
     encoder: str | None = None,
     mask_ratio: float | None = None,
-    score: str | None = None,
+    **settings: Any,
 ) -> TrainConfig:
-    """The TrainConfig of the form's values; None keeps TrainConfig's default (epochs and lr: the preset's).
-    Flips default to the dataset's rule (no flip that makes a normal image look defective);
-    ``pretrained``, ``encoder`` and ``mask_ratio`` only apply to AnoViT (None keeps the preset's);
-    ``image_size`` None keeps the preset's (the paper preset's follows the dataset); ``score`` None: the preset's."""
+    """The TrainConfig of the form's values; ``settings``: the form's other TrainConfig fields (its
+    :func:`~anovit.app.settings_form.form_settings`: epochs, batch size, ...), None keeping TrainConfig's default
+    (epochs and lr: the preset's). Flips default to the dataset's rule (no flip that makes a normal image look
+    defective); ``pretrained``, ``encoder`` and ``mask_ratio`` only apply to AnoViT (None keeps the preset's);
+    ``image_size`` None keeps the preset's (the paper preset's follows the dataset)."""
     overrides: dict = {"image_size": int(image_size)} if image_size else {}
     if model == "anovit":
         overrides.update({k: v for k, v in (("pretrained", pretrained), ("encoder", encoder or None),
                                             ("mask_ratio", mask_ratio)) if v is not None})
-    counts = {"epochs": epochs, "batch_size": batch_size, "seed": seed}  # number inputs may give floats
-    given = {k: int(v) for k, v in counts.items() if v is not None} | ({"lr": float(lr)} if lr is not None else {})
     return TrainConfig(
         dataset=dataset,
         category=category,
@@ -87,8 +84,7 @@ def make_train_config(
         preset=preset,
         model_overrides=overrides,
         augment=default_augment(dataset, category, affine=affine, hflip=hflip, vflip=vflip),
-        score=score,
-        **given,
+        **{k: v for k, v in settings.items() if v is not None},
     )
 
 
@@ -197,7 +193,8 @@ def _form() -> None:
         )
         if pretrained and not hub_reachable():
             c2.warning("The Hugging Face Hub is unreachable: the job fails unless the weights are in the local cache.")
-    resolved = model_config(TrainConfig(dataset=dataset, category=category, model=model, preset=preset))
+    base = TrainConfig(dataset=dataset, category=category, model=model, preset=preset)  # the defaults offered
+    resolved = model_config(base)
     image_size = c2.number_input("Image size (px)", PATCH_SIZE, 1024, resolved.image_size, step=PATCH_SIZE,
                                  key=f"size-{model}-{preset}-{dataset}",
                                  help="the preset's; the paper preset's follows the dataset (224 MNIST/CIFAR-10, 384 MVTec AD)")
@@ -209,10 +206,8 @@ def _form() -> None:
         mask_ratio = c2.number_input("Mask ratio", 0.0, 0.9, float(resolved.mask_ratio), step=0.05,
                                      key=f"mask-{preset}", help="share of patches hidden in training; at test, "
                                      "round(1/ratio) complementary passes (0: the paper's AnoViT)")
-    defaults = training_defaults(model, preset)
-    score = c2.selectbox("Score function", SCORE_FUNCTIONS, index=SCORE_FUNCTIONS.index(defaults.score),
-                         key=f"score-{model}-{preset}", help="l2: eq. (6), the paper's; ssim: 1 - local SSIM "
-                         "(SSIM-AE); msgms: 1 - multi-scale gradient magnitude similarity (RIAD, InTra)")
+    # the form's other settings: picks beside the model's, numbers in the third column
+    settings = setting_widgets(c2, base, form_settings(TrainConfig, picks=True), model, preset)
     for check, value, what in ((image_size_arg, str(int(image_size)), "Image size"), (encoder_arg, encoder, "Encoder")):
         if value is None:
             continue
@@ -221,12 +216,7 @@ def _form() -> None:
         except ArgumentTypeError as err:
             c2.error(f"{what} {err}.")
             return
-    epochs = c3.number_input("Epochs", 1, 1000, defaults.epochs, key=f"epochs-{model}-{preset}",
-                             help=f"the default is the preset's ({describe_training_default('epochs')})")
-    batch_size = c3.number_input("Batch size", 1, 512, TrainConfig.default("batch_size"))
-    lr = c3.number_input("Learning rate", 1e-6, 1e-1, defaults.lr, format="%.1e", key=f"lr-{model}-{preset}",
-                         help=f"Adam; the default is the preset's ({describe_training_default('lr')})")
-    seed = c3.number_input("Seed", 0, 10_000, TrainConfig.default("seed"))
+    settings |= setting_widgets(c3, base, form_settings(TrainConfig, picks=False), model, preset)
     affine = c2.checkbox("Random affine augmentation", value=True)
     rule_h, rule_v, why = flip_rule(dataset, category)
     hflip = c2.checkbox("Horizontal flips", value=rule_h, help=why, key=f"hflip-{dataset}-{category}")
@@ -237,10 +227,6 @@ def _form() -> None:
         root=root,
         model=model,
         preset=preset,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
         affine=affine,
         hflip=hflip,
         vflip=vflip,
@@ -248,7 +234,7 @@ def _form() -> None:
         image_size=image_size if image_size != resolved.image_size else None,
         encoder=encoder if model == "anovit" and encoder != resolved.encoder else None,
         mask_ratio=mask_ratio if model == "anovit" and mask_ratio != resolved.mask_ratio else None,
-        score=score,
+        **settings,
     )
     suggested = unique_run_dir(default_checkpoint_dir(), config.run_name()).name
     name = st.text_input("Run name (folder under checkpoints/)", value=suggested)

@@ -13,24 +13,48 @@ from typing import Any
 from tqdm import tqdm
 
 from ..utils.errors import AnovitError, ConfigError
-from ..models import (CALIBRATIONS, LOSSES, MODELS, POOLINGS, PRESETS, SCORE_FUNCTIONS, SIGMA_SOURCE,
-                     describe_training_default)
+from ..models import SIGMA_SOURCE
 from ..utils.progress import TerminalBar
-from ..utils.validation import add_scoring_precision_arg, add_size_args, arg_type, non_negative_float, non_negative_int, positive_float, positive_int
+from ..utils.setting_flags import add_setting_args, settings_from_args
+from ..utils.settings import format_settings, setting_values
+from ..utils.validation import add_scoring_precision_arg, add_size_args, arg_type, non_negative_float, positive_int
+
+DATA_SETTINGS = ("dataset", "data_root", "category")  # the settings evaluate may change: the test split it scores
 
 
-def _add_data_args(p: argparse.ArgumentParser, required: bool) -> None:
-    from ..data import DATASETS
-    from ..training.config import TrainConfig
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    """train's flags of the model config fields a run changes from its preset's (TrainConfig.model_overrides)."""
+    add_size_args(p)
+    p.add_argument("--no-pretrained", action="store_true", help="AnoViT: random encoder init even for the paper preset")
+    p.add_argument("--encoder-weights", help="AnoViT: local encoder weights file (safetensors or timm checkpoint)")
+    p.add_argument("--decoder", choices=("stable", "paper"), help="AnoViT decoder: stable (GroupNorm, conv head; "
+                   "the default) or paper (six plain ConvT + ReLU blocks, upsampling last)")
+    p.add_argument("--mask-ratio", type=arg_type(minimum=0, maximum=0.9),
+                   help="AnoViT: share of patches hidden (masked-patch inpainting; 0: the paper's model; "
+                        "default: the preset's)")
+    p.add_argument("--latent-dim", type=positive_int, help="l2-CAE latent size (default: the category's kind, 100 for "
+                                                  "textures and 500 for objects, as Bergmann et al.)")
 
-    dataset = TrainConfig.default("dataset") if required else None
-    p.add_argument("--dataset", choices=DATASETS, default=dataset, help="dataset name (default: %(default)s)")
-    p.add_argument("--data-root", help="dataset folder (MVTec layout for mvtec/folder datasets)")
-    category_help = ("class / category (default: the dataset's first class, e.g. weave for synthetic and 0 for "
-                     "mnist; required where the categories are the folders under --data-root; 'all': one model for "
-                     "every class folder, evaluated per class)" if required
-                     else "class / category (default: the run's)")
-    p.add_argument("--category", help=category_help)
+
+def _add_augment_args(p: argparse.ArgumentParser) -> None:
+    """train's flags of the augmentation (TrainConfig.augment)."""
+    p.add_argument("--no-affine", action="store_true", help="switch off random affine augmentation")
+    p.add_argument("--no-flip", action="store_true", help="switch off horizontal and vertical flips")
+
+
+# train's flags that are not settings (not recorded in training.json): where the run goes and what train does.
+RUN_OPTIONS: dict[str, dict[str, Any]] = {
+    "--output": dict(help="run folder (default: $ANOVIT_CHECKPOINTS, else the workspace's checkpoints/, then "
+                          "<dataset>-<category>-<model>-<preset>-s<seed>)"),
+    "--resume": dict(action="store_true", help="continue the run in --output from its last epoch, up to its recorded "
+                     "epochs (--epochs N: up to N, and the record says N)"),
+    "--overwrite": dict(action="store_true", help="start over in an existing run folder"),
+    "--data-moved": dict(action="store_true", help="with --resume: the run's images moved to --data-root (without it, "
+                         "resuming on a data root other than the run's record is refused)"),
+    "--no-eval": dict(action="store_true", help="skip the test-split evaluation after training"),
+    "--print-config": dict(action="store_true",
+                           help="print the resolved model and training config as JSON and exit without training"),
+}
 
 
 def resolve_category(dataset: str, category: str | None) -> str:
@@ -54,92 +78,26 @@ def size_overrides(args: argparse.Namespace, model: str) -> dict[str, Any]:
     return overrides
 
 
-def _add_scoring_args(p: argparse.ArgumentParser, default: str) -> None:
-    """--image-calibration, --pixel-calibration, --calibration-shrinkage, --pooling, --pooling-top-percent."""
-    p.add_argument("--image-calibration", choices=CALIBRATIONS,
-                   help="map the image score pools: none (raw, the paper's), mean (minus the per-pixel mean of normal "
-                        "validation maps), standardise (and divided by their std) or shrunk (std shrunk towards one "
-                        f"global spread) (default: {default})")
-    p.add_argument("--pixel-calibration", choices=CALIBRATIONS,
-                   help=f"map scored per pixel and shown, same choices (default: {default})")
-    p.add_argument("--calibration-shrinkage", type=arg_type(minimum=0, maximum=1),
-                   help=f"weight of the global spread in the shrunk calibration, in [0, 1] (default: {default})")
-    p.add_argument("--pooling", choices=POOLINGS, help="image score from the map: max (eq. 7) or topk (the mean of "
-                   f"the top --pooling-top-percent of its pixels) (default: {default})")
-    p.add_argument("--pooling-top-percent", type=arg_type(minimum=0, maximum=100, min_open=True),
-                   help=f"share of the map's pixels topk pooling averages, in percent, in (0, 100] (default: {default})")
-
-
 def _train_parser(sub: Any) -> None:
     from ..training.config import TrainConfig
 
-    default = TrainConfig.default
     p = sub.add_parser("train", help="train AnoViT, the l2-CAE or the SSIM-AE on normal images, then evaluate")
-    _add_data_args(p, required=True)
-    p.add_argument("--model", choices=sorted(MODELS), default=default("model"),
-                   help="anovit (ViT encoder + conv decoder), cae (the l2-CAE baseline) or ssim-cae (the SSIM-AE) "
-                        "(default: %(default)s)")
-    p.add_argument("--preset", choices=sorted({p for presets in PRESETS.values() for p in presets}),
-                   default=default("preset"),
-                   help="model size and image size: cpu-* run on a laptop CPU, paper is the paper's ViT-B/16; "
-                        "cpu-tiny-masked: AnoViT only (default: %(default)s)")
-    p.add_argument("--epochs", type=positive_int, help=f"epochs (default: the preset's; {describe_training_default('epochs')})")
-    p.add_argument("--batch-size", type=positive_int, default=default("batch_size"),
-                   help="training images per step (default: %(default)s)")
-    p.add_argument("--images-per-epoch", type=positive_int, help="augmented images drawn per epoch (repeats a "
-                   "small training split, bounds a large one; default: the preset's, "
-                   f"{describe_training_default('images_per_epoch')}; none: one pass over the split)")
-    p.add_argument("--lr", type=positive_float,
-                   help=f"Adam learning rate (default: the preset's; {describe_training_default('lr')})")
-    p.add_argument("--val-fraction", type=arg_type(minimum=0, maximum=1, min_open=True, max_open=True), default=default("val_fraction"),
-                   help="share of the normal training images held out for best-epoch selection and the decision "
-                        "threshold, in (0, 1) (default: %(default)s)")
-    p.add_argument("--grad-clip", type=non_negative_float, default=default("grad_clip"),
-                   help="max l2 norm of the gradients (0: no clipping; default: %(default)s)")
-    p.add_argument("--seed", type=non_negative_int, default=default("seed"),
-                   help="seed of the initialisation, the validation split and the augmentations (default: %(default)s)")
-    p.add_argument("--output", help="run folder (default: $ANOVIT_CHECKPOINTS, else the workspace's checkpoints/, "
-                                    "then <dataset>-<category>-<model>-<preset>-s<seed>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output from its last "
-                   "epoch, up to its recorded epochs (--epochs N: up to N, and the record says N)")
-    p.add_argument("--overwrite", action="store_true", help="start over in an existing run folder")
-    p.add_argument("--data-moved", action="store_true", help="with --resume: the run's images moved to --data-root "
-                   "(without it, resuming on a data root other than the run's record is refused)")
-    p.add_argument("--no-affine", action="store_true", help="switch off random affine augmentation")
-    p.add_argument("--no-flip", action="store_true", help="switch off horizontal and vertical flips")
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bf16 autocast (default: where supported)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--no-pretrained", action="store_true", help="AnoViT: random encoder init even for the paper preset")
-    p.add_argument("--encoder-weights", help="AnoViT: local encoder weights file (safetensors or timm checkpoint)")
-    p.add_argument("--decoder", choices=("stable", "paper"), help="AnoViT decoder: stable (GroupNorm, conv head; "
-                   "the default) or paper (six plain ConvT + ReLU blocks, upsampling last)")
-    p.add_argument("--mask-ratio", type=arg_type(minimum=0, maximum=0.9),
-                   help="AnoViT: share of patches hidden (masked-patch inpainting; 0: the paper's model; "
-                        "default: the preset's)")
-    p.add_argument("--loss", choices=LOSSES, help="training loss (default: the model's; ssim for ssim-cae, else l2)")
-    p.add_argument("--score", choices=SCORE_FUNCTIONS, help="score function of the anomaly maps, stored with the "
-                   "run (default: the preset's: ssim for ssim-cae, else l2, eq. 6)")
-    p.add_argument("--latent-dim", type=positive_int, help="l2-CAE latent size (default: the category's kind, 100 for "
-                                                  "textures and 500 for objects, as Bergmann et al.)")
-    add_size_args(p)
-    p.add_argument("--sigma", type=non_negative_float, help="Gaussian smoothing of the anomaly maps in px, stored "
-                   "with the run (0: no smoothing; default: " + SIGMA_SOURCE + ")")
-    _add_scoring_args(p, "the preset's; none and max for the paper's presets")
-    p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation after training")
-    p.add_argument("--print-config", action="store_true",
-                   help="print the resolved model and training config as JSON and exit without training")
+    add_setting_args(p, TrainConfig, adders={"model_overrides": _add_model_args, "augment": _add_augment_args})
+    for flag, options in RUN_OPTIONS.items():
+        p.add_argument(flag, **options)
     p.set_defaults(func=_cmd_train)
 
 
 def _evaluate_parser(sub: Any) -> None:
     from ..evaluation.evaluate import EVAL_BATCH_SIZE
+    from ..training.config import SCORING_SETTINGS, TrainConfig
 
     p = sub.add_parser("evaluate", help="evaluate a run folder on its test split; prints AUROCs, writes JSON")
     p.add_argument("run_dir", type=Path)
-    _add_data_args(p, required=False)
+    add_setting_args(p, TrainConfig, DATA_SETTINGS, default_text="the run's")
     p.add_argument("--sigma", type=non_negative_float, help="Gaussian smoothing in px (0: no smoothing; default: "
                    "the run's own, from its training.json)")
-    _add_scoring_args(p, "the run's, from its training.json")
+    add_setting_args(p, TrainConfig, SCORING_SETTINGS, default_text="the run's, from its training.json")
     p.add_argument("--refit-threshold", action="store_true",
                    help="fit the decision threshold and calibration statistics on the run's validation images again "
                         "and store them (default: use the stored ones; fit and store them only when the run has none)")
@@ -151,6 +109,9 @@ def _evaluate_parser(sub: Any) -> None:
 
 
 def _train_config(args: argparse.Namespace) -> Any:
+    """The TrainConfig of train's flags: the settings' own flags, the category (the dataset's first class when
+    none is given), the model flags as model overrides and the augmentation flags."""
+    from ..data import default_augment
     from ..training.config import TrainConfig
 
     overrides: dict[str, Any] = size_overrides(args, args.model)
@@ -165,25 +126,18 @@ def _train_config(args: argparse.Namespace) -> Any:
             overrides["mask_ratio"] = args.mask_ratio
     elif args.latent_dim:
         overrides["latent_dim"] = args.latent_dim
-    from ..data import default_augment
-
     no_flip = False if args.no_flip else None  # None: the category's flip rule
     category = resolve_category(args.dataset, args.category)
-    return TrainConfig(
-        dataset=args.dataset, category=category, data_root=args.data_root, model=args.model,
-        preset=args.preset, model_overrides=overrides, epochs=args.epochs, batch_size=args.batch_size,
-        images_per_epoch=args.images_per_epoch,
-        lr=args.lr, val_fraction=args.val_fraction, grad_clip=args.grad_clip or None, seed=args.seed, sigma=args.sigma,
-        loss=args.loss, score=args.score, bf16=args.bf16, device=args.device, **scoring_overrides(args),
-        augment=default_augment(args.dataset, category, affine=not args.no_affine, hflip=no_flip, vflip=no_flip),
-    )
+    augment = default_augment(args.dataset, category, affine=not args.no_affine, hflip=no_flip, vflip=no_flip)
+    return TrainConfig(**{**settings_from_args(args, TrainConfig), "category": category, "model_overrides": overrides,
+                          "augment": augment})
 
 
 def scoring_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The calibration and pooling flags as TrainConfig / evaluate_run keyword arguments (None: not given)."""
-    return {"image_calibration": args.image_calibration, "pixel_calibration": args.pixel_calibration,
-            "calibration_shrinkage": args.calibration_shrinkage, "pooling": args.pooling,
-            "pooling_top_percent": args.pooling_top_percent}
+    from ..training.config import SCORING_SETTINGS, TrainConfig
+
+    return settings_from_args(args, TrainConfig, SCORING_SETTINGS)
 
 
 def _print_eval(result: Any) -> None:
@@ -213,7 +167,7 @@ def resolved_config(config: Any, sigma_given: bool = False) -> dict[str, Any]:
     from ..training.config import model_config
 
     model = model_config(config)
-    return {"model": {"model_type": config.model, **asdict(model)}, "training": asdict(config),
+    return {"model": {"model_type": config.model, **asdict(model)}, "training": setting_values(config),
             "sigma_source": "given (--sigma)" if sigma_given else SIGMA_SOURCE}
 
 
@@ -243,7 +197,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     run_dir = Path(args.output) if args.output else default_run_dir(config)
     if args.resume and args.epochs is None:  # continue to the recorded budget; --epochs N extends it
         config.epochs = recorded_epochs(run_dir) or config.epochs
-    summary = [start_line(config, run_dir)]
+    summary = [f"{start_line(config, run_dir)}\nsettings: {format_settings(config)}"]
     bar = TerminalBar("train", "step", leave=True)
 
     def progress(event: dict[str, Any]) -> None:

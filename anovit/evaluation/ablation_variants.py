@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterable
 
 from .ablations import Baseline, Point, covered, differences, switch_values, switches_of, value_text
 from ..training.config import TrainConfig, model_config
+from ..utils.settings import settings_of
 
 
 def config_switches(config: TrainConfig) -> dict[str, Any]:
@@ -25,13 +26,14 @@ def config_switches(config: TrainConfig) -> dict[str, Any]:
 
 
 def variant_config(base: TrainConfig, switch: str, value: Any) -> TrainConfig:
-    """``base`` (the training config of a baseline run) with one switch changed."""
-    if switch in ("pretrained", "decoder", "mask_ratio"):
-        overrides = {**base.model_overrides, switch: value}
-        if switch == "pretrained" and not value:
-            overrides["encoder_weights"] = None
-        return replace(base, model_overrides=overrides)
-    return replace(base, **{switch: value})
+    """``base`` (the training config of a baseline run) with one switch changed: a TrainConfig setting, else a
+    model config field (as a model override)."""
+    if switch in settings_of(TrainConfig):
+        return replace(base, **{switch: value})
+    overrides = {**base.model_overrides, switch: value}
+    if switch == "pretrained" and not value:
+        overrides["encoder_weights"] = None
+    return replace(base, model_overrides=overrides)
 
 
 def variant_name(config: TrainConfig, switch: str, value: Any) -> str:

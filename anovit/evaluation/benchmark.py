@@ -29,7 +29,9 @@ from .results_table import COLUMNS, check_header, read_text
 from ..runs.catalog import RunInfo, default_checkpoint_dir, read_run
 from ..training.trainer import train
 from ..training.config import TrainConfig
-from ..utils.validation import absolute_path, add_size_args, check_number, positive_int
+from ..utils.setting_flags import add_setting_args, flag_type
+from ..utils.settings import check_setting
+from ..utils.validation import absolute_path, add_size_args, positive_int
 
 RESULT_COLUMNS = COLUMNS  # declared with their types and ranges in anovit.evaluation.results_table
 CELL_COLUMNS = ("dataset", "data_root", "class", "model", "preset", "seed")  # a cell's identity
@@ -247,8 +249,7 @@ def run_benchmark(cells: list[Cell], *, epochs: int | None = None, results: Path
     carrying the ``cell``.
     """
     notify = progress or (lambda event: None)
-    if epochs is not None:
-        check_number("epochs", epochs, integer=True, minimum=1)  # 0 must not mean "the default"
+    check_setting(TrainConfig, "epochs", epochs)  # 0 must not mean "the default"
     results = Path(results) if results is not None else default_results_path()
     runs_root = Path(runs_root) if runs_root is not None else default_bench_dir()
     outcome = BenchmarkOutcome([], [], results)
@@ -270,11 +271,9 @@ def run_benchmark(cells: list[Cell], *, epochs: int | None = None, results: Path
 
 def add_benchmark_parser(sub: Any) -> None:
     """Register ``python -m anovit benchmark``."""
-    from ..data import DATASETS
-
     p = sub.add_parser("benchmark", help="train and evaluate every (class, model, seed) cell; resumable; "
                                          "appends one row per cell to a results table")
-    p.add_argument("--dataset", choices=DATASETS, default="synthetic", help="dataset name (default: %(default)s)")
+    add_setting_args(p, TrainConfig, ("dataset",))
     p.add_argument("--data-root", help="dataset folder (required for mvtec and folder datasets)")
     p.add_argument("--classes", default="all", help="'all' or a comma-separated list (default: %(default)s)")
     p.add_argument("--models", default="anovit,cae", help=f"comma-separated, of {', '.join(MODELS)} (default: %(default)s)")
@@ -282,11 +281,11 @@ def add_benchmark_parser(sub: Any) -> None:
                    help=f"comma-separated, of {', '.join(sorted({p for v in PRESETS.values() for p in v}))}; "
                         "a combination a model lacks is skipped (default: %(default)s)")
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 per class and model (default: %(default)s)")
-    p.add_argument("--epochs", type=positive_int, help="epochs per cell (default: the model's, 200 for the l2-CAE "
+    p.add_argument("--epochs", type=flag_type(TrainConfig, "epochs"), help="epochs per cell (default: the model's, 200 for the l2-CAE "
                                                       "and 10 for AnoViT)")
     p.add_argument("--results", type=Path, help="results table (default: $ANOVIT_RESULTS or results/benchmark.csv)")
     p.add_argument("--runs-root", type=Path, help="folder of the cells' run folders (default: checkpoints/bench)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    p.add_argument("--device", default=TrainConfig.default("device"), help="auto, cpu, cuda, ...")
     add_size_args(p)  # run folders are named without the size: give each setting its own --results/--runs-root
     p.set_defaults(func=cmd_benchmark)
 

@@ -23,7 +23,9 @@ from filelock import FileLock
 from .benchmark import (BenchmarkOutcome, Cell, Progress, append_result, default_bench_dir, default_results_path,
                         is_finished, read_results, run_cell, split_list, train_config)
 from ..utils.errors import AnovitError
-from ..utils.validation import absolute_path, check_number
+from ..training.config import TrainConfig
+from ..utils.settings import check_setting
+from ..utils.validation import absolute_path
 
 
 def append_result_locked(path: Path, row: dict[str, Any]) -> None:
@@ -75,8 +77,7 @@ def make_jobs(cells: list[Cell], epochs: int | None, results: Path | None, runs_
     """One :class:`CellJob` per cell, with absolute paths (a task may start in another folder) and the
     sequential sweep's defaults (``results``: :func:`anovit.evaluation.benchmark.default_results_path`, ``runs_root``:
     :func:`anovit.evaluation.benchmark.default_bench_dir`)."""
-    if epochs is not None:
-        check_number("epochs", epochs, integer=True, minimum=1)  # 0 must not mean "the default"
+    check_setting(TrainConfig, "epochs", epochs)  # 0 must not mean "the default"
     results, runs_root = resolve_paths(results, runs_root)
     return [CellJob(cell, epochs, results, runs_root, absolute_path(data_root), sizes) for cell in cells]
 

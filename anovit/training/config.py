@@ -4,20 +4,22 @@ its field checks and its defaults (owned by the model presets, the dataset's fli
 from __future__ import annotations
 
 import hashlib
-from dataclasses import MISSING, dataclass, field
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
 
 from ..runs import checkpoint as ckpt
 from ..data.augment import AugmentConfig
-from ..data import ALL_CLASSES, category_kind, dataset_spec, default_augment, fixed_classes, supports_all_classes
+from ..data import (ALL_CLASSES, DATASETS, category_kind, dataset_spec, default_augment, fixed_classes,
+                   supports_all_classes)
 from ..data.registry import ONE_CLASS
 from ..data.splits import DEFAULT_VAL_FRACTION
 from ..utils.errors import CheckpointError, ConfigError
-from ..models import (CALIBRATIONS, LOSSES, MODELS, POOLINGS, PRESETS, SCORE_FUNCTIONS, default_sigma, make_config,
-                     training_defaults)
+from ..models import (CALIBRATIONS, LOSSES, MODELS, POOLINGS, PRESETS, SCORE_FUNCTIONS, SIGMA_SOURCE, default_sigma,
+                     describe_training_default, make_config, training_defaults)
 from ..models.cae import L2CAEConfig, latent_dim_for
-from ..utils.validation import absolute_path, check_bool, check_number, check_optional_number, check_str
+from ..utils.settings import Form, Setting, check_settings, setting
+from ..utils.validation import absolute_path, check_number, check_str
 
 # What training writes into training.json beside the request: "precision", the bf16 request resolved
 # at the start ("bf16" / "fp32", anovit.runs.catalog.run_precision), and for a unified run
@@ -25,63 +27,117 @@ from ..utils.validation import absolute_path, check_bool, check_number, check_op
 RECORDED_FIELDS = ("precision", "classes")
 
 
+PRESET_NAMES = tuple(sorted({preset for presets in PRESETS.values() for preset in presets}))
+# The settings of the anomaly map's calibration and pooling (the scoring a run records, which evaluate may change).
+SCORING_SETTINGS = ("image_calibration", "pixel_calibration", "calibration_shrinkage", "pooling", "pooling_top_percent")
+_SCORING_DEFAULT = "the preset's; none and max for the paper's presets"
+
+
+def _check_object(name: str, value: Any, spec: Setting) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"field '{name}' must be an object; got {value!r}")
+    return value
+
+
+def _check_pair(name: str, value: Any, spec: Setting) -> tuple[float, float]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ConfigError(f"field '{name}' must be a list of two numbers in {spec.interval()}; got {value!r}")
+    return tuple(check_number(name, v, **spec.bounds) for v in value)
+
+
+def _check_augment(name: str, value: Any, spec: Setting) -> AugmentConfig:
+    if not isinstance(value, AugmentConfig):
+        raise ConfigError(f"field '{name}' must be an augmentation config; got {value!r}")
+    return value
+
+
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on (saved as training.json in the run folder)."""
+    """Everything a training run depends on (saved as training.json in the run folder).
 
-    dataset: str = "synthetic"
-    category: str = "weave"
-    data_root: str | None = None
-    model: str = "anovit"
-    preset: str = "cpu-default"  # the best CPU recipe on the real validation sets (issue 23)
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-    epochs: int | None = None  # None: the preset's (anovit.models.TRAINING_DEFAULTS)
-    batch_size: int = 16
-    lr: float | None = None  # None: the preset's (anovit.models.TRAINING_DEFAULTS)
-    betas: tuple[float, float] = (0.5, 0.999)
-    weight_decay: float = 1e-5
-    val_fraction: float = DEFAULT_VAL_FRACTION
-    # Max l2 norm of all gradients (None: off). Typical norms are 0.1-0.5, so it only acts on spikes;
-    # without it one of nine 10-epoch l2-CAE runs on synthetic (weave, seed 1) blew up in epoch 2.
-    grad_clip: float | None = 1.0
-    # Cap on the training split (seeded subsample; validation capped in the same proportion); None:
-    # every image. For CPU-sized reproductions such as the offline MNIST Table 2.
-    max_train_images: int | None = None
-    # Epoch-size rule: augmented images drawn per epoch (whole shuffled passes over the training split,
-    # then a random part of one), so a 25-image class still gets enough steps and a 900-image one stays
-    # bounded; None: the preset's (TRAINING_DEFAULTS), where None is one pass over the split.
-    images_per_epoch: int | None = None
-    # Gaussian smoothing of the score maps (px) the run is evaluated with; None: models.default_sigma
-    # of the model's image size (see models.SIGMA_SOURCE).
-    sigma: float | None = None
-    # Training loss and the score function of the anomaly maps (models.LOSSES, models.SCORE_FUNCTIONS);
-    # None: the preset's (TRAINING_DEFAULTS; "l2", the paper's, except for ssim-cae).
-    # Runs recorded before these fields were l2 throughout (anovit.runs.catalog.run_score).
-    loss: str | None = None
-    score: str | None = None
-    # Calibration of the anomaly map for the image score and for the pixel map (models.CALIBRATIONS; see
-    # anovit.scoring.calibration), the shrinkage of "shrunk", and the pooling of the image score (models.POOLINGS)
-    # with its top percent; None: the preset's (TRAINING_DEFAULTS). Runs recorded before these fields were
-    # raw maps scored by their max (eq. 7).
-    image_calibration: str | None = None
-    pixel_calibration: str | None = None
-    calibration_shrinkage: float | None = None
-    pooling: str | None = None
-    pooling_top_percent: float | None = None
-    augment: AugmentConfig | None = None  # None: anovit.data.default_augment (the dataset's flip rule)
-    bf16: bool | None = None
-    device: str = "auto"
-    seed: int = 0
+    Each field is a setting (:func:`anovit.utils.settings.setting`): its type, default, bounds, choices, help,
+    command-line flag and form widget are declared here once; the checks below, ``train``'s flags, the Train
+    page's form and the printed config come from them. None: resolved in ``__post_init__`` (mostly the
+    preset's, :data:`anovit.models.TRAINING_DEFAULTS`).
+    """
+
+    dataset: str = setting("synthetic", "dataset name", choices=DATASETS)
+    category: str = setting(
+        "weave", "class / category",
+        default_text="the dataset's first class, e.g. weave for synthetic and 0 for mnist; required where the "
+        "categories are the folders under --data-root; 'all': one model for every class folder, evaluated per class")
+    data_root: str | None = setting(None, "dataset folder (MVTec layout for mvtec/folder datasets)")
+    model: str = setting("anovit", "anovit (ViT encoder + conv decoder), cae (the l2-CAE baseline) or ssim-cae "
+                         "(the SSIM-AE)", choices=MODELS)
+    # cpu-default: the best CPU recipe on the real validation sets (issue 23)
+    preset: str = setting("cpu-default", "model size and image size: cpu-* run on a laptop CPU, paper is the paper's "
+                          "ViT-B/16; cpu-tiny-masked: AnoViT only", choices=PRESET_NAMES)
+    model_overrides: dict[str, Any] = setting(
+        help="model config fields changed from the preset's (the model flags: --image-size, --encoder, ...)",
+        default_factory=dict, flag=None, check=_check_object)
+    epochs: int | None = setting(None, "epochs", minimum=1, form=Form("Epochs", maximum=1000),
+                                 default_text=f"the preset's; {describe_training_default('epochs')}")
+    batch_size: int = setting(16, "training images per step", minimum=1, form=Form("Batch size", maximum=512))
+    lr: float | None = setting(None, "Adam learning rate", minimum=0, min_open=True,
+                               default_text=f"the preset's; {describe_training_default('lr')}",
+                               form=Form("Learning rate", 1e-6, 1e-1, "%.1e"))
+    betas: tuple[float, float] = setting((0.5, 0.999), "Adam's beta1 and beta2", minimum=0, maximum=1, max_open=True,
+                                         flag=None, check=_check_pair)
+    weight_decay: float = setting(1e-5, "Adam's weight decay", minimum=0, flag=None)
+    val_fraction: float = setting(DEFAULT_VAL_FRACTION, "share of the normal training images held out for best-epoch "
+                                  "selection and the decision threshold", minimum=0, maximum=1, min_open=True,
+                                  max_open=True)
+    # Typical norms are 0.1-0.5, so it only acts on spikes; without it one of nine 10-epoch l2-CAE runs on
+    # synthetic (weave, seed 1) blew up in epoch 2.
+    grad_clip: float | None = setting(1.0, "max l2 norm of the gradients", minimum=0, min_open=True,
+                                      note="0: no clipping", off=0)
+    # For CPU-sized reproductions such as the offline MNIST Table 2.
+    max_train_images: int | None = setting(None, "cap on the training split (seeded subsample; validation capped in "
+                                           "the same proportion; none: every image)", minimum=1, flag=None)
+    # The epoch-size rule: whole shuffled passes over the training split, then a random part of one, so a
+    # 25-image class still gets enough steps and a 900-image one stays bounded.
+    images_per_epoch: int | None = setting(
+        None, "augmented images drawn per epoch", minimum=1, note="repeats a small training split, bounds a large one",
+        default_text=f"the preset's, {describe_training_default('images_per_epoch')}; none: one pass over the split")
+    sigma: float | None = setting(None, "Gaussian smoothing of the anomaly maps in px, stored with the run", minimum=0,
+                                  note="0: no smoothing", default_text=SIGMA_SOURCE)
+    # Runs recorded before loss and score were l2 throughout (anovit.runs.catalog.run_score).
+    loss: str | None = setting(None, "training loss", choices=LOSSES,
+                               default_text="the model's; ssim for ssim-cae, else l2")
+    score: str | None = setting(
+        None, "score function of the anomaly maps, stored with the run", choices=SCORE_FUNCTIONS,
+        default_text="the preset's: ssim for ssim-cae, else l2, eq. 6",
+        form=Form("Score function", details="l2: eq. (6), the paper's; ssim: 1 - local SSIM (SSIM-AE); msgms: 1 - "
+                  "multi-scale gradient magnitude similarity (RIAD, InTra)"))
+    # Calibration (anovit.scoring.calibration) and pooling of the anomaly map. Runs recorded before these fields
+    # were raw maps scored by their max (eq. 7).
+    image_calibration: str | None = setting(
+        None, "map the image score pools: none (raw, the paper's), mean (minus the per-pixel mean of normal validation "
+        "maps), standardise (and divided by their std) or shrunk (std shrunk towards one global spread)",
+        choices=CALIBRATIONS, default_text=_SCORING_DEFAULT)
+    pixel_calibration: str | None = setting(None, "map scored per pixel and shown, same choices", choices=CALIBRATIONS,
+                                            default_text=_SCORING_DEFAULT)
+    calibration_shrinkage: float | None = setting(None, "weight of the global spread in the shrunk calibration",
+                                                  minimum=0, maximum=1, default_text=_SCORING_DEFAULT)
+    pooling: str | None = setting(None, "image score from the map: max (eq. 7) or topk (the mean of the top "
+                                  "--pooling-top-percent of its pixels)", choices=POOLINGS,
+                                  default_text=_SCORING_DEFAULT)
+    pooling_top_percent: float | None = setting(None, "share of the map's pixels topk pooling averages, in percent",
+                                                minimum=0, maximum=100, min_open=True, default_text=_SCORING_DEFAULT)
+    augment: AugmentConfig | None = setting(
+        None, "random augmentation of the training images (the flags --no-affine, --no-flip)", flag=None,
+        check=_check_augment, default_text="the dataset's flip rule, anovit.data.default_augment")
+    bf16: bool | None = setting(None, "bf16 autocast", default_text="where supported")
+    device: str = setting("auto", "auto, cpu, cuda, cuda:1, ...")
+    seed: int = setting(0, "seed of the initialisation, the validation split and the augmentations", minimum=0,
+                        form=Form("Seed", maximum=10_000))
 
     def __post_init__(self) -> None:
         """Check every field (ConfigError naming it) and fill the defaults that depend on others.
 
         ``data_root`` is stored resolved (absolute), so the run works from any directory.
         """
-        from ..data import DATASETS
-
-        check_str("dataset", self.dataset, choices=DATASETS)
-        check_str("category", self.category)
+        check_settings(self)
         classes = fixed_classes(self.dataset)
         if self.category == ALL_CLASSES and not supports_all_classes(self.dataset):
             raise ConfigError(f"field 'category' '{ALL_CLASSES}' (one model for every class) needs a dataset with "
@@ -91,36 +147,8 @@ class TrainConfig:
             named = "" if tuple(names) == classes else " (" + ", ".join(f"{c}: {n}" for c, n in zip(classes, names)) + ")"
             raise ConfigError(f"field 'category' must be one of {list(classes)}{named} for dataset '{self.dataset}'; "
                               f"got {self.category!r}")
-        check_str("data_root", self.data_root, optional=True)
         self.data_root = absolute_path(self.data_root)
-        check_str("model", self.model, choices=MODELS)
         check_str("preset", self.preset, choices=PRESETS[self.model])
-        if not isinstance(self.model_overrides, dict):
-            raise ConfigError(f"field 'model_overrides' must be an object; got {self.model_overrides!r}")
-        check_optional_number("epochs", self.epochs, integer=True, minimum=1)
-        check_number("batch_size", self.batch_size, integer=True, minimum=1)
-        check_optional_number("lr", self.lr, minimum=0, min_open=True)
-        if not isinstance(self.betas, (list, tuple)) or len(self.betas) != 2:
-            raise ConfigError(f"field 'betas' must be a list of two numbers in [0, 1); got {self.betas!r}")
-        self.betas = tuple(check_number("betas", b, minimum=0, maximum=1, max_open=True) for b in self.betas)
-        check_number("weight_decay", self.weight_decay, minimum=0)
-        check_number("val_fraction", self.val_fraction, minimum=0, maximum=1, min_open=True, max_open=True)
-        check_optional_number("grad_clip", self.grad_clip, minimum=0, min_open=True)
-        check_optional_number("sigma", self.sigma, minimum=0)
-        check_optional_number("max_train_images", self.max_train_images, integer=True, minimum=1)
-        check_optional_number("images_per_epoch", self.images_per_epoch, integer=True, minimum=1)
-        check_bool("bf16", self.bf16, optional=True)
-        check_str("device", self.device)
-        check_str("loss", self.loss, optional=True, choices=LOSSES)
-        check_str("score", self.score, optional=True, choices=SCORE_FUNCTIONS)
-        check_str("image_calibration", self.image_calibration, optional=True, choices=CALIBRATIONS)
-        check_str("pixel_calibration", self.pixel_calibration, optional=True, choices=CALIBRATIONS)
-        check_optional_number("calibration_shrinkage", self.calibration_shrinkage, minimum=0, maximum=1)
-        check_str("pooling", self.pooling, optional=True, choices=POOLINGS)
-        check_optional_number("pooling_top_percent", self.pooling_top_percent, minimum=0, maximum=100, min_open=True)
-        check_number("seed", self.seed, integer=True, minimum=0)
-        if self.augment is not None and not isinstance(self.augment, AugmentConfig):
-            raise ConfigError(f"field 'augment' must be an augmentation config; got {self.augment!r}")
         defaults = training_defaults(self.model, self.preset)
         if self.epochs is None:
             self.epochs = defaults.epochs
@@ -134,7 +162,7 @@ class TrainConfig:
             self.loss = defaults.loss
         if self.score is None:
             self.score = defaults.score
-        for name in ("image_calibration", "pixel_calibration", "calibration_shrinkage", "pooling", "pooling_top_percent"):
+        for name in SCORING_SETTINGS:
             if getattr(self, name) is None:
                 setattr(self, name, getattr(defaults, name))
         if self.sigma is None:
