@@ -181,3 +181,9 @@ def update_metrics(run_dir: Path, **sections: Any) -> dict[str, Any]:
     metrics.update(sections)
     write_json(Path(run_dir) / METRICS, metrics)
     return metrics
+
+
+def update_metrics_entry(run_dir: Path, section: str, key: str, value: Any) -> None:
+    """Set ``key`` of the object ``section`` of metrics.json (e.g. one class of a unified run's "per_class"),
+    keeping its other keys."""
+    update_metrics(run_dir, **{section: {**(read_metrics(run_dir).get(section) or {}), key: value}})

@@ -121,12 +121,12 @@ class Detector:
                  bf16: bool | None = None, device: str = "auto", score_function: str | None = None,
                  model: nn.Module | None = None, fit_dir: Path | None = None, **scoring: Any) -> Self:
         """The detector of a run folder's model (see :func:`anovit.runs.checkpoint.load_model`); ``sigma``
-        None: the run's own, stored in its training.json (:func:`anovit.runs.catalog.run_sigma`); ``score_function``
-        None: the run's (:func:`anovit.runs.catalog.run_score`), another one re-scores the run without retraining;
-        ``bf16`` None: the run's recorded precision (:func:`anovit.runs.catalog.run_precision`), float32 with a
+        None: the run's own, stored in its training.json (:attr:`anovit.runs.record.RunRecord.sigma`); ``score_function``
+        None: the run's (:attr:`~anovit.runs.record.RunRecord.score`), another one re-scores the run without retraining;
+        ``bf16`` None: the run's recorded precision (:attr:`~anovit.runs.record.RunRecord.precision`), float32 with a
         ``precision_note`` where it is bf16 and the device has none (:func:`anovit.utils.runtime.scoring_bf16`).
         ``scoring``: image_calibration, pixel_calibration, calibration_shrinkage, pooling, pooling_top_percent,
-        None or left out: the run's (:func:`anovit.runs.catalog.run_scoring`). ``model``: the run's model already
+        None or left out: the run's (:class:`anovit.runs.record.ScoringRecipe`). ``model``: the run's model already
         loaded (e.g. cached by the app), else loaded onto ``device``. ``fit_dir``: the folder of the stored fit
         (None: ``run_dir``; a unified run's class: :func:`anovit.runs.catalog.class_dir`).
 
@@ -135,16 +135,17 @@ class Detector:
         names what differs where a stored part was made at other settings (empty when all match or none
         is stored), so a caller that refits can say why.
         """
-        from ..runs.catalog import run_precision, run_score, run_scoring, run_sigma
+        from ..runs.record import read_training_record
 
         run_dir = Path(run_dir)
-        sigma = run_sigma(run_dir) if sigma is None else sigma
-        score_function = run_score(run_dir) if score_function is None else score_function
-        recipe = {**run_scoring(run_dir), **{k: v for k, v in scoring.items() if v is not None}}
+        training = read_training_record(run_dir)
+        sigma = training.sigma if sigma is None else sigma
+        score_function = training.score if score_function is None else score_function
+        recipe = {**training.scoring.as_dict(), **{k: v for k, v in scoring.items() if v is not None}}
         calibration = Calibration(recipe["image_calibration"], recipe["pixel_calibration"],
                                   recipe["calibration_shrinkage"])
         model = model if model is not None else ckpt.load_model(run_dir, resolve_device(device))
-        bf16, note = scoring_bf16(next(model.parameters()).device, run_precision(run_dir), bf16)
+        bf16, note = scoring_bf16(next(model.parameters()).device, training.precision, bf16)
         detector = cls(model, sigma=sigma, threshold=threshold, bf16=bf16,
                        score_function=score_function, calibration=calibration, pooling=recipe["pooling"],
                        top_percent=recipe["pooling_top_percent"])

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runs import checkpoint as ckpt
+from ..runs.record import verbatim_json
 from ..data.augment import AugmentConfig
 from ..data import ALL_CLASSES, category_kind, dataset_spec, default_augment, fixed_classes, supports_all_classes
 from ..data.registry import ONE_CLASS
@@ -180,7 +181,7 @@ def load_training(run_dir: Path) -> TrainConfig:
     """The run's training.json as a checked :class:`TrainConfig`; CheckpointError naming the file and field."""
     path = Path(run_dir) / ckpt.TRAINING
     try:
-        return TrainConfig.from_dict(ckpt.read_json(path))
+        return TrainConfig.from_dict(verbatim_json(run_dir, ckpt.TRAINING))
     except ConfigError as err:
         raise CheckpointError(f"{path}: {err}") from err
 

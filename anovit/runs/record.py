@@ -1,0 +1,333 @@
+"""The typed record of a run folder, read once: :class:`RunRecord` (config.json, training.json, metrics.json).
+
+Every reader above the runs layer takes the record's attributes instead of indexing the JSON by string key
+(``tests/runs/test_run_record.py`` checks it). The files keep their names and fields; folders written before a
+field existed read as None or the default those runs were made with (noted per field). Code that needs a file
+whole (rebuilding a TrainConfig, the Hub copying files verbatim) calls :func:`verbatim_json`.
+
+Example:
+    >>> from anovit.runs.record import read_run
+    >>> run = read_run("checkpoints/synthetic-weave-anovit-cpu-default-s0")  # doctest: +SKIP
+    >>> run.training.seed, run.sigma, run.test.image_auroc if run.test else None  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+from . import checkpoint as ckpt
+from ..data.splits import DEFAULT_VAL_FRACTION
+from ..models import CALIBRATIONS, DEFAULT_SCORE, DEFAULT_SHRINKAGE, DEFAULT_SIGMA, DEFAULT_TOP_PERCENT, POOLINGS
+from ..utils.errors import CheckpointError
+from ..utils.runtime import PRECISIONS, precision_name
+
+
+def _typed(data: Mapping[str, Any], name: str, kind: Callable[[Any], Any], source: Path) -> Any:
+    """``data[name]`` converted by ``kind``; None when missing or null; CheckpointError naming the file and field."""
+    value = data.get(name)
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{source}: field '{name}' must be {getattr(kind, '__name__', kind)}; "
+                              f"got {value!r}") from None
+
+
+def _object(data: Any, source: Path) -> dict[str, Any]:
+    """``data`` when it is a JSON object; CheckpointError naming ``source`` otherwise."""
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{source} must hold a JSON object; got {type(data).__name__}")
+    return data
+
+
+@dataclass(frozen=True)
+class ScoringRecipe:
+    """The calibration and pooling a run scores with (training.json; runs recorded before them: the raw map
+    and eq. 7's max, the first of anovit.models.CALIBRATIONS and POOLINGS)."""
+
+    image_calibration: str = CALIBRATIONS[0]
+    pixel_calibration: str = CALIBRATIONS[0]
+    calibration_shrinkage: float = DEFAULT_SHRINKAGE
+    pooling: str = POOLINGS[0]
+    pooling_top_percent: float = DEFAULT_TOP_PERCENT
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields by name (the keyword arguments of :meth:`anovit.scoring.detector.Detector.from_run`)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """training.json: what the run was trained on and how. ``recorded`` False (every field None) for a folder
+    without one (a bare or pulled model); None where an older run lacks a field."""
+
+    recorded: bool = False
+    dataset: str | None = None
+    category: str | None = None  # "all" for a unified run (one model for every class)
+    data_root: str | None = None  # absolute, as stored
+    preset: str | None = None
+    seed: int | None = None
+    epochs: int | None = None  # the budget asked for (the epochs run: RunRecord.log.history)
+    lr: float | None = None
+    batch_size: int | None = None
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    max_train_images: int | None = None
+    loss: str | None = None
+    classes: tuple[str, ...] | None = None  # a unified run's classes; None for a per-class run
+    sigma: float = DEFAULT_SIGMA  # px; runs before it was recorded (and pulled models): DEFAULT_SIGMA
+    score: str = DEFAULT_SCORE  # eq. 6's "l2" for runs before it was recorded
+    precision: str | None = None  # "bf16" / "fp32" (older runs: metrics.json's training bf16); None: unknown
+    scoring: ScoringRecipe = field(default_factory=ScoringRecipe)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], source: Path, trained_bf16: bool | None = None) -> TrainingRecord:
+        """The record of training.json's content ``data`` ({} without the file; ``source`` names it in errors);
+        ``trained_bf16``: metrics.json's training "bf16", the precision of runs before "precision" was recorded."""
+        precision = data.get("precision")
+        if precision is not None and precision not in PRECISIONS:
+            raise CheckpointError(f"{source}: field 'precision' must be one of {PRECISIONS}; got {precision!r}")
+        if precision is None and isinstance(trained_bf16, bool):
+            precision = precision_name(trained_bf16)
+        classes = data.get("classes")
+        scoring = ScoringRecipe(**{f.name: data[f.name] for f in fields(ScoringRecipe) if data.get(f.name) is not None})
+        get = lambda name, kind: _typed(data, name, kind, source)  # noqa: E731
+        return cls(
+            recorded=bool(data), dataset=get("dataset", str), category=get("category", str),
+            data_root=get("data_root", str), preset=get("preset", str), seed=get("seed", int),
+            epochs=get("epochs", int), lr=get("lr", float), batch_size=get("batch_size", int),
+            val_fraction=DEFAULT_VAL_FRACTION if data.get("val_fraction") is None else get("val_fraction", float),
+            max_train_images=get("max_train_images", int), loss=get("loss", str),
+            classes=tuple(str(c) for c in classes) if isinstance(classes, list) else None,
+            sigma=DEFAULT_SIGMA if data.get("sigma") is None else get("sigma", float),
+            score=DEFAULT_SCORE if data.get("score") is None else get("score", str), precision=precision, scoring=scoring,
+        )
+
+
+SCORING_FIELDS = tuple(f.name for f in fields(ScoringRecipe))
+
+METRIC_NAMES = ("image_auroc", "pixel_auroc", "aupro", "image_f1_max", "pixel_f1_max")
+
+
+@dataclass(frozen=True)
+class TestSummary:
+    """One evaluation on a test split (metrics.json's "test", or one class of a unified run's "per_class"),
+    as anovit.evaluation.evaluate.Evaluation.summary writes it; None where not recorded (older runs, a split
+    without masks for the pixel metrics)."""
+
+    __test__ = False  # not a pytest class
+
+    image_auroc: float | None = None
+    pixel_auroc: float | None = None
+    aupro: float | None = None
+    image_f1_max: float | None = None
+    pixel_f1_max: float | None = None
+    n_images: int | None = None
+    n_anomalous: int | None = None
+    seconds: float | None = None
+    images_per_s: float | None = None
+    threshold: float | None = None  # the detector's decision threshold (fitted on validation images), if any
+    sigma: float | None = None
+    score: str | None = None
+    bf16: bool | None = None
+    image_calibration: str | None = None
+    pixel_calibration: str | None = None
+    pooling: str | None = None
+    pooling_top_percent: float | None = None
+    dataset: str | None = None  # the split evaluated (older runs: None, their training's)
+    category: str | None = None
+    data_root: str | None = None
+    max_images: int | None = None
+    classes: tuple[str, ...] | None = None  # a unified run's means: the classes averaged
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], source: Path) -> TestSummary:
+        """The summary of ``data`` (``source`` names the file in errors); unknown fields are left out."""
+        kinds: dict[str, Callable[[Any], Any]] = {"n_images": int, "n_anomalous": int, "max_images": int, "bf16": bool,
+                                                  "score": str, "image_calibration": str, "pixel_calibration": str,
+                                                  "pooling": str, "dataset": str, "category": str, "data_root": str}
+        values = {f.name: _typed(data, f.name, kinds.get(f.name, float), source) for f in fields(cls)
+                  if f.name != "classes"}
+        classes = data.get("classes")
+        return cls(**values, classes=tuple(str(c) for c in classes) if isinstance(classes, list) else None)
+
+    def metric(self, name: str) -> float | None:
+        """The metric ``name`` (one of :data:`METRIC_NAMES`), None where not measured."""
+        if name not in METRIC_NAMES:
+            raise ValueError(f"metric must be one of {METRIC_NAMES}; got {name!r}")
+        return getattr(self, name)
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    """One epoch of training (metrics.json's training "history")."""
+
+    epoch: int
+    train_loss: float | None = None
+    val_loss: float | None = None
+    seconds: float | None = None
+    images_per_s: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainingLog:
+    """metrics.json's "training", rewritten after each epoch: the epochs run, the best one, precision, device."""
+
+    epoch: int = 0  # the last epoch finished (0 before the first)
+    history: tuple[EpochLog, ...] = ()
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    bf16: bool | None = None
+    device: str | None = None
+    stopped: bool = False
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], source: Path) -> TrainingLog:
+        history = data.get("history") if isinstance(data.get("history"), list) else []
+        epochs = tuple(EpochLog(**{f.name: _typed(_object(h, source), f.name, int if f.name == "epoch" else float,
+                                                  source) for f in fields(EpochLog)}) for h in history)
+        return cls(epoch=_typed(data, "epoch", int, source) or 0, history=epochs,
+                   best_epoch=_typed(data, "best_epoch", int, source),
+                   best_val_loss=_typed(data, "best_val_loss", float, source),
+                   bf16=data.get("bf16") if isinstance(data.get("bf16"), bool) else None,
+                   device=_typed(data, "device", str, source), stopped=bool(data.get("stopped", False)))
+
+    @property
+    def seconds(self) -> float | None:
+        """Training time over the epochs run; None before the first."""
+        return sum(h.seconds or 0.0 for h in self.history) or None
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """metrics.json: the training log, the test summary (None before evaluation) and, for a unified run,
+    each class's summary."""
+
+    training: TrainingLog | None = None
+    test: TestSummary | None = None
+    per_class: Mapping[str, TestSummary] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], source: Path) -> RunMetrics:
+        training, test, per_class = (data.get(k) or {} for k in ("training", "test", "per_class"))
+        return cls(
+            training=TrainingLog.from_json(_object(training, source), source) if training else None,
+            test=TestSummary.from_json(_object(test, source), source) if test else None,
+            per_class=MappingProxyType({str(c): TestSummary.from_json(_object(s, source), source)
+                                        for c, s in _object(per_class, source).items()}),
+        )
+
+
+def read_run_metrics(folder: Path) -> RunMetrics:
+    """``folder``/metrics.json typed (empty before the first epoch); CheckpointError naming the file when
+    it is not valid JSON or not an object."""
+    path = Path(folder) / ckpt.METRICS
+    return RunMetrics.from_json(_object(ckpt.read_metrics(folder), path), path)
+
+
+def read_training_record(folder: Path) -> TrainingRecord:
+    """``folder``/training.json typed (``recorded`` False without one); CheckpointError naming the file when
+    it is not valid JSON, not an object, or holds a field of the wrong type."""
+    path = Path(folder) / ckpt.TRAINING
+    data = _object(ckpt.read_json(path), path) if path.is_file() else {}
+    trained_bf16 = None
+    if data.get("precision") is None:  # older runs: the precision their training used, where readable
+        try:
+            log = read_run_metrics(folder).training
+        except CheckpointError:
+            log = None
+        trained_bf16 = log.bf16 if log else None
+    return TrainingRecord.from_json(data, path, trained_bf16)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run folder read once: its model (config.json), training (training.json), metrics (metrics.json)
+    and its training job's state."""
+
+    path: Path
+    model_type: str = "?"
+    image_size: int | None = None
+    training: TrainingRecord = field(default_factory=TrainingRecord)
+    metrics: RunMetrics = field(default_factory=RunMetrics)
+    status: str = "done"  # its training job's state (done, cancelled, failed); "done" without a job (CLI, Hub)
+    model_config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # config.json verbatim
+
+    @classmethod
+    def from_json(cls, path: Path, config: Mapping[str, Any], training: Mapping[str, Any] | None = None,
+                  metrics: Mapping[str, Any] | None = None, status: str = "done") -> RunRecord:
+        """The record of a folder whose files hold ``config``, ``training`` and ``metrics`` (None: no file)."""
+        path = Path(path)
+        runs = RunMetrics.from_json(metrics or {}, path / ckpt.METRICS)
+        trained_bf16 = runs.training.bf16 if runs.training else None
+        return cls(path=path, model_type=str(config.get("model_type", "?")),
+                   image_size=_typed(config, "image_size", int, path / ckpt.CONFIG),
+                   training=TrainingRecord.from_json(training or {}, path / ckpt.TRAINING, trained_bf16),
+                   metrics=runs, status=status, model_config=MappingProxyType(dict(config)))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def dataset(self) -> str | None:
+        return self.training.dataset
+
+    @property
+    def category(self) -> str | None:
+        return self.training.category
+
+    @property
+    def test(self) -> TestSummary | None:
+        """The test-split summary, None before evaluation."""
+        return self.metrics.test
+
+    @property
+    def sigma(self) -> float:
+        """The smoothing sigma (px) the run is scored with (see :attr:`TrainingRecord.sigma`)."""
+        return self.training.sigma
+
+    @property
+    def score(self) -> str:
+        """The score function of its anomaly maps (anovit.scoring.anomaly_map.error_map)."""
+        return self.training.score
+
+    @property
+    def precision(self) -> str | None:
+        """The precision it is scored in by default; None: the device decides (anovit.utils.runtime.scoring_bf16)."""
+        return self.training.precision
+
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        """The classes of a unified run (category "all"); None for a per-class run."""
+        return self.training.classes
+
+    def metric(self, name: str) -> float | None:
+        """The test metric ``name`` (:data:`METRIC_NAMES`); None before evaluation or where not measured."""
+        return self.test.metric(name) if self.test else None
+
+
+def read_run(path: Path | str) -> RunRecord:
+    """Read one run folder into its record; raises CheckpointError if it has no config.json or weights, if
+    config.json, training.json or metrics.json does not hold a JSON object, or if a field has the wrong type."""
+    path = Path(path)
+    if not (path / ckpt.WEIGHTS).is_file():
+        raise CheckpointError(f"{path} has no {ckpt.WEIGHTS}")
+    config = ckpt.read_json(path / ckpt.CONFIG)  # required: CheckpointError "... is missing" without it
+    training = ckpt.read_json(path / ckpt.TRAINING) if (path / ckpt.TRAINING).is_file() else {}
+    metrics = ckpt.read_metrics(path)
+    for name, data in ((ckpt.CONFIG, config), (ckpt.TRAINING, training), (ckpt.METRICS, metrics)):
+        _object(data, path / name)
+    return RunRecord.from_json(path, config, training, metrics)
+
+
+def verbatim_json(folder: Path, name: str, *, optional: bool = False) -> Any:
+    """The JSON of the run file ``name`` in ``folder`` as written, for code that needs it whole: rebuilding a
+    TrainConfig from training.json, comparing it on resume, the Hub publishing the files and their model card.
+    Everything else reads the record. ``optional``: {} when the file is missing. CheckpointError naming the file
+    when it is missing (unless ``optional``) or not valid JSON."""
+    path = Path(folder) / name
+    return {} if optional and not path.is_file() else ckpt.read_json(path)
