@@ -73,5 +73,9 @@ def evaluate_unified_run(run_dir: Path | str, *, on_class: Callable[[str], None]
 
 
 def is_unified(run_dir: Path | str) -> bool:
-    """Whether ``run_dir`` holds one model for every class (its training.json records the classes)."""
-    return read_training_record(Path(run_dir)).classes is not None
+    """Whether ``run_dir`` holds one model for every class (its training.json records the classes); False when
+    its training.json is unreadable (evaluating it then says what is wrong with it)."""
+    try:
+        return read_training_record(Path(run_dir)).classes is not None
+    except CheckpointError:
+        return False

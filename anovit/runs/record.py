@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from . import checkpoint as ckpt
@@ -208,7 +207,7 @@ class RunMetrics:
 
     training: TrainingLog | None = None
     test: TestSummary | None = None
-    per_class: Mapping[str, TestSummary] = field(default_factory=lambda: MappingProxyType({}))
+    per_class: Mapping[str, TestSummary] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], source: Path) -> RunMetrics:
@@ -216,8 +215,8 @@ class RunMetrics:
         return cls(
             training=TrainingLog.from_json(_object(training, source), source) if training else None,
             test=TestSummary.from_json(_object(test, source), source) if test else None,
-            per_class=MappingProxyType({str(c): TestSummary.from_json(_object(s, source), source)
-                                        for c, s in _object(per_class, source).items()}),
+            per_class={str(c): TestSummary.from_json(_object(s, source), source)
+                       for c, s in _object(per_class, source).items()},
         )
 
 
@@ -254,7 +253,7 @@ class RunRecord:
     training: TrainingRecord = field(default_factory=TrainingRecord)
     metrics: RunMetrics = field(default_factory=RunMetrics)
     status: str = "done"  # its training job's state (done, cancelled, failed); "done" without a job (CLI, Hub)
-    model_config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # config.json verbatim
+    model_config: Mapping[str, Any] = field(default_factory=dict)  # config.json verbatim (a copy)
 
     @classmethod
     def from_json(cls, path: Path, config: Mapping[str, Any], training: Mapping[str, Any] | None = None,
@@ -266,7 +265,7 @@ class RunRecord:
         return cls(path=path, model_type=str(config.get("model_type", "?")),
                    image_size=_typed(config, "image_size", int, path / ckpt.CONFIG),
                    training=TrainingRecord.from_json(training or {}, path / ckpt.TRAINING, trained_bf16),
-                   metrics=runs, status=status, model_config=MappingProxyType(dict(config)))
+                   metrics=runs, status=status, model_config=dict(config))
 
     @property
     def name(self) -> str:

@@ -2,6 +2,7 @@
 code above the runs layer reads run JSON by string key."""
 
 import ast
+import dataclasses
 import json
 from pathlib import Path
 
@@ -36,9 +37,9 @@ def test_a_trained_run_reads_into_typed_fields(trained_runs, synthetic_root):
     log = run.metrics.training
     assert log is not None and log.epoch == 1 and len(log.history) == 1 and log.history[0].epoch == 1
     assert log.seconds == pytest.approx(metrics["training"]["history"][0]["seconds"]) and log.stopped is False
-    assert run.model_config["model_type"] == "anovit" and run.status == "done"
-    with pytest.raises(TypeError):
-        run.model_config["model_type"] = "cae"  # read-only: the record is the folder as read
+    assert run.model_config == config and run.status == "done"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.status = "failed"  # the record is the folder as read (dataclasses.replace makes another)
     assert read_training_record(run.path) == t and read_run_metrics(run.path) == run.metrics
     assert verbatim_json(run.path, ckpt.TRAINING) == training
 
@@ -87,7 +88,6 @@ def test_malformed_files_keep_their_messages(tmp_path):
 
 def test_the_record_holds_no_raw_dict_but_the_verbatim_config():
     """Fields that are plain dicts would invite string-keyed reads at the callers."""
-    import dataclasses
     import typing
 
     from anovit.runs import record
