@@ -195,7 +195,7 @@ def evaluate_run(
         progress: ``progress(done, total)`` after each batch.
         score: score function "l2" (eq. 6), "ssim" or "msgms" (None: the run's, :attr:`anovit.runs.record.RunRecord.score`).
         image_calibration, pixel_calibration, pooling, pooling_top_percent, calibration_shrinkage: the scoring
-            (None: the run's, :func:`anovit.runs.catalog.run_scoring`); another value re-scores the run
+            (None: the run's, :class:`anovit.runs.record.ScoringRecipe`); another value re-scores the run
             without retraining, with statistics fitted on its validation split. Pixel metrics score the
             pixel-calibrated map, image metrics the pooled image-calibrated one.
         refit_threshold: fit the threshold and statistics again even where the run stores them.

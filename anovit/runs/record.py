@@ -1,4 +1,5 @@
-"""The typed record of a run folder, read once: :class:`RunRecord` (config.json, training.json, metrics.json).
+"""The typed record of a run folder, read once: :class:`RunRecord` (config.json, training.json, metrics.json), and
+the stored decision threshold with its provenance (:class:`StoredThreshold`, threshold.json).
 
 Every reader above the runs layer takes the record's attributes instead of indexing the JSON by string key
 (``tests/runs/test_run_record.py`` checks it). The files keep their names and fields; folders written before a
@@ -13,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -321,6 +323,45 @@ def read_run(path: Path | str) -> RunRecord:
     for name, data in ((ckpt.CONFIG, config), (ckpt.TRAINING, training), (ckpt.METRICS, metrics)):
         _object(data, path / name)
     return RunRecord.from_json(path, config, training, metrics)
+
+
+STATISTICS_KEYS = ("bf16", "score", "sigma")  # the settings calibration statistics depend on
+THRESHOLD_KEYS = STATISTICS_KEYS + ("image_calibration", "calibration_shrinkage", "pooling", "pooling_top_percent")
+
+
+@dataclass(frozen=True)
+class StoredThreshold:
+    """threshold.json (written by anovit.scoring.stored_fit): the decision threshold fitted on held-out normal
+    images and its provenance: the rule, the images and their (leave-one-out) scores, when, and the
+    :data:`THRESHOLD_KEYS` settings it was fitted at (with pixel_calibration, for the record)."""
+
+    value: float
+    settings: dict[str, Any]  # compared whole with a detector's (anovit.scoring.stored_fit.differences)
+    rule: str | None = None
+    n_images: int | None = None
+    images: tuple[str, ...] = ()  # relative to the run's data folder where inside it
+    scores: tuple[float, ...] = ()
+    created_at: str | None = None
+
+
+def read_stored_threshold(folder: Path) -> StoredThreshold | None:
+    """``folder``/threshold.json (a run folder, or a unified run's class folder); None when it has none.
+    CheckpointError naming the file when it has no finite numeric "value" or lacks a setting."""
+    path = Path(folder) / ckpt.THRESHOLD
+    if not path.is_file():
+        return None
+    data = ckpt.read_json(path)
+    missing = [k for k in ("value",) + THRESHOLD_KEYS if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise CheckpointError(f"{path} lacks {missing}; refit with anovit evaluate --refit-threshold")
+    value = data["value"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise CheckpointError(f"{path}: field 'value' must be a finite number; got {value!r}")
+    return StoredThreshold(
+        value=float(value), settings={k: data.get(k) for k in THRESHOLD_KEYS + ("pixel_calibration",)},
+        rule=_typed(data, "rule", str, path), n_images=_typed(data, "n_images", int, path),
+        images=tuple(str(p) for p in data.get("images") or ()), scores=tuple(float(s) for s in data.get("scores") or ()),
+        created_at=_typed(data, "created_at", str, path))
 
 
 def verbatim_json(folder: Path, name: str, *, optional: bool = False) -> Any:

@@ -21,7 +21,7 @@ from ..models.cae import L2CAEConfig, latent_dim_for
 from ..utils.validation import absolute_path, check_bool, check_number, check_optional_number, check_str
 
 # What training writes into training.json beside the request: "precision", the bf16 request resolved
-# at the start ("bf16" / "fp32", anovit.runs.catalog.run_precision), and for a unified run
+# at the start ("bf16" / "fp32", anovit.runs.record.RunRecord.precision), and for a unified run
 # "classes", the class folders it trained on (category "all", anovit.data.unified). Not part of the config.
 RECORDED_FIELDS = ("precision", "classes")
 
@@ -57,7 +57,7 @@ class TrainConfig:
     sigma: float | None = None
     # Training loss and the score function of the anomaly maps (models.LOSSES, models.SCORE_FUNCTIONS);
     # None: the preset's (TRAINING_DEFAULTS; "l2", the paper's, except for ssim-cae).
-    # Runs recorded before these fields were l2 throughout (anovit.runs.catalog.run_score).
+    # Runs recorded before these fields were l2 throughout (anovit.runs.record.TrainingRecord.score).
     loss: str | None = None
     score: str | None = None
     # Calibration of the anomaly map for the image score and for the pixel map (models.CALIBRATIONS; see
