@@ -156,7 +156,8 @@ class Detector:
     def load_stored_fit(self, run_dir: Path, keep_threshold: bool = False) -> None:
         """Take the run's stored statistics and threshold where they were fitted at :meth:`settings`; set
         ``stored_differs_`` to the differences of those that were not (see :func:`anovit.scoring.stored_fit.differences`)."""
-        from .stored_fit import STATISTICS_KEYS, THRESHOLD_KEYS, differences, read_statistics, read_threshold
+        from ..runs.record import read_stored_threshold
+        from .stored_fit import STATISTICS_KEYS, THRESHOLD_KEYS, differences, read_statistics
 
         mine, self.stored_differs_ = self.settings(), []
         stored = read_statistics(run_dir) if self.calibration.needs_statistics else None
@@ -164,14 +165,14 @@ class Detector:
             self.stored_differs_ += differences(stored[1], mine, STATISTICS_KEYS)
             if not self.stored_differs_:
                 self.calibration = self.calibration.with_statistics(stored[0])
-        record = None if keep_threshold else read_threshold(run_dir)
-        if record is not None:
-            differs = differences(record, mine, THRESHOLD_KEYS)
+        stored_threshold = None if keep_threshold else read_stored_threshold(run_dir)
+        if stored_threshold is not None:
+            differs = differences(stored_threshold.settings, mine, THRESHOLD_KEYS)
             self.stored_differs_ += [d for d in differs if d not in self.stored_differs_]
             if not differs and (self.calibration.image == "none" or self.calibration.statistics is not None):
-                self.threshold, self.threshold_source_ = float(record["value"]), "stored"
-                self.validation_paths_ = list(record.get("images", []))
-                self.validation_scores_ = np.asarray(record.get("scores", []), dtype=np.float32)
+                self.threshold, self.threshold_source_ = stored_threshold.value, "stored"
+                self.validation_paths_ = list(stored_threshold.images)
+                self.validation_scores_ = np.asarray(stored_threshold.scores, dtype=np.float32)
 
     @property
     def image_size(self) -> int:

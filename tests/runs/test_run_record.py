@@ -11,7 +11,8 @@ import pytest
 from anovit.models import CALIBRATIONS, DEFAULT_SCORE, DEFAULT_SIGMA, POOLINGS, create_model
 from anovit.runs import checkpoint as ckpt
 from anovit.runs.catalog import list_runs, run_switches
-from anovit.runs.record import RunRecord, read_run, read_run_metrics, read_training_record, verbatim_json
+from anovit.runs.record import (RunRecord, StoredThreshold, read_run, read_run_metrics, read_stored_threshold,
+                                read_training_record, verbatim_json)
 from anovit.utils.errors import CheckpointError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,6 +43,22 @@ def test_a_trained_run_reads_into_typed_fields(trained_runs, synthetic_root):
         run.status = "failed"  # the record is the folder as read (dataclasses.replace makes another)
     assert read_training_record(run.path) == t and read_run_metrics(run.path) == run.metrics
     assert verbatim_json(run.path, ckpt.TRAINING) == training
+
+
+def test_the_stored_threshold_and_its_provenance(trained_runs, tmp_path):
+    run = read_run(trained_runs / "weave-cae")
+    stored = json.loads((run.path / ckpt.THRESHOLD).read_text())  # fitted by the job's evaluation
+    threshold = read_stored_threshold(run.path)
+    assert threshold.value == stored["value"] == run.test.threshold and threshold.n_images == len(threshold.images) > 0
+    assert threshold.settings["sigma"] == run.sigma and threshold.rule == stored["rule"]
+    assert threshold.scores == tuple(stored["scores"]) and threshold.created_at == stored["created_at"]
+    assert read_stored_threshold(tmp_path) is None
+    (tmp_path / ckpt.THRESHOLD).write_text(json.dumps({**stored, "value": "nan"}))
+    with pytest.raises(CheckpointError, match="field 'value' must be a finite number"):
+        read_stored_threshold(tmp_path)
+    (tmp_path / ckpt.THRESHOLD).write_text(json.dumps({"value": 1.0}))
+    with pytest.raises(CheckpointError, match=r"lacks \['bf16', 'score', 'sigma'"):
+        read_stored_threshold(tmp_path)
 
 
 def test_an_older_run_folder_reads_with_the_defaults_of_its_time(tmp_path):
@@ -86,17 +103,22 @@ def test_malformed_files_keep_their_messages(tmp_path):
     assert list_runs(tmp_path) == []
 
 
+VERBATIM = {(RunRecord, "model_config"): "config.json whole, for the switches of an ablation (runs.catalog)",
+            (StoredThreshold, "settings"): "compared whole with a detector's settings (scoring.stored_fit.differences)"}
+
+
 def test_the_record_holds_no_raw_dict_but_the_verbatim_config():
-    """Fields that are plain dicts would invite string-keyed reads at the callers."""
+    """Fields that are plain dicts would invite string-keyed reads at the callers; :data:`VERBATIM` says why the
+    two that are dicts are."""
     import typing
 
     from anovit.runs import record
 
     for cls in (record.RunRecord, record.TrainingRecord, record.TestSummary, record.TrainingLog, record.EpochLog,
-                record.RunMetrics, record.ScoringRecipe):
+                record.RunMetrics, record.ScoringRecipe, record.StoredThreshold):
         hints = typing.get_type_hints(cls)
-        raw = [f.name for f in dataclasses.fields(cls) if "dict" in str(hints[f.name]) or (
-            "Mapping[str, Any]" in str(hints[f.name]) and (cls, f.name) != (RunRecord, "model_config"))]
+        raw = [f.name for f in dataclasses.fields(cls) if ("dict" in str(hints[f.name]) or "Mapping[str, Any]" in str(
+            hints[f.name])) and (cls, f.name) not in VERBATIM]
         assert raw == [], f"{cls.__name__} has raw dict fields {raw}"
 
 
@@ -113,7 +135,6 @@ ALLOWED = {  # (file, reader) -> why it is not a run folder's JSON read by strin
     ("anovit/hub/pretrained.py", "read_json"): "detector.json: a saved Detector's settings, anovit.hub.pretrained's own",
     ("anovit/hub/catalog.py", "read_json"): "hub.json: where a pulled run came from, anovit.hub.repo's own",
     ("anovit/hub/catalog.py", "loads"): "hub_models.json: the curated repos shipped with the package",
-    ("anovit/scoring/stored_fit.py", "read_json"): "threshold.json: the stored fit, checked against its settings",
     ("anovit/scoring/stored_fit.py", "loads"): "calibration.safetensors' metadata strings",
     ("anovit/report/reproduction.py", "loads"): "benchmarks/results/mnist_table2.json: a benchmark's results",
     ("benchmarks/mnist_table2.py", "loads"): "the benchmark's own results file",
