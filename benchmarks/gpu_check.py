@@ -83,7 +83,7 @@ def torchrun_run(args: argparse.Namespace, run_dir: Path) -> dict:
     done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
     if done.returncode:
         return {"error": done.stderr[-2000:]}
-    from anovit.runs.record import read_run_metrics
+    from anovit.runs.metrics_record import read_run_metrics
 
     last = read_run_metrics(run_dir).training.history[-1]
     return {"processes": 2, "bf16": True, "train_images_per_s": last.images_per_s, "val_loss": last.val_loss,

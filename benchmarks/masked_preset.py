@@ -41,7 +41,7 @@ def main() -> None:
     from torch.utils.data import DataLoader
 
     from anovit.runs import checkpoint as ckpt
-    from anovit.runs.record import read_run_metrics
+    from anovit.runs.metrics_record import read_run_metrics
     from anovit.data import get_dataset
     from anovit.data.synthetic import generate
     from anovit.scoring.detector import Detector

@@ -51,7 +51,7 @@ def train_once(processes: int, args: argparse.Namespace, out: Path) -> dict:
     cmd = [*launcher, "-m", "anovit", "train", *args.data, "--model", args.model, "--epochs", str(args.epochs),
            "--batch-size", str(args.batch_size), "--device", "cpu", "--no-eval", "--overwrite", "--output", str(out)]
     wall = _run(cmd, threads)
-    from anovit.runs.record import read_run_metrics
+    from anovit.runs.metrics_record import read_run_metrics
 
     history = read_run_metrics(out).training.history
     later = history[1:] or history  # epoch 1 also decodes the images into the dataset's cache

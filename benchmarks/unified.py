@@ -46,7 +46,8 @@ def _evaluate(config: Any, run_dir: Path, unified: bool) -> tuple[dict[str, Any]
     scoring without writing into the run: (class -> Evaluation, training seconds)."""
     from anovit.evaluation.evaluate import evaluate_run
     from anovit.evaluation.unified import evaluate_unified_run
-    from anovit.runs.record import SCORING_FIELDS, read_run_metrics
+    from anovit.runs.metrics_record import read_run_metrics
+    from anovit.runs.record import SCORING_FIELDS
     from anovit.training.trainer import train
 
     if not _finished(run_dir, config.epochs):

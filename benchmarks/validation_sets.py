@@ -70,7 +70,7 @@ CHOSEN = {"scoring": "sigma4", "image": "standardise", "pooling": "top5%", "pixe
 # ---------------------------------------------------------------- stage 1 + 2: train, product scoring
 def _finished(run_dir: Path, epochs: int) -> bool:
     """Whether ``run_dir`` holds a run trained to ``epochs`` epochs."""
-    from anovit.runs.record import read_run_metrics
+    from anovit.runs.metrics_record import read_run_metrics
 
     log = read_run_metrics(run_dir).training
     return log is not None and log.epoch == epochs and not log.stopped
@@ -80,7 +80,8 @@ def train_and_score(config: Any, run_dir: Path) -> dict[str, Any]:
     """Train ``config`` into ``run_dir`` (skipped when finished, resumed when killed), evaluate it with
     :func:`anovit.evaluation.evaluate.evaluate_run` and return the run's record."""
     from anovit.evaluation.evaluate import evaluate_run
-    from anovit.runs.record import SCORING_FIELDS, read_run_metrics
+    from anovit.runs.metrics_record import read_run_metrics
+    from anovit.runs.record import SCORING_FIELDS
     from anovit.training.trainer import train
 
     if not _finished(run_dir, config.epochs):

@@ -25,7 +25,7 @@ from ..utils.network import hub_reachable
 from ..evaluation.run_statistics import METRIC_LEVELS, run_interval
 from ..report.unified import per_class_table
 from ..runs.catalog import default_checkpoint_dir, list_runs
-from ..runs.record import TestSummary, read_run_metrics
+from ..runs.metrics_record import TestSummary, read_run_metrics
 from ..training.config import TrainConfig, model_config
 from ..evaluation.uncertainty import flag_everything_f1
 from ..utils.validation import PATCH_SIZE, encoder_arg, image_size_arg

@@ -27,7 +27,8 @@ from .evaluate import evaluate_run
 from ..models import MODELS, PRESETS
 from .results_table import COLUMNS, check_header, read_text
 from ..runs.catalog import default_checkpoint_dir
-from ..runs.record import RunRecord, read_run, read_run_metrics
+from ..runs.metrics_record import read_run_metrics
+from ..runs.record import RunRecord, read_run
 from ..training.trainer import train
 from ..training.config import TrainConfig
 from ..utils.validation import absolute_path, add_size_args, check_number, positive_int

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ..runs import checkpoint as ckpt
-from ..runs.record import read_run_metrics
+from ..runs.metrics_record import read_run_metrics
 from .defect_types import per_defect_type
 from .pixel_histograms import PixelHistograms
 from .uncertainty import Interval, chance_note, image_auroc_interval, mean_paired_difference, pixel_auroc_interval

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..runs import checkpoint as ckpt
-from ..runs.record import read_run_metrics, read_training_record
+from ..runs.metrics_record import read_run_metrics
+from ..runs.record import read_training_record
 from ..utils.errors import CheckpointError
 from .evaluate import Evaluation, evaluate_run
 

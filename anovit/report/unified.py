@@ -16,7 +16,8 @@ from ..data import ALL_CLASSES
 from ..evaluation.run_statistics import run_difference
 from ..models import MODEL_LABELS
 from ..runs.catalog import class_dir
-from ..runs.record import RunRecord, TestSummary
+from ..runs.metrics_record import TestSummary
+from ..runs.record import RunRecord
 
 # Mean image / pixel AUROC on MVTec AD (15 classes) of published unified models, all with pretrained encoders
 # (as the papers report them; not comparable with from-scratch CPU runs on other sets).

@@ -17,32 +17,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from . import checkpoint as ckpt
+from .metrics_record import RunMetrics, read_run_metrics
 from ..data.splits import DEFAULT_VAL_FRACTION
 from ..models import CALIBRATIONS, DEFAULT_SCORE, DEFAULT_SHRINKAGE, DEFAULT_SIGMA, DEFAULT_TOP_PERCENT, POOLINGS
 from ..utils.errors import CheckpointError
 from ..utils.runtime import PRECISIONS, precision_name
-
-
-def _typed(data: Mapping[str, Any], name: str, kind: Callable[[Any], Any], source: Path) -> Any:
-    """``data[name]`` converted by ``kind``; None when missing or null; CheckpointError naming the file and field."""
-    value = data.get(name)
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        raise CheckpointError(f"{source}: field '{name}' must be {getattr(kind, '__name__', kind)}; "
-                              f"got {value!r}") from None
-
-
-def _object(data: Any, source: Path) -> dict[str, Any]:
-    """``data`` when it is a JSON object; CheckpointError naming ``source`` otherwise."""
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{source} must hold a JSON object; got {type(data).__name__}")
-    return data
 
 
 @dataclass(frozen=True)
@@ -72,7 +54,7 @@ class TrainingRecord:
     data_root: str | None = None  # absolute, as stored
     preset: str | None = None
     seed: int | None = None
-    epochs: int | None = None  # the budget asked for (the epochs run: RunRecord.log.history)
+    epochs: int | None = None  # the budget asked for (the epochs run: RunRecord.metrics.training.history)
     lr: float | None = None
     batch_size: int | None = None
     val_fraction: float = DEFAULT_VAL_FRACTION
@@ -95,7 +77,7 @@ class TrainingRecord:
             precision = precision_name(trained_bf16)
         classes = data.get("classes")
         scoring = ScoringRecipe(**{f.name: data[f.name] for f in fields(ScoringRecipe) if data.get(f.name) is not None})
-        get = lambda name, kind: _typed(data, name, kind, source)  # noqa: E731
+        get = lambda name, kind: ckpt.typed_field(data, name, kind, source)  # noqa: E731
         return cls(
             recorded=bool(data), dataset=get("dataset", str), category=get("category", str),
             data_root=get("data_root", str), preset=get("preset", str), seed=get("seed", int),
@@ -110,130 +92,11 @@ class TrainingRecord:
 
 SCORING_FIELDS = tuple(f.name for f in fields(ScoringRecipe))
 
-METRIC_NAMES = ("image_auroc", "pixel_auroc", "aupro", "image_f1_max", "pixel_f1_max")
-
-
-@dataclass(frozen=True)
-class TestSummary:
-    """One evaluation on a test split (metrics.json's "test", or one class of a unified run's "per_class"),
-    as anovit.evaluation.evaluate.Evaluation.summary writes it; None where not recorded (older runs, a split
-    without masks for the pixel metrics)."""
-
-    __test__ = False  # not a pytest class
-
-    image_auroc: float | None = None
-    pixel_auroc: float | None = None
-    aupro: float | None = None
-    image_f1_max: float | None = None
-    pixel_f1_max: float | None = None
-    n_images: int | None = None
-    n_anomalous: int | None = None
-    seconds: float | None = None
-    images_per_s: float | None = None
-    threshold: float | None = None  # the detector's decision threshold (fitted on validation images), if any
-    sigma: float | None = None
-    score: str | None = None
-    bf16: bool | None = None
-    image_calibration: str | None = None
-    pixel_calibration: str | None = None
-    pooling: str | None = None
-    pooling_top_percent: float | None = None
-    dataset: str | None = None  # the split evaluated (older runs: None, their training's)
-    category: str | None = None
-    data_root: str | None = None
-    max_images: int | None = None
-    classes: tuple[str, ...] | None = None  # a unified run's means: the classes averaged
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any], source: Path) -> TestSummary:
-        """The summary of ``data`` (``source`` names the file in errors); unknown fields are left out."""
-        kinds: dict[str, Callable[[Any], Any]] = {"n_images": int, "n_anomalous": int, "max_images": int, "bf16": bool,
-                                                  "score": str, "image_calibration": str, "pixel_calibration": str,
-                                                  "pooling": str, "dataset": str, "category": str, "data_root": str}
-        values = {f.name: _typed(data, f.name, kinds.get(f.name, float), source) for f in fields(cls)
-                  if f.name != "classes"}
-        classes = data.get("classes")
-        return cls(**values, classes=tuple(str(c) for c in classes) if isinstance(classes, list) else None)
-
-    def metric(self, name: str) -> float | None:
-        """The metric ``name`` (one of :data:`METRIC_NAMES`), None where not measured."""
-        if name not in METRIC_NAMES:
-            raise ValueError(f"metric must be one of {METRIC_NAMES}; got {name!r}")
-        return getattr(self, name)
-
-
-@dataclass(frozen=True)
-class EpochLog:
-    """One epoch of training (metrics.json's training "history")."""
-
-    epoch: int
-    train_loss: float | None = None
-    val_loss: float | None = None
-    seconds: float | None = None
-    images_per_s: float | None = None
-
-
-@dataclass(frozen=True)
-class TrainingLog:
-    """metrics.json's "training", rewritten after each epoch: the epochs run, the best one, precision, device."""
-
-    epoch: int = 0  # the last epoch finished (0 before the first)
-    history: tuple[EpochLog, ...] = ()
-    best_epoch: int | None = None
-    best_val_loss: float | None = None
-    bf16: bool | None = None
-    device: str | None = None
-    stopped: bool = False
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any], source: Path) -> TrainingLog:
-        history = data.get("history") if isinstance(data.get("history"), list) else []
-        epochs = tuple(EpochLog(**{f.name: _typed(_object(h, source), f.name, int if f.name == "epoch" else float,
-                                                  source) for f in fields(EpochLog)}) for h in history)
-        return cls(epoch=_typed(data, "epoch", int, source) or 0, history=epochs,
-                   best_epoch=_typed(data, "best_epoch", int, source),
-                   best_val_loss=_typed(data, "best_val_loss", float, source),
-                   bf16=data.get("bf16") if isinstance(data.get("bf16"), bool) else None,
-                   device=_typed(data, "device", str, source), stopped=bool(data.get("stopped", False)))
-
-    @property
-    def seconds(self) -> float | None:
-        """Training time over the epochs run; None before the first."""
-        return sum(h.seconds or 0.0 for h in self.history) or None
-
-
-@dataclass(frozen=True)
-class RunMetrics:
-    """metrics.json: the training log, the test summary (None before evaluation) and, for a unified run,
-    each class's summary."""
-
-    training: TrainingLog | None = None
-    test: TestSummary | None = None
-    per_class: Mapping[str, TestSummary] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any], source: Path) -> RunMetrics:
-        training, test, per_class = (data.get(k) or {} for k in ("training", "test", "per_class"))
-        return cls(
-            training=TrainingLog.from_json(_object(training, source), source) if training else None,
-            test=TestSummary.from_json(_object(test, source), source) if test else None,
-            per_class={str(c): TestSummary.from_json(_object(s, source), source)
-                       for c, s in _object(per_class, source).items()},
-        )
-
-
-def read_run_metrics(folder: Path) -> RunMetrics:
-    """``folder``/metrics.json typed (empty before the first epoch); CheckpointError naming the file when
-    it is not valid JSON or not an object."""
-    path = Path(folder) / ckpt.METRICS
-    return RunMetrics.from_json(_object(ckpt.read_metrics(folder), path), path)
-
-
 def read_training_record(folder: Path) -> TrainingRecord:
     """``folder``/training.json typed (``recorded`` False without one); CheckpointError naming the file when
     it is not valid JSON, not an object, or holds a field of the wrong type."""
     path = Path(folder) / ckpt.TRAINING
-    data = _object(ckpt.read_json(path), path) if path.is_file() else {}
+    data = ckpt.json_object(ckpt.read_json(path), path) if path.is_file() else {}
     trained_bf16 = None
     if data.get("precision") is None:  # older runs: the precision their training used, where readable
         try:
@@ -265,7 +128,7 @@ class RunRecord:
         runs = RunMetrics.from_json(metrics or {}, path / ckpt.METRICS)
         trained_bf16 = runs.training.bf16 if runs.training else None
         return cls(path=path, model_type=str(config.get("model_type", "?")),
-                   image_size=_typed(config, "image_size", int, path / ckpt.CONFIG),
+                   image_size=ckpt.typed_field(config, "image_size", int, path / ckpt.CONFIG),
                    training=TrainingRecord.from_json(training or {}, path / ckpt.TRAINING, trained_bf16),
                    metrics=runs, status=status, model_config=dict(config))
 
@@ -321,7 +184,7 @@ def read_run(path: Path | str) -> RunRecord:
     training = ckpt.read_json(path / ckpt.TRAINING) if (path / ckpt.TRAINING).is_file() else {}
     metrics = ckpt.read_metrics(path)
     for name, data in ((ckpt.CONFIG, config), (ckpt.TRAINING, training), (ckpt.METRICS, metrics)):
-        _object(data, path / name)
+        ckpt.json_object(data, path / name)
     return RunRecord.from_json(path, config, training, metrics)
 
 
@@ -359,9 +222,9 @@ def read_stored_threshold(folder: Path) -> StoredThreshold | None:
         raise CheckpointError(f"{path}: field 'value' must be a finite number; got {value!r}")
     return StoredThreshold(
         value=float(value), settings={k: data.get(k) for k in THRESHOLD_KEYS + ("pixel_calibration",)},
-        rule=_typed(data, "rule", str, path), n_images=_typed(data, "n_images", int, path),
+        rule=ckpt.typed_field(data, "rule", str, path), n_images=ckpt.typed_field(data, "n_images", int, path),
         images=tuple(str(p) for p in data.get("images") or ()), scores=tuple(float(s) for s in data.get("scores") or ()),
-        created_at=_typed(data, "created_at", str, path))
+        created_at=ckpt.typed_field(data, "created_at", str, path))
 
 
 def verbatim_json(folder: Path, name: str, *, optional: bool = False) -> Any:

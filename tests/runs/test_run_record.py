@@ -11,8 +11,9 @@ import pytest
 from anovit.models import CALIBRATIONS, DEFAULT_SCORE, DEFAULT_SIGMA, POOLINGS, create_model
 from anovit.runs import checkpoint as ckpt
 from anovit.runs.catalog import list_runs, run_switches
-from anovit.runs.record import (RunRecord, StoredThreshold, read_run, read_run_metrics, read_stored_threshold,
-                                read_training_record, verbatim_json)
+from anovit.runs.metrics_record import read_run_metrics
+from anovit.runs.record import (RunRecord, StoredThreshold, read_run, read_stored_threshold, read_training_record,
+                                verbatim_json)
 from anovit.utils.errors import CheckpointError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,10 +113,10 @@ def test_the_record_holds_no_raw_dict_but_the_verbatim_config():
     two that are dicts are."""
     import typing
 
-    from anovit.runs import record
+    from anovit.runs import metrics_record, record
 
-    for cls in (record.RunRecord, record.TrainingRecord, record.TestSummary, record.TrainingLog, record.EpochLog,
-                record.RunMetrics, record.ScoringRecipe, record.StoredThreshold):
+    for cls in (record.RunRecord, record.TrainingRecord, metrics_record.TestSummary, metrics_record.TrainingLog,
+                metrics_record.EpochLog, metrics_record.RunMetrics, record.ScoringRecipe, record.StoredThreshold):
         hints = typing.get_type_hints(cls)
         raw = [f.name for f in dataclasses.fields(cls) if ("dict" in str(hints[f.name]) or "Mapping[str, Any]" in str(
             hints[f.name])) and (cls, f.name) not in VERBATIM]
