@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import checkpoint as ckpt
-from .metrics_record import RunMetrics, read_run_metrics
+from .metrics_record import RunMetrics, TestSummary, read_run_metrics
 from ..data.splits import DEFAULT_VAL_FRACTION
 from ..models import CALIBRATIONS, DEFAULT_SCORE, DEFAULT_SHRINKAGE, DEFAULT_SIGMA, DEFAULT_TOP_PERCENT, POOLINGS
 from ..utils.errors import CheckpointError
