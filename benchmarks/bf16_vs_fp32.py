@@ -24,11 +24,12 @@ from _common import SMOKE_CATEGORY, SMOKE_SIZE, add_output_args, interleaved, ma
     tiny_mvtec, write_result
 
 from anovit.evaluation.benchmark import default_bench_dir
-from anovit.runs.checkpoint import load_model, read_json
+from anovit.runs.checkpoint import load_model
 from anovit.data import get_dataset
 from anovit.evaluation.evaluate import evaluate
 from anovit.models import create_model
 from anovit.runs.catalog import list_runs
+from anovit.runs.record import read_training_record
 from anovit.utils.runtime import autocast, bf16_supported
 from anovit.scoring.anomaly_map import reconstruction_loss
 from anovit.training.trainer import train
@@ -84,10 +85,10 @@ def trained_runs(runs: list[Path], workdir: str, smoke: bool) -> list[Path]:
 
 
 def accuracy(run_dir: Path) -> dict:
-    training = read_json(run_dir / "training.json")
+    training = read_training_record(run_dir)
     model = load_model(run_dir)
-    test = get_dataset(training["dataset"], "test", category=training["category"],
-                       image_size=model.config.image_size, root=training.get("data_root"))
+    test = get_dataset(training.dataset, "test", category=training.category,
+                       image_size=model.config.image_size, root=training.data_root)
     fp32 = evaluate(model, test, device="cpu", bf16=False).summary()
     bf16 = evaluate(model, test, device="cpu", bf16=True).summary()
     diff = {m: abs(bf16[m] - fp32[m]) for m in METRICS if fp32[m] is not None}

@@ -83,9 +83,11 @@ def torchrun_run(args: argparse.Namespace, run_dir: Path) -> dict:
     done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
     if done.returncode:
         return {"error": done.stderr[-2000:]}
-    history = json.loads((run_dir / "metrics.json").read_text())["training"]["history"]
-    return {"processes": 2, "bf16": True, "train_images_per_s": history[-1]["images_per_s"],
-            "val_loss": history[-1]["val_loss"], "wall_s": time.perf_counter() - start}
+    from anovit.runs.metrics_record import read_run_metrics
+
+    last = read_run_metrics(run_dir).training.history[-1]
+    return {"processes": 2, "bf16": True, "train_images_per_s": last.images_per_s, "val_loss": last.val_loss,
+            "wall_s": time.perf_counter() - start}
 
 
 def main() -> None:

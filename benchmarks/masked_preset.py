@@ -41,6 +41,7 @@ def main() -> None:
     from torch.utils.data import DataLoader
 
     from anovit.runs import checkpoint as ckpt
+    from anovit.runs.metrics_record import read_run_metrics
     from anovit.data import get_dataset
     from anovit.data.synthetic import generate
     from anovit.scoring.detector import Detector
@@ -79,8 +80,8 @@ def main() -> None:
                                  epochs=epochs, batch_size=batch_size, seed=0)
             run_dir = work / f"{category}-m{mask_ratio:g}-e{epochs}"
             if args.rescore and (run_dir / ckpt.WEIGHTS).is_file():
-                history = ckpt.read_metrics(run_dir)["training"]
-                best_epoch, seconds = history["best_epoch"], sum(h["seconds"] for h in history["history"])
+                log = read_run_metrics(run_dir).training
+                best_epoch, seconds = log.best_epoch, log.seconds
             else:
                 result = train(config, run_dir, overwrite=True)
                 best_epoch, seconds = result.best_epoch, sum(h["seconds"] for h in result.history)

@@ -51,11 +51,13 @@ def train_once(processes: int, args: argparse.Namespace, out: Path) -> dict:
     cmd = [*launcher, "-m", "anovit", "train", *args.data, "--model", args.model, "--epochs", str(args.epochs),
            "--batch-size", str(args.batch_size), "--device", "cpu", "--no-eval", "--overwrite", "--output", str(out)]
     wall = _run(cmd, threads)
-    history = json.loads((out / "metrics.json").read_text())["training"]["history"]
+    from anovit.runs.metrics_record import read_run_metrics
+
+    history = read_run_metrics(out).training.history
     later = history[1:] or history  # epoch 1 also decodes the images into the dataset's cache
     return {"processes": processes, "threads_per_process": threads, "wall_s": wall,
-            "train_images_per_s": statistics.median(h["images_per_s"] for h in later),
-            "epoch_s": statistics.median(h["seconds"] for h in later), "last_val_loss": history[-1]["val_loss"]}
+            "train_images_per_s": statistics.median(h.images_per_s for h in later),
+            "epoch_s": statistics.median(h.seconds for h in later), "last_val_loss": history[-1].val_loss}
 
 
 def sweep_once(devices: str | None, args: argparse.Namespace, root: Path) -> float:

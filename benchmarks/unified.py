@@ -46,16 +46,17 @@ def _evaluate(config: Any, run_dir: Path, unified: bool) -> tuple[dict[str, Any]
     scoring without writing into the run: (class -> Evaluation, training seconds)."""
     from anovit.evaluation.evaluate import evaluate_run
     from anovit.evaluation.unified import evaluate_unified_run
-    from anovit.runs.catalog import SCORING_FIELDS
+    from anovit.runs.metrics_record import read_run_metrics
+    from anovit.runs.record import SCORING_FIELDS
     from anovit.training.trainer import train
 
     if not _finished(run_dir, config.epochs):
         train(config, run_dir, resume=(run_dir / "resume.safetensors").is_file(), overwrite=True)
-    history = json.loads((run_dir / "metrics.json").read_text())["training"]["history"]
+    log = read_run_metrics(run_dir).training
     scoring = dict(device="cpu", sigma=config.sigma, record=False, **{k: getattr(config, k) for k in SCORING_FIELDS})
     result = (evaluate_unified_run(run_dir, **scoring).per_class if unified
               else {config.category: evaluate_run(run_dir, **scoring)})
-    return result, sum(h["seconds"] for h in history)
+    return result, sum(h.seconds for h in log.history)
 
 
 def compare(recipe: str, fields: dict[str, Any], sets: dict[str, tuple[Path, str]], seed: int, runs_root: Path,

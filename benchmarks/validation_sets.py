@@ -70,34 +70,33 @@ CHOSEN = {"scoring": "sigma4", "image": "standardise", "pooling": "top5%", "pixe
 # ---------------------------------------------------------------- stage 1 + 2: train, product scoring
 def _finished(run_dir: Path, epochs: int) -> bool:
     """Whether ``run_dir`` holds a run trained to ``epochs`` epochs."""
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        return False
-    training = json.loads(path.read_text()).get("training", {})
-    return training.get("epoch") == epochs and not training.get("stopped", False)
+    from anovit.runs.metrics_record import read_run_metrics
+
+    log = read_run_metrics(run_dir).training
+    return log is not None and log.epoch == epochs and not log.stopped
 
 
 def train_and_score(config: Any, run_dir: Path) -> dict[str, Any]:
     """Train ``config`` into ``run_dir`` (skipped when finished, resumed when killed), evaluate it with
     :func:`anovit.evaluation.evaluate.evaluate_run` and return the run's record."""
     from anovit.evaluation.evaluate import evaluate_run
-    from anovit.runs.catalog import SCORING_FIELDS
+    from anovit.runs.metrics_record import read_run_metrics
+    from anovit.runs.record import SCORING_FIELDS
     from anovit.training.trainer import train
 
     if not _finished(run_dir, config.epochs):
         train(config, run_dir, resume=(run_dir / "resume.safetensors").is_file(), overwrite=True)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    log = read_run_metrics(run_dir).training
     # the product's scoring at the recipe's settings (sigma, calibration, pooling: the preset's), on the run's
     # weights; statistics and threshold fitted on its validation split, nothing written (runs trained before
     # the scoring fields were recorded score as their preset says today)
     result = evaluate_run(run_dir, device="cpu", sigma=config.sigma, record=False,
                           **{k: getattr(config, k) for k in SCORING_FIELDS})
-    history = metrics["training"]["history"]
     return {"image_auroc": result.image_auroc, "pixel_auroc": result.pixel_auroc,
-            "best_epoch": metrics["training"]["best_epoch"], "epochs": config.epochs,
+            "best_epoch": log.best_epoch, "epochs": config.epochs,
             "scoring": {"sigma": config.sigma, **{k: getattr(config, k) for k in SCORING_FIELDS}},
-            "train_seconds": sum(h["seconds"] for h in history), "eval_seconds": result.seconds,
-            "images_per_s": statistics.fmean(h["images_per_s"] for h in history)}
+            "train_seconds": sum(h.seconds for h in log.history), "eval_seconds": result.seconds,
+            "images_per_s": statistics.fmean(h.images_per_s for h in log.history)}
 
 
 # ---------------------------------------------------------------- stage 3: maps cache and study
@@ -109,7 +108,7 @@ def dump_maps(run_dir: Path, scoring: str = "run") -> Path:
 
     from anovit.data import get_dataset, train_val_datasets
     from anovit.scoring.detector import Detector
-    from anovit.runs.catalog import run_sigma
+    from anovit.runs.record import read_training_record
     from anovit.training.config import load_training
 
     path = run_dir / f"maps-{scoring}.npz"
@@ -118,7 +117,7 @@ def dump_maps(run_dir: Path, scoring: str = "run") -> Path:
     training = load_training(run_dir)
     score, sigma = SCORINGS[scoring]
     detector = Detector.from_run(run_dir, device="cpu", score_function=score,
-                                 sigma=float(sigma) if isinstance(sigma, str) else sigma * run_sigma(run_dir))
+                                 sigma=float(sigma) if isinstance(sigma, str) else sigma * read_training_record(run_dir).sigma)
     _, val_set = train_val_datasets(training.dataset, category=training.category, image_size=detector.image_size,
                                     root=training.data_root, val_fraction=training.val_fraction, seed=training.seed)
     test_set = get_dataset(training.dataset, "test", category=training.category, image_size=detector.image_size,

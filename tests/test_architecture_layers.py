@@ -47,7 +47,7 @@ MODULES: dict[str, tuple[str, ...]] = {
              "anovit.data.one_class", "anovit.data.paths", "anovit.data.registry", "anovit.data.samples",
              "anovit.data.splits", "anovit.data.synthetic", "anovit.data.torchvision_sets", "anovit.data.unified"),
     "runs": ("anovit.runs", "anovit.runs.catalog", "anovit.runs.checkpoint", "anovit.runs.lock",
-             "anovit.runs.provenance", "anovit.runs.resume"),
+             "anovit.runs.metrics_record", "anovit.runs.provenance", "anovit.runs.record", "anovit.runs.resume"),
     "scoring": ("anovit.scoring", "anovit.scoring.anomaly_map", "anovit.scoring.calibration", "anovit.scoring.detector",
                 "anovit.scoring.run_scoring", "anovit.scoring.stored_fit", "anovit.scoring.structural"),
     "training": ("anovit.training", "anovit.training.config", "anovit.training.distributed",

@@ -72,7 +72,7 @@ def rescored_points(baseline: ab.Baseline, points: list[ab.Point]) -> list[ab.Po
         bar.progress(i / len(tasks), text=f"Re-scoring {run.name} with score {score}, sigma {sigma:g} "
                                           f"({i + 1}/{len(tasks)})…")
         image, pixel = _rescore(str(run.path), scoring_stamp(run.path), score, float(sigma))
-        out.append(ab.Point(switch, value, run.name, run.training.get("seed"), ab.RESCORED, image, pixel))
+        out.append(ab.Point(switch, value, run.name, run.training.seed, ab.RESCORED, image, pixel))
     bar.empty()
     return out
 
@@ -112,7 +112,7 @@ def _number(value: float, sign: str = "") -> str:
 def missing_runs(baseline: ab.Baseline, points: list[ab.Point]) -> tuple[list[plan.Missing], str]:
     """The missing trained variants (trained like the baseline's lowest-seed run, one switch changed) and a
     sentence on what they are trained like; none, and why, when that run has no usable training.json."""
-    base_run = min(baseline.runs, key=lambda r: (r.training.get("seed") or 0, r.name))
+    base_run = min(baseline.runs, key=lambda r: (r.training.seed or 0, r.name))
     try:
         base = load_training(base_run.path)
     except CheckpointError:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..runs.catalog import REPO_ROOT, RunInfo
+from ..runs.catalog import REPO_ROOT
+from ..runs.record import RunRecord
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 DATA_ROOTS_ENV = "ANOVIT_DATA_ROOTS"  # more data folders, separated by os.pathsep
@@ -22,12 +23,12 @@ def is_mvtec_root(folder: Path) -> bool:
         return False
 
 
-def suggested_roots(runs: list[RunInfo], shared: Path = SHARED_DATA, env: str | None = None) -> list[str]:
+def suggested_roots(runs: list[RunRecord], shared: Path = SHARED_DATA, env: str | None = None) -> list[str]:
     """The data folders to offer, each once, in this order: ``shared``'s own sets (``cookies``, then every
     ``validation/<set>``), the folders of ``env`` (default: ``$ANOVIT_DATA_ROOTS``), the runs' recorded ones."""
     env = os.environ.get(DATA_ROOTS_ENV, "") if env is None else env
     validation = shared / "validation"
     candidates = [shared / "cookies"] + (sorted(validation.iterdir()) if validation.is_dir() else [])
     candidates += [Path(p) for p in env.split(os.pathsep) if p]
-    candidates += [Path(r.training["data_root"]) for r in runs if r.training.get("data_root")]
+    candidates += [Path(r.training.data_root) for r in runs if r.training.data_root]
     return list(dict.fromkeys(str(c) for c in candidates if is_mvtec_root(c)))

@@ -16,7 +16,7 @@ import streamlit as st
 from ..scoring.detector import decision, is_anomalous
 from ..evaluation.metrics import f1_max
 from ..models import MODEL_LABELS
-from ..runs.catalog import RunInfo
+from ..runs.record import RunRecord
 from ..visualization.figures import Panel, Scale, panel_grid_figure, roc_figure
 from ..evaluation.run_statistics import METRIC_LEVELS, run_interval
 from ..evaluation.uncertainty import Interval
@@ -54,12 +54,12 @@ def test_f1_threshold(scores: pd.DataFrame) -> float | None:
     return f1_max(scores["score"].to_numpy(), scores["label"].to_numpy())[1]
 
 
-def group_runs(runs: list[RunInfo]) -> dict[DataRef, dict[str, list[RunInfo]]]:
+def group_runs(runs: list[RunRecord]) -> dict[DataRef, dict[str, list[RunRecord]]]:
     """Runs grouped by the data they were trained on (dataset, class, folder), then by model type.
 
     Only groups holding both an l2-CAE and an AnoViT run are returned.
     """
-    groups: dict[DataRef, dict[str, list[RunInfo]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[DataRef, dict[str, list[RunRecord]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
         ref = run_data(run)
         if ref is not None and run.model_type in MODELS:
@@ -232,7 +232,7 @@ def threshold_table(fitted: dict[str, float], reference: dict[str, float | None]
     })
 
 
-def _choose_thresholds(chosen: dict[str, RunInfo], data: dict[str, Any], passes: dict[str, dict[str, Any]]
+def _choose_thresholds(chosen: dict[str, RunRecord], data: dict[str, Any], passes: dict[str, dict[str, Any]]
                        ) -> tuple[dict[str, float], str]:
     """The thresholds the page uses, per model (by default each model's validation threshold), and the rule's name."""
     detectors = {m: fitted_detector(chosen[m], data[m]) for m in MODELS}

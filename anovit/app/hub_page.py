@@ -15,7 +15,8 @@ from ..hub.repo import SOURCE, offline_reason, pull
 from ..hub.catalog import cached_repos, card_text, curated_models, pulled_runs
 from ..models import MODEL_LABELS
 from ..utils.network import hub_reachable
-from ..runs.catalog import RunInfo, list_runs
+from ..runs.catalog import list_runs
+from ..runs.record import RunRecord
 from .common import page_header, page_link, show_errors
 
 NO_CHOICE = "(type a repo id below)"
@@ -41,12 +42,12 @@ def _auroc(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def pulled_table(pulled: list[tuple[RunInfo, dict]]) -> pd.DataFrame:
+def pulled_table(pulled: list[tuple[RunRecord, dict]]) -> pd.DataFrame:
     """One row per run folder pulled from the Hub: checkpoint, model, repo, revision, commit, AUROCs."""
     return pd.DataFrame([{
         "checkpoint": run.name, "model": MODEL_LABELS.get(run.model_type, run.model_type), "repo": source.get("repo_id"),
         "revision": source.get("revision") or "main", "commit": str(source.get("commit", ""))[:10],
-        "image AUROC": _auroc(run.test.get("image_auroc")), "pixel AUROC": _auroc(run.test.get("pixel_auroc")),
+        "image AUROC": _auroc(run.metric("image_auroc")), "pixel AUROC": _auroc(run.metric("pixel_auroc")),
     } for run, source in pulled])
 
 

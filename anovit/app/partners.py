@@ -3,13 +3,13 @@ config that trains the other model on the same images, and the button that start
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 
 import streamlit as st
 
 from ..jobs.background import JobState, list_jobs, unique_run_dir
 from ..models import MODEL_LABELS, PRESETS
-from ..runs.catalog import RunInfo, default_checkpoint_dir
+from ..runs.catalog import default_checkpoint_dir
+from ..runs.record import RunRecord
 from ..training.config import TrainConfig
 from .common import start_and_watch
 from .pickers import DataRef, run_data
@@ -18,10 +18,10 @@ MODELS = ("cae", "anovit")  # the two models a comparison pairs
 MAX_BUTTONS = 3  # partner buttons shown at once (the newest lone runs)
 
 
-def lone_runs(runs: list[RunInfo]) -> dict[DataRef, RunInfo]:
+def lone_runs(runs: list[RunRecord]) -> dict[DataRef, RunRecord]:
     """For each data (dataset, class, folder) trained with one of :data:`MODELS` only, its first run in
     ``runs`` (the catalog lists the newest first)."""
-    by_data: dict[DataRef, dict[str, RunInfo]] = {}
+    by_data: dict[DataRef, dict[str, RunRecord]] = {}
     for run in runs:
         ref = run_data(run)
         if ref is not None and run.model_type in MODELS:
@@ -29,25 +29,24 @@ def lone_runs(runs: list[RunInfo]) -> dict[DataRef, RunInfo]:
     return {ref: next(iter(found.values())) for ref, found in by_data.items() if len(found) == 1}
 
 
-def partner_config(run: RunInfo) -> TrainConfig:
+def partner_config(run: RunRecord) -> TrainConfig:
     """The other model trained on ``run``'s images: same dataset, class, folder, seed, validation share,
     training-image cap and image size; the run's preset when the other model has one of that name, else
     TrainConfig's default preset (or the other model's first), at that preset's epochs and learning rate."""
-    t: Mapping = run.training
+    t = run.training
     other = MODELS[1 - MODELS.index(run.model_type)]
-    preset = next(p for p in (t.get("preset"), TrainConfig.default("preset"), *PRESETS[other]) if p in PRESETS[other])
-    size = run.config.get("image_size")
+    preset = next(p for p in (t.preset, TrainConfig.default("preset"), *PRESETS[other]) if p in PRESETS[other])
     return TrainConfig(
-        dataset=t["dataset"],
-        category=str(t["category"]),
-        data_root=t.get("data_root"),
+        dataset=t.dataset,
+        category=t.category,
+        data_root=t.data_root,
         model=other,
         preset=preset,
-        model_overrides={"image_size": int(size)} if size else {},
-        batch_size=int(t.get("batch_size", TrainConfig.default("batch_size"))),
-        seed=int(t.get("seed", TrainConfig.default("seed"))),
-        val_fraction=float(t.get("val_fraction", TrainConfig.default("val_fraction"))),
-        max_train_images=t.get("max_train_images"),
+        model_overrides={"image_size": run.image_size} if run.image_size else {},
+        batch_size=t.batch_size or TrainConfig.default("batch_size"),
+        seed=t.seed if t.seed is not None else TrainConfig.default("seed"),
+        val_fraction=t.val_fraction,
+        max_train_images=t.max_train_images,
     )
 
 
@@ -58,7 +57,7 @@ def in_training(config: TrainConfig, jobs: list[tuple[object, JobState]]) -> boo
     return any(state.active and [str(state.config.get(f)) for f in fields] == wanted for _, state in jobs)
 
 
-def partner_buttons(runs: list[RunInfo]) -> None:
+def partner_buttons(runs: list[RunRecord]) -> None:
     """One button per class that lacks its partner run and is not training it now (at most :data:`MAX_BUTTONS`):
     it starts that training as a background job and opens the Train page on it."""
     jobs = list_jobs()

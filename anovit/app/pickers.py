@@ -22,7 +22,8 @@ from ..data.synthetic import MARKER
 from ..utils.errors import AnovitError
 from ..jobs.background import list_jobs
 from ..models import MODEL_LABELS
-from ..runs.catalog import RunInfo, list_runs
+from ..runs.catalog import list_runs
+from ..runs.record import RunRecord
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading model…")
@@ -48,15 +49,15 @@ def load_model_cached(run_dir: Path) -> nn.Module:
     return _load_model(str(run_dir), weights_mtime(run_dir))
 
 
-def run_label(run: RunInfo) -> str:
+def run_label(run: RunRecord) -> str:
     """One line naming a run: folder, model, its image AUROC when evaluated, and its state unless done."""
-    auroc = run.test.get("image_auroc")
+    auroc = run.metric("image_auroc")
     score = f", image AUROC {auroc:.3f}" if isinstance(auroc, float) else ""
     state = "" if run.status == "done" else f" [{run.status.upper()}]"
     return f"{run.name} ({MODEL_LABELS.get(run.model_type, run.model_type)}{score}){state}"
 
 
-def finished_runs(model_type: str | None = None) -> list[RunInfo]:
+def finished_runs(model_type: str | None = None) -> list[RunRecord]:
     """Run folders (optionally of one model type) whose training is not in progress, with their job's state:
     done runs first, newest first, then cancelled and failed ones (never a picker's default)."""
     states = {path.resolve(): state for path, state in list_jobs()}
@@ -68,15 +69,14 @@ def finished_runs(model_type: str | None = None) -> list[RunInfo]:
     return sorted(runs, key=lambda r: r.status != "done")  # stable: newest first within each group
 
 
-def run_seeds(runs: list[RunInfo]) -> list[int]:
+def run_seeds(runs: list[RunRecord]) -> list[int]:
     """The training seeds of ``runs`` (from training.json), each once, ascending; runs without one are left out."""
-    return sorted({int(r.training["seed"]) for r in runs if r.training.get("seed") is not None})
+    return sorted({r.training.seed for r in runs if r.training.seed is not None})
 
 
-def of_seed(runs: list[RunInfo], seed: int | None) -> list[RunInfo]:
+def of_seed(runs: list[RunRecord], seed: int | None) -> list[RunRecord]:
     """The runs trained with ``seed`` (all of them for None)."""
-    return runs if seed is None else [r for r in runs if r.training.get("seed") is not None
-                                      and int(r.training["seed"]) == seed]
+    return runs if seed is None else [r for r in runs if r.training.seed == seed]
 
 
 def seed_picker(seeds: list[int], *, key: str) -> int | None:
@@ -87,7 +87,7 @@ def seed_picker(seeds: list[int], *, key: str) -> int | None:
                         help="The training seed: runs of one setting that differ only in it")
 
 
-def run_picker(label: str = "Checkpoint", *, model_type: str | None = None, key: str | None = None) -> RunInfo | None:
+def run_picker(label: str = "Checkpoint", *, model_type: str | None = None, key: str | None = None) -> RunRecord | None:
     """A selectbox over the run folders (optionally of one model type), defaulting to the newest finished
     one; None, with a hint, if there are none. Runs still training are left out (their weights are not final)."""
     runs = finished_runs(model_type)
@@ -117,23 +117,21 @@ class DataRef:
         return f"{self.dataset} / {self.category}"
 
 
-def run_data(run: RunInfo) -> DataRef | None:
+def run_data(run: RunRecord) -> DataRef | None:
     """The data a run was trained on (from training.json), None for runs without one (e.g. pulled from the Hub)."""
     t = run.training
-    if not t.get("dataset") or t.get("category") is None:
+    if not t.dataset or t.category is None:
         return None
-    return DataRef(
-        t["dataset"], str(t["category"]), t.get("data_root"), int(t.get("seed", 0)), float(t.get("val_fraction", DEFAULT_VAL_FRACTION))
-    )
+    return DataRef(t.dataset, t.category, t.data_root, t.seed if t.seed is not None else 0, t.val_fraction)
 
 
-def data_picker(run: RunInfo, *, key: str) -> DataRef | None:
+def data_picker(run: RunRecord, *, key: str) -> DataRef | None:
     """The run's own data (for a unified run, one of its classes, chosen in a selectbox), or (for runs without
     training.json) selectboxes to choose a dataset and class."""
     ref = run_data(run)
-    if ref is not None and ref.category == ALL_CLASSES and isinstance(run.training.get("classes"), list):
+    if ref is not None and ref.category == ALL_CLASSES and run.classes is not None:
         return replace(ref, category=st.selectbox("Class (of the one model for every class)",
-                                                  run.training["classes"], key=f"{key}-class"))
+                                                  list(run.classes), key=f"{key}-class"))
     if ref is not None:
         return ref
     st.caption(f"{run.name} has no training.json: choose the images to score it on.")
@@ -152,7 +150,7 @@ def data_picker(run: RunInfo, *, key: str) -> DataRef | None:
 
 def checkpoint_picker(
     key: str, label: str = "Checkpoint", *, model_type: str | None = None
-) -> tuple[RunInfo, DataRef, nn.Module] | None:
+) -> tuple[RunRecord, DataRef, nn.Module] | None:
     """The run, its data and its model for a page that scores one checkpoint: :func:`run_picker` (key
     ``{key}-run``), then :func:`data_picker`; None, with a hint, when either has nothing to offer."""
     run = run_picker(label, model_type=model_type, key=f"{key}-run")

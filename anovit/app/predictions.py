@@ -19,7 +19,7 @@ from ..scoring.detector import SCORE_BATCH_SIZE, Detector, Progress
 from ..evaluation.evaluate import ROW_FIELDS, evaluate_detector
 from ..evaluation.metrics import BinnedROC
 from ..scoring.calibration import Calibration, MapStatistics
-from ..runs.catalog import RunInfo, run_sigma
+from ..runs.record import RunRecord
 from ..scoring.anomaly_map import DEFAULT_SIGMA
 from .pickers import DataRef, describe_items, load_dataset, load_model_cached, scoring_stamp, weights_mtime
 
@@ -101,7 +101,7 @@ def _predict_items(
 
 
 def predict_items(
-    run: RunInfo, ref: DataRef, indices: list[int], split: str = "test", sigma: float | None = None
+    run: RunRecord, ref: DataRef, indices: list[int], split: str = "test", sigma: float | None = None
 ) -> dict[str, Any]:
     """Inputs, reconstructions (uint8 N,H,W,3), anomaly maps (N,H,W), anomaly scores, masks, labels of
     ``indices`` of a split, through the run's :func:`detector_for`.
@@ -133,7 +133,7 @@ def _test_pass(run_dir: str, stamp: tuple[float | None, ...], ref: DataRef, sigm
     }
 
 
-def test_pass(run: RunInfo, ref: DataRef, sigma: float | None = None, roc_points: int = 2048) -> dict[str, Any]:
+def test_pass(run: RunRecord, ref: DataRef, sigma: float | None = None, roc_points: int = 2048) -> dict[str, Any]:
     """One :func:`anovit.evaluation.evaluate.evaluate_detector` pass over the test split: per-image anomaly scores (DataFrame),
     image and pixel ROC (fpr, tpr, thresholds) from :class:`~anovit.evaluation.metrics.BinnedROC`, and both AUROCs
     (None when the split lacks a class)."""
@@ -157,17 +157,18 @@ def _test_scores(
     return items.assign(score=scores["score"].astype(float).to_numpy())
 
 
-def test_scores(run: RunInfo, ref: DataRef, image_size: int, sigma: float | None = None) -> pd.DataFrame:
+def test_scores(run: RunRecord, ref: DataRef, image_size: int, sigma: float | None = None) -> pd.DataFrame:
     """index, path, label, defect_type, score of every test image: from the run's test_scores.csv when it
     covers exactly this split and was written at this sigma (the evaluation's), else computed."""
     csv = run.path / ckpt.TEST_SCORES
-    sigma = run_sigma(run.path) if sigma is None else sigma
-    csv_mtime = csv.stat().st_mtime if csv.is_file() and sigma == run.test.get("sigma", DEFAULT_SIGMA) else None
+    sigma = run.sigma if sigma is None else sigma
+    evaluated_at = run.test.sigma if run.test is not None and run.test.sigma is not None else DEFAULT_SIGMA
+    csv_mtime = csv.stat().st_mtime if csv.is_file() and sigma == evaluated_at else None
     scores = _test_scores(str(run.path), weights_mtime(run.path), csv_mtime, ref, image_size)
     return scores if scores is not None else test_pass(run, ref, sigma)["scores"]
 
 
-def fitted_detector(run: RunInfo, ref: DataRef, sigma: float | None = None) -> Detector:
+def fitted_detector(run: RunRecord, ref: DataRef, sigma: float | None = None) -> Detector:
     """The run's detector with its stored threshold (threshold.json) where it was fitted at these settings,
     else one fitted (:meth:`~anovit.scoring.detector.Detector.fit_threshold`) on the normal validation images held
     out during training (same seed and fraction), not stored; cached per weights and stored fit."""

@@ -26,6 +26,7 @@ from ..utils.network import hub_reachable
 from ..evaluation.run_statistics import METRIC_LEVELS, run_interval
 from ..report.unified import per_class_table
 from ..runs.catalog import default_checkpoint_dir, list_runs
+from ..runs.metrics_record import TestSummary, read_run_metrics
 from ..training.config import TrainConfig, model_config
 from ..evaluation.uncertainty import flag_everything_f1
 from ..utils.validation import PATCH_SIZE, encoder_arg, image_size_arg
@@ -304,7 +305,8 @@ def show_loss(run_dir: Path) -> None:
 def show_outcome(run_dir: Path, state: JobState) -> None:
     """What a finished job left: its test metrics (from metrics.json), its error, or the cancellation."""
     if state.status == "done":
-        test = ckpt.read_metrics(run_dir).get("test", {})  # the file every page reads, not the job's copy
+        metrics = read_run_metrics(run_dir)  # the file every page reads, not the job's copy
+        test = metrics.test or TestSummary()
         cols = st.columns(4)
         for col, (label, key) in zip(
             cols,
@@ -315,23 +317,22 @@ def show_outcome(run_dir: Path, state: JobState) -> None:
                 ("test images", "n_images"),
             ],
         ):
-            value = test.get(key)
+            value = getattr(test, key)
             col.metric(label, "n/a" if value is None else (f"{value:.3f}" if isinstance(value, float) else value))
             if key in METRIC_LEVELS:
                 col.caption(interval_caption(value, run_interval(run_dir, key)))
-        per_class = ckpt.read_metrics(run_dir).get("per_class")
-        if per_class:  # one model for every class: the metrics above are the means over its classes
+        if metrics.per_class:  # one model for every class: the metrics above are the means over its classes
             st.caption("One model for every class: the AUROCs above are the means over its classes, each scored with "
                        "its own threshold and calibration:")
-            st.dataframe(per_class_table(per_class), hide_index=True)
-        if test.get("image_f1_max") is not None and test.get("n_anomalous"):
+            st.dataframe(per_class_table(metrics.per_class), hide_index=True)
+        if test.image_f1_max is not None and test.n_anomalous:
             cols[2].caption(f"flagging every image anomalous: "
-                            f"{flag_everything_f1(test['n_anomalous'], test['n_images']):.3f}")
+                            f"{flag_everything_f1(test.n_anomalous, test.n_images):.3f}")
         st.caption("AUROC: 0.5 is chance (scores that do not tell normal from anomalous), 1.000 perfect. F1-max: the "
                    "best F1 over all thresholds of the test split, beside the F1 of flagging every image. "
                    + INTERVAL_NOTE)
         pages = "Results, Gallery, Heatmaps, Inspect" + (" and Attention" if state.config.get("model") == "anovit" else "")
-        weak = below_chance({"image AUROC": test.get("image_auroc"), "pixel AUROC": test.get("pixel_auroc")})
+        weak = below_chance({"image AUROC": test.image_auroc, "pixel AUROC": test.pixel_auroc})
         if weak:
             st.warning(f"Finished, but its {' and '.join(weak)} lie below chance (0.5): the anomaly scores rank "
                        f"normal images above anomalous ones. The checkpoint is listed on the {pages} pages.")

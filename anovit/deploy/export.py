@@ -28,7 +28,7 @@ from .._version import __version__
 from ..runs import checkpoint as ckpt
 from ..utils.errors import AnovitError
 from ..scoring.run_scoring import run_detector
-from ..runs.catalog import run_score
+from ..runs.record import read_training_record, verbatim_json
 from ..scoring.calibration import apply
 from ..scoring.detector import Detector
 from ..scoring.anomaly_map import DEFAULT_SCORE, error_map, gaussian_smooth, pooled_score
@@ -88,7 +88,7 @@ def export_config(detector: Detector, threshold_source: str, run_dir: Path) -> d
     size, channels = model.config.image_size, model.config.in_channels
     return {
         "format": "onnx", "file": ONNX_FILE, "opset": OPSET, "anovit_version": __version__,
-        "model": ckpt.read_json(run_dir / ckpt.CONFIG), "source_run": str(run_dir.resolve()),
+        "model": verbatim_json(run_dir, ckpt.CONFIG), "source_run": str(run_dir.resolve()),
         "image_size": size,
         "input": {"name": INPUT, "shape": ["batch", channels, size, size], "dtype": "float32",
                   "layout": "NCHW, RGB", "range": [0.0, 1.0],
@@ -112,12 +112,12 @@ def export_onnx(
     Without ``threshold``, the run's float32 detector's: the stored one where it was fitted in float32
     at these settings, else one fitted on the run's validation images (:func:`anovit.scoring.run_scoring.run_detector`,
     which tells ``notify``); without ``sigma``, the run's own (stored in its training.json,
-    :func:`anovit.runs.catalog.run_sigma`). The run's calibration and pooling are embedded. Raises ExportError without the onnx extra, and for a
-    run whose score function is not "l2" (:func:`anovit.runs.catalog.run_score`).
+    :attr:`anovit.runs.record.RunRecord.sigma`). The run's calibration and pooling are embedded. Raises ExportError without the onnx extra, and for a
+    run whose score function is not "l2" (:attr:`anovit.runs.record.RunRecord.score`).
     """
     require_onnx_extra("onnx", "onnxscript")
     run_dir = Path(run_dir)
-    score = run_score(run_dir)
+    score = read_training_record(run_dir).score
     if score != DEFAULT_SCORE:
         raise ExportError(f"{run_dir} scores with {score!r}; the ONNX export bakes in eq. (6)'s l2 map only, "
                           "so score this run with anovit itself (anovit score / evaluate).")

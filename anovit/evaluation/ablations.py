@@ -21,7 +21,8 @@ import pandas as pd
 
 from ..models import MODEL_LABELS, PRESETS, SCORE_FUNCTIONS, training_defaults
 from ..models.anovit import DECODERS
-from ..runs.catalog import RunInfo, run_switches
+from ..runs.catalog import run_switches
+from ..runs.record import RunRecord
 
 COMPARED = ("model", "encoder", "pretrained", "decoder", "mask_ratio", "loss", "score", "sigma", "epochs", "lr",
             "image_size")
@@ -65,32 +66,32 @@ def differences(switches: dict[str, Any], baseline: dict[str, Any]) -> list[str]
     return [f for f in COMPARED if not same(switches.get(f), baseline.get(f))]
 
 
-def evaluated_switches(run: RunInfo) -> dict[str, Any]:
+def evaluated_switches(run: RunRecord) -> dict[str, Any]:
     """:func:`anovit.runs.catalog.run_switches` of an evaluated run, with the score function and sigma its test
     metrics were computed with (``evaluate_run`` may have used another sigma than training.json's)."""
-    switches = run_switches(run.path)
-    if run.test.get("score") is not None:
-        switches["score"] = run.test["score"]
-    if run.test.get("sigma") is not None:
-        switches["sigma"] = float(run.test["sigma"])
+    switches = run_switches(run)
+    if run.test is not None and run.test.score is not None:
+        switches["score"] = run.test.score
+    if run.test is not None and run.test.sigma is not None:
+        switches["sigma"] = run.test.sigma
     return switches
 
 
 DataKey = tuple[str, str, str]  # (dataset, data folder or "", class)
 
 
-def data_key(run: RunInfo) -> DataKey | None:
+def data_key(run: RunRecord) -> DataKey | None:
     """Which test split a run's metrics are of: its test section's data, else its training's; None if unknown."""
-    source = run.test if run.test.get("dataset") else run.training
-    if not source.get("dataset") or source.get("category") is None:
+    source = run.test if run.test is not None and run.test.dataset else run.training
+    if not source.dataset or source.category is None:
         return None
-    return str(source["dataset"]), str(source.get("data_root") or ""), str(source["category"])
+    return source.dataset, source.data_root or "", source.category
 
 
-def evaluated(runs: Iterable[RunInfo]) -> list[RunInfo]:
+def evaluated(runs: Iterable[RunRecord]) -> list[RunRecord]:
     """The runs with an image or pixel AUROC in their test metrics and a known test split."""
     return [r for r in runs if data_key(r) is not None and
-            (r.test.get("image_auroc") is not None or r.test.get("pixel_auroc") is not None)]
+            (r.metric("image_auroc") is not None or r.metric("pixel_auroc") is not None)]
 
 
 @dataclass
@@ -99,12 +100,12 @@ class Baseline:
 
     key: DataKey
     switches: dict[str, Any]
-    runs: list[RunInfo]
+    runs: list[RunRecord]
     recipe: bool  # the setting is its preset's recipe (AnoViT cpu-tiny / paper: the paper's AnoViT)
 
     @property
     def label(self) -> str:
-        s, presets = self.switches, sorted({str(r.training.get("preset")) for r in self.runs})
+        s, presets = self.switches, sorted({str(r.training.preset) for r in self.runs})
         parts = [f"{MODEL_LABELS.get(s['model'], s['model'])} {'/'.join(presets)}", f"{s['epochs']} epochs",
                  f"lr {s['lr']:g}" if s["lr"] is not None else "lr ?", f"{s['image_size']} px"]
         if s["model"] == "anovit":
@@ -127,7 +128,7 @@ def is_recipe(switches: dict[str, Any], preset: str | None) -> bool:
     return all(same(switches[f], v) for f, v in expected.items())
 
 
-def baselines(runs: Iterable[RunInfo], model: str, key: DataKey) -> list[Baseline]:
+def baselines(runs: Iterable[RunRecord], model: str, key: DataKey) -> list[Baseline]:
     """The settings of ``model`` evaluated on ``key``, each with its runs: recipes first (the paper's AnoViT,
     mask ratio 0 and score l2, before other recipes), then by number of runs."""
     groups: list[Baseline] = []
@@ -137,14 +138,14 @@ def baselines(runs: Iterable[RunInfo], model: str, key: DataKey) -> list[Baselin
         switches = {f: evaluated_switches(run)[f] for f in COMPARED}
         group = next((g for g in groups if not differences(switches, g.switches)), None)
         if group is None:
-            groups.append(Baseline(key, switches, [run], is_recipe(switches, run.training.get("preset"))))
+            groups.append(Baseline(key, switches, [run], is_recipe(switches, run.training.preset)))
         else:
             group.runs.append(run)
     paper_like = lambda g: g.switches["mask_ratio"] in (0.0, None) and g.switches["score"] == SCORE_FUNCTIONS[0]
     return sorted(groups, key=lambda g: (not g.recipe, not paper_like(g), -len(g.runs)))
 
 
-def data_keys(runs: Iterable[RunInfo]) -> dict[DataKey, list[str]]:
+def data_keys(runs: Iterable[RunRecord]) -> dict[DataKey, list[str]]:
     """Every test split with evaluated runs, the most evaluated first, and the models evaluated on it (AnoViT first)."""
     keys: dict[DataKey, list[str]] = {}
     for run in evaluated(runs):
@@ -174,7 +175,7 @@ class Point:
     pixel_auroc: float | None
 
 
-def trained_points(runs: Iterable[RunInfo], baseline: Baseline) -> list[Point]:
+def trained_points(runs: Iterable[RunRecord], baseline: Baseline) -> list[Point]:
     """Per switch of the baseline's model, a point for every evaluated run on its test split that differs from
     it in that switch only (the baseline's runs count at the baseline value of every switch)."""
     points = []
@@ -185,8 +186,8 @@ def trained_points(runs: Iterable[RunInfo], baseline: Baseline) -> list[Point]:
         diff = differences(switches, baseline.switches)
         for switch in switches_of(baseline.switches["model"]):
             if diff in ([], [switch.name]):
-                points.append(Point(switch.name, switches[switch.name], run.name, run.training.get("seed"), TRAINED,
-                                    run.test.get("image_auroc"), run.test.get("pixel_auroc")))
+                points.append(Point(switch.name, switches[switch.name], run.name, run.training.seed, TRAINED,
+                                    run.metric("image_auroc"), run.metric("pixel_auroc")))
     return points
 
 
@@ -195,7 +196,7 @@ def covered(points: Iterable[Point], switch: str, value: Any) -> bool:
     return any(p.switch == switch and same(p.value, value) for p in points)
 
 
-def rescore_tasks(baseline: Baseline, points: list[Point]) -> list[tuple[str, Any, RunInfo]]:
+def rescore_tasks(baseline: Baseline, points: list[Point]) -> list[tuple[str, Any, RunRecord]]:
     """(switch, value, baseline run) to re-score: the evaluation-time switches' values no run covers."""
     tasks = []
     for switch in switches_of(baseline.switches["model"]):
@@ -242,7 +243,7 @@ def summary(points: list[Point], baseline: Baseline) -> pd.DataFrame:
         row = {"switch": switch, "value": text, "source": source,
                "baseline": same(value, baseline.switches[switch]), "runs": len(group)}
         for m in METRICS:
-            base = pd.Series([r.test.get(m) for r in baseline.runs], dtype=float).mean()
+            base = pd.Series([r.metric(m) for r in baseline.runs], dtype=float).mean()
             row |= {m: group[m].mean(), f"{m}_std": group[m].std() if group[m].count() > 1 else 0.0,
                     f"delta_{m}": group[m].mean() - base}
         row["run folders"] = ", ".join(sorted(group["run"]))

@@ -26,7 +26,9 @@ from ..utils.errors import AnovitError, CheckpointError, DatasetError
 from .evaluate import evaluate_run
 from ..models import MODELS, PRESETS
 from .results_table import COLUMNS, check_header, read_text
-from ..runs.catalog import RunInfo, default_checkpoint_dir, read_run
+from ..runs.catalog import default_checkpoint_dir
+from ..runs.metrics_record import read_run_metrics
+from ..runs.record import RunRecord, read_run
 from ..training.trainer import train
 from ..training.config import TrainConfig
 from ..utils.setting_flags import add_setting_args, flag_type
@@ -148,24 +150,25 @@ def append_result(path: Path, row: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def run_result_row(run: RunInfo) -> dict[str, Any] | None:
+def run_result_row(run: RunRecord) -> dict[str, Any] | None:
     """A run folder with test metrics as a results-table row (None without a "test" section): the
     benchmark's rows (with versions and finish time added) and the report's rows of loose run folders."""
     test, training = run.test, run.training
-    if not test:
+    if test is None:
         return None
-    dataset = test.get("dataset") or training.get("dataset")
-    category = str(test.get("category") or training.get("category"))
-    history = run.metrics.get("training", {}).get("history", [])
+    dataset = test.dataset or training.dataset
+    category = str(test.category or training.category)
+    log = run.metrics.training
+    history = log.history if log else ()
     return {
-        "dataset": dataset, "data_root": (test["data_root"] if "data_root" in test else training.get("data_root")) or "",
+        "dataset": dataset, "data_root": (test.data_root if test.dataset else training.data_root) or "",
         "class": category, "type": category_kind(dataset, category) or "class",
-        "model": run.model_type, "preset": training.get("preset", "?"), "seed": training.get("seed", 0),
-        "epochs": len(history) or training.get("epochs"),
-        **{m: test.get(m) for m in METRIC_COLUMNS},
-        "train_seconds": sum(h.get("seconds", 0.0) for h in history) or None, "eval_seconds": test.get("seconds"),
-        "train_images_per_s": sum(h["images_per_s"] for h in history) / len(history) if history else None,
-        "eval_images_per_s": test.get("images_per_s"), "run_dir": stored_path(run.path), "versions": "",
+        "model": run.model_type, "preset": training.preset or "?", "seed": training.seed or 0,
+        "epochs": len(history) or training.epochs,
+        **{m: test.metric(m) for m in METRIC_COLUMNS},
+        "train_seconds": log.seconds if log else None, "eval_seconds": test.seconds,
+        "train_images_per_s": sum(h.images_per_s for h in history) / len(history) if history else None,
+        "eval_images_per_s": test.images_per_s, "run_dir": stored_path(run.path), "versions": "",
         "finished_at": "",
     }
 
@@ -174,7 +177,7 @@ def is_finished(cell: Cell, epochs: int, rows: list[dict[str, str]], data_root: 
     """Whether ``rows`` hold ``cell`` on ``data_root`` trained for ``epochs`` and its run folder still has test metrics."""
     for row in rows:
         if tuple(row[c] for c in CELL_COLUMNS) == cell.key(data_root) and row["epochs"] == str(epochs):
-            if "test" in ckpt.read_metrics(resolve_stored(row["run_dir"])):
+            if read_run_metrics(resolve_stored(row["run_dir"])).test is not None:
                 return True
     return False
 
@@ -210,7 +213,8 @@ def run_cell(cell: Cell, *, epochs: int | None, runs_root: Path, data_root: str 
     run_dir = Path(runs_root) / cell.run_name(data_root)
     config = train_config(cell, epochs, data_root, device, sizes)
     epochs = config.epochs
-    trained = ckpt.read_metrics(run_dir).get("training", {}).get("epoch", 0) if run_dir.is_dir() else 0
+    log = read_run_metrics(run_dir).training if run_dir.is_dir() else None
+    trained = log.epoch if log else 0
 
     def forward(event: dict[str, Any]) -> None:
         notify({**event, "cell": cell})

@@ -13,7 +13,8 @@ import torch.nn as nn
 from torch.utils.data import Dataset
 
 from ..runs import checkpoint as ckpt
-from ..runs.catalog import class_dir, run_classes
+from ..runs.catalog import class_dir
+from ..runs.record import read_training_record
 from ..data import get_dataset
 from ..data.splits import subsample
 from ..scoring.detector import Detector
@@ -182,19 +183,19 @@ def evaluate_run(
     Args:
         run_dir: a run folder written by :func:`anovit.train` (or pulled from the Hub with its training.json).
         dataset, category, data_root: another test split (None: the run's own, from its training.json). A
-            unified run (one model for every class, :func:`anovit.runs.catalog.run_classes`) needs ``category``:
+            unified run (one model for every class, :attr:`anovit.runs.record.RunRecord.classes`) needs ``category``:
             one of its classes is scored with that class's own threshold and calibration statistics (fitted on
             its held-out normal images, stored in :func:`anovit.runs.catalog.class_dir`) and recorded under
             metrics.json's "per_class" and in the class folder (with a metrics.json of its own, so the class folder
             reads back as a run's evaluation: :mod:`anovit.evaluation.run_statistics`).
-        sigma: Gaussian smoothing in px (None: the run's own, :func:`anovit.runs.catalog.run_sigma`).
+        sigma: Gaussian smoothing in px (None: the run's own, :attr:`anovit.runs.record.RunRecord.sigma`).
         batch_size: images per forward pass.
         device: "auto", "cpu", "cuda", "cuda:N".
         max_images: a seeded subsample of the test split (recorded as "max_images"); None: all of it.
         progress: ``progress(done, total)`` after each batch.
-        score: score function "l2" (eq. 6), "ssim" or "msgms" (None: the run's, :func:`anovit.runs.catalog.run_score`).
+        score: score function "l2" (eq. 6), "ssim" or "msgms" (None: the run's, :attr:`anovit.runs.record.RunRecord.score`).
         image_calibration, pixel_calibration, pooling, pooling_top_percent, calibration_shrinkage: the scoring
-            (None: the run's, :func:`anovit.runs.catalog.run_scoring`); another value re-scores the run
+            (None: the run's, :class:`anovit.runs.record.ScoringRecipe`); another value re-scores the run
             without retraining, with statistics fitted on its validation split. Pixel metrics score the
             pixel-calibrated map, image metrics the pooled image-calibrated one.
         refit_threshold: fit the threshold and statistics again even where the run stores them.
@@ -222,7 +223,7 @@ def evaluate_run(
 
     run_dir = Path(run_dir)
     training = load_training(run_dir)
-    classes = run_classes(run_dir)
+    classes = read_training_record(run_dir).classes
     if classes is not None and category is None:
         raise CheckpointError(f"{run_dir} holds one model for the classes {', '.join(classes)}: evaluate one of them "
                               "(category=...) or every one (anovit.evaluation.unified.evaluate_unified_run, as "
@@ -246,8 +247,7 @@ def evaluate_run(
     if own_class is None:
         ckpt.update_metrics(run_dir, test=summary)
     else:  # one class of a unified run: metrics.json's per_class, its test files in its class folder
-        per_class = ckpt.read_metrics(run_dir).get(PER_CLASS) or {}
-        ckpt.update_metrics(run_dir, **{PER_CLASS: {**per_class, own_class: summary}})
+        ckpt.update_metrics_entry(run_dir, PER_CLASS, own_class, summary)
         class_dir(run_dir, own_class).mkdir(parents=True, exist_ok=True)
         ckpt.update_metrics(class_dir(run_dir, own_class), test=summary)  # read back as a run's (run_statistics)
     write_test_files(class_dir(run_dir, own_class) if own_class else run_dir, result)

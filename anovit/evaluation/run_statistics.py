@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ..runs import checkpoint as ckpt
+from ..runs.metrics_record import read_run_metrics
 from .defect_types import per_defect_type
 from .pixel_histograms import PixelHistograms
 from .uncertainty import Interval, chance_note, image_auroc_interval, mean_paired_difference, pixel_auroc_interval
@@ -49,8 +50,8 @@ def _read(run_dir: Path, stamp: tuple[float, ...]) -> TestEvaluation | None:
             histograms = PixelHistograms.load(run_dir / ckpt.PIXEL_HISTOGRAMS).select(rows["path"].tolist())
         except (ValueError, KeyError):
             histograms = None  # unreadable, or from another evaluation: no pixel interval
-    test = ckpt.read_metrics(run_dir).get("test") or {}
-    return TestEvaluation(rows, histograms, test.get("pixel_auroc"))
+    test = read_run_metrics(run_dir).test
+    return TestEvaluation(rows, histograms, test.pixel_auroc if test else None)
 
 
 def _stamp(run_dir: Path) -> tuple[float, ...]:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..runs import checkpoint as ckpt
-from ..runs.catalog import run_classes
+from ..runs.metrics_record import read_run_metrics
+from ..runs.record import read_training_record
 from ..utils.errors import CheckpointError
 from .evaluate import Evaluation, evaluate_run
 
@@ -36,7 +37,7 @@ class UnifiedEvaluation:
 
 def evaluate_unified_run(run_dir: Path | str, *, on_class: Callable[[str], None] | None = None,
                          record: bool = True, **kwargs: Any) -> UnifiedEvaluation:
-    """Evaluate every class of a unified run (:func:`anovit.runs.catalog.run_classes`) with
+    """Evaluate every class of a unified run (:attr:`anovit.runs.record.RunRecord.classes`) with
     :func:`anovit.evaluation.evaluate.evaluate_run` (``category`` = the class), then record the means.
 
     Args:
@@ -54,7 +55,7 @@ def evaluate_unified_run(run_dir: Path | str, *, on_class: Callable[[str], None]
         CheckpointError: ``run_dir`` is not a unified run (its training.json records no classes).
     """
     run_dir = Path(run_dir)
-    classes = run_classes(run_dir)
+    classes = read_training_record(run_dir).classes
     if classes is None:
         raise CheckpointError(f"{run_dir / ckpt.TRAINING} records no 'classes': it is a per-class run, not one "
                               "model for every class (train with --category all)")
@@ -65,13 +66,17 @@ def evaluate_unified_run(run_dir: Path | str, *, on_class: Callable[[str], None]
         per_class[category] = evaluate_run(run_dir, category=category, record=record, **kwargs)
     result = UnifiedEvaluation(per_class)
     if record:
-        first = ckpt.read_metrics(run_dir).get("per_class", {}).get(classes[0], {})
+        first = read_run_metrics(run_dir).per_class.get(classes[0])
         summary = {k: v for k, v in result.summary().items() if k != "per_class"}
-        ckpt.update_metrics(run_dir, test={**summary, "unified": True, "sigma": first.get("sigma"),
-                                           "score": first.get("score")})
+        ckpt.update_metrics(run_dir, test={**summary, "unified": True, "sigma": first.sigma if first else None,
+                                           "score": first.score if first else None})
     return result
 
 
 def is_unified(run_dir: Path | str) -> bool:
-    """Whether ``run_dir`` holds one model for every class (its training.json records the classes)."""
-    return run_classes(Path(run_dir)) is not None
+    """Whether ``run_dir`` holds one model for every class (its training.json records the classes); False when
+    its training.json is unreadable (evaluating it then says what is wrong with it)."""
+    try:
+        return read_training_record(Path(run_dir)).classes is not None
+    except CheckpointError:
+        return False

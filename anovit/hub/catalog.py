@@ -12,7 +12,8 @@ from ..runs import checkpoint as ckpt
 from ..utils.errors import CheckpointError
 from .repo import CARD, SOURCE, parse_repo_spec
 from ..models import MODELS
-from ..runs.catalog import RunInfo, list_runs
+from ..runs.catalog import list_runs
+from ..runs.record import RunRecord, read_run
 
 CURATED_FILE = Path(__file__).with_name("hub_models.json")
 
@@ -50,10 +51,10 @@ def cached_repos() -> list[str]:
     found = set()
     for config in Path(constants.HF_HUB_CACHE).glob("models--*--*/snapshots/*/config.json"):
         try:
-            model_type = json.loads(config.read_text()).get("model_type")
-        except (OSError, json.JSONDecodeError, AttributeError):
+            model_type = read_run(config.parent).model_type
+        except (OSError, CheckpointError):
             continue
-        if model_type in MODELS and (config.parent / ckpt.WEIGHTS).is_file():
+        if model_type in MODELS:
             found.add(config.parents[2].name.removeprefix("models--").replace("--", "/", 1))
     return sorted(found)
 
@@ -66,6 +67,6 @@ def card_text(run_dir: Path) -> str | None:
     return ModelCard.load(path).text if path.is_file() else None
 
 
-def pulled_runs(root: Path | None = None) -> list[tuple[RunInfo, dict[str, Any]]]:
+def pulled_runs(root: Path | None = None) -> list[tuple[RunRecord, dict[str, Any]]]:
     """Run folders that came from the Hub, with their origin (repo id, revision, commit)."""
     return [(run, ckpt.read_json(run.path / SOURCE)) for run in list_runs(root) if (run.path / SOURCE).is_file()]

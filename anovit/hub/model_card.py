@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runs import checkpoint as ckpt
+from ..runs.record import verbatim_json
 from ..models import MODEL_LABELS
 
 TAGS = ("anomaly-detection", "anovit", "reconstruction", "safetensors")
@@ -242,12 +243,11 @@ def count_parameters(weights: Path) -> int:
 
 
 def model_card_for(run_dir: Path, *, repo_id: str | None = None, license: str = "other") -> str:
-    """The model card of a run folder (config.json, optional training.json and metrics.json)."""
+    """The model card of a run folder (config.json, optional training.json and metrics.json): it describes the
+    files a Hub repo publishes, so it reads them whole (:func:`anovit.runs.record.verbatim_json`)."""
     run_dir = Path(run_dir)
-    training_file = run_dir / ckpt.TRAINING
     return render_model_card(
-        ckpt.read_json(run_dir / ckpt.CONFIG),
-        ckpt.read_json(training_file) if training_file.is_file() else {},
-        ckpt.read_metrics(run_dir),
+        verbatim_json(run_dir, ckpt.CONFIG), verbatim_json(run_dir, ckpt.TRAINING, optional=True),
+        verbatim_json(run_dir, ckpt.METRICS, optional=True),
         repo_id=repo_id, license=license, n_params=count_parameters(run_dir / ckpt.WEIGHTS),
     )

@@ -24,7 +24,7 @@ from ..runs import checkpoint as ckpt
 from . import repo as hub
 from ..scoring.detector import Detector as ScoringDetector
 from ..utils.errors import CheckpointError
-from ..runs.catalog import run_score, run_sigma
+from ..runs.record import read_training_record
 from ..utils.runtime import bf16_supported, resolve_device
 
 _LOG = logging.getLogger(__name__)
@@ -42,8 +42,8 @@ def settings_of(folder: Path, device: str) -> dict[str, Any]:
     if not isinstance(stored, dict) or not set(stored) <= set(SETTINGS):
         raise CheckpointError(f"{folder / ckpt.DETECTOR} is not valid (expected an object with the fields "
                               f"{', '.join(SETTINGS)})")
-    settings = {"sigma": run_sigma(folder), "score_function": run_score(folder), "threshold": None, "bf16": None,
-                **stored}
+    training = read_training_record(folder)
+    settings = {"sigma": training.sigma, "score_function": training.score, "threshold": None, "bf16": None, **stored}
     if settings["bf16"] and not bf16_supported(resolve_device(device)):
         _LOG.warning("%s was saved with bf16 scores but %s lacks bf16: scoring in float32, so scores (and the "
                      "stored threshold) may differ slightly", folder, resolve_device(device))

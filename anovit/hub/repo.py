@@ -23,7 +23,8 @@ from ..runs import checkpoint as ckpt
 from ..utils.errors import AnovitError, CheckpointError, OfflineError
 from .model_card import model_card_for
 from ..utils.network import hub_offline_forced, hub_reachable
-from ..runs.catalog import default_checkpoint_dir, run_score, run_sigma
+from ..runs.catalog import default_checkpoint_dir
+from ..runs.record import read_training_record, verbatim_json
 from ..scoring.anomaly_map import check_score, check_sigma
 
 CARD = "README.md"
@@ -218,8 +219,9 @@ def pull(spec: str, output: Path | None = None, progress: Progress | None = None
     snapshot = fetch(repo_id, revision)
     notify(0.6, "Checking that the config matches the weights…")
     ckpt.load_model(snapshot)  # what Gallery, Heatmaps and Inspect will build a Detector from
-    check_sigma(run_sigma(snapshot))
-    check_score(run_score(snapshot))
+    training = read_training_record(snapshot)
+    check_sigma(training.sigma)
+    check_score(training.score)
     _check_training(snapshot)
     notify(0.85, f"Copying into {dest}…")
     _place(snapshot, dest, {"repo_id": repo_id, "revision": revision, "commit": snapshot.name})
@@ -254,7 +256,7 @@ def stage_repo(run_dir: Path, folder: Path, *, repo_id: str | None = None, licen
     folder.mkdir(parents=True, exist_ok=True)
     for name in REPO_FILES:
         if name.endswith(".json") and (run_dir / name).is_file():
-            ckpt.write_json(folder / name, public_json(ckpt.read_json(run_dir / name)))
+            ckpt.write_json(folder / name, public_json(verbatim_json(run_dir, name)))
         elif name != CARD and (run_dir / name).is_file():
             shutil.copyfile(run_dir / name, folder / name)
     (folder / CARD).write_text(model_card_for(run_dir, repo_id=repo_id, license=license), encoding="utf-8")

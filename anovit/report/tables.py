@@ -25,7 +25,7 @@ from .paper_tables import DETECTION, LOCALIZATION, TABLE_1, PaperTable, paper_ro
 from ..runs.provenance import add_provenance, cell_stats, settings_of
 from .intervals import DIFFERENCE_COLUMNS, paired_columns
 from ..evaluation.results_table import read_table
-from ..runs.catalog import RunInfo
+from ..runs.record import RunRecord
 
 METRICS = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO",
            "image_f1_max": "image F1-max", "pixel_f1_max": "pixel F1-max"}
@@ -58,7 +58,7 @@ def _number(value: Any) -> float:
         return math.nan
 
 
-def collect_results(results: Path | None, runs: Iterable[RunInfo] = ()) -> pd.DataFrame:
+def collect_results(results: Path | None, runs: Iterable[RunRecord] = ()) -> pd.DataFrame:
     """One row per run: the results table's (its last row per run folder wins; rows without a folder,
     the last per cell and epochs) and the evaluated ``runs`` not in it; metrics and timings as floats
     (NaN when missing), seed and epochs as integers, plus "source" ("benchmark" or "run folder") and

@@ -11,7 +11,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn as nn
@@ -95,6 +95,25 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path} is not valid JSON: {err}") from err
+
+
+def typed_field(data: Mapping[str, Any], name: str, kind: Callable[[Any], Any], source: Path) -> Any:
+    """``data[name]`` converted by ``kind``; None when missing or null; CheckpointError naming the file and field."""
+    value = data.get(name)
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{source}: field '{name}' must be {getattr(kind, '__name__', kind)}; "
+                              f"got {value!r}") from None
+
+
+def json_object(data: Any, source: Path) -> dict[str, Any]:
+    """``data`` when it is a JSON object; CheckpointError naming ``source`` otherwise."""
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{source} must hold a JSON object; got {type(data).__name__}")
+    return data
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -181,3 +200,9 @@ def update_metrics(run_dir: Path, **sections: Any) -> dict[str, Any]:
     metrics.update(sections)
     write_json(Path(run_dir) / METRICS, metrics)
     return metrics
+
+
+def update_metrics_entry(run_dir: Path, section: str, key: str, value: Any) -> None:
+    """Set ``key`` of the object ``section`` of metrics.json (e.g. one class of a unified run's "per_class"),
+    keeping its other keys."""
+    update_metrics(run_dir, **{section: {**(read_metrics(run_dir).get(section) or {}), key: value}})

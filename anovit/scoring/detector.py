@@ -121,12 +121,12 @@ class Detector:
                  bf16: bool | None = None, device: str = "auto", score_function: str | None = None,
                  model: nn.Module | None = None, fit_dir: Path | None = None, **scoring: Any) -> Self:
         """The detector of a run folder's model (see :func:`anovit.runs.checkpoint.load_model`); ``sigma``
-        None: the run's own, stored in its training.json (:func:`anovit.runs.catalog.run_sigma`); ``score_function``
-        None: the run's (:func:`anovit.runs.catalog.run_score`), another one re-scores the run without retraining;
-        ``bf16`` None: the run's recorded precision (:func:`anovit.runs.catalog.run_precision`), float32 with a
+        None: the run's own, stored in its training.json (:attr:`anovit.runs.record.RunRecord.sigma`); ``score_function``
+        None: the run's (:attr:`~anovit.runs.record.RunRecord.score`), another one re-scores the run without retraining;
+        ``bf16`` None: the run's recorded precision (:attr:`~anovit.runs.record.RunRecord.precision`), float32 with a
         ``precision_note`` where it is bf16 and the device has none (:func:`anovit.utils.runtime.scoring_bf16`).
         ``scoring``: image_calibration, pixel_calibration, calibration_shrinkage, pooling, pooling_top_percent,
-        None or left out: the run's (:func:`anovit.runs.catalog.run_scoring`). ``model``: the run's model already
+        None or left out: the run's (:class:`anovit.runs.record.ScoringRecipe`). ``model``: the run's model already
         loaded (e.g. cached by the app), else loaded onto ``device``. ``fit_dir``: the folder of the stored fit
         (None: ``run_dir``; a unified run's class: :func:`anovit.runs.catalog.class_dir`).
 
@@ -135,16 +135,17 @@ class Detector:
         names what differs where a stored part was made at other settings (empty when all match or none
         is stored), so a caller that refits can say why.
         """
-        from ..runs.catalog import run_precision, run_score, run_scoring, run_sigma
+        from ..runs.record import read_training_record
 
         run_dir = Path(run_dir)
-        sigma = run_sigma(run_dir) if sigma is None else sigma
-        score_function = run_score(run_dir) if score_function is None else score_function
-        recipe = {**run_scoring(run_dir), **{k: v for k, v in scoring.items() if v is not None}}
+        training = read_training_record(run_dir)
+        sigma = training.sigma if sigma is None else sigma
+        score_function = training.score if score_function is None else score_function
+        recipe = {**training.scoring.as_dict(), **{k: v for k, v in scoring.items() if v is not None}}
         calibration = Calibration(recipe["image_calibration"], recipe["pixel_calibration"],
                                   recipe["calibration_shrinkage"])
         model = model if model is not None else ckpt.load_model(run_dir, resolve_device(device))
-        bf16, note = scoring_bf16(next(model.parameters()).device, run_precision(run_dir), bf16)
+        bf16, note = scoring_bf16(next(model.parameters()).device, training.precision, bf16)
         detector = cls(model, sigma=sigma, threshold=threshold, bf16=bf16,
                        score_function=score_function, calibration=calibration, pooling=recipe["pooling"],
                        top_percent=recipe["pooling_top_percent"])
@@ -155,7 +156,8 @@ class Detector:
     def load_stored_fit(self, run_dir: Path, keep_threshold: bool = False) -> None:
         """Take the run's stored statistics and threshold where they were fitted at :meth:`settings`; set
         ``stored_differs_`` to the differences of those that were not (see :func:`anovit.scoring.stored_fit.differences`)."""
-        from .stored_fit import STATISTICS_KEYS, THRESHOLD_KEYS, differences, read_statistics, read_threshold
+        from ..runs.record import read_stored_threshold
+        from .stored_fit import STATISTICS_KEYS, THRESHOLD_KEYS, differences, read_statistics
 
         mine, self.stored_differs_ = self.settings(), []
         stored = read_statistics(run_dir) if self.calibration.needs_statistics else None
@@ -163,14 +165,14 @@ class Detector:
             self.stored_differs_ += differences(stored[1], mine, STATISTICS_KEYS)
             if not self.stored_differs_:
                 self.calibration = self.calibration.with_statistics(stored[0])
-        record = None if keep_threshold else read_threshold(run_dir)
-        if record is not None:
-            differs = differences(record, mine, THRESHOLD_KEYS)
+        stored_threshold = None if keep_threshold else read_stored_threshold(run_dir)
+        if stored_threshold is not None:
+            differs = differences(stored_threshold.settings, mine, THRESHOLD_KEYS)
             self.stored_differs_ += [d for d in differs if d not in self.stored_differs_]
             if not differs and (self.calibration.image == "none" or self.calibration.statistics is not None):
-                self.threshold, self.threshold_source_ = float(record["value"]), "stored"
-                self.validation_paths_ = list(record.get("images", []))
-                self.validation_scores_ = np.asarray(record.get("scores", []), dtype=np.float32)
+                self.threshold, self.threshold_source_ = stored_threshold.value, "stored"
+                self.validation_paths_ = list(stored_threshold.images)
+                self.validation_scores_ = np.asarray(stored_threshold.scores, dtype=np.float32)
 
     @property
     def image_size(self) -> int:

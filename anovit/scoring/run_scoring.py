@@ -18,10 +18,10 @@ from ..runs import checkpoint as ckpt
 from ..data import train_val_datasets
 from ..data.imageio import resize_image
 from ..data.paths import stored_path
-from ..data.splits import DEFAULT_VAL_FRACTION
 from .detector import SCORE_BATCH_SIZE, Detector, Progress
 from ..utils.errors import CheckpointError
-from ..runs.catalog import class_dir, run_score, run_scoring, run_sigma
+from ..runs.catalog import class_dir
+from ..runs.record import read_training_record
 from .stored_fit import differences, write_statistics, write_threshold
 
 
@@ -41,24 +41,25 @@ def validation_split(run_dir: Path, image_size: int, category: str | None = None
             f"{run_dir} has no {ckpt.TRAINING} and no matching stored {ckpt.THRESHOLD}, so its validation images "
             "(and threshold) are unknown; pass --threshold"
         )
-    training = ckpt.read_json(run_dir / ckpt.TRAINING)
+    training = read_training_record(run_dir)
     return train_val_datasets(
-        training["dataset"], category=category or training["category"], image_size=image_size,
-        root=training.get("data_root"), val_fraction=float(training.get("val_fraction", DEFAULT_VAL_FRACTION)),
-        seed=int(training.get("seed", 0)),
+        training.dataset, category=category or training.category, image_size=image_size,
+        root=training.data_root, val_fraction=training.val_fraction,
+        seed=training.seed if training.seed is not None else 0,
     )[1]
 
 
 def _is_own(detector: Detector, run_dir: Path) -> bool:
     """Whether ``detector`` scores at the run's own recorded settings (any precision)."""
-    own = {"score": run_score(run_dir), "sigma": run_sigma(run_dir), **run_scoring(run_dir)}
+    training = read_training_record(run_dir)
+    own = {"score": training.score, "sigma": training.sigma, **training.scoring.as_dict()}
     return not differences(own, detector.settings(), tuple(own))
 
 
 def _relative(paths: list[str], run_dir: Path) -> list[str]:
     """Image paths relative to the run's data folder (training.json's data_root) where they lie inside it,
     else as :func:`anovit.data.paths.stored_path` keeps them (relative to the workspace where inside it)."""
-    root = ckpt.read_json(run_dir / ckpt.TRAINING).get("data_root") if (run_dir / ckpt.TRAINING).is_file() else None
+    root = read_training_record(run_dir).data_root
     inside = (lambda p: Path(p).resolve().is_relative_to(Path(root).resolve())) if root else (lambda p: False)
     return [os.path.relpath(Path(p).resolve(), Path(root).resolve()) if inside(p) else stored_path(Path(p)) for p in paths]
 
@@ -79,7 +80,7 @@ def run_detector(run_dir: Path, sigma: float | None = None, threshold: float | N
     the settings are the run's own; never otherwise. CheckpointError when a fit is needed but the run has
     no training.json.
 
-    ``category``: one class of a unified run (:func:`anovit.runs.catalog.run_classes`): the threshold and
+    ``category``: one class of a unified run (:attr:`anovit.runs.record.RunRecord.classes`): the threshold and
     statistics are that class's, fitted on its own held-out normal images and stored in
     :func:`anovit.runs.catalog.class_dir`. None: the run's own (for a unified run, one class-agnostic fit on
     every class's held-out images, stored in the run folder).

@@ -4,23 +4,22 @@ and its provenance). Both are fitted once, written atomically, and used only whi
 were fitted at (precision, score function, sigma, calibration, pooling) are those being scored now.
 
 Statistics depend on the precision, the score function and the sigma (:data:`STATISTICS_KEYS`); the
-threshold also on the image calibration and the pooling (:data:`THRESHOLD_KEYS`).
+threshold also on the image calibration and the pooling (:data:`THRESHOLD_KEYS`). threshold.json is read back
+typed by :func:`anovit.runs.record.read_stored_threshold`.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from ..runs import checkpoint as ckpt
+from ..runs.record import STATISTICS_KEYS, THRESHOLD_KEYS
 from .calibration import MapStatistics
 from ..utils.errors import CheckpointError
 
-STATISTICS_KEYS = ("bf16", "score", "sigma")
-THRESHOLD_KEYS = STATISTICS_KEYS + ("image_calibration", "calibration_shrinkage", "pooling", "pooling_top_percent")
 THRESHOLD_RULE = ("the smallest float32 above every anomaly score of the normal validation images held out during "
                   "training; with a calibration, each image's score uses statistics fitted without it (leave-one-out)")
 
@@ -70,22 +69,6 @@ def write_threshold(run_dir: Path, threshold: float, settings: dict[str, Any], i
               **{k: settings[k] for k in THRESHOLD_KEYS}, "pixel_calibration": settings.get("pixel_calibration"),
               "created_at": _now()}
     ckpt.write_json(Path(run_dir) / ckpt.THRESHOLD, record)
-
-
-def read_threshold(run_dir: Path) -> dict[str, Any] | None:
-    """The threshold.json record of ``run_dir``; None when the run has none; CheckpointError naming the
-    file when it has no finite numeric "value" or lacks a setting."""
-    path = Path(run_dir) / ckpt.THRESHOLD
-    if not path.is_file():
-        return None
-    record = ckpt.read_json(path)
-    missing = [k for k in ("value",) + THRESHOLD_KEYS if not isinstance(record, dict) or k not in record]
-    if missing:
-        raise CheckpointError(f"{path} lacks {missing}; refit with anovit evaluate --refit-threshold")
-    value = record["value"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise CheckpointError(f"{path}: field 'value' must be a finite number; got {value!r}")
-    return record
 
 
 def differences(stored: dict[str, Any], current: dict[str, Any], keys: tuple[str, ...]) -> list[str]:

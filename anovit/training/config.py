@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runs import checkpoint as ckpt
+from ..runs.record import verbatim_json
 from ..data.augment import AugmentConfig
 from ..data import (ALL_CLASSES, DATASETS, category_kind, dataset_spec, default_augment, fixed_classes,
                    supports_all_classes)
@@ -22,7 +23,7 @@ from ..utils.settings import Form, Setting, check_settings, setting
 from ..utils.validation import absolute_path, check_number, check_str
 
 # What training writes into training.json beside the request: "precision", the bf16 request resolved
-# at the start ("bf16" / "fp32", anovit.runs.catalog.run_precision), and for a unified run
+# at the start ("bf16" / "fp32", anovit.runs.record.RunRecord.precision), and for a unified run
 # "classes", the class folders it trained on (category "all", anovit.data.unified). Not part of the config.
 RECORDED_FIELDS = ("precision", "classes")
 
@@ -101,7 +102,7 @@ class TrainConfig:
         default_text=f"the preset's, {describe_training_default('images_per_epoch')}; none: one pass over the split")
     sigma: float | None = setting(None, "Gaussian smoothing of the anomaly maps in px, stored with the run", minimum=0,
                                   note="0: no smoothing", default_text=SIGMA_SOURCE)
-    # Runs recorded before loss and score were l2 throughout (anovit.runs.catalog.run_score).
+    # Runs recorded before loss and score were l2 throughout (anovit.runs.record.TrainingRecord.score).
     loss: str | None = setting(None, "training loss", choices=LOSSES,
                                default_text="the model's; ssim for ssim-cae, else l2")
     score: str | None = setting(
@@ -208,7 +209,7 @@ def load_training(run_dir: Path) -> TrainConfig:
     """The run's training.json as a checked :class:`TrainConfig`; CheckpointError naming the file and field."""
     path = Path(run_dir) / ckpt.TRAINING
     try:
-        return TrainConfig.from_dict(ckpt.read_json(path))
+        return TrainConfig.from_dict(verbatim_json(run_dir, ckpt.TRAINING))
     except ConfigError as err:
         raise CheckpointError(f"{path}: {err}") from err
 

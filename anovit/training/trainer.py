@@ -26,6 +26,7 @@ from .distributed import SINGLE, Parallel, current
 from ..utils.errors import CheckpointError, ConfigError, TrainingError
 from ..models import build_model
 from ..runs.catalog import default_checkpoint_dir
+from ..runs.record import read_training_record, verbatim_json
 from ..utils.runtime import autocast, precision_name, use_bf16
 from ..scoring.anomaly_map import training_loss
 from ..runs.resume import load_resume_point, save_resume_point
@@ -52,7 +53,7 @@ def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool, overwrite: 
     if resume and not has_resume:
         raise CheckpointError(f"cannot resume {run_dir}: it holds no run to continue ({ckpt.RESUME} is missing); "
                               "drop --resume to start a new run there")
-    saved = ckpt.read_json(run_dir / ckpt.TRAINING) if has_resume and (run_dir / ckpt.TRAINING).is_file() else {}
+    saved = verbatim_json(run_dir, ckpt.TRAINING, optional=True) if has_resume else {}
     other_root = "data_root" in saved and saved["data_root"] != config.data_root
     roots = f"it trained on data root {saved.get('data_root')}, not {config.data_root}"
     if resume:
@@ -85,8 +86,8 @@ def default_run_dir(config: TrainConfig) -> Path:
 def recorded_epochs(run_dir: Path) -> int | None:
     """The epochs a run folder's training.json records (None without one): a resume without a new
     budget trains up to them, never to a default."""
-    path = Path(run_dir) / ckpt.TRAINING
-    return int(ckpt.read_json(path)["epochs"]) if path.is_file() else None
+    training = read_training_record(run_dir)
+    return training.epochs if training.recorded else None
 
 
 def _val_loss(model: nn.Module, loader: DataLoader, device: torch.device, bf16: bool, loss: str,

@@ -73,7 +73,7 @@ def scoring_bf16(device: torch.device, recorded: str | None, requested: bool | N
     """(bf16 or not, a one-line note or None) for scoring a run on ``device``.
 
     ``requested`` True / False (``--bf16`` / ``--no-bf16``) wins (True where unsupported: ConfigError);
-    None: the run's ``recorded`` precision ("bf16" / "fp32", see :func:`anovit.runs.catalog.run_precision`),
+    None: the run's ``recorded`` precision ("bf16" / "fp32", see :attr:`anovit.runs.record.RunRecord.precision`),
     float32 with a note where it is "bf16" and ``device`` has no bf16; ``recorded`` None (nothing
     recorded, e.g. a pulled model): bf16 where the device supports it.
     """

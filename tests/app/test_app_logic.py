@@ -29,7 +29,7 @@ from anovit.scoring.detector import decision
 from anovit.app.training import default_job, format_duration, make_train_config, progress_text
 from anovit.jobs.background import JobState
 from anovit.evaluation.metrics import BinnedROC
-from anovit.runs.catalog import RunInfo
+from anovit.runs.record import RunRecord
 
 
 def scores_frame() -> pd.DataFrame:
@@ -108,11 +108,11 @@ def test_default_images_takes_one_per_defect_type_normal_last():
     assert default_images(scores_frame(), limit=2) == [2, 3]
 
 
-def run_info(name: str, model: str, category: str = "weave", root: str | None = "/data") -> RunInfo:
-    return RunInfo(
-        path=Path(name),
-        config={"model_type": model},
-        training={"dataset": "synthetic", "category": category, "data_root": root, "seed": 1},
+def run_info(name: str, model: str, category: str = "weave", root: str | None = "/data", image_size: int | None = None,
+             **training) -> RunRecord:
+    return RunRecord.from_json(
+        Path(name), {"model_type": model, **({"image_size": image_size} if image_size else {})},
+        {"dataset": "synthetic", "category": category, "data_root": root, "seed": 1, **training},
     )
 
 
@@ -127,7 +127,7 @@ def test_group_runs_keeps_classes_with_both_models():
     assert list(groups) == [DataRef("synthetic", "weave", "/data")]
     assert [r.name for r in groups[DataRef("synthetic", "weave", "/data")]["anovit"]] == ["a"]
     assert run_data(runs[0]) == DataRef("synthetic", "weave", "/data", seed=1)
-    assert run_data(RunInfo(path=Path("x"), config={})) is None
+    assert run_data(RunRecord.from_json(Path("x"), {})) is None
 
 
 def fake_items(maps: np.ndarray, masks: np.ndarray) -> dict:
@@ -302,10 +302,9 @@ def test_jobs_come_first_while_one_runs_or_just_ended():
 def test_lone_runs_get_the_other_model_on_the_same_images():
     from anovit.app.partners import in_training, lone_runs, partner_config
 
-    runs = [run_info("a", "anovit"), run_info("b", "cae"), run_info("c", "anovit", "tiles"),
+    runs = [run_info("a", "anovit"), run_info("b", "cae"),
+            run_info("c", "anovit", "tiles", image_size=96, preset="cpu-tiny", batch_size=4, max_train_images=20),
             run_info("d", "cae", root=None), run_info("e", "cae", root=None)]
-    runs[2].training.update(preset="cpu-tiny", batch_size=4, max_train_images=20)
-    runs[2].config["image_size"] = 96
     lone = lone_runs(runs)
     assert {ref: run.name for ref, run in lone.items()} == {
         DataRef("synthetic", "tiles", "/data"): "c", DataRef("synthetic", "weave", None): "d"}
@@ -347,8 +346,8 @@ def test_suggested_data_roots_are_the_shared_sets_then_the_users(tmp_path):
     cookies, visa = mvtec_root(shared / "cookies"), mvtec_root(shared / "validation" / "visa")
     (shared / "validation" / "empty").mkdir()
     mine, recorded = mvtec_root(tmp_path / "mine"), mvtec_root(tmp_path / "recorded")
-    runs = [RunInfo(path=Path("r"), config={}, training={"data_root": str(recorded)}),
-            RunInfo(path=Path("s"), config={}, training={"data_root": str(cookies)}), RunInfo(path=Path("t"), config={})]
+    runs = [RunRecord.from_json(Path("r"), {}, {"data_root": str(recorded)}),
+            RunRecord.from_json(Path("s"), {}, {"data_root": str(cookies)}), RunRecord.from_json(Path("t"), {})]
     env = os.pathsep.join([str(mine), str(tmp_path / "missing")])
     assert suggested_roots(runs, shared, env) == [str(cookies), str(visa), str(mine), str(recorded)]
     assert suggested_roots([], tmp_path / "no-shared", "") == []  # a workspace without ../shared offers none
@@ -366,8 +365,7 @@ def test_the_real_validation_sets_are_offered_when_shared_is_present():
 def test_runs_of_a_seed():
     from anovit.app.pickers import of_seed, run_seeds
 
-    runs = [run_info("a", "cae"), run_info("b", "cae"), RunInfo(path=Path("pulled"), config={})]
-    runs[1].training["seed"] = 0
+    runs = [run_info("a", "cae"), run_info("b", "cae", seed=0), RunRecord.from_json(Path("pulled"), {})]
     assert run_seeds(runs) == [0, 1]
     assert [r.name for r in of_seed(runs, 0)] == ["b"] and of_seed(runs, None) == runs
 

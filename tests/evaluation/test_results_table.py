@@ -14,7 +14,7 @@ from anovit.utils.errors import AnovitError
 from anovit.report.tables import collect_results, comparison, paper_source, section_custom, sections
 from anovit.report.render import markdown_report
 from anovit.evaluation.results_table import COLUMNS, LEGACY_COLUMNS, read_table
-from anovit.runs.catalog import RunInfo
+from anovit.runs.record import RunRecord
 
 
 def _row(category="bottle", model="cae", seed=0, auroc=0.8, data_root="", **extra):
@@ -96,13 +96,13 @@ def test_tables_without_the_data_root_column_still_read(tmp_path):
     assert list(read.rows.columns) == list(RESULT_COLUMNS)
 
 
-def _run(path: Path, data_root: str, auroc: float) -> RunInfo:
-    return RunInfo(path=path, config={"model_type": "anovit"},
-                   training={"dataset": "mvtec", "category": "bottle", "preset": "cpu-tiny", "seed": 0,
-                             "data_root": data_root},
-                   metrics={"test": {"image_auroc": auroc, "pixel_auroc": 0.8, "aupro": 0.4, "seconds": 1.0,
-                                     "images_per_s": 80.0, "dataset": "mvtec", "category": "bottle",
-                                     "data_root": data_root}})
+def _run(path: Path, data_root: str, auroc: float) -> RunRecord:
+    return RunRecord.from_json(path, {"model_type": "anovit"},
+                               {"dataset": "mvtec", "category": "bottle", "preset": "cpu-tiny", "seed": 0,
+                                "data_root": data_root},
+                               {"test": {"image_auroc": auroc, "pixel_auroc": 0.8, "aupro": 0.4, "seconds": 1.0,
+                                         "images_per_s": 80.0, "dataset": "mvtec", "category": "bottle",
+                                         "data_root": data_root}})
 
 
 def test_with_runs_keeps_the_data_folder_in_a_cell_and_custom_mvtec_gets_no_paper_delta(tmp_path):

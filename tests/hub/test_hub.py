@@ -332,12 +332,12 @@ def _images(size, n=3):
 
 
 def test_detector_round_trips_a_trained_run_with_threshold_and_sigma(evaluated_run, tmp_path):
-    from anovit.runs.catalog import run_sigma
+    from anovit.runs.record import read_run
 
     before = Detector.from_pretrained(evaluated_run, device="cpu")  # a run folder written before detector.json
     stored = json.loads((evaluated_run / ckpt.THRESHOLD).read_text())["value"]  # fitted by its evaluation
     assert before.source_dir == evaluated_run and before.threshold == stored
-    assert before.sigma == run_sigma(evaluated_run) and not (evaluated_run / ckpt.DETECTOR).exists()
+    assert before.sigma == read_run(evaluated_run).sigma and not (evaluated_run / ckpt.DETECTOR).exists()
     x = _images(before.image_size)
     assert torch.equal(before.score(x), Detector.from_run(evaluated_run, device="cpu").score(x))
 

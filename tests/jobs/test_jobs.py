@@ -67,7 +67,7 @@ def test_job_runs_to_completion_in_a_worker_process(tmp_path, synthetic_root):
         time.sleep(0.1)
     assert not pid_alive(state.pid)
     runs = list_runs(tmp_path / "ckpt")
-    assert [r.name for r in runs] == ["tiny"] and runs[0].test["image_auroc"] == state.test["image_auroc"]
+    assert [r.name for r in runs] == ["tiny"] and runs[0].test.image_auroc == state.test["image_auroc"]
     assert [p.name for p, _ in list_jobs(tmp_path / "ckpt")] == ["tiny"]
     with pytest.raises(JobError, match="already exists"):
         start_job(tiny_config(synthetic_root), run_dir)

@@ -15,7 +15,8 @@ from anovit.utils.errors import AnovitError, ConfigError
 from anovit.evaluation.evaluate import evaluate_run
 from anovit.deploy.export import ExportError, export_onnx
 from anovit.models import MODEL_LABELS, MODELS, PRESETS, TRAINING_DEFAULTS
-from anovit.runs.catalog import SWITCH_FIELDS, run_protocol, run_score, run_switches
+from anovit.runs.catalog import SWITCH_FIELDS, run_protocol, run_switches
+from anovit.runs.record import read_run
 from anovit.utils.runtime import autocast
 from anovit.scoring.anomaly_map import anomaly_maps
 from anovit.training.trainer import train
@@ -87,11 +88,11 @@ def test_masked_anovit_trains_scores_with_its_run_score_and_export_refuses_msgms
     run = train(config, tmp_path / "masked").run_dir
     assert ckpt.read_json(run / ckpt.CONFIG)["mask_ratio"] == PRESETS["anovit"]["cpu-tiny-masked"]["mask_ratio"]
     detector = Detector.from_run(run, device="cpu")
-    assert detector.score_function == run_score(run) == load_training(run).score
+    assert detector.score_function == read_run(run).score == load_training(run).score
     assert detector.model.test_masks.sum(0).eq(1).all()
     with pytest.raises(ExportError, match="scores with 'msgms'"):
         export_onnx(run)
-    switches = run_switches(run)
+    switches = run_switches(read_run(run))
     assert list(switches) == list(SWITCH_FIELDS)
     assert (switches["model"], switches["preset"], switches["mask_ratio"], switches["score"], switches["loss"]) == (
         "anovit", "cpu-tiny-masked", PRESETS["anovit"]["cpu-tiny-masked"]["mask_ratio"], config.score, "l2")
@@ -108,9 +109,9 @@ def test_a_run_recorded_before_loss_and_score_scores_with_l2(trained_runs, tmp_p
     for key in ("loss", "score"):
         training.pop(key, None)
     ckpt.write_json(run / ckpt.TRAINING, training)
-    assert run_score(run) == "l2" and load_training(run).score == "l2" and load_training(run).loss == "l2"
+    assert read_run(run).score == "l2" and load_training(run).score == "l2" and load_training(run).loss == "l2"
     assert Detector.from_run(run, device="cpu").score_function == "l2"
-    switches = run_switches(run)
+    switches = run_switches(read_run(run))
     assert (switches["model"], switches["loss"], switches["score"], switches["mask_ratio"]) == ("cae", "l2", "l2", None)
     config = ckpt.read_json(run / ckpt.CONFIG)
     assert "mask_ratio" not in config  # an l2-CAE has none; AnoViT's old config.json neither, and loads as 0
@@ -127,4 +128,4 @@ def test_an_anovit_run_without_mask_ratio_loads_and_scores_as_before(trained_run
     ckpt.write_json(run / ckpt.CONFIG, config)
     detector = Detector.from_run(run, device="cpu", bf16=False)
     assert detector.model.config.mask_ratio == 0 and torch.equal(detector.score(images), before)
-    assert run_switches(run)["mask_ratio"] == 0.0 and run_protocol(run)["mask_ratio"] == 0.0
+    assert run_switches(read_run(run))["mask_ratio"] == 0.0 and run_protocol(run)["mask_ratio"] == 0.0

@@ -14,7 +14,7 @@ from anovit.report.tables import (
 )
 from anovit.runs.provenance import budget_warnings, default_counted
 from anovit.report.render import comparison_figure, display_table
-from anovit.runs.catalog import RunInfo
+from anovit.runs.record import RunRecord
 
 PAGE = Path(__file__).resolve().parents[2] / "app_pages" / "2_Results.py"
 # (dataset, class, model) -> image AUROC of seeds 0, 1, 2 (pixel AUROC = image AUROC - 0.1)
@@ -80,12 +80,12 @@ def test_synthetic_compares_only_its_summary_rows_with_mvtec(results_csv):
 
 def test_last_row_of_a_cell_wins_and_run_folders_join(results_csv, tmp_path):
     append_result(results_csv, _row("mvtec", "bottle", "cae", 0, 0.75))  # a rerun of seed 0
-    run = RunInfo(path=tmp_path / "mvtec-cable-anovit", config={"model_type": "anovit"},
-                  training={"dataset": "mvtec", "category": "cable", "preset": "cpu-tiny", "seed": 0},
-                  metrics={"training": {"history": [{"seconds": 4.0, "images_per_s": 30.0}] * 2},
-                           "test": {"image_auroc": 0.66, "pixel_auroc": 0.8, "aupro": 0.4, "seconds": 1.0,
-                                    "images_per_s": 80.0, "dataset": "mvtec", "category": "cable"}})
-    unevaluated = RunInfo(path=tmp_path / "x", config={"model_type": "cae"}, training={"dataset": "mvtec"})
+    run = RunRecord.from_json(tmp_path / "mvtec-cable-anovit", {"model_type": "anovit"},
+                              {"dataset": "mvtec", "category": "cable", "preset": "cpu-tiny", "seed": 0},
+                              {"training": {"history": [{"seconds": 4.0, "images_per_s": 30.0}] * 2},
+                               "test": {"image_auroc": 0.66, "pixel_auroc": 0.8, "aupro": 0.4, "seconds": 1.0,
+                                        "images_per_s": 80.0, "dataset": "mvtec", "category": "cable"}})
+    unevaluated = RunRecord.from_json(tmp_path / "x", {"model_type": "cae"}, {"dataset": "mvtec"})
     assert run_result_row(unevaluated) is None
     df = collect_results(results_csv, [run, unevaluated])
     assert len(df) == 19

@@ -4,7 +4,8 @@ import json
 
 from anovit.runs import checkpoint as ckpt
 from anovit.models import create_model
-from anovit.runs.catalog import list_runs, read_run
+from anovit.runs.catalog import list_runs
+from anovit.runs.record import read_run
 
 
 def test_list_runs_finds_runs_and_skips_other_folders(tmp_path):
@@ -20,9 +21,9 @@ def test_list_runs_finds_runs_and_skips_other_folders(tmp_path):
     runs = {r.name: r for r in list_runs(tmp_path)}
     assert set(runs) == {"a", "pulled"}
     assert runs["a"].dataset == "synthetic" and runs["a"].category == "weave"
-    assert runs["a"].test["image_auroc"] == 0.9 and runs["a"].model_type == "cae"
-    assert runs["pulled"].training == {} and runs["pulled"].test == {}
-    assert read_run(tmp_path / "a").config["latent_dim"] == 100
+    assert runs["a"].test.image_auroc == 0.9 and runs["a"].model_type == "cae"
+    assert not runs["pulled"].training.recorded and runs["pulled"].test is None
+    assert read_run(tmp_path / "a").model_config["latent_dim"] == 100
 
 
 def test_missing_checkpoint_dir_lists_nothing(tmp_path):

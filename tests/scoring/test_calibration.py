@@ -19,7 +19,8 @@ from anovit.scoring.detector import Detector
 from anovit.evaluation.evaluate import evaluate_run
 from anovit.scoring.run_scoring import run_detector
 from anovit.scoring.anomaly_map import anomaly_maps, pooled_score
-from anovit.scoring.stored_fit import read_statistics, read_threshold
+from anovit.runs.record import read_stored_threshold as read_threshold
+from anovit.scoring.stored_fit import read_statistics
 from anovit.training.trainer import train
 from anovit.training.config import TrainConfig
 
@@ -125,12 +126,13 @@ def test_statistics_come_from_the_normal_validation_images_only(calibrated_run, 
     torch.testing.assert_close(stats.var, val_maps.double().var(0).float(), rtol=1e-4, atol=1e-10)
     assert not torch.allclose(stats.mean, leaked.mean(0), rtol=1e-3)  # a fit that saw the test images differs
     record = read_threshold(run)
-    assert record["n_images"] == 3 and all(p.startswith("weave/train/good/") for p in record["images"])
-    assert not any("test" in p for p in record["images"])
-    assert record["bf16"] == detector.bf16 and record["image_calibration"] == "standardise" and record["pooling"] == "topk"
+    assert record.n_images == 3 and all(p.startswith("weave/train/good/") for p in record.images)
+    assert not any("test" in p for p in record.images)
+    settings = record.settings
+    assert settings["bf16"] == detector.bf16 and settings["image_calibration"] == "standardise" and settings["pooling"] == "topk"
     # the stored threshold is the leave-one-out rule on exactly those images
     loo = pooled_score(leave_one_out(val_maps, "standardise", 0.25), "topk", 2.0)
-    assert record["value"] == pytest.approx(float(loo.max()), rel=1e-5) and record["value"] > float(loo.max())
+    assert record.value == pytest.approx(float(loo.max()), rel=1e-5) and record.value > float(loo.max())
 
 
 def test_a_calibrated_run_reloads_its_calibration_and_scores_the_same(calibrated_run, synthetic_root):
@@ -139,7 +141,7 @@ def test_a_calibrated_run_reloads_its_calibration_and_scores_the_same(calibrated
     test = get_dataset("synthetic", "test", category="weave", image_size=128, root=synthetic_root)
     images = torch.stack([test[i]["image"] for i in (0, 5, 30)])
     reloaded = Detector.from_run(run, device="cpu")
-    assert reloaded.stored_differs_ == [] and reloaded.threshold == read_threshold(run)["value"]
+    assert reloaded.stored_differs_ == [] and reloaded.threshold == read_threshold(run).value
     stats, _ = read_statistics(run)
     fresh = Detector(ckpt.load_model(run), sigma=config.sigma, bf16=reloaded.bf16,
                      calibration=Calibration("standardise", "mean", 0.25, stats), pooling="topk", top_percent=2.0)
@@ -167,7 +169,7 @@ def test_the_stored_threshold_is_refit_only_when_asked(calibrated_run, tmp_path)
     record["created_at"] = "2000-01-01T00:00:00+00:00"
     ckpt.write_json(run / ckpt.THRESHOLD, record)
     evaluate_run(run, device="cpu", refit_threshold=True, notify=lines.append)
-    assert "--refit-threshold" in lines[-1] and read_threshold(run)["created_at"] != record["created_at"]
+    assert "--refit-threshold" in lines[-1] and read_threshold(run).created_at != record["created_at"]
 
 
 def test_runs_without_a_stored_fit_score_as_before(trained_runs, synthetic_root, tmp_path):
@@ -252,4 +254,4 @@ def test_train_and_evaluate_flags_reach_the_config_and_the_evaluation(calibrated
     assert any("--refit-threshold" in line and "stored in" in line for line in out)
     assert out[-3].startswith("image AUROC") and out[-2].startswith("95% bootstrap intervals")  # then "wrote ..."
     summary = json.loads((tmp_path / "e.json").read_text())
-    assert summary["image_calibration"] == "standardise" and summary["threshold"] == read_threshold(run)["value"]
+    assert summary["image_calibration"] == "standardise" and summary["threshold"] == read_threshold(run).value

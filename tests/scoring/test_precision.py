@@ -18,7 +18,7 @@ from anovit.scoring.detector import Detector
 from anovit.utils.errors import CheckpointError, ConfigError
 from anovit.evaluation.evaluate import evaluate_run
 from anovit.scoring.run_scoring import run_detector
-from anovit.runs.catalog import run_precision
+from anovit.runs.record import read_run
 from anovit.utils.runtime import NO_BF16_ENV, bf16_supported, scoring_bf16, use_bf16
 from anovit.training.trainer import train
 from anovit.training.config import TrainConfig, load_training
@@ -85,15 +85,15 @@ def test_scoring_refuses_bf16_where_the_device_has_none_and_an_unknown_record(mo
 
 
 def test_training_records_its_resolved_precision_and_older_runs_read_what_they_trained_in(fp32_run, tmp_path):
-    assert ckpt.read_json(fp32_run / ckpt.TRAINING)["precision"] == "fp32" == run_precision(fp32_run)
+    assert ckpt.read_json(fp32_run / ckpt.TRAINING)["precision"] == "fp32" == read_run(fp32_run).precision
     assert load_training(fp32_run).bf16 is False  # the recorded field is not part of the request
     older = _copy(fp32_run, tmp_path, precision=None)  # before "precision": metrics.json's training "bf16"
-    assert run_precision(older) == "fp32"
+    assert read_run(older).precision == "fp32"
     ckpt.update_metrics(older, training={})
-    assert run_precision(older) is None  # nothing recorded: scoring_bf16 lets the device decide
+    assert read_run(older).precision is None  # nothing recorded: scoring_bf16 lets the device decide
     ckpt.write_json(older / ckpt.TRAINING, {**ckpt.read_json(fp32_run / ckpt.TRAINING), "precision": "fp16"})
     with pytest.raises(CheckpointError, match="field 'precision' must be one of"):
-        run_precision(older)
+        read_run(older).precision
 
 
 def test_no_bf16_at_training_holds_for_its_evaluation_and_for_score(fp32_run, tmp_path, capsys):
@@ -138,7 +138,7 @@ def test_a_bf16_run_is_scored_in_float32_with_a_note_where_the_device_has_none(f
 @needs_bf16
 def test_a_bf16_run_scores_in_bf16_everywhere_but_in_its_onnx_export(synthetic_root, tmp_path, capsys):
     run = train(_config(synthetic_root, None), tmp_path / "bf16").run_dir
-    assert run_precision(run) == "bf16" and ckpt.read_metrics(run)["training"]["bf16"] is True
+    assert read_run(run).precision == "bf16" and ckpt.read_metrics(run)["training"]["bf16"] is True
     assert evaluate_run(run, device="cpu", max_images=4, record=False).bf16 is True
     assert evaluate_run(run, device="cpu", max_images=4, record=False, bf16=False).bf16 is False  # --no-bf16
     assert Detector.from_run(run, device="cpu").bf16 is True

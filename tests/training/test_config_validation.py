@@ -137,7 +137,8 @@ def test_benchmark_api_refuses_zero_epochs_instead_of_running_the_default(tmp_pa
 
 
 def test_run_listing_leaves_out_a_run_whose_json_is_an_array(run_dir, tmp_path):
-    from anovit.runs.catalog import list_runs, read_run
+    from anovit.runs.catalog import list_runs
+    from anovit.runs.record import read_run
 
     folder = _broken(run_dir, tmp_path, json.loads((run_dir / ckpt.CONFIG).read_text()))
     (folder / "training.json").write_text("[]")

@@ -16,7 +16,8 @@ from anovit.data.unified import class_of_items, class_weights, link_classes
 from anovit.evaluation.evaluate import evaluate_run
 from anovit.evaluation.unified import evaluate_unified_run
 from anovit.runs import checkpoint as ckpt
-from anovit.runs.catalog import class_dir, run_classes
+from anovit.runs.catalog import class_dir
+from anovit.runs.record import read_training_record
 from anovit.training.config import TrainConfig, load_training
 from anovit.training.distributed import SINGLE
 from anovit.training.trainer import train
@@ -107,7 +108,7 @@ def test_one_class_sets_have_no_all():
 
 
 def test_the_run_records_its_classes_and_still_loads(unified_run):
-    assert run_classes(unified_run) == ["tiles", "weave"]
+    assert read_training_record(unified_run).classes == ("tiles", "weave")
     assert load_training(unified_run).category == ALL_CLASSES  # "classes" is recorded, not a config field
     history = ckpt.read_metrics(unified_run)["training"]["history"]
     assert len(history) == 1
@@ -157,7 +158,7 @@ def test_a_per_class_run_keeps_its_single_line(two_class_root, tmp_path, capsys)
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "mean:" not in out and any(line.startswith("image AUROC ") for line in out.splitlines())
-    assert run_classes(tmp_path / "run") is None
+    assert read_training_record(tmp_path / "run").classes is None
     assert "classes" not in json.loads((tmp_path / "run" / ckpt.TRAINING).read_text())
     assert not (tmp_path / "run" / ckpt.CLASSES).exists()
 
