@@ -40,7 +40,6 @@ from _common import SMOKE_CATEGORY, SMOKE_SIZE, add_output_args, interleaved, ma
 from torch.utils.data import DataLoader
 
 from anovit.data import get_dataset, samples
-from anovit.data.items import collate
 from anovit.data.image_cache import CACHE_ENV
 from anovit.scoring.detector import Detector
 from anovit.evaluation.evaluate import evaluate
@@ -55,7 +54,7 @@ def breakdown(detector: Detector, dataset, batch_size: int) -> dict[str, float]:
     """Seconds per stage of one pass over ``dataset`` (the stages of evaluate(), timed one by one)."""
     stages = dict.fromkeys(("load", "forward", "score_maps", "pixel_metrics", "histograms", "final_metrics"), 0.0)
     pixels, per_image = BinnedPRO(), HistogramBuilder()
-    loader = iter(DataLoader(dataset, batch_size=batch_size, collate_fn=collate))  # as Detector.iter_scored
+    loader = iter(DataLoader(dataset, batch_size=batch_size))
     while True:
         t0 = time.perf_counter()
         batch = next(loader, None)
@@ -142,7 +141,7 @@ def measure(name: str, data: dict, batch_size: int, repeats: int, work: Path, **
     def load_cold() -> None:
         folder = Path(tempfile.mkdtemp(dir=work))
         with data_path(folder, samples.DECODE_THREADS):
-            for _ in DataLoader(dataset(), batch_size=batch_size, collate_fn=collate):
+            for _ in DataLoader(dataset(), batch_size=batch_size):
                 pass
         shutil.rmtree(folder)
 

@@ -2,8 +2,7 @@
 
 A dataset item is a dict (``image``, ``mask``, ``label``, ``defect_type``, ``path``; see
 :mod:`anovit.data`); a DataLoader collates those into a dict of batched values, and
-:meth:`ImageBatch.from_collated` gives that dict its names and shapes (:func:`collate` is the DataLoader's
-``collate_fn`` the scoring uses). A
+:meth:`ImageBatch.from_collated` gives that dict its names and shapes. A
 :class:`~anovit.scoring.detector.Detector` fills in ``reconstruction``, ``anomaly_map`` and ``pred_score``.
 """
 
@@ -12,26 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import torch
-from torch.utils.data import default_collate
-
-
-def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """``default_collate`` of dataset items, with the tensors stacked by numpy in the calling thread.
-
-    torch.stack splits a batch's copy across the intra-op threads: on 2 busy cores with torch's 2 threads each
-    stack waited for a descheduled thread, 185 ms per batch against 2 ms (benchmarks/scoring_throughput.py).
-    """
-    return {key: _stack([item[key] for item in items]) if isinstance(items[0][key], torch.Tensor)
-            else default_collate([item[key] for item in items]) for key in items[0]}
-
-
-def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """torch.stack(tensors) (contiguous, whatever their strides), copied by numpy."""
-    arrays = [t.numpy() for t in tensors]
-    out = np.empty((len(arrays), *arrays[0].shape), arrays[0].dtype)
-    return torch.from_numpy(np.stack(arrays, out=out))
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from ..runs import checkpoint as ckpt
 from .calibration import MIN_IMAGES, Calibration, fit_statistics, leave_one_out
 from ..utils.errors import AnovitError
 from ..utils.prefetch import prefetch
-from ..data.items import ImageBatch, collate
+from ..data.items import ImageBatch
 from ..utils.runtime import autocast, resolve_device, scoring_bf16, use_bf16
 from .anomaly_map import (DEFAULT_SCORE, DEFAULT_SIGMA, DEFAULT_TOP_PERCENT, POOLINGS, check_pooling, check_score,
                       check_sigma, error_map, gaussian_smooth, pooled_score)
@@ -228,7 +228,7 @@ class Detector:
         """Score a dataset in order, batch by batch, the next batch loading while this one is scored
         (:func:`anovit.utils.prefetch.prefetch`); ``progress(done, total)`` after each batch."""
         done = 0
-        for collated in prefetch(DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)):
+        for collated in prefetch(DataLoader(dataset, batch_size=batch_size, shuffle=False)):
             batch = self.score_batch(ImageBatch.from_collated(collated))
             done += len(batch)
             if progress is not None:
@@ -247,7 +247,7 @@ class Detector:
             raw, paths = self.raw_maps(validation)[1].cpu(), [f"image {i}" for i in range(len(validation))]
         else:
             raw_batches, paths, done = [], [], 0
-            for collated in DataLoader(validation, batch_size=batch_size, shuffle=False, collate_fn=collate):
+            for collated in DataLoader(validation, batch_size=batch_size, shuffle=False):
                 batch = ImageBatch.from_collated(collated)
                 raw_batches.append(self.raw_maps(batch.image)[1].cpu())
                 paths += batch.image_path
