@@ -130,6 +130,12 @@ def f1_max(scores: Any, labels: Any) -> tuple[float, float]:
     return float(2.0 * tp[i] / (n_pos + pp[i])), float(s_desc[last[i]])
 
 
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """sum(a * b) in float64 without BLAS: np.dot of a long vector wakes OpenBLAS's threads, which took a
+    scheduler slice (12 ms) per call on a loaded machine, against 0.1 ms for this."""
+    return float(np.multiply(a, b, dtype=np.float64).sum())
+
+
 def _binarise(t: np.ndarray) -> np.ndarray:
     """Ground truth as bool: bool as is, 0/1 integers, floats in [0, 1] at ``> 0.5``."""
     if t.dtype == bool:
@@ -226,6 +232,9 @@ class BinnedROC:
     exactly as sklearn does. Only distinct scores whose ratio is within one bin width
     (``exp(1/k) - 1``, about 3.1e-5 relative by default) can be miscounted, hence
     ``|auroc() - exact AUROC| <= error_bound()``.
+
+    The metrics read only the occupied bins (found once, then kept until the next ``update`` or ``merge``):
+    a test split occupies about a tenth of the default bins, and every fresh bin-sized array costs page faults.
     """
 
     chunk_size: int = 2**22
@@ -234,16 +243,25 @@ class BinnedROC:
         self._bins = _LogBins(n_bins, low, high)
         self.n_bins, self.low, self.high = self._bins.n_bins, self._bins.low, self._bins.high
         self._hist = np.zeros((self.n_bins, 2), dtype=np.int64)  # [:, 0] normal, [:, 1] anomalous
+        self._compact: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # occupied(), until counts change
 
     @property
     def n_pos(self) -> int:
         """Number of anomalous (positive) scores seen."""
-        return int(self._hist[:, 1].sum())
+        return int(self.occupied()[2].sum())
 
     @property
     def n_neg(self) -> int:
         """Number of normal (negative) scores seen."""
-        return int(self._hist[:, 0].sum())
+        return int(self.occupied()[1].sum())
+
+    def occupied(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(bins, normal, anomalous): the bins holding any score, in increasing order, and their int64 counts."""
+        if self._compact is None:
+            bins = np.flatnonzero(self._hist[:, 0] | self._hist[:, 1])  # 6x faster than .any(axis=1)
+            counts = self._hist[bins]
+            self._compact = bins, counts[:, 0], counts[:, 1]
+        return self._compact
 
     def update(self, scores: Any, targets: Any) -> BinnedROC:
         """Add scores with their ground truth (bool, 0/1, or float masks in [0, 1]); returns self.
@@ -271,15 +289,18 @@ class BinnedROC:
         np.left_shift(code, 1, out=code)
         np.bitwise_or(code, positive, out=code)
         np.add.at(self._hist.reshape(-1), code, 1)  # unbuffered: no bin-sized temporary, unlike bincount
+        self._compact = None
 
     def merge(self, other: BinnedROC) -> BinnedROC:
         """Add the counts of ``other`` (same ``n_bins``, ``low``, ``high``) into self; returns self."""
         self._bins.check_same(other._bins, "BinnedROC")
         self._hist += other._hist
+        self._compact = None
         return self
 
     def _counts(self) -> tuple[np.ndarray, np.ndarray, int, int]:
-        neg, pos = self._hist[:, 0], self._hist[:, 1]
+        """(normal, anomalous) counts of the occupied bins, and their totals; ValueError lacking a class."""
+        _, neg, pos = self.occupied()
         n_neg, n_pos = int(neg.sum()), int(pos.sum())
         if n_pos == 0 or n_neg == 0:
             only = "normal (0)" if n_pos == 0 else "anomalous (1)"
@@ -293,7 +314,7 @@ class BinnedROC:
         """ROC AUC from the histograms; pairs in one bin count 1/2 (see :meth:`error_bound`)."""
         neg, pos, n_neg, n_pos = self._counts()
         neg_below = np.cumsum(neg, dtype=np.float64) - neg
-        return float(np.dot(pos.astype(np.float64), neg_below + 0.5 * neg) / n_pos / n_neg)
+        return _dot(pos, neg_below + 0.5 * neg) / n_pos / n_neg
 
     def error_bound(self) -> float:
         """Worst-case ``|auroc() - exact AUROC|``: ``0.5 * sum_b pos_b * neg_b / (P * N)``.
@@ -303,13 +324,12 @@ class BinnedROC:
         when bins hold identical scores (exact ties) the true error is 0.
         """
         neg, pos, n_neg, n_pos = self._counts()
-        return float(0.5 * np.dot(pos.astype(np.float64), neg.astype(np.float64)) / n_pos / n_neg)
+        return 0.5 * _dot(pos, neg) / n_pos / n_neg
 
     def _descending(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
         """Occupied bins from highest to lowest with cumulative TP and FP counts."""
         neg, pos, n_neg, n_pos = self._counts()
-        bins = np.flatnonzero((neg + pos) > 0)[::-1]
-        return bins, np.cumsum(pos[bins]), np.cumsum(neg[bins]), n_neg, n_pos
+        return self.occupied()[0][::-1], np.cumsum(pos[::-1]), np.cumsum(neg[::-1]), n_neg, n_pos
 
     def f1_max(self) -> tuple[float, float]:
         """Best F1 over bin thresholds and that threshold (a bin lower edge; anomalous iff score >= it)."""
@@ -431,14 +451,16 @@ class BinnedPRO:
 
     def pro_curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(fpr, pro, thresholds) from (0, 0) at threshold +inf down to fpr 1, one point per occupied bin."""
-        neg = self.roc._hist[:, 0]  # normal pixels per bin
+        occupied, neg, _ = self.roc.occupied()  # region pixels are anomalous: every bin with overlap is occupied
         n_neg = int(neg.sum())
         if self.n_regions == 0 or n_neg == 0:
             missing = "no anomalous region" if self.n_regions == 0 else "no normal pixel"
             raise ValueError(f"AUPRO needs anomalous regions and normal pixels; got {missing}")
-        bins = np.flatnonzero((neg > 0) | (self._overlap > 0))[::-1]
-        fpr = np.r_[0.0, np.cumsum(neg[bins]) / n_neg]
-        pro = np.r_[0.0, np.cumsum(self._overlap[bins]) / self.n_regions]
+        overlap = self._overlap[occupied]
+        keep = np.flatnonzero((neg > 0) | (overlap > 0))[::-1]
+        bins = occupied[keep]
+        fpr = np.r_[0.0, np.cumsum(neg[keep]) / n_neg]
+        pro = np.r_[0.0, np.cumsum(overlap[keep]) / self.n_regions]
         return fpr, pro, np.r_[np.inf, self._bins.edges(bins)]
 
     def aupro(self) -> float:

@@ -78,7 +78,7 @@ class HistogramBuilder:
     def __init__(self) -> None:
         self._bins = _LogBins(N_BINS, LOW, HIGH)
         self._paths: list[str] = []
-        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._parts: list[tuple[np.ndarray, ...]] = []  # per batch: bins, normal, anomalous, bins per image
 
     def update(self, anomaly_map: Any, gt_mask: Any, paths: list[str]) -> None:
         """Add images: ``anomaly_map`` (B, H, W) scores in [0, 1e4), ``gt_mask`` (B, H, W) (bool, 0/1 or
@@ -87,19 +87,23 @@ class HistogramBuilder:
         if maps.shape != masks.shape or maps.shape[0] != len(paths):
             raise ValueError(f"anomaly maps {tuple(maps.shape)}, masks {tuple(masks.shape)} and {len(paths)} paths "
                              "must agree: one (H, W) map and mask per path")
-        maps = maps.reshape(len(paths), -1)
+        n = len(paths)
+        maps = maps.reshape(-1)
         _check_scores(maps, "anomaly maps")
         self._bins.check_range(maps, "anomaly maps")
-        masks = _binarise(masks.reshape(len(paths), -1))
-        for path, scores, positive in zip(paths, maps, masks):
-            counts = np.bincount(self._bins.index(scores) * 2 + positive, minlength=2 * N_BINS).reshape(N_BINS, 2)
-            occupied = np.flatnonzero(counts.sum(axis=1))
-            self._paths.append(str(path))
-            self._parts.append((occupied.astype(np.uint16), counts[occupied, 0], counts[occupied, 1]))
+        cell = self._bins.index(maps)  # in place, in its kept buffer: (image, bin, anomalous) -> one count
+        np.left_shift(cell, 1, out=cell)
+        np.bitwise_or(cell, _binarise(masks.reshape(-1)), out=cell)
+        cell.reshape(n, -1)[...] += np.arange(n, dtype=np.intp)[:, None] * (2 * N_BINS)
+        counts = np.bincount(cell, minlength=2 * N_BINS * n).reshape(n, N_BINS, 2)  # the batch in one pass
+        rows, occupied = np.nonzero(counts[..., 0] | counts[..., 1])  # image by image, bins in increasing order
+        self._paths += [str(path) for path in paths]
+        self._parts.append((occupied.astype(np.uint16), counts[rows, occupied, 0], counts[rows, occupied, 1],
+                            np.bincount(rows, minlength=n)))
 
     def result(self) -> PixelHistograms:
         """The histograms of every image added so far."""
-        sizes = [p[0].size for p in self._parts]
+        sizes = np.concatenate([p[3] for p in self._parts]) if self._parts else np.empty(0, np.int64)
         joined = [np.concatenate([p[k] for p in self._parts]) if self._parts else np.empty(0, int) for k in range(3)]
         return PixelHistograms(list(self._paths), np.r_[0, np.cumsum(sizes)].astype(np.int64), joined[0].astype(np.uint16),
                                joined[1].astype(np.int64), joined[2].astype(np.int64))

@@ -221,3 +221,20 @@ def test_roc_curve_monotone_and_decimated(rng):
     for k in (10, 50, 90):
         assert abs(np.mean(s[~y] >= thr[k]) - fpr[k]) < 1e-3
         assert abs(np.mean(s[y] >= thr[k]) - tpr[k]) < 1e-3
+
+
+def test_binned_metrics_from_occupied_bins_follow_every_update(rng):
+    """The occupied bins are kept between metric calls: an update or merge after a metric is read must
+    count (compared with a fresh histogram of all the scores, and with sklearn within the error bound)."""
+    scores, labels = rng.random(4000) ** 3, rng.random(4000) < 0.3
+    streamed = BinnedROC().update(scores[:1000], labels[:1000])
+    first = streamed.auroc()
+    streamed.update(scores[1000:3000], labels[1000:3000])
+    streamed.merge(BinnedROC().update(scores[3000:], labels[3000:]))
+    whole = BinnedROC().update(scores, labels)
+    assert first != streamed.auroc() == whole.auroc()
+    assert (streamed.n_pos, streamed.n_neg) == (int(labels.sum()), int((~labels).sum()))
+    assert streamed.f1_max() == whole.f1_max() and streamed.error_bound() == whole.error_bound()
+    assert abs(streamed.auroc() - roc_auc_score(labels, scores)) <= streamed.error_bound() + 1e-12
+    bins, normal, anomalous = streamed.occupied()
+    assert np.all(np.diff(bins) > 0) and np.all(normal + anomalous > 0) and normal.sum() + anomalous.sum() == 4000

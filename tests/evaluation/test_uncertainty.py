@@ -178,3 +178,26 @@ def test_old_runs_without_histograms_read_interval_na(trained_runs, tmp_path):
     assert run_difference(run, trained_runs / "weave-anovit", "pixel_auroc") is None
     assert "pixel AUROC interval n/a" in intervals_line({"image_auroc": run_interval(run, "image_auroc"),
                                                          "pixel_auroc": None})
+
+
+def test_histograms_of_a_batch_equal_those_of_its_images_one_by_one():
+    """update() counts a whole batch at once: the same histograms as one image per call, each image's counts
+    summing to its normal and anomalous pixels, and the coarse bins nesting BinnedROC's (256 fine bins each)."""
+    rng = np.random.default_rng(3)
+    maps = (rng.random((6, 20, 24)) ** 4 * 0.5).astype(np.float32)
+    masks = rng.random((6, 20, 24)) > 0.8
+    paths = [f"img{i}.png" for i in range(6)]
+    batched, single = HistogramBuilder(), HistogramBuilder()
+    batched.update(maps[:4], masks[:4], paths[:4])
+    batched.update(maps[4:], masks[4:], paths[4:])
+    for i in range(6):
+        single.update(maps[i : i + 1], masks[i : i + 1], paths[i : i + 1])
+    a, b = batched.result(), single.result()
+    assert a.paths == b.paths == paths
+    for name in ("offsets", "bins", "normal", "anomalous"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    for i in range(6):
+        part = slice(a.offsets[i], a.offsets[i + 1])
+        assert (a.normal[part].sum(), a.anomalous[part].sum()) == ((~masks[i]).sum(), masks[i].sum())
+        fine = BinnedROC(low=LOW, high=HIGH).update(maps[i], masks[i]).occupied()[0]
+        np.testing.assert_array_equal(a.bins[part], np.unique(fine >> 8))
