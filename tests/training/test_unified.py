@@ -101,6 +101,18 @@ def test_a_class_folder_named_all_is_refused(two_class_root, tmp_path):
         unified_class_list("mvtec", tmp_path)
 
 
+def test_a_unified_run_draws_more_images_per_class_by_default_and_the_given_number_otherwise():
+    from anovit.models import training_defaults
+    from anovit.training.config import UNIFIED_BUDGET
+
+    preset = training_defaults("anovit", "cpu-default").images_per_epoch
+    unified = TrainConfig(dataset="synthetic", category=ALL_CLASSES, model="anovit")
+    assert unified.images_per_epoch == round(UNIFIED_BUDGET * preset) > preset
+    assert TrainConfig(dataset="synthetic", category="weave", model="anovit").images_per_epoch == preset
+    assert TrainConfig(dataset="synthetic", category=ALL_CLASSES, images_per_epoch=8).images_per_epoch == 8
+    assert TrainConfig(dataset="synthetic", category=ALL_CLASSES, preset="cpu-tiny").images_per_epoch is None
+
+
 def test_one_class_sets_have_no_all():
     with pytest.raises(ConfigError, match="class folders"):
         TrainConfig(dataset="mnist", category=ALL_CLASSES)
