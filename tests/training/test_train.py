@@ -165,7 +165,7 @@ def test_anovit_cpu_tiny_detects_and_localises_synthetic_defects(tmp_path):
     with exact masks), metrics computed from scratch; chance is 0.5 for both AUROCs."""
     from anovit.data.synthetic import generate
 
-    root = generate(tmp_path / "data", categories=["washer"], n_train=160)
+    root = generate(tmp_path / "data", categories=["washer"], n_train=96)  # 0.90 / 0.97 (160: 0.92 / 0.98, 2x the time)
     config = TrainConfig(dataset="synthetic", category="washer", data_root=str(root), model="anovit",
                          preset="cpu-tiny", epochs=6, batch_size=16, device="cpu", seed=0)
     train(config, tmp_path / "run")
