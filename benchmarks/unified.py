@@ -108,14 +108,17 @@ def markdown_table(runs: list[dict[str, Any]]) -> str:
     """The README's table: per recipe and class, mean over seeds of unified and per-class image / pixel AUROC."""
     lines = ["| recipe | class | seeds | image AUROC unified | image AUROC per-class | pixel AUROC unified | "
              "pixel AUROC per-class |", "|---|---|---|---|---|---|---|"]
+    keys = ("image_auroc_unified", "image_auroc_per_class", "pixel_auroc_unified", "pixel_auroc_per_class")
     rows = [dict(c, seed=r["seed"]) for r in runs for c in r["rows"]]
-    for recipe, category in sorted({(c["recipe"], c["class"]) for c in rows}):
-        mine = [c for c in rows if (c["recipe"], c["class"]) == (recipe, category)]
-        mean = {k: statistics.fmean(c[k] for c in mine) for k in ("image_auroc_unified", "image_auroc_per_class",
-                                                                  "pixel_auroc_unified", "pixel_auroc_per_class")}
-        lines.append(f"| {recipe} | {category} | {','.join(str(c['seed']) for c in mine)} | "
-                     f"{mean['image_auroc_unified']:.3f} | {mean['image_auroc_per_class']:.3f} | "
-                     f"{mean['pixel_auroc_unified']:.3f} | {mean['pixel_auroc_per_class']:.3f} |")
+    for recipe in sorted({c["recipe"] for c in rows}):
+        means = []
+        for category in sorted({c["class"] for c in rows if c["recipe"] == recipe}):
+            mine = [c for c in rows if (c["recipe"], c["class"]) == (recipe, category)]
+            means.append({k: statistics.fmean(c[k] for c in mine) for k in keys})
+            lines.append(f"| {recipe} | {category} | {','.join(str(c['seed']) for c in mine)} | "
+                         + " | ".join(f"{means[-1][k]:.3f}" for k in keys) + " |")
+        lines.append(f"| {recipe} | **mean** | | " + " | ".join(f"{statistics.fmean(m[k] for m in means):.3f}"
+                                                              for k in keys) + " |")
     return "\n".join(lines)
 
 
