@@ -92,6 +92,7 @@ class TrainingRecord:
 
 SCORING_FIELDS = tuple(f.name for f in fields(ScoringRecipe))
 
+
 def read_training_record(folder: Path) -> TrainingRecord:
     """``folder``/training.json typed (``recorded`` False without one); CheckpointError naming the file when
     it is not valid JSON, not an object, or holds a field of the wrong type."""
