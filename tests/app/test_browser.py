@@ -303,7 +303,9 @@ def test_gallery_tiles_enlarge_on_click(trained_server, browser):
         tiles = page.locator('[data-testid="stImage"] img')
         tiles.first.wait_for(timeout=60_000)
         buttons = page.get_by_role("button", name=re.compile(r"^Fullscreen: #\d+ · "))
-        assert buttons.count() == 24  # one per tile of the first page
+        from playwright.sync_api import expect  # playwright is imported where chromium exists (module skip)
+
+        expect(buttons).to_have_count(24, timeout=60_000)  # one per tile of the first page (tiles paint one by one)
         small = tiles.nth(3).bounding_box()["width"]
         tiles.nth(3).hover()
         buttons.first.click(force=True)
