@@ -90,14 +90,15 @@ def _train_parser(sub: Any) -> None:
 
 def _evaluate_parser(sub: Any) -> None:
     from ..evaluation.evaluate import EVAL_BATCH_SIZE
-    from ..training.config import SCORING_SETTINGS, TrainConfig
+    from ..runs.record import SCORING_FIELDS
+    from ..training.config import TrainConfig
 
     p = sub.add_parser("evaluate", help="evaluate a run folder on its test split; prints AUROCs, writes JSON")
     p.add_argument("run_dir", type=Path)
     add_setting_args(p, TrainConfig, DATA_SETTINGS, default_text="the run's")
     p.add_argument("--sigma", type=non_negative_float, help="Gaussian smoothing in px (0: no smoothing; default: "
                    "the run's own, from its training.json)")
-    add_setting_args(p, TrainConfig, SCORING_SETTINGS, default_text="the run's, from its training.json")
+    add_setting_args(p, TrainConfig, SCORING_FIELDS, default_text="the run's, from its training.json")
     p.add_argument("--refit-threshold", action="store_true",
                    help="fit the decision threshold and calibration statistics on the run's validation images again "
                         "and store them (default: use the stored ones; fit and store them only when the run has none)")
@@ -135,9 +136,10 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 def scoring_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The calibration and pooling flags as TrainConfig / evaluate_run keyword arguments (None: not given)."""
-    from ..training.config import SCORING_SETTINGS, TrainConfig
+    from ..runs.record import SCORING_FIELDS
+    from ..training.config import TrainConfig
 
-    return settings_from_args(args, TrainConfig, SCORING_SETTINGS)
+    return settings_from_args(args, TrainConfig, SCORING_FIELDS)
 
 
 def _print_eval(result: Any) -> None:

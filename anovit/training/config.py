@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runs import checkpoint as ckpt
-from ..runs.record import verbatim_json
+from ..runs.record import SCORING_FIELDS, verbatim_json
 from ..data.augment import AugmentConfig
 from ..data import (ALL_CLASSES, DATASETS, category_kind, dataset_spec, default_augment, fixed_classes,
                    supports_all_classes)
@@ -34,8 +34,6 @@ UNIFIED_BUDGET = 1.5
 
 
 PRESET_NAMES = tuple(sorted({preset for presets in PRESETS.values() for preset in presets}))
-# The settings of the anomaly map's calibration and pooling (the scoring a run records, which evaluate may change).
-SCORING_SETTINGS = ("image_calibration", "pixel_calibration", "calibration_shrinkage", "pooling", "pooling_top_percent")
 _SCORING_DEFAULT = "the preset's; none and max for the paper's presets"
 
 
@@ -171,7 +169,7 @@ class TrainConfig:
             self.loss = defaults.loss
         if self.score is None:
             self.score = defaults.score
-        for name in SCORING_SETTINGS:
+        for name in SCORING_FIELDS:  # the calibration and pooling a run records (runs.record.ScoringRecipe)
             if getattr(self, name) is None:
                 setattr(self, name, getattr(defaults, name))
         if self.sigma is None:
