@@ -152,13 +152,14 @@ def _print_eval(result: Any) -> None:
 
     if result.precision_note:
         print(f"note: {result.precision_note}")
-    print(f"image AUROC {fmt(result.image_auroc)}  pixel AUROC {fmt(result.pixel_auroc)}  AUPRO {fmt(result.aupro)}  "
-          f"({result.n_images} images, {result.n_anomalous} anomalous, {result.images_per_s:.1f} images/s)")
     if result.rows:
         rows = pd.DataFrame(result.rows)
         print(intervals_line(test_intervals(TestEvaluation(rows, result.pixel_histograms, result.pixel_auroc))))
     for kind, reason in result.unavailable.items():
         print(f"{kind} metrics n/a: {reason}")
+    # last, so that the last line of `train` and `evaluate` is the result (scripts read it; issue 23)
+    print(f"image AUROC {fmt(result.image_auroc)}  pixel AUROC {fmt(result.pixel_auroc)}  AUPRO {fmt(result.aupro)}  "
+          f"({result.n_images} images, {result.n_anomalous} anomalous, {result.images_per_s:.1f} images/s)")
 
 
 def resolved_config(config: Any, sigma_given: bool = False) -> dict[str, Any]:

@@ -19,6 +19,8 @@ SCRIPTS = {
     "bf16_vs_fp32": ({"speed", "max_abs_diff", "mean_abs_diff", "runs", "accuracy_skipped", "machine"},
                      ("speed", {"infer_speedup", "step_speedup"})),
     "cae_recipe": ({"recipes", "runs", "machine"}, ("runs", {"image_auroc", "pixel_auroc", "best_epoch"})),
+    "default_budget": ({"runs", "budget_seconds", "images", "machine"},
+                       ("runs", {"model", "wall_seconds", "within_budget", "image_auroc", "pixel_auroc"})),
     "gpu_check": ({"runs", "gpus", "anovit_bf16_over_fp32_train", "torchrun_2_gpus", "machine"},
                   ("runs", {"train_images_per_s", "score_images_per_s", "image_auroc", "aupro"})),
     "masked_preset": ({"candidates", "runs", "machine"}, ("runs", {"mask_ratio", "score", "image_auroc", "pixel_auroc"})),

@@ -252,6 +252,6 @@ def test_train_and_evaluate_flags_reach_the_config_and_the_evaluation(calibrated
     assert main(["evaluate", str(run), "--device", "cpu", "--refit-threshold", "--output", str(tmp_path / "e.json")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert any("--refit-threshold" in line and "stored in" in line for line in out)
-    assert out[-3].startswith("image AUROC") and out[-2].startswith("95% bootstrap intervals")  # then "wrote ..."
+    assert out[-3].startswith("95% bootstrap intervals") and out[-2].startswith("image AUROC")  # then "wrote ..."
     summary = json.loads((tmp_path / "e.json").read_text())
     assert summary["image_calibration"] == "standardise" and summary["threshold"] == read_threshold(run).value
