@@ -48,7 +48,7 @@ def test_cli_reads_the_defaults():
 
 
 def test_app_and_cli_build_the_same_config_and_flips():
-    app = make_train_config(dataset="mvtec", category="transistor", root="/d", model="anovit", preset="cpu-tiny")
+    app = make_train_config(dataset="mvtec", category="transistor", root="/d", model="anovit", preset="cpu-default")
     from anovit.cli.main import _train_config
 
     cli = _train_config(build_parser().parse_args(["train", "--dataset", "mvtec", "--data-root", "/d",
