@@ -6,6 +6,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..models import TRAINING_DEFAULTS
+
+
+def _budget(model: str) -> str:
+    """The cpu-default budget of ``model`` in words: "45 epochs of 256 images"."""
+    defaults = TRAINING_DEFAULTS[model]["cpu-default"]
+    return f"{defaults.epochs} epochs of {defaults.images_per_epoch} images"
+
+
+def _lr(model: str) -> str:
+    """The cpu-default learning rate of ``model`` as the table writes it: "5e-4"."""
+    return f"{TRAINING_DEFAULTS[model]['cpu-default'].lr:.0e}".replace("e-0", "e-")
+
 
 @dataclass(frozen=True)
 class Deviation:
@@ -39,7 +52,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
               "model selection must never see the test split"),
     Deviation("learning rate, epochs", "not stated",
               "AnoViT: Adam 2e-4 (paper preset, as the authors' code) or 1e-3 (cpu-* presets, from scratch), "
-              "10 epochs; l2-CAE: Bergmann et al.'s Adam 2e-4, weight decay 1e-5, 200 epochs",
+              f"10 epochs (cpu-default: {_budget('anovit')}); l2-CAE: Bergmann et al.'s Adam 2e-4, weight decay "
+              f"1e-5, 200 epochs (cpu-default: Adam {_lr('cae')}, {_budget('cae')})",
               "the paper gives none; the l2-CAE's are published"),
     Deviation("l2-CAE training set", "not stated",
               "the training images themselves each epoch, batch 16, linear output layer",
