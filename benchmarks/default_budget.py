@@ -48,7 +48,7 @@ def make_class(root: Path, n_train: int, n_test: int, size: tuple[int, int], see
         image[band] += 25 * np.sin(np.arange(width) / 7.0)[None, :, None]  # a fine, regular texture
         return image
 
-    def save(image: np.ndarray, path: Path) -> None:
+    def save(image: np.ndarray, path: Path) -> None:  # quality: JPEG's (PNG ignores it)
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(path, quality=90)
 
@@ -62,9 +62,7 @@ def make_class(root: Path, n_train: int, n_test: int, size: tuple[int, int], see
         blot = (yy - cy) ** 2 + ((xx - cx) / 1.5) ** 2 < r ** 2
         image[blot] *= 0.4
         save(image, folder / "test" / "blot" / f"{i:04d}.jpg")
-        mask = folder / "ground_truth" / "blot" / f"{i:04d}_mask.png"
-        mask.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(blot.astype(np.uint8) * 255).save(mask)
+        save(blot * 255.0, folder / "ground_truth" / "blot" / f"{i:04d}_mask.png")  # PNG: lossless
     return root
 
 
@@ -86,7 +84,8 @@ def run_default(model: str, data_root: Path, work: Path, extra: list[str]) -> di
         raise SystemExit(f"the last line of train is not 'image AUROC x  pixel AUROC y': {lines[-1:]}")
     result = {"model": model, "command": " ".join(["python", *command[1:]]), "wall_seconds": seconds,
               "within_budget": seconds <= BUDGET_SECONDS, "image_auroc": float(found[1]),
-              "pixel_auroc": float(found[2]), "settings_line": next((l for l in lines if l.startswith("settings:")), None),
+              "pixel_auroc": float(found[2]),
+              "settings_line": next((line for line in lines if line.startswith("settings:")), None),
               "load_average_1m": [load, os.getloadavg()[0]]}
     print(f"{model}: {seconds:.0f} s (budget {BUDGET_SECONDS:.0f} s); {lines[-1]}", flush=True)
     return result

@@ -106,14 +106,15 @@ class TrainingDefaults:
 # 10 x 256 with the calibrated image score 0.725 mean image / 0.843 mean pixel AUROC vs 0.715 / 0.828 for
 # cpu-tiny's 10 passes; sigma x2 lifted pixel AUROC on 3 of 4 sets; AnoViT's epochs: _CPU_DEFAULT_EPOCHS).
 # The l2-CAE: lr 5e-4 (Bergmann's 2e-4 did not converge on small splits, benchmarks/cae_recipe.py), 40 x 256.
-# The SSIM-AE takes the l2-CAE's budget with its own loss and score. The scoring of cpu-default (all three models): the image score pools
-# the top 5 % of the map standardised per pixel by the held-out normal validation maps (anovit.scoring.calibration;
-# image AUROC 0.725 vs 0.459 with the raw map's max, AnoViT, seed 0), the pixel map stays raw (every
-# calibration lowered the mean pixel AUROC: 0.843 raw vs 0.795 standardised).
+# The SSIM-AE takes the l2-CAE's budget with its own loss and score. The scoring of cpu-default (all three
+# models): the image score pools the top 5 % of the map standardised per pixel by the held-out normal
+# validation maps (anovit.scoring.calibration; image AUROC 0.725 vs 0.459 with the raw map's max, AnoViT,
+# seed 0), the pixel map stays raw (every calibration lowered the mean pixel AUROC: 0.843 raw vs 0.795
+# standardised).
 # AnoViT's cpu-default budget: 45 epochs of 256 images (stop 30; before: 10). Of 10 / 30 / 45 epochs and
 # 192 px at 10 epochs (seed 0, four validation sets, benchmarks/validation_sets.py, recipes anovit-e10 /
-# -e30 / -e45 / -s192), 45 gave the best mean image and pixel AUROC, ahead on every set but PCB's image
-# score (all at chance there); its best epoch was still among the last. About 300 s of training per class
+# -e30 / -default / -s192), 45 gave the best mean image and pixel AUROC and the best image AUROC on every
+# set (PCB's at chance for all); its best epoch was still among the last. About 300 s of training per class
 # on 2 cores (benchmarks/default_budget.py: the whole default command on 900 full-resolution photographs
 # within the 10-minute budget).
 _CPU_DEFAULT_EPOCHS = 45
