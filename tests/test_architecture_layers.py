@@ -51,7 +51,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "scoring": ("anovit.scoring", "anovit.scoring.anomaly_map", "anovit.scoring.calibration", "anovit.scoring.detector",
                 "anovit.scoring.run_scoring", "anovit.scoring.stored_fit", "anovit.scoring.structural"),
     "training": ("anovit.training", "anovit.training.config", "anovit.training.distributed",
-                 "anovit.training.trainer"),
+                 "anovit.training.schedule", "anovit.training.trainer"),
     "evaluation": ("anovit.evaluation", "anovit.evaluation.ablation_variants", "anovit.evaluation.ablations",
                    "anovit.evaluation.benchmark", "anovit.evaluation.defect_types", "anovit.evaluation.evaluate",
                    "anovit.evaluation.launchers", "anovit.evaluation.metrics", "anovit.evaluation.pixel_histograms",

@@ -3,7 +3,8 @@ config a deployment needs to feed it and decide.
 
 The graph takes ``image`` float32 (batch, C, S, S), RGB in [0, 1] after resizing to S (the run's
 image size); normalisation (AnoViT: its encoder's mean/std) happens inside. It returns
-``anomaly_map`` (batch, S, S): eq. (6) smoothed with the run's Gaussian sigma, and ``anomaly_score``
+``anomaly_map`` (batch, S, S): eq. (6) (or the run's score function's map, :func:`anovit.scoring.anomaly_map.error_map`)
+smoothed with the run's Gaussian sigma, and ``anomaly_score``
 (batch,): eq. (7). A run with a calibration (:mod:`anovit.scoring.calibration`) has its statistics embedded as
 constants: the map is then the pixel-calibrated one and the score pools (max or top-k mean) the
 image-calibrated one, as :class:`~anovit.scoring.detector.Detector` scores. The batch dimension is dynamic; the opset is :data:`OPSET` (torch's dynamo
@@ -28,10 +29,10 @@ from .._version import __version__
 from ..runs import checkpoint as ckpt
 from ..utils.errors import AnovitError
 from ..scoring.run_scoring import run_detector
-from ..runs.record import read_training_record, verbatim_json
+from ..runs.record import verbatim_json
 from ..scoring.calibration import apply
 from ..scoring.detector import Detector
-from ..scoring.anomaly_map import DEFAULT_SCORE, error_map, gaussian_smooth, pooled_score
+from ..scoring.anomaly_map import error_map, gaussian_smooth, pooled_score
 from ..scoring.stored_fit import THRESHOLD_RULE
 from ..utils.validation import finite_float, non_negative_float
 
@@ -51,7 +52,7 @@ class ScoringGraph(nn.Module):
 
     def __init__(self, detector: Detector) -> None:
         super().__init__()
-        self.model, self.sigma = detector.model, detector.sigma
+        self.model, self.sigma, self.score_function = detector.model, detector.sigma, detector.score_function
         self.pooling, self.top_percent = detector.pooling, detector.top_percent
         for purpose, variant in (("image", detector.calibration.image), ("pixel", detector.calibration.pixel)):
             transform = detector.calibration.transform(variant)
@@ -63,7 +64,7 @@ class ScoringGraph(nn.Module):
         return maps if offset is None else apply(maps, (offset, getattr(self, f"{purpose}_scale")))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        maps = gaussian_smooth(error_map(images, self.model(images).float()), self.sigma)
+        maps = gaussian_smooth(error_map(images, self.model(images).float(), self.score_function), self.sigma)
         return self._calibrated(maps, "pixel"), pooled_score(self._calibrated(maps, "image"), self.pooling, self.top_percent)
 
 
@@ -112,15 +113,11 @@ def export_onnx(
     Without ``threshold``, the run's float32 detector's: the stored one where it was fitted in float32
     at these settings, else one fitted on the run's validation images (:func:`anovit.scoring.run_scoring.run_detector`,
     which tells ``notify``); without ``sigma``, the run's own (stored in its training.json,
-    :attr:`anovit.runs.record.RunRecord.sigma`). The run's calibration and pooling are embedded. Raises ExportError without the onnx extra, and for a
-    run whose score function is not "l2" (:attr:`anovit.runs.record.RunRecord.score`).
+    :attr:`anovit.runs.record.RunRecord.sigma`). The run's score function (:attr:`anovit.runs.record.RunRecord.score`),
+    calibration and pooling are embedded. Raises ExportError without the onnx extra.
     """
     require_onnx_extra("onnx", "onnxscript")
     run_dir = Path(run_dir)
-    score = read_training_record(run_dir).score
-    if score != DEFAULT_SCORE:
-        raise ExportError(f"{run_dir} scores with {score!r}; the ONNX export bakes in eq. (6)'s l2 map only, "
-                          "so score this run with anovit itself (anovit score / evaluate).")
     # the graph computes in fp32: so does its threshold (a stored bf16 fit is refit in memory, said in one line)
     detector = run_detector(run_dir, sigma, threshold, bf16=False, device="cpu", notify=notify)
     model = detector.model

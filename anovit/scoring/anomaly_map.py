@@ -9,7 +9,8 @@ Beyond the paper, :func:`pooled_score` pools a map into an image score by :data:
 (eq. 7) or "topk", the mean of the top q % of the map's pixels (:func:`top_pixels`).
 
 Beyond the paper, :func:`error_map` gives the map of a run's score function (``"l2"``: eq. (6), the
-default; ``"ssim"``, ``"msgms"``: :mod:`anovit.scoring.structural`), and :func:`training_loss` the loss of a
+default; ``"ssim"``, ``"msgms"``: :mod:`anovit.scoring.structural`; ``"l2-ssim"``: the geometric mean of the
+locally averaged l2 map and the 1 - SSIM map), and :func:`training_loss` the loss of a
 run (``"l2"``: eq. (1); ``"ssim"``: the mean 1 - SSIM of the SSIM-AE, Bergmann et al. 2019b).
 """
 
@@ -20,7 +21,7 @@ import math
 import torch
 
 from ..models import DEFAULT_SCORE, DEFAULT_SIGMA, DEFAULT_TOP_PERCENT, LOSSES, POOLINGS, SCORE_FUNCTIONS  # one home
-from .structural import msgms_error_map, ssim_error_map
+from .structural import SSIM_SIGMA, msgms_error_map, ssim_error_map
 
 
 def reconstruction_loss(images: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
@@ -54,9 +55,16 @@ def check_score(score: str) -> str:
 
 def error_map(images: torch.Tensor, recon: torch.Tensor, score: str = DEFAULT_SCORE) -> torch.Tensor:
     """The per-pixel error map (B, H, W) of score function ``score``: "l2" (eq. 6, :func:`score_map`),
-    "ssim" (1 - local SSIM) or "msgms" (1 - multi-scale GMS); ValueError for another name."""
+    "ssim" (1 - local SSIM), "msgms" (1 - multi-scale GMS) or "l2-ssim": per pixel the geometric mean
+    sqrt(G * l2 x (1 - SSIM)) of the l2 map averaged over SSIM's own Gaussian window (G: sigma
+    :data:`~anovit.scoring.structural.SSIM_SIGMA`, so both factors describe the same neighbourhood) and the
+    1 - SSIM map, high only where both the intensities and the local structure differ. ValueError for another
+    name."""
     if check_score(score) == "l2":
         return score_map(images, recon)
+    if score == "l2-ssim":
+        local_l2 = gaussian_smooth(score_map(images, recon), SSIM_SIGMA)
+        return (local_l2 * ssim_error_map(images, recon).clamp_min(0)).sqrt()
     return ssim_error_map(images, recon) if score == "ssim" else msgms_error_map(images, recon)
 
 

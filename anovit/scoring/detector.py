@@ -3,7 +3,7 @@ detectors (``fit_threshold`` then ``score`` / ``predict``).
 
 A detector holds a model, the smoothing sigma of its anomaly maps, one precision and a threshold:
 
-- anomaly map (eq. 6, or the run's score function "ssim" / "msgms", + the Gaussian smoothing of
+- anomaly map (eq. 6, or the run's score function "ssim" / "msgms" / "l2-ssim", + the Gaussian smoothing of
   sec. 4.3) and anomaly score (eq. 7), see :mod:`anovit.scoring.anomaly_map`;
 - calibration (:class:`anovit.scoring.calibration.Calibration`; beyond the paper): the pixel map and the map the
   image score pools may each be calibrated by per-pixel statistics of normal maps; pooling "max" (eq. 7)
@@ -75,7 +75,7 @@ class Detector:
         threshold: decision threshold on anomaly scores (None until fitted or set).
         bf16: bf16 autocast (None: where the model's device supports it, :func:`anovit.utils.runtime.use_bf16`;
             True on a device without it is a ConfigError).
-        score_function: "l2" (eq. 6), "ssim" or "msgms" (:func:`anovit.scoring.anomaly_map.error_map`).
+        score_function: "l2" (eq. 6), "ssim", "msgms" or "l2-ssim" (:func:`anovit.scoring.anomaly_map.error_map`).
         calibration: per-pixel statistics of normal maps for the image and pixel maps
             (:class:`anovit.scoring.calibration.Calibration`); None: the raw map for both purposes.
         pooling, top_percent: the image score from the map: "max" (eq. 7) or "topk" (mean of the top q %).

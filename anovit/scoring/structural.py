@@ -20,7 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-SSIM_WINDOW = 11  # px, Gaussian window of sigma 1.5 (Wang et al. 2004; Bergmann et al. 2019b)
+SSIM_WINDOW = 11  # px, Gaussian window of sigma SSIM_SIGMA (Wang et al. 2004; Bergmann et al. 2019b)
+SSIM_SIGMA = 1.5  # px
 GMS_C = 0.0026  # RIAD's stability constant (images in [0, 1])
 MSGMS_SCALES = 4  # 1, 1/2, 1/4, 1/8
 

@@ -19,6 +19,7 @@ from ..utils.errors import CheckpointError, ConfigError
 from ..models import (CALIBRATIONS, LOSSES, MODELS, POOLINGS, PRESETS, SCORE_FUNCTIONS, SIGMA_SOURCE, default_sigma,
                      describe_training_default, make_config, training_defaults)
 from ..models.cae import L2CAEConfig, latent_dim_for
+from .schedule import LR_SCHEDULES
 from ..utils.settings import Form, Setting, check_settings, setting
 from ..utils.validation import absolute_path, check_number, check_str
 
@@ -85,6 +86,9 @@ class TrainConfig:
     lr: float | None = setting(None, "Adam learning rate", minimum=0, min_open=True,
                                default_text=f"the preset's; {describe_training_default('lr')}",
                                form=Form("Learning rate", 1e-6, 1e-1, "%.1e"))
+    # Runs recorded before this field trained at a constant lr, the default.
+    lr_schedule: str = setting(LR_SCHEDULES[0], "learning-rate schedule: constant, or cosine (annealed from --lr to 0 "
+                               "over all steps)", choices=LR_SCHEDULES)
     betas: tuple[float, float] = setting((0.5, 0.999), "Adam's beta1 and beta2", minimum=0, maximum=1, max_open=True,
                                          flag=None, check=_check_pair)
     weight_decay: float = setting(1e-5, "Adam's weight decay", minimum=0, flag=None)
@@ -111,9 +115,10 @@ class TrainConfig:
                                default_text="the model's; ssim for ssim-cae, else l2")
     score: str | None = setting(
         None, "score function of the anomaly maps, stored with the run", choices=SCORE_FUNCTIONS,
-        default_text="the preset's: ssim for ssim-cae, else l2, eq. 6",
+        default_text="the preset's: l2-ssim for AnoViT's cpu-default, ssim for ssim-cae, else l2, eq. 6",
         form=Form("Score function", details="l2: eq. (6), the paper's; ssim: 1 - local SSIM (SSIM-AE); msgms: 1 - "
-                  "multi-scale gradient magnitude similarity (RIAD, InTra)"))
+                  "multi-scale gradient magnitude similarity (RIAD, InTra); l2-ssim: sqrt(l2 x (1 - SSIM)), "
+                  "AnoViT's cpu-default"))
     # Calibration (anovit.scoring.calibration) and pooling of the anomaly map. Runs recorded before these fields
     # were raw maps scored by their max (eq. 7).
     image_calibration: str | None = setting(

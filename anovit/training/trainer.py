@@ -31,6 +31,7 @@ from ..utils.runtime import autocast, precision_name, use_bf16
 from ..scoring.anomaly_map import training_loss
 from ..runs.resume import load_resume_point, save_resume_point
 from .config import TrainConfig, model_config
+from .schedule import scheduled_lr
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -240,6 +241,9 @@ def _train_locked(config: TrainConfig, run_dir: Path, resume: bool, overwrite: b
                 raise _diverged(config, loss_value, epoch, step, steps, bf16, best_epoch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            for group in opt.param_groups:
+                group["lr"] = scheduled_lr(config.lr, config.lr_schedule, (epoch - 1) * steps + step - 1,
+                                           config.epochs * steps)
             if config.grad_clip is not None:  # a rare spike must not blow up a from-scratch run
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             opt.step()

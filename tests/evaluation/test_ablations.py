@@ -126,7 +126,7 @@ def test_rescore_tasks_cover_the_values_no_run_has(runs_root):
     baseline = ab.baselines(runs, "anovit", KEY)[0]
     tasks = ab.rescore_tasks(baseline, ab.trained_points(runs, baseline))
     sigma = baseline.switches["sigma"]
-    expected = {("score", "ssim")} | {("sigma", round(sigma * f, 4)) for f in (0.0, 0.5, 2.0)}
+    expected = {("score", "ssim"), ("score", "l2-ssim")} | {("sigma", round(sigma * f, 4)) for f in (0.0, 0.5, 2.0)}
     assert {(s, v) for s, v, _ in tasks} == expected
     assert len(tasks) == 2 * len(expected)  # every baseline seed
 
@@ -232,7 +232,7 @@ def test_page_rescores_the_baseline_runs_for_score_and_sigma(runs_root, monkeypa
     at.toggle[0].set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     sigma = ckpt.read_json(runs_root / "base-s0" / ckpt.TRAINING)["sigma"]
-    expected = {("ssim", sigma)} | {("l2", round(sigma * f, 4)) for f in (0.0, 0.5, 2.0)}
+    expected = {("ssim", sigma), ("l2-ssim", sigma)} | {("l2", round(sigma * f, 4)) for f in (0.0, 0.5, 2.0)}
     assert sorted(calls) == sorted((run, *task) for run in ("base-s0", "base-s1") for task in expected)
     table = at.dataframe[0].value.set_index(["switch", "value", "source"])
     assert table.loc[("score function", "ssim", "re-scored"), "image AUROC"] == "0.500 ± 0.000"

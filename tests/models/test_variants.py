@@ -1,6 +1,7 @@
 """Beyond the paper: the SSIM-AE and masked-patch AnoViT train, record their loss and score function,
 and every scoring path reads them back; runs recorded before these fields keep scoring with l2."""
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from anovit.cli.main import _train_config, build_parser
 from anovit.scoring.detector import Detector
 from anovit.utils.errors import AnovitError, ConfigError
 from anovit.evaluation.evaluate import evaluate_run
-from anovit.deploy.export import ExportError, export_onnx
+from anovit.deploy.export import export_onnx
 from anovit.models import MODEL_LABELS, MODELS, PRESETS, TRAINING_DEFAULTS
 from anovit.runs.catalog import SWITCH_FIELDS, run_protocol, run_switches
 from anovit.runs.record import read_run
@@ -36,7 +37,9 @@ def test_the_registry_knows_the_ssim_ae_and_the_masked_preset():
     assert (ssim.loss, ssim.score) == ("ssim", "ssim")
     assert (ssim.lr, ssim.epochs) == (TRAINING_DEFAULTS["cae"]["cpu-tiny"].lr, TRAINING_DEFAULTS["cae"]["cpu-tiny"].epochs)
     assert PRESETS["anovit"]["cpu-tiny-masked"]["mask_ratio"] > 0
-    assert all(d.loss == d.score == "l2" for p, d in TRAINING_DEFAULTS["anovit"].items() if p != "cpu-tiny-masked")
+    assert all(d.loss == "l2" for d in TRAINING_DEFAULTS["anovit"].values())
+    assert all(d.score == "l2" for p, d in TRAINING_DEFAULTS["anovit"].items() if p not in ("cpu-tiny-masked", "cpu-default"))
+    assert TRAINING_DEFAULTS["anovit"]["cpu-default"].score == TRAINING_DEFAULTS["cae"]["cpu-default"].score == "l2-ssim"
     with pytest.raises(ConfigError, match="preset"):
         TrainConfig(model="cae", preset="cpu-tiny-masked")
     with pytest.raises(ConfigError, match="field 'score'"):
@@ -82,7 +85,7 @@ def test_ssim_ae_trains_with_the_ssim_loss_and_scores_with_ssim(synthetic_root, 
     assert ckpt.read_metrics(run)["test"]["score"] == "ssim" and result.n_images == 6
 
 
-def test_masked_anovit_trains_scores_with_its_run_score_and_export_refuses_msgms(synthetic_root, tmp_path):
+def test_masked_anovit_trains_scores_with_its_run_score_and_exports_it(synthetic_root, tmp_path):
     config = _config(synthetic_root, "anovit", "cpu-tiny-masked", model_overrides={"decoder_channels": [16] * 6},
                      score="msgms")
     run = train(config, tmp_path / "masked").run_dir
@@ -90,8 +93,15 @@ def test_masked_anovit_trains_scores_with_its_run_score_and_export_refuses_msgms
     detector = Detector.from_run(run, device="cpu")
     assert detector.score_function == read_run(run).score == load_training(run).score
     assert detector.model.test_masks.sum(0).eq(1).all()
-    with pytest.raises(ExportError, match="scores with 'msgms'"):
+    if importlib.util.find_spec("onnxruntime") is not None:  # the graph computes the run's score function too
+        from anovit.deploy.onnx_scorer import OnnxScorer
+
         export_onnx(run)
+        images = torch.rand(3, 3, 64, 64)
+        onnx_maps, onnx_scores = OnnxScorer(run)(images)
+        _, maps, scores = Detector.from_run(run, device="cpu", bf16=False).outputs(images)
+        torch.testing.assert_close(onnx_maps, maps, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(onnx_scores, scores, rtol=1e-4, atol=1e-5)
     switches = run_switches(read_run(run))
     assert list(switches) == list(SWITCH_FIELDS)
     assert (switches["model"], switches["preset"], switches["mask_ratio"], switches["score"], switches["loss"]) == (

@@ -143,7 +143,7 @@ def test_a_calibrated_run_reloads_its_calibration_and_scores_the_same(calibrated
     reloaded = Detector.from_run(run, device="cpu")
     assert reloaded.stored_differs_ == [] and reloaded.threshold == read_threshold(run).value
     stats, _ = read_statistics(run)
-    fresh = Detector(ckpt.load_model(run), sigma=config.sigma, bf16=reloaded.bf16,
+    fresh = Detector(ckpt.load_model(run), sigma=config.sigma, bf16=reloaded.bf16, score_function=config.score,
                      calibration=Calibration("standardise", "mean", 0.25, stats), pooling="topk", top_percent=2.0)
     for a, b in zip(reloaded.outputs(images), fresh.outputs(images)):
         torch.testing.assert_close(a, b)
@@ -214,6 +214,7 @@ def test_onnx_scores_equal_pytorch_with_a_calibration(calibrated_run, synthetic_
     shutil.copytree(calibrated_run[0], run)
     image, pixel, pooling = variants
     training = json.loads((run / ckpt.TRAINING).read_text())
+    assert training["score"] == "l2-ssim"  # cpu-default's score function: the graph computes it too
     ckpt.write_json(run / ckpt.TRAINING, {**training, "image_calibration": image, "pixel_calibration": pixel,
                                           "pooling": pooling})
     out = export_onnx(run, tmp_path / "onnx")

@@ -6,8 +6,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from anovit.scoring.anomaly_map import anomaly_maps, error_map, score_map, training_loss
-from anovit.scoring.structural import msgms_error_map, ssim_error_map
+from anovit.scoring.anomaly_map import anomaly_maps, error_map, gaussian_smooth, score_map, training_loss
+from anovit.scoring.structural import SSIM_SIGMA, msgms_error_map, ssim_error_map
 
 
 def _pair(seed: int, channels: int = 3, size: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,7 +69,7 @@ def test_msgms_map_matches_the_published_definition():
         np.testing.assert_allclose(ours[b], _msgms_reference(images[b].numpy(), recon[b].numpy()), atol=1e-5)
 
 
-@pytest.mark.parametrize("score", ["ssim", "msgms"])
+@pytest.mark.parametrize("score", ["ssim", "msgms", "l2-ssim"])
 def test_structural_maps_are_zero_for_a_perfect_reconstruction_and_grow_with_a_defect(score):
     images, _ = _pair(2, size=32)
     assert error_map(images, images.clone(), score).abs().max() < 1e-4
@@ -89,6 +89,17 @@ def test_l2_score_is_eq6_and_unknown_names_are_refused():
         error_map(images, recon, "mse")
     with pytest.raises(ValueError, match="loss must be one of"):
         training_loss(images, recon, "msgms")
+
+
+def test_l2_ssim_is_the_geometric_mean_of_the_l2_and_ssim_maps():
+    images, recon = _pair(5)
+    l2, ssim = gaussian_smooth(score_map(images, recon), SSIM_SIGMA), ssim_error_map(images, recon)
+    torch.testing.assert_close(error_map(images, recon, "l2-ssim"), (l2 * ssim.clamp_min(0)).sqrt())
+    # high only where both are: a pure brightness shift (l2 high, structure kept) scores below the same l2
+    # error that also breaks the local structure (noise)
+    shifted = (images + 0.1).clamp(0, 1)
+    noisy = images + 0.1 * torch.sign(torch.randn_like(images))
+    assert error_map(images, shifted, "l2-ssim").mean() < error_map(images, noisy, "l2-ssim").mean()
 
 
 def test_ssim_loss_is_the_mean_ssim_error_and_has_gradients():

@@ -35,8 +35,9 @@ def test_run_folder_has_hub_layout_and_history(synthetic_root, tmp_path):
     assert model.config.image_size == 128
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(synthetic_root, tmp_path):
-    config = _config(synthetic_root)
+@pytest.mark.parametrize("lr_schedule", ["constant", "cosine"])
+def test_resume_after_interruption_matches_an_uninterrupted_run(synthetic_root, tmp_path, lr_schedule):
+    config = _config(synthetic_root, lr_schedule=lr_schedule)
     full = train(config, tmp_path / "full")
 
     class Killed(Exception):
