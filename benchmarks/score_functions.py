@@ -1,4 +1,4 @@
-"""CPU cost of the score functions (issue 11, item 2): l2 (eq. 6), ssim (kornia) and msgms (ours),
+"""CPU cost of the score functions (issue 11, item 2): l2 (eq. 6), ssim (kornia), msgms (ours) and l2-ssim (both),
 each as the whole map step the Detector runs after the forward pass (error map + Gaussian smoothing
 + eq. 7), on a batch of 16 RGB images at 128 px, and beside the cpu-tiny AnoViT forward pass (bf16,
 as the Detector runs it here) that precedes it; 1 torch thread, interleaved repeats, medians.
