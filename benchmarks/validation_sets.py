@@ -297,19 +297,20 @@ def _variant(name: str) -> tuple[str, float]:
     return next((variant, lam) for n, variant, lam in variants() if n == name)
 
 
-def plot_curve(curves: dict[str, list[dict]], path: Path) -> None:
+def plot_curve(curves: dict[str, list[dict]], scorings: dict[str, str], path: Path) -> None:
     """An HTML plotly figure of image and pixel AUROC vs the number of calibration images (``curves``:
-    recipe -> rows of :func:`calibration_curve`), for the max / top 1 % poolings of the standardised and
+    recipe -> rows of :func:`calibration_curve`; ``scorings``: recipe -> the score function of its maps, l2 where
+    none is recorded), for the default's calibration and pooling (minus the mean, top 5 %), the standardised and
     shrunk 0.5 maps and the raw map for reference."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    keys = ("image none/max", "image standardise/max", "image standardise/top1%", "image shrunk0.5/top1%",
-            "pixel none", "pixel standardise", "pixel shrunk0.5")
+    keys = ("image none/max", "image mean/top5%", "image standardise/max", "image standardise/top5%",
+            "image shrunk0.5/top1%", "pixel none", "pixel mean", "pixel standardise")
     for recipe, rows in curves.items():
-        for key in keys:
+        for key in (k for k in keys if k in rows[0]):
             fig.add_trace(go.Scatter(x=[r["n"] for r in rows], y=[r[key] for r in rows], mode="lines+markers",
-                                     name=f"{recipe}: {key.replace('/', ', ')}"))
+                                     name=f"{recipe} ({scorings.get(recipe, 'l2')} map): {key.replace('/', ', ')}"))
     fig.update_layout(title=f"AUROC vs number of calibration images ({CURVE_SET}, held-out normal validation images)",
                       xaxis_title="calibration images", yaxis_title="AUROC", xaxis_type="log")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -389,11 +390,15 @@ def main() -> None:
         chosen = [r for r in runs.values() if r["recipe"] in recipes]
         out["study"] = {**old.get("study", {}), **study_summary(chosen, runs_root, args.scorings.split(","))}
         for recipe in recipes if args.curve else ():
-            paths = [dump_maps(runs_root / r["run"]) for r in chosen if r["set"] == CURVE_SET and r["recipe"] == recipe]
+            # on the maps of the model's chosen score function (stop 31; the curves made before were of l2 maps)
+            mine = [r for r in chosen if r["set"] == CURVE_SET and r["recipe"] == recipe]
+            paths = [dump_maps(runs_root / r["run"], CHOSEN[r["model"]]["scoring"]) for r in mine]
             if paths:
                 out.setdefault("calibration_curve", {})[recipe] = calibration_curve(paths)
+                out.setdefault("calibration_curve_scoring", {})[recipe] = CHOSEN[mine[0]["model"]]["scoring"]
         if args.curve and out.get("calibration_curve") and not tmp:
-            plot_curve(out["calibration_curve"], ROOT / "docs" / "calibration_curve.html")
+            plot_curve(out["calibration_curve"], out.get("calibration_curve_scoring", {}),
+                       ROOT / "docs" / "calibration_curve.html")
     if args.study:
         out["chosen"] = CHOSEN
         # the recipes studied now; the other recipes' rows as studied before (their run folders may be gone)
