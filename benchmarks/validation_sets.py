@@ -59,7 +59,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "anovit-s192": dict(model="anovit", preset="cpu-default", epochs=10, model_overrides={"image_size": 192},
                         sigma=6.0),
     # the learning-rate schedule, screened on seed 0 (stop 31): cosine annealing, with batches of 16 and of 8
-    # (twice the optimiser steps for the same images)
+    # (twice the optimiser steps for the same images); neither adopted (README)
     "anovit-cosine": dict(model="anovit", preset="cpu-default", lr_schedule="cosine"),
     "anovit-cosine-b8": dict(model="anovit", preset="cpu-default", lr_schedule="cosine", batch_size=8),
 }
@@ -73,10 +73,10 @@ POOLINGS = {"max": None, "top0.1%": 0.001, "top1%": 0.01, "top5%": 0.05, "top10%
 LAMBDAS = (0.0, 0.25, 0.5, 0.75)
 CURVE_SET, CURVE_N, CURVE_DRAWS = "capsules", (2, 4, 8, 16, 32, 54), 5
 OUTPUT = RESULTS / "validation_sets.json"
-# per model: the score function (a re-scoring, SCORINGS), the calibration of the image score's map, its pooling
-# and the pixel map's calibration chosen by the study (mean over the sets and seeds; see the README). Stop 31:
+# the score function (a re-scoring, SCORINGS), the calibration of the image score's map, its pooling and the pixel
+# map's calibration chosen by the study (mean over the sets and seeds; see the README), for both models. Stop 31:
 # from the l2 map standardised (sigma4 / standardise) to l2-ssim / mean, cpu-default's scoring (anovit.models).
-CHOSEN = {model: {"scoring": "l2-ssim", "image": "mean", "pooling": "top5%", "pixel": "none"} for model in ("anovit", "cae")}
+CHOSEN = {"scoring": "l2-ssim", "image": "mean", "pooling": "top5%", "pixel": "none"}
 
 
 # ---------------------------------------------------------------- stage 1 + 2: train, product scoring
@@ -99,7 +99,8 @@ def train_and_score(config: Any, run_dir: Path) -> dict[str, Any]:
     if not _finished(run_dir, config.epochs):
         train(config, run_dir, resume=(run_dir / "resume.safetensors").is_file(), overwrite=True)
     log = read_run_metrics(run_dir).training
-    # the product's scoring at the recipe's settings (sigma, calibration, pooling: the preset's), on the run's
+    # the product's scoring at the recipe's settings (sigma, score function, calibration, pooling: the preset's; the
+    # score function does not change training, so a run trained before a preset's score changed is re-scored), on the run's
     # weights; statistics and threshold fitted on its validation split, nothing written (runs trained before
     # the scoring fields were recorded score as their preset says today)
     result = evaluate_run(run_dir, device="cpu", sigma=config.sigma, score=config.score, record=False,
@@ -276,19 +277,18 @@ def study_summary(runs: list[dict], runs_root: Path, scorings: list[str]) -> dic
 
 
 def chosen_rows(runs: list[dict], runs_root: Path) -> list[dict]:
-    """The runs as their model's chosen score, calibration and pooling (CHOSEN) score them, from the maps cache: per run
+    """The runs as the chosen score, calibration and pooling (CHOSEN) score them, from the maps cache: per run
     ``image_auroc`` / ``pixel_auroc`` replaced (the product scoring kept as ``raw_*``)."""
     from anovit.evaluation.metrics import image_auroc, pixel_auroc
 
     out = []
     for r in runs:
-        chosen = CHOSEN[r["model"]]
-        data = np.load(dump_maps(runs_root / r["run"], chosen["scoring"]))
+        data = np.load(dump_maps(runs_root / r["run"], CHOSEN["scoring"]))
         val, test = data["val"], data["test"]
-        image_maps = calibrate(val, test, *_variant(chosen["image"]))
-        pixel_maps = calibrate(val, test, *_variant(chosen["pixel"]))
+        image_maps = calibrate(val, test, *_variant(CHOSEN["image"]))
+        pixel_maps = calibrate(val, test, *_variant(CHOSEN["pixel"]))
         out.append({**r, "raw_image_auroc": r["image_auroc"], "raw_pixel_auroc": r["pixel_auroc"],
-                    "image_auroc": image_auroc(pool(image_maps, POOLINGS[chosen["pooling"]]), data["labels"]),
+                    "image_auroc": image_auroc(pool(image_maps, POOLINGS[CHOSEN["pooling"]]), data["labels"]),
                     "pixel_auroc": pixel_auroc(pixel_maps, data["masks"])})
     return out
 
@@ -391,11 +391,11 @@ def main() -> None:
         out["study"] = {**old.get("study", {}), **study_summary(chosen, runs_root, args.scorings.split(","))}
         for recipe in recipes if args.curve else ():
             # on the maps of the model's chosen score function (stop 31; the curves made before were of l2 maps)
-            mine = [r for r in chosen if r["set"] == CURVE_SET and r["recipe"] == recipe]
-            paths = [dump_maps(runs_root / r["run"], CHOSEN[r["model"]]["scoring"]) for r in mine]
+            paths = [dump_maps(runs_root / r["run"], CHOSEN["scoring"]) for r in chosen
+                     if r["set"] == CURVE_SET and r["recipe"] == recipe]
             if paths:
                 out.setdefault("calibration_curve", {})[recipe] = calibration_curve(paths)
-                out.setdefault("calibration_curve_scoring", {})[recipe] = CHOSEN[mine[0]["model"]]["scoring"]
+                out.setdefault("calibration_curve_scoring", {})[recipe] = CHOSEN["scoring"]
         if args.curve and out.get("calibration_curve") and not tmp:
             plot_curve(out["calibration_curve"], out.get("calibration_curve_scoring", {}),
                        ROOT / "docs" / "calibration_curve.html")

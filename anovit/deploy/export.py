@@ -3,8 +3,8 @@ config a deployment needs to feed it and decide.
 
 The graph takes ``image`` float32 (batch, C, S, S), RGB in [0, 1] after resizing to S (the run's
 image size); normalisation (AnoViT: its encoder's mean/std) happens inside. It returns
-``anomaly_map`` (batch, S, S): eq. (6) (or the run's score function's map, :func:`anovit.scoring.anomaly_map.error_map`)
-smoothed with the run's Gaussian sigma, and ``anomaly_score``
+``anomaly_map`` (batch, S, S): eq. (6) (or the run's score function's map,
+:func:`anovit.scoring.anomaly_map.error_map`) smoothed with the run's Gaussian sigma, and ``anomaly_score``
 (batch,): eq. (7). A run with a calibration (:mod:`anovit.scoring.calibration`) has its statistics embedded as
 constants: the map is then the pixel-calibrated one and the score pools (max or top-k mean) the
 image-calibrated one, as :class:`~anovit.scoring.detector.Detector` scores. The batch dimension is dynamic; the opset is :data:`OPSET` (torch's dynamo

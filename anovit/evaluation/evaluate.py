@@ -193,7 +193,8 @@ def evaluate_run(
         device: "auto", "cpu", "cuda", "cuda:N".
         max_images: a seeded subsample of the test split (recorded as "max_images"); None: all of it.
         progress: ``progress(done, total)`` after each batch.
-        score: score function "l2" (eq. 6), "ssim", "msgms" or "l2-ssim" (None: the run's, :attr:`anovit.runs.record.RunRecord.score`).
+        score: score function "l2" (eq. 6), "ssim", "msgms" or "l2-ssim" (None: the run's,
+            :attr:`anovit.runs.record.RunRecord.score`).
         image_calibration, pixel_calibration, pooling, pooling_top_percent, calibration_shrinkage: the scoring
             (None: the run's, :class:`anovit.runs.record.ScoringRecipe`); another value re-scores the run
             without retraining, with statistics fitted on its validation split. Pixel metrics score the

@@ -131,8 +131,8 @@ def _training_rows(training: dict[str, Any], history: dict[str, Any]) -> list[tu
         ("best epoch (lowest validation loss)", format_value(history.get("best_epoch"))),
         ("best validation loss (MSE)", format_value(history.get("best_val_loss"))),
         ("batch size", str(training.get("batch_size"))),
-        ("optimiser", f"Adam, lr {training.get('lr')} ({training.get('lr_schedule') or 'constant'}), betas {tuple(training.get('betas', ()))}, "
-                      f"weight decay {training.get('weight_decay')}"),
+        ("optimiser", f"Adam, lr {training.get('lr')} ({training.get('lr_schedule') or 'constant'}), "
+                      f"betas {tuple(training.get('betas', ()))}, weight decay {training.get('weight_decay')}"),
         ("validation", f"{training.get('val_fraction')} of the normal training images held out (seed "
                        f"{training.get('seed')})"),
         ("augmentation", ", ".join(on) if on else "none"),

@@ -115,10 +115,10 @@ class TrainConfig:
                                default_text="the model's; ssim for ssim-cae, else l2")
     score: str | None = setting(
         None, "score function of the anomaly maps, stored with the run", choices=SCORE_FUNCTIONS,
-        default_text="the preset's: l2-ssim for AnoViT's cpu-default, ssim for ssim-cae, else l2, eq. 6",
+        default_text="the preset's: ssim for ssim-cae, l2-ssim for the other models' cpu-default, else l2, eq. 6",
         form=Form("Score function", details="l2: eq. (6), the paper's; ssim: 1 - local SSIM (SSIM-AE); msgms: 1 - "
                   "multi-scale gradient magnitude similarity (RIAD, InTra); l2-ssim: sqrt(l2 x (1 - SSIM)), "
-                  "AnoViT's cpu-default"))
+                  "cpu-default's"))
     # Calibration (anovit.scoring.calibration) and pooling of the anomaly map. Runs recorded before these fields
     # were raw maps scored by their max (eq. 7).
     image_calibration: str | None = setting(
