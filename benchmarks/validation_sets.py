@@ -390,7 +390,7 @@ def main() -> None:
         chosen = [r for r in runs.values() if r["recipe"] in recipes]
         out["study"] = {**old.get("study", {}), **study_summary(chosen, runs_root, args.scorings.split(","))}
         for recipe in recipes if args.curve else ():
-            # on the maps of the model's chosen score function (stop 31; the curves made before were of l2 maps)
+            # on the maps of the chosen score function (stop 31; the curves made before were of l2 maps)
             paths = [dump_maps(runs_root / r["run"], CHOSEN["scoring"]) for r in chosen
                      if r["set"] == CURVE_SET and r["recipe"] == recipe]
             if paths:
@@ -406,7 +406,7 @@ def main() -> None:
                                  + summarise(chosen_rows(chosen, runs_root)))
         print("calibrated as chosen:", CHOSEN)
         print_table(out["summary_chosen"])
-        print("product scoring (each recipe's own: its preset's sigma, calibration and pooling):")
+        print("product scoring (each recipe's own: its preset's sigma, score function, calibration and pooling):")
     print_table(out["summary"])
     if tmp:
         tmp.cleanup()
