@@ -44,24 +44,31 @@ SETS = {  # name -> (data root, category)
     "metal_plate": (DATA / "validation" / "mpdd", "metal_plate"),
     "pcb": (DATA / "validation" / "deeppcb", "pcb"),
 }
+_UNTILED = dict(model_overrides={"image_size": 128}, sigma=4.0)  # cpu-default before stop 32: one 128 px tile
 # recipe -> TrainConfig fields (dataset "mvtec"; data_root, category and seed are added per run).
 # "*-paper": the paper's recipe at tiny size (AnoViT cpu-tiny, 10 epochs) and Bergmann et al.'s l2-CAE;
 # "*-default": what `python -m anovit train` gives without --preset; the rest are the screened candidates.
 RECIPES: dict[str, dict[str, Any]] = {
     "anovit-paper": dict(model="anovit", preset="cpu-tiny"),
     "cae-paper": dict(model="cae", preset="cpu-tiny"),
-    "anovit-default": dict(model="anovit", preset="cpu-default"),
+    "anovit-default": dict(model="anovit", preset="cpu-default"),  # tiled since stop 32 (256 px, 128 px tiles)
     "cae-default": dict(model="cae", preset="cpu-default"),  # re-trained at stop 31 (seeds 0-2)
+    # the candidates below pin what they ran where cpu-default has changed since (128 px untiled, sigma 4 px):
+    # the stop-31 default (AnoViT cpu-default until tiling replaced it at stop 32)
+    "anovit-stop31": dict(model="anovit", preset="cpu-default", **_UNTILED),
     # AnoViT cpu-default's budget, screened on seed 0 (stop 30): the former default's 10 epochs, 30 epochs, and
-    # 192 px at 10 epochs (sigma scaled with the size); 45 epochs won and became the default (anovit-default)
-    "anovit-e10": dict(model="anovit", preset="cpu-default", epochs=10),
-    "anovit-e30": dict(model="anovit", preset="cpu-default", epochs=30),
-    "anovit-s192": dict(model="anovit", preset="cpu-default", epochs=10, model_overrides={"image_size": 192},
-                        sigma=6.0),
+    # 192 px at 10 epochs (sigma scaled with the size); 45 epochs won (anovit-stop31)
+    "anovit-e10": dict(model="anovit", preset="cpu-default", epochs=10, **_UNTILED),
+    "anovit-e30": dict(model="anovit", preset="cpu-default", epochs=30, **_UNTILED),
+    "anovit-s192": dict(model="anovit", preset="cpu-default", epochs=10, sigma=6.0,
+                        model_overrides={"image_size": 192, "tile_size": 192}),  # one tile: untiled
     # the learning-rate schedule, screened on seed 0 (stop 31): cosine annealing, with batches of 16 and of 8
     # (twice the optimiser steps for the same images); neither adopted (README)
-    "anovit-cosine": dict(model="anovit", preset="cpu-default", lr_schedule="cosine"),
-    "anovit-cosine-b8": dict(model="anovit", preset="cpu-default", lr_schedule="cosine", batch_size=8),
+    "anovit-cosine": dict(model="anovit", preset="cpu-default", lr_schedule="cosine", **_UNTILED),
+    "anovit-cosine-b8": dict(model="anovit", preset="cpu-default", lr_schedule="cosine", batch_size=8, **_UNTILED),
+    # the l2-CAE in AnoViT's tiles (stop 32): 256 px images from 128 px tiles, sigma 8 px
+    "cae-tiled": dict(model="cae", preset="cpu-default", model_overrides={"image_size": 256, "tile_size": 128},
+                      sigma=8.0),
 }
 # re-scorings of a trained run: name -> (score function, None: the run's; sigma: a factor on the run's
 # sigma (float) or an absolute sigma in px (str))

@@ -23,6 +23,7 @@ from ..models.attention import (
     patch_size,
     upsample_map,
 )
+from ..models.tiling import tile_around
 from ..visualization.imaging import ATTENTION_COLORSCALE, overlay
 from ..visualization.figures import Panel, Scale, layer_distance_figure, panel_grid_figure
 from .common import page_header, show_errors
@@ -33,9 +34,11 @@ ROLLOUT = "rollout"
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing attention…")
-def _attention(run_dir: str, mtime: float, ref: DataRef, index: int, head_fusion: str) -> dict[str, np.ndarray]:
+def _attention(run_dir: str, mtime: float, ref: DataRef, index: int, head_fusion: str,
+               origin: tuple[int, int]) -> dict[str, np.ndarray]:
     model = load_model_cached(Path(run_dir))
-    image = load_dataset(ref, "test", model.config.image_size)[index]["image"][None]
+    (y, x), side = origin, model.config.network_size
+    image = load_dataset(ref, "test", model.config.image_size)[index]["image"][None, :, y:y + side, x:x + side]
     layers = attention_maps(model, image)
     return {
         "layers": torch.stack([fuse_heads(a, head_fusion)[0] for a in layers]).numpy(),  # (L, T, T)
@@ -90,10 +93,16 @@ def render() -> None:
     if checkpoint is None:
         return
     run, ref, model = checkpoint
-    size, grid, px = model.config.image_size, grid_size(model), patch_size(model)
-    index = _image_choice(run, ref, size)
+    size, grid, px = model.config.network_size, grid_size(model), patch_size(model)
+    index = _image_choice(run, ref, model.config.image_size)
     item = predict_items(run, ref, [index])
-    error = item["anomaly_map"][0]
+    error, image = item["anomaly_map"][0], item["image"][0]
+    origin = (0, 0)
+    if model.config.tile_size is not None:  # the encoder sees one tile at a time: the tile around the largest error
+        origin = tile_around(model.config.image_size, size, *np.unravel_index(int(np.argmax(error)), error.shape))
+        error, image = (a[origin[0]:origin[0] + size, origin[1]:origin[1] + size] for a in (error, image))
+        st.caption(f"Tiled model: its encoder sees {size} px tiles of the {model.config.image_size} px image; shown "
+                   f"is the tile at row {origin[0]}, column {origin[1]} px, around the largest anomaly-map value.")
     peak_y, peak_x = np.unravel_index(int(np.argmax(error)), error.shape)
     c1, c2, c3, c4 = st.columns(4)
     row = c1.number_input(
@@ -107,7 +116,7 @@ def render() -> None:
     fusion = c3.selectbox("Heads", HEAD_FUSIONS, help="How the heads of a layer are combined")
     n_layers = len(model.encoder.blocks)
     layer = c4.select_slider("Layer", [ROLLOUT] + [str(i) for i in range(1, n_layers + 1)], value=ROLLOUT)
-    attn = _attention(str(run.path), weights_mtime(run.path), ref, index, fusion)
+    attn = _attention(str(run.path), weights_mtime(run.path), ref, index, fusion, tuple(int(o) for o in origin))
     patch = int(row) * grid[1] + int(col)
     maps = patch_maps(attn, patch, model.num_prefix_tokens, grid)
     box = patch_box(patch, grid, px)
@@ -116,11 +125,11 @@ def render() -> None:
     title = "rollout" if layer == ROLLOUT else f"layer {layer}"
     panels = [
         [
-            Panel("input (patch outlined)", item["image"][0], marker=box),
+            Panel("input (patch outlined)", image, marker=box),
             Panel(f"attention, {title}", chosen, "attention", marker=box),
             Panel(
                 "attention over input",
-                overlay(item["image"][0], chosen, low, top, 0.6, ATTENTION_COLORSCALE),
+                overlay(image, chosen, low, top, 0.6, ATTENTION_COLORSCALE),
                 marker=box,
             ),
             Panel("anomaly map", error, "error", marker=box),

@@ -184,7 +184,8 @@ def start_line(config: Any, run_dir: Path) -> str:
     bf16 = use_bf16(device, config.bf16)
     data = f"{config.dataset}/{config.category} ({config.data_root or 'built-in data folder'})"
     encoder = f", {model.encoder}" if getattr(model, "encoder", None) else ""
-    return (f"training {config.model} ({config.preset}{encoder}, {model.image_size} px) on {data} · {config.epochs} "
+    tiles = f" in {model.tile_size} px tiles" if model.tile_size else ""
+    return (f"training {config.model} ({config.preset}{encoder}, {model.image_size} px{tiles}) on {data} · {config.epochs} "
             f"epochs, batch {config.batch_size} · {device}, {'bf16 autocast' if bf16 else 'float32'} → {run_dir}")
 
 

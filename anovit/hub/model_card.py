@@ -89,6 +89,10 @@ def _decoder_text(config: dict[str, Any]) -> str:
 def _architecture(config: dict[str, Any]) -> list[tuple[str, str]]:
     size, channels = config.get("image_size"), config.get("in_channels", 3)
     rows = [("input", f"{size} × {size} px, {channels} channel{'s' if channels != 1 else ''}, values in [0, 1]")]
+    if config.get("tile_size"):
+        tile = config["tile_size"]
+        rows.append(("tiling", f"the network takes {tile} × {tile} px tiles: trained on one random tile per image, it "
+                               "reconstructs the whole image from tiles every half tile, Hann-weighted where they overlap"))
     if config.get("model_type") == "anovit":
         init, _ = _encoder_init(config)
         rows += [

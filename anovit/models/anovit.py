@@ -59,6 +59,7 @@ import torch.nn.functional as F
 
 from ..utils.errors import ConfigError
 from .masking import complementary_masks, compose, hide_tokens, pixel_mask, random_mask, inference_passes
+from .tiling import check_tile_size, forward_tiled
 from ..utils.validation import check_bool, check_in, check_int_list, check_number, check_str
 from .encoder import create_encoder
 
@@ -75,6 +76,12 @@ class AnoViTConfig:
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16, 16)
     decoder: str = "stable"  # "stable" (GroupNorm, linear 3x3 head) or "paper" (sec. 4.2 as written)
     mask_ratio: float = 0.0  # share of patches hidden (masked-patch inpainting); 0: the paper's AnoViT
+    tile_size: int | None = None  # the network's input (px) when it reconstructs image_size px by tiles (tiling)
+
+    @property
+    def network_size(self) -> int:
+        """Side (px) of the images the network itself takes: ``tile_size``, or ``image_size`` untiled."""
+        return self.tile_size or self.image_size
 
     def __post_init__(self) -> None:
         """Check every field where the config is built (ConfigError naming the field), before timm sees it."""
@@ -94,6 +101,7 @@ class AnoViTConfig:
         check_str("encoder_weights", self.encoder_weights, optional=True)
         check_str("decoder", self.decoder, choices=DECODERS)
         check_number("mask_ratio", self.mask_ratio, minimum=0, maximum=0.9)
+        check_tile_size(self.tile_size, size, int(patch[1]))
         self.decoder_channels = check_int_list("decoder_channels", self.decoder_channels, 6)
         odd = [c for c in self.decoder_channels if c > 8 and c % 8]
         if odd and self.decoder == "stable":
@@ -145,7 +153,7 @@ class AnoViT(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = create_encoder(
-            config.encoder, config.image_size, config.pretrained, config.encoder_weights
+            config.encoder, config.network_size, config.pretrained, config.encoder_weights
         )
         mean = self.encoder.pretrained_cfg.get("mean", (0.5, 0.5, 0.5))
         std = self.encoder.pretrained_cfg.get("std", (0.5, 0.5, 0.5))
@@ -205,7 +213,12 @@ class AnoViT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``x`` (B, C, H, W), pixel values in [0, 1], as (B, C, H, W): unbounded for the
-        stable decoder (linear head), in [0, inf) for the paper's (ReLU last). With ``mask_ratio`` > 0:
+        stable decoder (linear head), in [0, inf) for the paper's (ReLU last). A tiled model
+        (``tile_size``) takes single tiles or whole images (:mod:`anovit.models.tiling`)."""
+        return forward_tiled(self.forward_tile, x, self.config.tile_size)
+
+    def forward_tile(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` of images the network's size (``network_size``). With ``mask_ratio`` > 0:
         random patches hidden per image in training mode, :meth:`inpaint` (K passes) in eval mode."""
         if self.config.mask_ratio == 0:
             return self.reconstruct(x)

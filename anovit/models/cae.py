@@ -41,6 +41,7 @@ import torch.nn as nn
 
 from ..utils.errors import ConfigError
 from ..utils.validation import check_in, check_number
+from .tiling import check_tile_size, forward_tiled
 
 
 @dataclass
@@ -50,6 +51,12 @@ class L2CAEConfig:
     image_size: int = 128
     in_channels: int = 3
     latent_dim: int = 100
+    tile_size: int | None = None  # the network's input (px) when it reconstructs image_size px by tiles (tiling)
+
+    @property
+    def network_size(self) -> int:
+        """Side (px) of the images the network itself takes: ``tile_size``, or ``image_size`` untiled."""
+        return self.tile_size or self.image_size
 
     def __post_init__(self) -> None:
         """Check every field where the config is built (ConfigError naming the field)."""
@@ -58,6 +65,7 @@ class L2CAEConfig:
             raise ConfigError(f"field 'image_size' must be a multiple of 16 (four stride-2 stages); got {size}")
         check_in("in_channels", self.in_channels, (1, 3))
         check_number("latent_dim", self.latent_dim, integer=True, minimum=1)
+        check_tile_size(self.tile_size, size, 16)
 
 
 LATENT_BY_KIND = {"texture": 100, "object": 500}  # Bergmann et al. (2019b)
@@ -91,7 +99,7 @@ class L2CAE(nn.Module):
         super().__init__()
         self.config = config
         c, d = config.in_channels, config.latent_dim
-        extra, side = bottleneck_plan(config.image_size)
+        extra, side = bottleneck_plan(config.network_size)
         enc: list[nn.Module] = []
         for _ in range(extra):
             enc += [nn.Conv2d(c if not enc else 32, 32, 4, 2, 1), _act()]
@@ -127,7 +135,12 @@ class L2CAE(nn.Module):
         return self.encoder(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruct ``x`` (B, C, H, W), pixel values in [0, 1]; the output is unbounded (linear layer)."""
+        """Reconstruct ``x`` (B, C, H, W), pixel values in [0, 1]; the output is unbounded (linear layer). A
+        tiled model (``tile_size``) takes single tiles or whole images (:mod:`anovit.models.tiling`)."""
+        return forward_tiled(self.forward_tile, x, self.config.tile_size)
+
+    def forward_tile(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` of images the network's size (``network_size``)."""
         return self.decoder(self.encoder(x))
 
 

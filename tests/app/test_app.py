@@ -392,3 +392,19 @@ def test_gallery_and_heatmaps_pick_the_seed(checkpoints):
     finally:
         for copy in copies:
             shutil.rmtree(copy, ignore_errors=True)
+
+
+def test_attention_page_shows_the_tile_a_tiled_anovit_sees(tmp_path, synthetic_root, monkeypatch):
+    from anovit.training.config import TrainConfig
+    from anovit.training.trainer import train
+
+    config = TrainConfig(dataset="synthetic", category="weave", data_root=str(synthetic_root), model="anovit",
+                         preset="cpu-tiny", model_overrides={"image_size": 64, "tile_size": 32}, epochs=1,
+                         batch_size=4, max_train_images=8)
+    train(config, tmp_path / "checkpoints" / "weave-anovit-tiled")
+    monkeypatch.setenv("ANOVIT_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("ANOVIT_DATA_DIR", str(tmp_path / "data"))
+    at = page("app_pages/6_Attention.py")
+    assert any(c.value.startswith("Tiled model: its encoder sees 32 px tiles of the 64 px image") for c in at.caption)
+    assert len(at.get("plotly_chart")) == 3
+    assert at.number_input[0].label == "Patch row (0-1)"  # the grid of one 32 px tile of 16 px patches

@@ -67,6 +67,15 @@ def test_the_default_preset_is_cpu_default_for_the_cli_and_the_api():
         assert model_config(cli).image_size == PRESETS[model]["cpu-default"]["image_size"]
 
 
+
+def test_anovit_cpu_default_reconstructs_256_px_from_128_px_tiles_and_one_tile_is_untiled():
+    assert (model_config(TrainConfig()).image_size, model_config(TrainConfig()).tile_size) == (256, 128)
+    assert model_config(TrainConfig(model="cae")).tile_size is None
+    small = TrainConfig(model_overrides={"image_size": 128})  # an image no larger than the preset's tile: untiled
+    assert (model_config(small).image_size, model_config(small).tile_size) == (128, None)
+    assert model_config(TrainConfig(model_overrides={"image_size": 384})).tile_size == 128
+
+
 def test_the_older_presets_are_exactly_as_they_were():
     assert {k: v for k, v in PRESETS["anovit"].items() if k != "cpu-default"} == {
         "cpu-tiny": dict(encoder="vit_tiny_patch16_224", image_size=128),
