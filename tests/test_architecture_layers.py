@@ -38,7 +38,7 @@ MODULES: dict[str, tuple[str, ...]] = {
               "anovit.utils.prefetch", "anovit.utils.progress", "anovit.utils.runtime", "anovit.utils.setting_flags", "anovit.utils.settings",
               "anovit.utils.validation"),
     "models": ("anovit.models", "anovit.models.anovit", "anovit.models.attention", "anovit.models.cae",
-               "anovit.models.encoder", "anovit.models.masking"),
+               "anovit.models.encoder", "anovit.models.masking", "anovit.models.tiling"),
     "visualization": ("anovit.visualization", "anovit.visualization.figures", "anovit.visualization.imaging"),
     "data": ("anovit.data", "anovit.data.augment", "anovit.data.check", "anovit.data.check_layouts",
              "anovit.data.check_report", "anovit.data.digits", "anovit.data.download", "anovit.data.folder",
