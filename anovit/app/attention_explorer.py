@@ -116,7 +116,7 @@ def render() -> None:
     fusion = c3.selectbox("Heads", HEAD_FUSIONS, help="How the heads of a layer are combined")
     n_layers = len(model.encoder.blocks)
     layer = c4.select_slider("Layer", [ROLLOUT] + [str(i) for i in range(1, n_layers + 1)], value=ROLLOUT)
-    attn = _attention(str(run.path), weights_mtime(run.path), ref, index, fusion, tuple(int(o) for o in origin))
+    attn = _attention(str(run.path), weights_mtime(run.path), ref, index, fusion, origin)
     patch = int(row) * grid[1] + int(col)
     maps = patch_maps(attn, patch, model.num_prefix_tokens, grid)
     box = patch_box(patch, grid, px)
