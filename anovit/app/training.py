@@ -66,14 +66,16 @@ def make_train_config(
     image_size: int | None = None,
     encoder: str | None = None,
     mask_ratio: float | None = None,
+    tile_size: int | None = None,
     **settings: Any,
 ) -> TrainConfig:
     """The TrainConfig of the form's values; ``settings``: the form's other TrainConfig fields (its
     :func:`~anovit.app.settings_form.form_settings`: epochs, batch size, ...), None keeping TrainConfig's default
     (epochs and lr: the preset's). Flips default to the dataset's rule (no flip that makes a normal image look
     defective); ``pretrained``, ``encoder`` and ``mask_ratio`` only apply to AnoViT (None keeps the preset's);
-    ``image_size`` None keeps the preset's (the paper preset's follows the dataset)."""
-    overrides: dict = {"image_size": int(image_size)} if image_size else {}
+    ``image_size`` and ``tile_size`` None keep the preset's (the paper preset's size follows the dataset; a tile
+    of the image size is untiled)."""
+    overrides: dict = {k: int(v) for k, v in (("image_size", image_size), ("tile_size", tile_size)) if v}
     if model == "anovit":
         overrides.update({k: v for k, v in (("pretrained", pretrained), ("encoder", encoder or None),
                                             ("mask_ratio", mask_ratio)) if v is not None})
@@ -183,7 +185,8 @@ def _form() -> None:
     model = c2.radio("Model", list(MODEL_LABELS), format_func=MODEL_LABELS.get, horizontal=True)
     preset = c2.selectbox(
         "Preset", list(PRESETS[model]), help="cpu-tiny: minutes on a CPU; paper: ViT-B/16 at 384 px, a GPU job; "
-                                             "cpu-tiny-masked: masked-patch inpainting from scratch (beyond the paper)"
+                                             "cpu-tiny-masked: masked-patch inpainting from scratch (beyond the paper); "
+                                             "cpu-default: the best CPU recipe on real photographs (the CLI's default)"
     )
     pretrained = None
     if model == "anovit":
@@ -217,6 +220,19 @@ def _form() -> None:
         except ArgumentTypeError as err:
             c2.error(f"{what} {err}.")
             return
+    # the tile the preset gives this image size (untiled: the image itself); keyed by the size, so it follows it
+    sized = model_config(TrainConfig(dataset=dataset, category=category, model=model, preset=preset,
+                                     model_overrides={"image_size": int(image_size)}))
+    preset_tile = sized.tile_size or sized.image_size
+    tile_size = c2.number_input("Tile size (px)", PATCH_SIZE, sized.image_size, preset_tile, step=PATCH_SIZE,
+                                key=f"tile-{model}-{preset}-{dataset}-{sized.image_size}",
+                                help="the network's input: larger images are reconstructed from overlapping tiles "
+                                     "(AnoViT cpu-default: 128 px tiles); the image size: untiled")
+    try:
+        image_size_arg(str(int(tile_size)))
+    except ArgumentTypeError as err:
+        c2.error(f"Tile size {err}.")
+        return
     settings |= setting_widgets(c3, base, form_settings(TrainConfig, picks=False), model, preset)
     affine = c2.checkbox("Random affine augmentation", value=True)
     rule_h, rule_v, why = flip_rule(dataset, category)
@@ -235,6 +251,7 @@ def _form() -> None:
         image_size=image_size if image_size != resolved.image_size else None,
         encoder=encoder if model == "anovit" and encoder != resolved.encoder else None,
         mask_ratio=mask_ratio if model == "anovit" and mask_ratio != resolved.mask_ratio else None,
+        tile_size=tile_size if tile_size != preset_tile else None,
         **settings,
     )
     suggested = unique_run_dir(default_checkpoint_dir(), config.run_name()).name

@@ -17,7 +17,8 @@ from ..models import SIGMA_SOURCE
 from ..utils.progress import TerminalBar
 from ..utils.setting_flags import add_setting_args, settings_from_args
 from ..utils.settings import format_settings, setting_values
-from ..utils.validation import add_scoring_precision_arg, add_size_args, arg_type, non_negative_float, positive_int
+from ..utils.validation import (add_scoring_precision_arg, add_size_args, arg_type, image_size_arg, non_negative_float,
+                                positive_int)
 
 DATA_SETTINGS = ("dataset", "data_root", "category")  # the settings evaluate may change: the test split it scores
 
@@ -25,6 +26,8 @@ DATA_SETTINGS = ("dataset", "data_root", "category")  # the settings evaluate ma
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     """train's flags of the model config fields a run changes from its preset's (TrainConfig.model_overrides)."""
     add_size_args(p)
+    p.add_argument("--tile-size", type=image_size_arg, help="the network's input in px; larger images are reconstructed "
+                   "from overlapping tiles of it (default: the preset's, AnoViT cpu-default 128; the image size: untiled)")
     p.add_argument("--no-pretrained", action="store_true", help="AnoViT: random encoder init even for the paper preset")
     p.add_argument("--encoder-weights", help="AnoViT: local encoder weights file (safetensors or timm checkpoint)")
     p.add_argument("--decoder", choices=("stable", "paper"), help="AnoViT decoder: stable (GroupNorm, conv head; "
@@ -116,6 +119,8 @@ def _train_config(args: argparse.Namespace) -> Any:
     from ..training.config import TrainConfig
 
     overrides: dict[str, Any] = size_overrides(args, args.model)
+    if args.tile_size:
+        overrides["tile_size"] = args.tile_size
     if args.model == "anovit":
         if args.no_pretrained:
             overrides["pretrained"] = False

@@ -86,6 +86,22 @@ def test_home_first_step_starts_the_suggested_job(checkpoints, monkeypatch):
     assert (started[1][0].model, started[0][0].epochs, started[1][0].epochs) == ("cae", 5, 25)
 
 
+def test_train_page_tile_size_follows_the_preset_and_the_image_size(checkpoints, monkeypatch):
+    started = []
+    monkeypatch.setattr("anovit.app.training.start_job", lambda config, run_dir: started.append(config))
+    at = page("app_pages/1_Train.py")
+    next(s for s in at.selectbox if s.label == "Preset").set_value("cpu-default").run()
+    size = next(n for n in at.number_input if n.label == "Image size (px)")
+    assert (size.value, next(n for n in at.number_input if n.label == "Tile size (px)").value) == (384, 128)
+    size.set_value(128).run()  # no larger than the preset's tile: untiled, the field shows the image itself
+    assert next(n for n in at.number_input if n.label == "Tile size (px)").value == 128
+    next(n for n in at.number_input if n.label == "Image size (px)").set_value(256).run()
+    next(n for n in at.number_input if n.label == "Tile size (px)").set_value(64).run()
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert started[-1].model_overrides == {"image_size": 256, "tile_size": 64, "pretrained": False}
+
+
 def test_train_page_runs_a_tiny_job_to_completion(checkpoints, synthetic_root):
     at = page("app_pages/1_Train.py")
     at.text_input[0].input(str(synthetic_root)).run()

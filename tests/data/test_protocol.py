@@ -46,8 +46,17 @@ def test_image_size_and_encoder_override_the_preset(capsys):
     assert cae["model"] == {"model_type": "cae", "image_size": 128, "in_channels": 3, "latent_dim": 500, "tile_size": None}
 
 
+def test_tile_size_overrides_the_preset_and_a_tile_larger_than_the_image_is_refused(capsys):
+    assert _print_config(capsys, "--dataset", "synthetic", "--tile-size", "64")["model"]["tile_size"] == 64
+    untiled = _print_config(capsys, "--dataset", "synthetic", "--image-size", "256", "--tile-size", "256")["model"]
+    assert (untiled["image_size"], untiled["tile_size"]) == (256, 256)  # one tile: reconstructed whole
+    assert main(["train", "--dataset", "synthetic", "--image-size", "128", "--tile-size", "192", "--print-config"]) != 0
+    assert "field 'tile_size'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, message", [(["--image-size", "100"], "multiple of 16"),
-                                           (["--encoder", "resnet50"], "timm ViT or DeiT model name")])
+                                           (["--encoder", "resnet50"], "timm ViT or DeiT model name"),
+                                           (["--tile-size", "100"], "multiple of 16")])
 def test_bad_size_or_encoder_is_one_sentence(capsys, args, message):
     with pytest.raises(SystemExit) as exit_:
         main(["train", *args, "--print-config"])

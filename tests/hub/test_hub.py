@@ -324,6 +324,15 @@ def test_model_card_says_which_decoder_the_run_used(decoder, says):
     assert says in card
 
 
+
+@pytest.mark.parametrize("tile_size", [128, None])
+def test_model_card_names_the_tiling_of_a_tiled_run_only(tile_size):
+    config = {"model_type": "cae", "image_size": 384, "latent_dim": 500, "tile_size": tile_size}
+    card = render_model_card(config, {"preset": "cpu-default", "dataset": "mvtec", "category": "bottle"}, {})
+    assert ("| tiling | the network takes 128 × 128 px tiles" in card) == (tile_size is not None)
+    assert "384 × 384 px" in card
+
+
 # ---------------------------------------------------------------- Detector: the Hugging Face conventions
 
 
