@@ -44,16 +44,19 @@ SETS = {  # name -> (data root, category)
     "metal_plate": (DATA / "validation" / "mpdd", "metal_plate"),
     "pcb": (DATA / "validation" / "deeppcb", "pcb"),
 }
-_UNTILED = dict(model_overrides={"image_size": 128}, sigma=4.0)  # cpu-default before stop 32: one 128 px tile
+# AnoViT cpu-default's image score before stop 33 (the top 5 % minus the mean; the l2-CAE's still)
+_STOP32_SCORING = dict(image_calibration="mean", pooling_top_percent=5.0)
+_UNTILED = dict(model_overrides={"image_size": 128}, sigma=4.0, **_STOP32_SCORING)  # before stop 32: one 128 px tile
 # recipe -> TrainConfig fields (dataset "mvtec"; data_root, category and seed are added per run).
 # "*-paper": the paper's recipe at tiny size (AnoViT cpu-tiny, 10 epochs) and Bergmann et al.'s l2-CAE;
 # "*-default": what `python -m anovit train` gives without --preset; the rest are the screened candidates.
 RECIPES: dict[str, dict[str, Any]] = {
     "anovit-paper": dict(model="anovit", preset="cpu-tiny"),
     "cae-paper": dict(model="cae", preset="cpu-tiny"),
-    "anovit-default": dict(model="anovit", preset="cpu-default"),  # tiled since stop 32 (256 px, 128 px tiles)
+    "anovit-default": dict(model="anovit", preset="cpu-default"),  # 128 px tiles of 256 px images (stop 32), 384 px (33)
     "cae-default": dict(model="cae", preset="cpu-default"),  # re-trained at stop 31 (seeds 0-2)
-    # the candidates below pin what they ran where cpu-default has changed since (128 px untiled, sigma 4 px):
+    # the candidates below pin what they ran where cpu-default has changed since (128 px untiled, sigma 4 px, the
+    # image score of stop 31):
     # the stop-31 default (AnoViT cpu-default until tiling replaced it at stop 32)
     "anovit-stop31": dict(model="anovit", preset="cpu-default", **_UNTILED),
     # AnoViT cpu-default's budget, screened on seed 0 (stop 30): the former default's 10 epochs, 30 epochs, and
@@ -69,6 +72,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     # the l2-CAE in AnoViT's tiles (stop 32): 256 px images from 128 px tiles, sigma 8 px
     "cae-tiled": dict(model="cae", preset="cpu-default", model_overrides={"image_size": 256, "tile_size": 128},
                       sigma=8.0),
+    # the stop-32 default (256 px images in 128 px tiles, sigma 8 px); stop 33's 384 px images were screened on seed 0
+    # at sigma 8 / 12 / 16 px (README) as "anovit-s384", whose runs became anovit-default's
+    "anovit-stop32": dict(model="anovit", preset="cpu-default", model_overrides={"image_size": 256}, sigma=8.0,
+                          **_STOP32_SCORING),
 }
 # re-scorings of a trained run: name -> (score function, None: the run's; sigma: a factor on the run's
 # sigma (float) or an absolute sigma in px (str))
@@ -81,9 +88,11 @@ LAMBDAS = (0.0, 0.25, 0.5, 0.75)
 CURVE_SET, CURVE_N, CURVE_DRAWS = "capsules", (2, 4, 8, 16, 32, 54), 5
 OUTPUT = RESULTS / "validation_sets.json"
 # the score function (a re-scoring, SCORINGS), the calibration of the image score's map, its pooling and the pixel
-# map's calibration chosen by the study (mean over the sets and seeds; see the README), for both models. Stop 31:
-# from the l2 map standardised (sigma4 / standardise) to l2-ssim / mean, cpu-default's scoring (anovit.models).
-CHOSEN = {"scoring": "l2-ssim", "image": "mean", "pooling": "top5%", "pixel": "none"}
+# map's calibration chosen by the study (mean over the sets and seeds; see the README), per model: cpu-default's
+# scoring (anovit.models). Stop 31: from the l2 map standardised (sigma4 / standardise) to l2-ssim / mean / top 5 %
+# (both models); stop 33: AnoViT's image score to shrunk 0.5 / top 1 % (re-studied on its 384 px runs).
+CHOSEN = {"anovit": {"scoring": "l2-ssim", "image": "shrunk0.5", "pooling": "top1%", "pixel": "none"},
+          "cae": {"scoring": "l2-ssim", "image": "mean", "pooling": "top5%", "pixel": "none"}}
 
 
 # ---------------------------------------------------------------- stage 1 + 2: train, product scoring
@@ -284,18 +293,19 @@ def study_summary(runs: list[dict], runs_root: Path, scorings: list[str]) -> dic
 
 
 def chosen_rows(runs: list[dict], runs_root: Path) -> list[dict]:
-    """The runs as the chosen score, calibration and pooling (CHOSEN) score them, from the maps cache: per run
-    ``image_auroc`` / ``pixel_auroc`` replaced (the product scoring kept as ``raw_*``)."""
+    """The runs as their model's chosen score, calibration and pooling (CHOSEN) score them, from the maps cache:
+    per run ``image_auroc`` / ``pixel_auroc`` replaced (the product scoring kept as ``raw_*``)."""
     from anovit.evaluation.metrics import image_auroc, pixel_auroc
 
     out = []
     for r in runs:
-        data = np.load(dump_maps(runs_root / r["run"], CHOSEN["scoring"]))
+        chosen = CHOSEN[r["model"]]
+        data = np.load(dump_maps(runs_root / r["run"], chosen["scoring"]))
         val, test = data["val"], data["test"]
-        image_maps = calibrate(val, test, *_variant(CHOSEN["image"]))
-        pixel_maps = calibrate(val, test, *_variant(CHOSEN["pixel"]))
+        image_maps = calibrate(val, test, *_variant(chosen["image"]))
+        pixel_maps = calibrate(val, test, *_variant(chosen["pixel"]))
         out.append({**r, "raw_image_auroc": r["image_auroc"], "raw_pixel_auroc": r["pixel_auroc"],
-                    "image_auroc": image_auroc(pool(image_maps, POOLINGS[CHOSEN["pooling"]]), data["labels"]),
+                    "image_auroc": image_auroc(pool(image_maps, POOLINGS[chosen["pooling"]]), data["labels"]),
                     "pixel_auroc": pixel_auroc(pixel_maps, data["masks"])})
     return out
 
@@ -307,8 +317,8 @@ def _variant(name: str) -> tuple[str, float]:
 def plot_curve(curves: dict[str, list[dict]], scorings: dict[str, str], path: Path) -> None:
     """An HTML plotly figure of image and pixel AUROC vs the number of calibration images (``curves``:
     recipe -> rows of :func:`calibration_curve`; ``scorings``: recipe -> the score function of its maps, l2 where
-    none is recorded), for the default's calibration and pooling (minus the mean, top 5 %), the standardised and
-    shrunk 0.5 maps and the raw map for reference."""
+    none is recorded), for the defaults' image scores (AnoViT: shrunk 0.5, top 1 %; the l2-CAE: minus the mean,
+    top 5 %), the standardised map and the raw map for reference."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -398,11 +408,12 @@ def main() -> None:
         out["study"] = {**old.get("study", {}), **study_summary(chosen, runs_root, args.scorings.split(","))}
         for recipe in recipes if args.curve else ():
             # on the maps of the chosen score function (stop 31; the curves made before were of l2 maps)
-            paths = [dump_maps(runs_root / r["run"], CHOSEN["scoring"]) for r in chosen
+            scoring = CHOSEN[RECIPES[recipe]["model"]]["scoring"]
+            paths = [dump_maps(runs_root / r["run"], scoring) for r in chosen
                      if r["set"] == CURVE_SET and r["recipe"] == recipe]
             if paths:
                 out.setdefault("calibration_curve", {})[recipe] = calibration_curve(paths)
-                out.setdefault("calibration_curve_scoring", {})[recipe] = CHOSEN["scoring"]
+                out.setdefault("calibration_curve_scoring", {})[recipe] = scoring
         if args.curve and out.get("calibration_curve") and not tmp:
             plot_curve(out["calibration_curve"], out.get("calibration_curve_scoring", {}),
                        ROOT / "docs" / "calibration_curve.html")
@@ -410,7 +421,8 @@ def main() -> None:
         out["chosen"] = CHOSEN
         # the recipes studied now; the other recipes' rows as studied before (their run folders may be gone)
         out["summary_chosen"] = ([r for r in old.get("summary_chosen", []) if r["recipe"] not in recipes]
-                                 + summarise(chosen_rows(chosen, runs_root)))
+                                 + [{**row, "chosen": CHOSEN[RECIPES[row["recipe"]]["model"]]}
+                                    for row in summarise(chosen_rows(chosen, runs_root))])
         print("calibrated as chosen:", CHOSEN)
         print_table(out["summary_chosen"])
         print("product scoring (each recipe's own: its preset's sigma, score function, calibration and pooling):")

@@ -132,7 +132,8 @@ def render() -> None:
     verdict = result["decision"]
     c1, c2, c3 = st.columns(3)
     pooled = "max of the map, eq. 7" if detector.pooling == "max" else f"mean of the map's top {detector.top_percent:g} %"
-    calibrated = "" if detector.calibration.image == "none" else f", {detector.calibration.image} map"
+    image_map = detector.calibration.fitted(detector.calibration.image)  # what a small class's images could fit
+    calibrated = "" if image_map == "none" else f", {image_map} map"
     c1.metric(f"Anomaly score ({pooled}{calibrated})", f"{result['score']:.4g}")
     c2.metric(
         "Threshold (validation)",

@@ -1,6 +1,6 @@
 """Tiled reconstruction: a network of ``tile_size`` px reconstructs larger images tile by tile.
 
-A model whose config sets ``tile_size`` below its ``image_size`` (cpu-default: 128 px tiles of 256 px
+A model whose config sets ``tile_size`` below its ``image_size`` (cpu-default: 128 px tiles of 384 px
 images) trains on one random ``tile_size`` crop per augmented image (:func:`random_tiles`) and
 reconstructs a whole image from overlapping tiles (:func:`tiled_reconstruction`): the tiles start every
 half tile (the last flush with the far edge), and each pixel is the average of the tiles covering it,

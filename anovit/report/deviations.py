@@ -67,7 +67,7 @@ DEVIATIONS: tuple[Deviation, ...] = (
     Deviation("image size", "224 px for MNIST and CIFAR-10, 384 px for MVTec AD (sec. 4.1)",
               "the paper preset follows the dataset (224 px + vit_base_patch16_224 for the one-class sets, "
               "384 px + vit_base_patch16_384 otherwise); the cpu-* presets run 128 or 224 px (AnoViT "
-              "cpu-default: 256 px images in 128 px tiles)",
+              "cpu-default: 384 px images in 128 px tiles)",
               "CPU-sized presets; `--image-size` and `--encoder` override"),
     Deviation("precision", "not stated", "bf16 autocast where the hardware supports it (`--no-bf16`: float32), "
               "recorded with the run and used by every later scoring of it; losses and maps in float32",

@@ -32,7 +32,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..runs import checkpoint as ckpt
-from .calibration import MIN_IMAGES, Calibration, fit_statistics, leave_one_out
+from .calibration import MIN_IMAGES, Calibration, fit_statistics, fitting_variant, leave_one_out
 from ..utils.errors import AnovitError
 from ..utils.prefetch import prefetch
 from ..data.items import ImageBatch
@@ -102,7 +102,7 @@ class Detector:
         self.pooling, self.top_percent = check_pooling(pooling, top_percent)
         self.threshold = threshold
         self.precision_note: str | None = None  # set by from_run where the run's precision cannot be used
-        self.calibration_note: str | None = None  # set by fit_threshold where too few images fall back to the raw map
+        self.calibration_note: str | None = None  # set by fit_threshold where too few images fall back (fitting_variant)
         self.validation_scores_: np.ndarray | None = None  # set by fit_threshold (leave-one-out where calibrated)
         self.validation_paths_: list[str] | None = None  # the images they came from
         self.stored_differs_: list[str] = []  # set by load_stored_fit
@@ -244,7 +244,9 @@ class Detector:
         all their anomaly scores (:func:`threshold_above`), each image's score calibrated without its own
         map (:func:`anovit.scoring.calibration.leave_one_out`). Keeps the scores in ``validation_scores_`` and the
         image paths in ``validation_paths_``. Returns self. Too few images for the calibration (fewer than
-        :data:`~anovit.scoring.calibration.MIN_IMAGES`): the raw map for both purposes, said in ``calibration_note``."""
+        :data:`~anovit.scoring.calibration.MIN_IMAGES`): each purpose falls back to what they can fit
+        (:func:`~anovit.scoring.calibration.fitting_variant`: minus the mean, else the raw map), said in
+        ``calibration_note``."""
         if isinstance(validation, torch.Tensor):
             raw, paths = self.raw_maps(validation)[1].cpu(), [f"image {i}" for i in range(len(validation))]
         else:
@@ -258,15 +260,17 @@ class Detector:
                     progress(done, len(validation))
             raw = torch.cat(raw_batches) if raw_batches else torch.empty(0, self.image_size, self.image_size)
         calibration = self.calibration
-        needed = max(MIN_IMAGES[calibration.image], MIN_IMAGES[calibration.pixel])
-        if calibration.needs_statistics and len(raw) < needed:  # a small class still scores: with the raw map
-            self.calibration_note = (f"{len(raw)} normal validation image(s) are too few for the {calibration.image!r} / "
-                                     f"{calibration.pixel!r} calibration (at least {needed}): scored with the raw map "
-                                     f"(a larger --val-fraction calibrates)")
-            calibration = self.calibration = Calibration(shrinkage=calibration.shrinkage)
-        if calibration.needs_statistics:
-            self.calibration = calibration.with_statistics(fit_statistics(raw))
-        loo = leave_one_out(raw, calibration.image, calibration.shrinkage)
+        if calibration.needs_statistics:  # a small class still scores: with what its images can fit
+            fits = tuple(fitting_variant(v, len(raw)) for v in (calibration.image, calibration.pixel))
+            if fits != (calibration.image, calibration.pixel):
+                self.calibration_note = (
+                    f"{len(raw)} normal validation image(s) are too few for the {calibration.image!r} / "
+                    f"{calibration.pixel!r} calibration (at least "
+                    f"{max(MIN_IMAGES[calibration.image], MIN_IMAGES[calibration.pixel])}): scored with "
+                    f"{fits[0]!r} / {fits[1]!r} (a larger --val-fraction calibrates)")
+            calibration = self.calibration = (calibration.with_statistics(fit_statistics(raw)) if fits != ("none", "none")
+                                              else Calibration(shrinkage=calibration.shrinkage))
+        loo = leave_one_out(raw, calibration.fitted(calibration.image), calibration.shrinkage)
         scores = pooled_score(loo, self.pooling, self.top_percent)
         self.validation_scores_, self.validation_paths_ = scores.numpy(), paths
         self.threshold, self.threshold_source_ = threshold_above(self.validation_scores_), "fitted"

@@ -96,7 +96,7 @@ def _val_loss(model: nn.Module, loader: DataLoader, device: torch.device, bf16: 
               par: Parallel = SINGLE) -> float:
     """Mean training loss (``loss``: the run's) per image over ``loader`` (over every process's share
     under torchrun). A tiled model's is over one random tile per image, the same tiles every epoch (a whole
-    image costs nine tiles at 256 px in 128 px tiles: too slow to repeat every epoch)."""
+    image costs 25 tiles at 384 px in 128 px tiles: too slow to repeat every epoch)."""
     model.eval()
     total, count = 0.0, 0
     tile, tiles_rng = model.config.tile_size, torch.Generator().manual_seed(0)

@@ -67,7 +67,7 @@ def test_sigma_scales_with_the_image_size_and_is_stored():
     assert [default_sigma(s) for s in (128, 224, 256, 384)] == [2.0, 3.5, 4.0, 6.0]
     assert TrainConfig(preset="cpu-tiny").sigma == 2.0  # 128 px
     assert TrainConfig(preset="cpu-tiny", model_overrides={"image_size": 384}).sigma == 6.0
-    assert TrainConfig().sigma == 8.0  # AnoViT cpu-default (256 px in tiles): chosen on the validation sets (issue 23)
+    assert TrainConfig().sigma == 8.0  # AnoViT cpu-default (384 px in tiles): chosen on the validation sets (issue 23)
     assert TrainConfig(model="cae").sigma == 4.0  # the l2-CAE's cpu-default (128 px)
     assert TrainConfig(sigma=5.0).sigma == 5.0
 

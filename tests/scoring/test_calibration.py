@@ -13,7 +13,7 @@ import torch
 
 from anovit.runs import checkpoint as ckpt
 from anovit.scoring.calibration import (CALIBRATIONS, VARIANCE_FLOOR, Calibration, CalibrationError, affine,
-                                fit_statistics, leave_one_out)
+                                fit_statistics, fitting_variant, leave_one_out)
 from anovit.data import get_dataset, train_val_datasets
 from anovit.scoring.detector import Detector
 from anovit.evaluation.evaluate import evaluate_run
@@ -191,17 +191,40 @@ def test_runs_without_a_stored_fit_score_as_before(trained_runs, synthetic_root,
     assert not (run / ckpt.THRESHOLD).exists()  # loading writes nothing
 
 
-def test_too_few_validation_images_score_with_the_raw_map_and_say_so(trained_runs, synthetic_root):
-    """A small class still scores: two held-out normals cannot fit a leave-one-out 'standardise' threshold."""
-    detector = Detector.from_run(trained_runs / "weave-cae", device="cpu", bf16=False,
-                                 image_calibration="standardise", pooling="topk")
+def test_each_calibration_falls_back_to_what_the_images_can_fit():
+    assert [fitting_variant("shrunk", n) for n in (0, 1, 2, 3)] == ["none", "none", "mean", "shrunk"]
+    assert [fitting_variant("mean", n) for n in (1, 2)] == ["none", "mean"] and fitting_variant("none", 0) == "none"
+    with pytest.raises(ValueError, match="calibration must be one of"):
+        fitting_variant("zscore", 5)
+    # statistics of two images (as stored by a small class's run and read back) apply minus the mean for a spread
+    two = fit_statistics(torch.rand(2, 4, 4))
+    for variant in ("standardise", "shrunk"):
+        calibration = Calibration(variant, variant, statistics=two)
+        offset, scale = calibration.transform(variant)
+        assert torch.equal(offset, two.mean) and torch.equal(scale, torch.ones(4, 4))
+    assert Calibration("shrunk").fitted("shrunk") == "shrunk"  # not fitted yet: as asked
+
+
+def test_too_few_validation_images_score_with_what_they_can_fit_and_say_so(trained_runs, synthetic_root):
+    """A small class still scores: two held-out normals cannot fit a leave-one-out spread ('standardise'), so
+    the image score takes the map minus their mean; one normal image fits nothing: the raw map."""
     test = get_dataset("synthetic", "test", category="weave", image_size=128, root=synthetic_root)
     two = torch.stack([test[i]["image"] for i in (0, 1)])
-    detector.fit_threshold(two)
-    assert detector.calibration == Calibration() and detector.pooling == "topk"
-    assert "2 normal validation image(s) are too few for the 'standardise'" in detector.calibration_note
+    detector = Detector.from_run(trained_runs / "weave-cae", device="cpu", bf16=False,
+                                 image_calibration="standardise", pooling="topk").fit_threshold(two)
+    assert detector.calibration.statistics.n_images == 2 and detector.pooling == "topk"
+    assert [detector.calibration.fitted(v) for v in ("standardise", "shrunk", "mean")] == ["mean"] * 3
+    assert "2 normal validation image(s) are too few for the 'standardise' / 'none' calibration (at least 3): " \
+           "scored with 'mean' / 'none'" in detector.calibration_note
+    as_mean = Detector.from_run(trained_runs / "weave-cae", device="cpu", bf16=False, image_calibration="mean",
+                                pooling="topk").fit_threshold(two)
+    assert as_mean.calibration_note is None or "too few" not in as_mean.calibration_note
+    assert torch.equal(detector.score(two), as_mean.score(two)) and detector.threshold == as_mean.threshold
+    one = Detector.from_run(trained_runs / "weave-cae", device="cpu", bf16=False, image_calibration="standardise",
+                            pooling="topk").fit_threshold(two[:1])
+    assert one.calibration == Calibration() and "scored with 'none' / 'none'" in one.calibration_note
     raw = Detector.from_run(trained_runs / "weave-cae", device="cpu", bf16=False, pooling="topk")
-    assert torch.equal(detector.score(two), raw.score(two))  # exactly the raw map's pooled score
+    assert torch.equal(one.score(two), raw.score(two))  # exactly the raw map's pooled score
 
 
 @pytest.mark.parametrize("variants", [("standardise", "mean", "topk"), ("shrunk", "none", "max")])

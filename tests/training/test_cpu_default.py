@@ -68,12 +68,22 @@ def test_the_default_preset_is_cpu_default_for_the_cli_and_the_api():
 
 
 
-def test_anovit_cpu_default_reconstructs_256_px_from_128_px_tiles_and_one_tile_is_untiled():
-    assert (model_config(TrainConfig()).image_size, model_config(TrainConfig()).tile_size) == (256, 128)
+def test_the_default_scores_as_the_validation_study_chose_per_model():
+    """AnoViT: the top 1 % of the map standardised with the spread shrunk halfway (stop 33, its 384 px runs);
+    the l2-CAE: the top 5 % minus the mean (stop 31); both on the l2-ssim map with the raw map per pixel."""
+    scoring = lambda c: (c.score, c.image_calibration, c.calibration_shrinkage, c.pooling, c.pooling_top_percent,
+                         c.pixel_calibration)
+    assert scoring(TrainConfig()) == ("l2-ssim", "shrunk", 0.5, "topk", 1.0, "none")
+    assert scoring(TrainConfig(model="cae"))[:5] == ("l2-ssim", "mean", 0.5, "topk", 5.0)
+    assert scoring(TrainConfig(preset="cpu-tiny"))[1:4] == ("none", 0.5, "max")  # the paper's eq. (7), unchanged
+
+
+def test_anovit_cpu_default_reconstructs_384_px_from_128_px_tiles_and_one_tile_is_untiled():
+    assert (model_config(TrainConfig()).image_size, model_config(TrainConfig()).tile_size) == (384, 128)
     assert model_config(TrainConfig(model="cae")).tile_size is None
     small = TrainConfig(model_overrides={"image_size": 128})  # an image no larger than the preset's tile: untiled
     assert (model_config(small).image_size, model_config(small).tile_size) == (128, None)
-    assert model_config(TrainConfig(model_overrides={"image_size": 384})).tile_size == 128
+    assert model_config(TrainConfig(model_overrides={"image_size": 256})).tile_size == 128
 
 
 def test_the_older_presets_are_exactly_as_they_were():
