@@ -132,9 +132,9 @@ _CPU_DEFAULT_SIGMA = 2 * default_sigma(PRESETS["cae"]["cpu-default"]["image_size
 # 0.97 vs 0.98; pixel: cookies 0.78 vs 0.83, PCB 0.91 vs 0.86); benchmarks/validation_sets.py, the 256 px default as
 # anovit-stop32.
 _ANOVIT_DEFAULT_SIGMA = 8.0
-# The scoring of cpu-default (the l2-CAE since stop 31, AnoViT from stop 31 to 32): the l2-ssim map (per pixel the geometric mean of the
-# locally averaged l2 map and 1 - SSIM); the image score pools its top 5 % minus the per-pixel mean of the held-out
-# normal validation maps, the pixel map stays raw. Chosen by re-scoring the runs of seeds 0-2 on the four
+# The scoring of cpu-default (the l2-CAE since stop 31, AnoViT from stop 31 to 32): the l2-ssim map (per pixel the
+# geometric mean of the locally averaged l2 map and 1 - SSIM); the image score pools its top 5 % minus the
+# per-pixel mean of the held-out normal validation maps, the pixel map stays raw. Chosen by re-scoring the runs of seeds 0-2 on the four
 # validation sets (benchmarks/validation_sets.py --study; score l2 / ssim / msgms / l2-ssim x calibration none /
 # mean / standardise / shrunk 0.25-0.75 x top 0.1 / 1 / 5 / 10 %): AnoViT mean image / pixel AUROC 0.793 / 0.872
 # vs 0.776 / 0.875 for stop 30's l2 map standardised (capsules 0.770 vs 0.724; the ssim map alone 0.795 / 0.789;

@@ -45,10 +45,10 @@ MIN_IMAGES = {"none": 0, "mean": 2, "standardise": 3, "shrunk": 3}
 def fitting_variant(variant: str, n_images: int) -> str:
     """The calibration ``n_images`` normal validation images can fit for ``variant``: itself when there are at
     least MIN_IMAGES[variant], else minus the mean ("mean", 2 images; a spread needs 3), else the raw map
-    ("none"). On the AnoViT default's maps (the four validation sets, seeds 0-2, 2 calibration images drawn 5
-    times, top 1 %): mean image AUROC 0.850 minus the mean vs 0.738 raw (cookies 0.889 vs 0.462); with 3 images
-    shrunk 0.5 and minus the mean both 0.854, with all 0.865 and 0.856; on the maps cached by
-    benchmarks/validation_sets.py --study)."""
+    ("none"). On the AnoViT default's maps cached by ``benchmarks/validation_sets.py --study`` (the four
+    validation sets, seeds 0-2, 2 calibration images drawn 5 times, top 1 %): mean image AUROC 0.850 minus the
+    mean vs 0.738 raw (cookies 0.889 vs 0.462); with 3 images shrunk 0.5 and minus the mean both 0.854, with all
+    0.865 and 0.856."""
     if n_images >= MIN_IMAGES[check_calibration(variant)]:
         return variant
     return "mean" if n_images >= MIN_IMAGES["mean"] else "none"
