@@ -218,7 +218,7 @@ def test_too_few_validation_images_score_with_what_they_can_fit_and_say_so(train
            "scored with 'mean' / 'none'" in detector.calibration_note
     as_mean = Detector.from_run(trained_runs / "weave-cae", device="cpu", bf16=False, image_calibration="mean",
                                 pooling="topk").fit_threshold(two)
-    assert as_mean.calibration_note is None or "too few" not in as_mean.calibration_note
+    assert as_mean.calibration_note is None  # two images fit "mean" itself
     assert torch.equal(detector.score(two), as_mean.score(two)) and detector.threshold == as_mean.threshold
     one = Detector.from_run(trained_runs / "weave-cae", device="cpu", bf16=False, image_calibration="standardise",
                             pooling="topk").fit_threshold(two[:1])
